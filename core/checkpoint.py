@@ -1,0 +1,144 @@
+"""Atomic, self-describing checkpoints.
+
+Written to a temporary file in the same folder, flushed and fsynced, then ``os.replace``d onto
+the final name, so no partial file ever carries a final name. Loaded with
+``torch.load(weights_only=True)`` only: a file that would need arbitrary unpickling is refused.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import pickle
+import platform
+import re
+import zipfile
+from pathlib import Path
+from typing import Any
+
+import torch
+
+import core
+
+FORMAT_VERSION = 1
+"""Bumped when the checkpoint layout changes incompatibly."""
+TMP_PREFIX = ".tmp-"
+"""Temporary files start with this; stale ones are removed by :func:`clean_stale`."""
+
+
+class CheckpointError(RuntimeError):
+    """A checkpoint cannot be saved or loaded. ``str(err)`` is one line."""
+
+
+def versions() -> dict:
+    """Library versions recorded in each checkpoint."""
+    return {"tui_train": core.__version__, "torch": torch.__version__, "python": platform.python_version()}
+
+
+def save_atomic(payload: dict, path: Path) -> Path:
+    """Serialize ``payload`` with torch.save into ``path`` atomically. Returns the path."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.parent / f"{TMP_PREFIX}{path.name}.{os.getpid()}"
+    try:
+        with open(tmp, "wb") as f:
+            torch.save(payload, f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+        _fsync_dir(path.parent)
+    except BaseException:
+        # A full disk makes torch.save raise RuntimeError, not OSError (STYLE.md, known traps).
+        try:
+            tmp.unlink()
+        except FileNotFoundError:
+            pass
+        raise
+    return path
+
+
+def _fsync_dir(folder: Path) -> None:
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def clean_stale(folder: Path) -> list[Path]:
+    """Remove temporary files left by an interrupted save. Returns what was removed."""
+    removed = []
+    folder = Path(folder)
+    if folder.is_dir():
+        for p in folder.glob(f"{TMP_PREFIX}*"):
+            try:
+                p.unlink()
+                removed.append(p)
+            except OSError:
+                pass
+    return removed
+
+
+def load(path: Path, map_location: Any = "cpu") -> dict:
+    """Load a checkpoint safely (weights_only). Raises CheckpointError with a one-line reason."""
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"{path}: no such checkpoint file")
+    try:
+        payload = torch.load(path, map_location=map_location, weights_only=True)
+    except pickle.UnpicklingError as e:
+        first = str(e).strip().splitlines()[0] if str(e).strip() else "unsupported content"
+        raise CheckpointError(f"{path}: refused: it needs arbitrary unpickling, which could run code ({first[:200]})") from None
+    except (RuntimeError, EOFError, zipfile.BadZipFile, OSError, ValueError) as e:
+        msg = str(e).strip().splitlines()[0] if str(e).strip() else e.__class__.__name__
+        raise CheckpointError(f"{path}: corrupt or truncated checkpoint ({msg[:200]})") from None
+    if not isinstance(payload, dict) or "model" not in payload:
+        raise CheckpointError(f"{path}: not a tui-train checkpoint (no 'model' entry)")
+    fv = payload.get("format_version")
+    if fv is not None and fv > FORMAT_VERSION:
+        raise CheckpointError(f"{path}: written by a newer tui-train (format {fv}, this one reads {FORMAT_VERSION})")
+    return payload
+
+
+def load_model_state(model: torch.nn.Module, state: dict, source: Path | str) -> None:
+    """Load weights, turning shape/key mismatches into one line naming the parameter."""
+    own = model.state_dict()
+    missing = [k for k in own if k not in state]
+    unexpected = [k for k in state if k not in own]
+    if missing or unexpected:
+        parts = []
+        if missing:
+            parts.append(f"missing {', '.join(missing[:3])}{'...' if len(missing) > 3 else ''}")
+        if unexpected:
+            parts.append(f"unexpected {', '.join(unexpected[:3])}{'...' if len(unexpected) > 3 else ''}")
+        raise CheckpointError(f"{source}: incompatible with this model ({'; '.join(parts)})")
+    for k, v in state.items():
+        if tuple(own[k].shape) != tuple(v.shape):
+            raise CheckpointError(f"{source}: incompatible with this model: {k} has shape {tuple(v.shape)} in the checkpoint, {tuple(own[k].shape)} in the model")
+    model.load_state_dict(state)
+
+
+def checkpoint_name(step: int, reason: str) -> str:
+    """File name for a checkpoint: ``step-000123-manual.pt`` (best/last have fixed names)."""
+    if reason in ("best", "last"):
+        return f"{reason}.pt"
+    return f"step-{step:08d}-{re.sub(r'[^a-z0-9_]+', '_', reason.lower())}.pt"
+
+
+def newest(folder: Path) -> Path | None:
+    """The most recently written complete checkpoint in ``folder``."""
+    folder = Path(folder)
+    files = [p for p in folder.glob("*.pt") if not p.name.startswith(TMP_PREFIX)]
+    return max(files, key=lambda p: p.stat().st_mtime_ns, default=None)
+
+
+def to_bytes(payload: dict) -> bytes:
+    """Serialize a payload in memory (used to measure size and in tests)."""
+    buf = io.BytesIO()
+    torch.save(payload, buf)
+    return buf.getvalue()

@@ -1,0 +1,79 @@
+"""Commands the UI submits to the engine (imperative nouns, frozen, plain values).
+
+They travel through the Trainer's thread-safe queue and apply at the next step boundary; each one
+is acknowledged by a :class:`core.events.CommandApplied` or :class:`core.events.CommandRejected`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+LIVE_HYPERPARAMETERS = ("momentum", "weight_decay", "grad_clip", "patience")
+"""Names accepted by :class:`SetHyperparameter` (the learning rate has its own command)."""
+
+
+@dataclass(frozen=True)
+class Command:
+    """Base class of every command."""
+
+    @property
+    def name(self) -> str:
+        """The command's class name, as shown in acknowledgements and events.jsonl."""
+        return type(self).__name__
+
+
+@dataclass(frozen=True)
+class Pause(Command):
+    """Stop taking optimizer steps until Resume (or Stop) arrives."""
+
+
+@dataclass(frozen=True)
+class Resume(Command):
+    """Continue after Pause (also after a pause for a non-finite loss)."""
+
+
+@dataclass(frozen=True)
+class Stop(Command):
+    """Early stop: finish the step, evaluate, save a checkpoint, end as ``early_stopped``."""
+
+    reason: str = "user"
+    """Why, as recorded in the event log."""
+
+
+@dataclass(frozen=True)
+class SetLearningRate(Command):
+    """Replace the base learning rate that the schedule multiplies (takes effect next step)."""
+
+    lr: float
+    """The new base learning rate: finite, > 0."""
+
+
+@dataclass(frozen=True)
+class ScaleLearningRate(Command):
+    """Multiply the base learning rate (``[`` halves, ``]`` doubles)."""
+
+    factor: float
+    """Finite, > 0."""
+
+
+@dataclass(frozen=True)
+class SetHyperparameter(Command):
+    """Change one live hyperparameter: momentum, weight_decay, grad_clip or patience."""
+
+    key: str
+    """One of :data:`LIVE_HYPERPARAMETERS`."""
+    value: float
+    """The new value (finite; range depends on the key)."""
+
+
+@dataclass(frozen=True)
+class SaveCheckpoint(Command):
+    """Save a checkpoint now; the CheckpointSaved event carries its path."""
+
+    reason: str = "manual"
+    """Recorded in the checkpoint file name and the event log."""
+
+
+@dataclass(frozen=True)
+class Validate(Command):
+    """Run validation now; results arrive as a ValidationMetrics event."""

@@ -1,0 +1,240 @@
+"""Events the engine emits (past tense or state), frozen dataclasses of plain Python values.
+
+Never tensors, never the optimizer: an event can be queued, logged as JSON and rendered by any
+front end. ``to_json(event)`` gives the dict written to ``events.jsonl`` / ``metrics.jsonl``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any
+
+STATUSES = ("starting", "running", "paused", "stopping", "completed", "early_stopped", "stopped", "failed", "interrupted")
+"""Every value of ``StatusChanged.status``; the last five are final."""
+FINAL_STATUSES = ("completed", "early_stopped", "stopped", "failed", "interrupted")
+
+
+@dataclass(frozen=True)
+class Event:
+    """Base class of every event."""
+
+    @property
+    def kind(self) -> str:
+        """The event's class name."""
+        return type(self).__name__
+
+
+@dataclass(frozen=True)
+class RunStarted(Event):
+    """The run is set up: data loaded, model built. Sent once, first."""
+
+    run_dir: str
+    """The run directory (absolute path)."""
+    preset: str
+    """Preset name."""
+    device: str
+    """Device the model trains on, e.g. 'cpu' or 'cuda:0'."""
+    task: str
+    """'classification' or 'regression'."""
+    epochs: int
+    """Planned number of epochs."""
+    steps_per_epoch: int
+    """Optimizer steps per epoch."""
+    total_steps: int
+    """Planned optimizer steps for the whole run (max_steps applied)."""
+    train_size: int
+    """Training samples."""
+    val_size: int
+    """Validation samples."""
+    test_size: int
+    """Test samples."""
+    num_params: int
+    """Trainable parameters."""
+    model: str
+    """One-line model summary."""
+    hyperparameters: dict = field(default_factory=dict)
+    """Name -> current value (plain numbers and strings)."""
+    live: tuple = ()
+    """Names of the hyperparameters that can be changed while training."""
+    start_step: int = 0
+    """First step (non-zero when resumed)."""
+    start_epoch: int = 0
+    """First epoch (non-zero when resumed)."""
+
+
+@dataclass(frozen=True)
+class StatusChanged(Event):
+    """The run's status changed (see :data:`STATUSES`)."""
+
+    status: str
+    """New status."""
+    reason: str = ""
+    """Why, in a few words."""
+    step: int = 0
+    """Optimizer step at which it changed."""
+
+
+@dataclass(frozen=True)
+class StepMetrics(Event):
+    """Training metrics over the last log interval."""
+
+    step: int
+    """Optimizer steps done."""
+    epoch: int
+    """Current epoch (0-based)."""
+    epoch_progress: float
+    """Fraction of the current epoch done, 0..1."""
+    loss: float
+    """Mean training loss over the interval (may be nan/inf: front ends must check)."""
+    lr: float
+    """Learning rate used by the last step."""
+    samples_per_second: float
+    """Training throughput over the interval (pauses excluded)."""
+    accuracy: float | None = None
+    """Training accuracy over the interval (classification)."""
+    elapsed: float = 0.0
+    """Training seconds so far (evaluation, checkpoints and pauses excluded)."""
+
+
+@dataclass(frozen=True)
+class EpochMetrics(Event):
+    """End of an epoch: train metrics, and validation metrics when validated."""
+
+    epoch: int
+    """Epoch just finished (0-based)."""
+    step: int
+    """Optimizer steps done."""
+    train: dict
+    """Train metrics: loss, and accuracy for classification."""
+    val: dict
+    """Validation metrics (empty when not validated this epoch)."""
+    lr: float
+    """Learning rate at the end of the epoch."""
+    seconds: float
+    """Wall time of the epoch, validation included."""
+    is_best: bool = False
+    """This epoch is the best so far on the monitored metric."""
+    patience_left: int | None = None
+    """Early stopping: epochs left without improvement (None when disabled)."""
+
+
+@dataclass(frozen=True)
+class ValidationMetrics(Event):
+    """An on-demand validation (the Validate command)."""
+
+    step: int
+    """Optimizer steps done."""
+    epoch: int
+    """Current epoch."""
+    metrics: dict
+    """Validation metrics."""
+
+
+@dataclass(frozen=True)
+class TestMetrics(Event):
+    """Final evaluation on the test split."""
+
+    metrics: dict
+    """Test metrics: loss, accuracy, precision, recall, f1 (classification) or mse, mae, r2."""
+    confusion: tuple = ()
+    """Confusion matrix rows (true class) of counts per predicted class; empty for regression."""
+
+
+@dataclass(frozen=True)
+class CheckpointSaved(Event):
+    """A checkpoint file was written atomically."""
+
+    path: str
+    """Absolute path of the file."""
+    step: int
+    """Optimizer steps done."""
+    epoch: int
+    """Current epoch."""
+    reason: str
+    """manual | periodic | best | last | early_stop | interrupt | error."""
+
+
+@dataclass(frozen=True)
+class CommandApplied(Event):
+    """A command took effect at a step boundary."""
+
+    command: str
+    """Command class name."""
+    detail: str
+    """What changed, e.g. 'lr 0.001 -> 0.0005'."""
+    step: int
+    """Optimizer steps done when it applied."""
+    key: str = ""
+    """For hyperparameter changes: which one (lr, momentum, ...)."""
+    old: float | None = None
+    """Old value, for hyperparameter changes."""
+    new: float | None = None
+    """New value, for hyperparameter changes."""
+
+
+@dataclass(frozen=True)
+class CommandRejected(Event):
+    """A command could not be applied; nothing changed."""
+
+    command: str
+    """Command class name."""
+    reason: str
+    """Why, one line."""
+    step: int = 0
+    """Optimizer steps done."""
+
+
+@dataclass(frozen=True)
+class RunWarning(Event):
+    """Something the user should know; training goes on unless a status change says otherwise."""
+
+    message: str
+    """One line."""
+    step: int = 0
+    """Optimizer steps done."""
+
+
+@dataclass(frozen=True)
+class RunError(Event):
+    """An error that did not end the run (e.g. a failed checkpoint save)."""
+
+    message: str
+    """One line."""
+    step: int = 0
+    """Optimizer steps done."""
+
+
+@dataclass(frozen=True)
+class RunFinished(Event):
+    """The run ended (any final status but failed); summary.json is written."""
+
+    status: str
+    """completed | early_stopped | stopped | interrupted."""
+    summary: dict
+    """The content of summary.json."""
+    run_dir: str
+    """The run directory."""
+
+
+@dataclass(frozen=True)
+class RunFailed(Event):
+    """The training thread raised; the traceback is saved in the run directory."""
+
+    message: str
+    """Exception type and message, one line."""
+    traceback: str
+    """The formatted traceback."""
+    traceback_path: str
+    """Where it was saved (run_dir/traceback.txt), or '' when no run directory exists."""
+    summary: dict = field(default_factory=dict)
+    """The content of summary.json (status failed)."""
+
+
+def to_json(event: Event) -> dict[str, Any]:
+    """A JSON-serializable dict with the event's kind and fields."""
+    d = {"event": event.kind}
+    for f in dataclasses.fields(event):
+        v = getattr(event, f.name)
+        d[f.name] = list(v) if isinstance(v, tuple) else v
+    return d

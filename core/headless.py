@@ -1,0 +1,143 @@
+"""The plain-terminal front end: runs a Trainer in a thread and prints one line per event.
+
+Used by ``tui-train run --headless`` and whenever stdout is not a terminal. SIGINT (Ctrl+C),
+SIGTERM and SIGHUP stop the run cooperatively: the step finishes, a checkpoint is saved and the
+run ends as ``interrupted`` (a second Ctrl+C aborts at once).
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import queue
+import signal
+import sys
+import threading
+from typing import TextIO
+
+from core import events as E
+
+EXIT_CODES = {"completed": 0, "early_stopped": 0, "stopped": 0, "failed": 1, "interrupted": 130}
+"""Process exit code per final status."""
+
+
+def _num(v: float | None, fmt: str = ".4f") -> str:
+    if v is None:
+        return "-"
+    if not math.isfinite(v):
+        return str(v)
+    return format(v, fmt)
+
+
+def _pct(v: float | None) -> str:
+    return "-" if v is None or not math.isfinite(v) else f"{100 * v:.2f}%"
+
+
+def _metrics(d: dict) -> str:
+    parts = []
+    for k in ("loss", "accuracy", "f1", "mse", "mae", "r2"):
+        if k in d:
+            parts.append(f"{'acc' if k == 'accuracy' else k} {_pct(d[k]) if k in ('accuracy', 'f1') else _num(d[k])}")
+    return " ".join(parts)
+
+
+class Printer:
+    """Formats events as compact lines."""
+
+    def __init__(self, out: TextIO):
+        self.out = out
+        self.epochs = 0
+        self.total_steps = 0
+
+    def line(self, text: str) -> None:
+        self.out.write(text + "\n")
+        self.out.flush()
+
+    def __call__(self, ev: E.Event) -> None:  # noqa: C901 - one branch per event kind
+        if isinstance(ev, E.RunStarted):
+            self.epochs, self.total_steps = ev.epochs, ev.total_steps
+            self.line(f"run {ev.preset} on {ev.device}: {ev.model}; {ev.train_size} train / {ev.val_size} val / "
+                      f"{ev.test_size} test samples; {ev.epochs} epochs x {ev.steps_per_epoch} steps")
+            self.line(f"run directory: {ev.run_dir}")
+        elif isinstance(ev, E.StepMetrics):
+            acc = f"  acc {_pct(ev.accuracy)}" if ev.accuracy is not None else ""
+            self.line(f"step {ev.step:>6}/{self.total_steps}  epoch {ev.epoch + 1}/{self.epochs} [{100 * ev.epoch_progress:3.0f}%]"
+                      f"  loss {_num(ev.loss)}{acc}  lr {ev.lr:.2e}  {ev.samples_per_second:,.0f} samples/s")
+        elif isinstance(ev, E.EpochMetrics):
+            val = f"  val {_metrics(ev.val)}" if ev.val else ""
+            best = "  *best" if ev.is_best else ""
+            pat = f"  patience {ev.patience_left}" if ev.patience_left is not None else ""
+            self.line(f"epoch {ev.epoch + 1}/{self.epochs}  train {_metrics(ev.train)}{val}  lr {ev.lr:.2e}  {ev.seconds:.1f}s{best}{pat}")
+        elif isinstance(ev, E.ValidationMetrics):
+            self.line(f"validation at step {ev.step}: {_metrics(ev.metrics)}")
+        elif isinstance(ev, E.TestMetrics):
+            self.line(f"test: {_metrics(ev.metrics)}")
+        elif isinstance(ev, E.CheckpointSaved):
+            self.line(f"checkpoint ({ev.reason}) saved: {ev.path}")
+        elif isinstance(ev, E.CommandApplied):
+            self.line(f"{ev.command}: {ev.detail}")
+        elif isinstance(ev, E.CommandRejected):
+            self.line(f"{ev.command} rejected: {ev.reason}")
+        elif isinstance(ev, E.RunWarning):
+            self.line(f"warning: {ev.message}")
+        elif isinstance(ev, E.RunError):
+            self.line(f"error: {ev.message}")
+        elif isinstance(ev, E.StatusChanged):
+            if ev.status not in ("running", "starting") or ev.reason == "resumed":
+                self.line(f"status: {ev.status}" + (f" ({ev.reason})" if ev.reason else ""))
+        elif isinstance(ev, E.RunFinished):
+            s = ev.summary
+            self.line(f"finished: {ev.status}; {s['epochs_completed']} epochs, {s['steps']} steps, "
+                      f"{s['samples_per_second']:,.0f} samples/s, {s['wall_seconds']:.1f}s; summary: {ev.run_dir}/summary.json")
+        elif isinstance(ev, E.RunFailed):
+            self.line(f"failed: {ev.message}")
+            if ev.traceback_path:
+                self.line(f"traceback saved: {ev.traceback_path}")
+
+
+def run_headless(trainer, out: TextIO | None = None, install_signals: bool = True) -> int:
+    """Run ``trainer`` in a thread, print its events, return the exit code for its final status."""
+    out = out or sys.stdout
+    printer = Printer(out)
+    events: queue.SimpleQueue = queue.SimpleQueue()
+    stop = threading.Event()
+    final: dict = {}
+    thread = threading.Thread(target=lambda: final.update(summary=trainer.run(stop_event=stop, sink=events.put)),
+                              name="tui-train-trainer", daemon=True)
+    previous = {}
+
+    def on_signal(signum, frame):  # noqa: ARG001
+        if stop.is_set() and signum == signal.SIGINT:
+            raise KeyboardInterrupt
+        stop.set()
+        printer.line(f"{signal.Signals(signum).name}: stopping after this step, saving a checkpoint...")
+
+    if install_signals and threading.current_thread() is threading.main_thread():
+        for sig in (signal.SIGINT, signal.SIGTERM, getattr(signal, "SIGHUP", None)):
+            if sig is not None:
+                previous[sig] = signal.signal(sig, on_signal)
+    status = ["failed"]
+
+    def handle(ev: E.Event) -> None:
+        try:
+            printer(ev)
+        except BrokenPipeError:  # stdout closed (a pipe or a hung-up terminal): keep training
+            printer.out = open(os.devnull, "w")  # noqa: SIM115
+        if isinstance(ev, E.RunFinished):
+            status[0] = ev.status
+        elif isinstance(ev, E.RunFailed):
+            status[0] = "failed"
+
+    try:
+        thread.start()
+        while thread.is_alive():
+            try:
+                handle(events.get(timeout=0.1))
+            except queue.Empty:
+                pass
+        while not events.empty():  # what the thread sent just before it ended
+            handle(events.get())
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+    return EXIT_CODES.get(status[0], 1)
