@@ -32,7 +32,7 @@ class CheckpointError(RuntimeError):
 
 def versions() -> dict:
     """Library versions recorded in each checkpoint."""
-    return {"tui_train": core.__version__, "torch": torch.__version__, "python": platform.python_version()}
+    return {"tui_train": core.__version__, "torch": str(torch.__version__), "python": platform.python_version()}
 
 
 def save_atomic(payload: dict, path: Path) -> Path:
@@ -92,8 +92,9 @@ def load(path: Path, map_location: Any = "cpu") -> dict:
     try:
         payload = torch.load(path, map_location=map_location, weights_only=True)
     except pickle.UnpicklingError as e:
-        first = str(e).strip().splitlines()[0] if str(e).strip() else "unsupported content"
-        raise CheckpointError(f"{path}: refused: it needs arbitrary unpickling, which could run code ({first[:200]})") from None
+        lines = [x.strip() for x in str(e).splitlines() if "Unsupported" in x or "WeightsUnpickler" in x]
+        why = lines[0].removeprefix("WeightsUnpickler error:").strip() if lines else "unsupported content"
+        raise CheckpointError(f"{path}: refused: loading it would need arbitrary unpickling, which can run code ({why[:160]})") from None
     except (RuntimeError, EOFError, zipfile.BadZipFile, OSError, ValueError) as e:
         msg = str(e).strip().splitlines()[0] if str(e).strip() else e.__class__.__name__
         raise CheckpointError(f"{path}: corrupt or truncated checkpoint ({msg[:200]})") from None

@@ -1,0 +1,351 @@
+"""The Trainer in a real thread: every command applies at a step boundary and is acknowledged."""
+
+from __future__ import annotations
+
+import json
+import math
+import queue
+import textwrap
+import threading
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+from core import commands as C
+from core import events as E
+from core.checkpoint import load
+from core.config import from_dict
+from core.engine import Trainer
+
+TIMEOUT = 60.0
+
+
+def tiny(**over) -> "from_dict":
+    """digits, tiny MLP, constant LR, SGD: quick and predictable."""
+    raw = {
+        "name": "tiny",
+        "data": {"dataset": "digits", "batch_size": 64},
+        "model": {"name": "mlp", "hidden": [32]},
+        "optim": {"name": "sgd", "lr": 0.05, "momentum": 0.5},
+        "train": {"epochs": 2, "log_every": 1, "device": "cpu"},
+    }
+    for key, value in over.items():
+        section, _, k = key.partition("__")
+        raw.setdefault(section, {})[k] = value
+    return from_dict(raw)
+
+
+class Run:
+    """A Trainer in a thread, with its events collected."""
+
+    def __init__(self, cfg, tmp_path: Path, commands=(), stop_event=None):
+        self.trainer = Trainer(cfg, runs_dir=tmp_path / "runs")
+        for c in commands:  # queued before the run: they apply at the first step boundary
+            self.trainer.submit(c)
+        self.q: queue.SimpleQueue = queue.SimpleQueue()
+        self.events: list[E.Event] = []
+        self.stop = stop_event or threading.Event()
+        self.result: dict = {}
+        self.thread = threading.Thread(target=lambda: self.result.update(self.trainer.run(self.stop, self.q.put)), daemon=True)
+        self.thread.start()
+
+    def wait_for(self, pred, timeout=TIMEOUT) -> E.Event:
+        deadline = time.monotonic() + timeout
+        for ev in self.events:
+            if pred(ev):
+                return ev
+        while time.monotonic() < deadline:
+            try:
+                ev = self.q.get(timeout=0.05)
+            except queue.Empty:
+                if not self.thread.is_alive() and self.q.empty():
+                    break
+                continue
+            self.events.append(ev)
+            if pred(ev):
+                return ev
+        raise AssertionError(f"event not seen; last events: {[e.kind for e in self.events[-8:]]}")
+
+    def finish(self) -> list[E.Event]:
+        self.thread.join(TIMEOUT)
+        assert not self.thread.is_alive(), "trainer did not finish"
+        while not self.q.empty():
+            self.events.append(self.q.get())
+        return self.events
+
+    def of(self, kind) -> list:
+        return [e for e in self.events if isinstance(e, kind)]
+
+
+def test_full_run_emits_the_contract_and_writes_the_run_dir(tmp_path):
+    r = Run(tiny(), tmp_path)
+    events = r.finish()
+    assert isinstance(events[0], E.RunStarted)
+    assert isinstance(events[-1], E.RunFinished)
+    started = events[0]
+    assert started.task == "classification" and started.total_steps == 2 * started.steps_per_epoch
+    steps = r.of(E.StepMetrics)
+    assert [s.step for s in steps] == list(range(1, started.total_steps + 1))
+    assert all(isinstance(s.loss, float) and isinstance(s.lr, float) for s in steps)
+    assert len(r.of(E.EpochMetrics)) == 2
+    test = r.of(E.TestMetrics)[0]
+    assert set(test.metrics) >= {"loss", "accuracy", "precision", "recall", "f1"}
+    assert sum(map(sum, test.confusion)) == started.test_size
+    run_dir = Path(started.run_dir)
+    summary = json.loads((run_dir / "summary.json").read_text())
+    assert summary["status"] == "completed" and summary["steps"] == started.total_steps
+    assert summary["epochs_completed"] == 2 and summary["samples_per_second"] > 0
+    assert summary["test"]["accuracy"] == pytest.approx(test.metrics["accuracy"])
+    lines = [json.loads(x) for x in (run_dir / "metrics.jsonl").read_text().splitlines()]
+    assert sum(1 for x in lines if x["event"] == "StepMetrics") == started.total_steps
+    assert (run_dir / "config.toml").is_file() and (run_dir / "checkpoints" / "last.pt").is_file()
+    # events are plain values: every one serializes to JSON
+    for ev in events:
+        json.dumps(E.to_json(ev))
+
+
+def test_pause_takes_no_steps_until_resume(tmp_path):
+    r = Run(tiny(), tmp_path, commands=[C.Pause()])
+    paused = r.wait_for(lambda e: isinstance(e, E.StatusChanged) and e.status == "paused")
+    assert paused.step == 0
+    time.sleep(0.4)
+    assert r.trainer.state.step == 0, "optimizer stepped while paused"
+    assert not any(isinstance(e, E.StepMetrics) for e in r.events)
+    r.trainer.submit(C.Resume())
+    r.finish()
+    assert r.of(E.RunFinished)[0].status == "completed"
+    assert [e.command for e in r.of(E.CommandApplied)] == ["Pause", "Resume"]
+
+
+def test_set_learning_rate_applies_to_the_next_step(tmp_path):
+    r = Run(tiny(), tmp_path, commands=[C.Pause()])
+    r.wait_for(lambda e: isinstance(e, E.StatusChanged) and e.status == "paused")
+    r.trainer.submit(C.SetLearningRate(0.0123))
+    r.trainer.submit(C.Resume())
+    r.finish()
+    ack = next(e for e in r.events if isinstance(e, E.CommandApplied) and e.key == "lr")
+    assert ack.old == pytest.approx(0.05) and ack.new == pytest.approx(0.0123) and ack.step == 0
+    first = r.of(E.StepMetrics)[0]
+    assert first.step == 1 and first.lr == pytest.approx(0.0123)
+    assert r.trainer.optimizer.param_groups[0]["lr"] == pytest.approx(0.0123)
+
+
+def test_scale_learning_rate_and_schedule_carries_on_from_the_new_base(tmp_path):
+    cfg = tiny(schedule__name="cosine", train__epochs=1)
+    r = Run(cfg, tmp_path, commands=[C.ScaleLearningRate(0.5)])
+    r.finish()
+    steps = r.of(E.StepMetrics)
+    total = r.of(E.RunStarted)[0].total_steps
+    for s in steps:
+        t = (s.step - 1) / total
+        assert s.lr == pytest.approx(0.025 * 0.5 * (1 + math.cos(math.pi * t)))
+
+
+@pytest.mark.parametrize("bad", [0.0, -1.0, float("nan"), float("inf"), 11.0])
+def test_invalid_learning_rate_is_rejected_and_changes_nothing(tmp_path, bad):
+    r = Run(tiny(train__epochs=1), tmp_path, commands=[C.SetLearningRate(bad)])
+    r.finish()
+    rej = r.of(E.CommandRejected)
+    assert len(rej) == 1 and rej[0].command == "SetLearningRate" and rej[0].reason
+    assert all(s.lr == pytest.approx(0.05) for s in r.of(E.StepMetrics))
+
+
+def test_set_hyperparameters(tmp_path):
+    cmds = [C.SetHyperparameter("momentum", 0.9), C.SetHyperparameter("weight_decay", 1e-4),
+            C.SetHyperparameter("grad_clip", 1.0), C.SetHyperparameter("patience", 7),
+            C.SetHyperparameter("momentum", 1.5), C.SetHyperparameter("dropout", 0.1),
+            C.SetHyperparameter("patience", 2.5)]
+    r = Run(tiny(train__epochs=1), tmp_path, commands=cmds)
+    r.finish()
+    applied = {e.key: e.new for e in r.of(E.CommandApplied)}
+    assert applied == {"momentum": 0.9, "weight_decay": 1e-4, "grad_clip": 1.0, "patience": 7}
+    assert len(r.of(E.CommandRejected)) == 3
+    g = r.trainer.optimizer.param_groups[0]
+    assert g["momentum"] == 0.9 and g["weight_decay"] == 1e-4
+    assert r.trainer.state.grad_clip == 1.0 and r.trainer.state.patience == 7
+
+
+def test_momentum_on_adam_is_beta1(tmp_path):
+    r = Run(tiny(optim__name="adam", optim__lr=1e-3, train__epochs=1), tmp_path, commands=[C.SetHyperparameter("momentum", 0.8)])
+    r.finish()
+    assert r.trainer.optimizer.param_groups[0]["betas"][0] == 0.8
+
+
+def test_save_checkpoint_and_validate_on_demand(tmp_path):
+    r = Run(tiny(train__epochs=1), tmp_path, commands=[C.SaveCheckpoint(), C.Validate()])
+    r.finish()
+    saved = [e for e in r.of(E.CheckpointSaved) if e.reason == "manual"]
+    assert len(saved) == 1 and saved[0].step == 0
+    payload = load(Path(saved[0].path))
+    assert payload["step"] == 0 and payload["config"]["name"] == "tiny"
+    val = r.of(E.ValidationMetrics)
+    assert val and val[0].step == 0 and 0.0 <= val[0].metrics["accuracy"] <= 1.0
+
+
+def test_stop_is_an_early_stop_that_evaluates_and_saves(tmp_path):
+    r = Run(tiny(train__epochs=5), tmp_path, commands=[C.Pause()])
+    r.wait_for(lambda e: isinstance(e, E.StatusChanged) and e.status == "paused")
+    r.trainer.submit(C.Resume())
+    r.wait_for(lambda e: isinstance(e, E.StepMetrics) and e.step >= 3)
+    r.trainer.submit(C.Stop())
+    r.finish()
+    fin = r.of(E.RunFinished)[0]
+    assert fin.status == "early_stopped"
+    assert fin.summary["steps"] < r.of(E.RunStarted)[0].total_steps
+    assert fin.summary["test"]["accuracy"] > 0
+    assert any(e.reason == "early_stop" for e in r.of(E.CheckpointSaved))
+    statuses = [e.status for e in r.of(E.StatusChanged)]
+    assert "stopping" in statuses and statuses[-1] == "early_stopped"
+
+
+def test_stop_event_interrupts_and_saves(tmp_path):
+    stop = threading.Event()
+    r = Run(tiny(train__epochs=50), tmp_path, stop_event=stop)
+    r.wait_for(lambda e: isinstance(e, E.StepMetrics) and e.step >= 2)
+    stop.set()
+    r.finish()
+    fin = r.of(E.RunFinished)[0]
+    assert fin.status == "interrupted"
+    ck = [e for e in r.of(E.CheckpointSaved) if e.reason == "interrupt"]
+    assert ck and load(Path(ck[0].path))["step"] == fin.summary["steps"]
+    assert json.loads((Path(fin.run_dir) / "summary.json").read_text())["status"] == "interrupted"
+
+
+def test_stop_event_reaches_the_pause_wait(tmp_path):
+    stop = threading.Event()
+    r = Run(tiny(), tmp_path, commands=[C.Pause()], stop_event=stop)
+    r.wait_for(lambda e: isinstance(e, E.StatusChanged) and e.status == "paused")
+    stop.set()
+    r.finish()
+    assert r.of(E.RunFinished)[0].status == "interrupted"
+
+
+def test_max_steps_ends_mid_epoch_with_validation(tmp_path):
+    r = Run(tiny(train__max_steps=5), tmp_path)
+    r.finish()
+    fin = r.of(E.RunFinished)[0]
+    assert fin.status == "completed" and fin.summary["steps"] == 5 and fin.summary["reason"] == "max_steps reached"
+    assert r.of(E.ValidationMetrics)
+
+
+def test_automatic_early_stopping(tmp_path):
+    cfg = tiny(train__epochs=10, early_stopping__enabled=True, early_stopping__patience=1, early_stopping__min_delta=1e9)
+    r = Run(cfg, tmp_path)
+    r.finish()
+    fin = r.of(E.RunFinished)[0]
+    assert fin.status == "early_stopped" and fin.summary["epochs_completed"] == 3
+    assert [e.patience_left for e in r.of(E.EpochMetrics)] == [1, 0, 0]
+    assert fin.summary["best"] == {"metric": "val_loss", "value": pytest.approx(fin.summary["best"]["value"]), "epoch": 0}
+
+
+def _user_model(tmp_path: Path, body: str) -> str:
+    f = tmp_path / "usermodel.py"
+    f.write_text(textwrap.dedent(body))
+    return f"{f}:Net"
+
+
+NAN_AFTER = """
+import torch
+class Net(torch.nn.Module):
+    def __init__(self, after=3):
+        super().__init__()
+        self.lin = torch.nn.Linear(64, 10)
+        self.after, self.calls = after, 0
+    def forward(self, x):
+        if self.training:
+            self.calls += 1
+        out = self.lin(x.flatten(1))
+        return out * float("nan") if self.calls > self.after else out
+"""
+
+
+def test_nonfinite_loss_stops_and_keeps_no_bad_checkpoint(tmp_path):
+    cfg = tiny(model__name=_user_model(tmp_path, NAN_AFTER), train__epochs=3)
+    r = Run(cfg, tmp_path)
+    r.finish()
+    failed = r.of(E.RunFailed)
+    assert failed and "non-finite" in failed[0].message
+    assert failed[0].summary["status"] == "failed"
+    assert any("non-finite" in w.message for w in r.of(E.RunWarning))
+    for ck in r.of(E.CheckpointSaved):
+        for t in load(Path(ck.path))["model"].values():
+            assert torch.isfinite(t).all()
+
+
+def test_nonfinite_loss_pauses_when_asked(tmp_path):
+    cfg = tiny(model__name=_user_model(tmp_path, NAN_AFTER), train__epochs=1, train__on_nonfinite="pause")
+    r = Run(cfg, tmp_path)
+    ev = r.wait_for(lambda e: isinstance(e, E.StatusChanged) and e.status == "paused")
+    assert "non-finite" in ev.reason
+    r.trainer.submit(C.Stop())
+    r.finish()
+    assert r.of(E.RunFinished)[0].status == "early_stopped"
+
+
+def test_exception_in_training_becomes_run_failed_with_traceback(tmp_path):
+    body = """
+    import torch
+    class Net(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.lin = torch.nn.Linear(64, 10)
+            self.calls = 0
+        def forward(self, x):
+            self.calls += 1
+            if self.calls == 4:
+                raise ValueError("boom in forward")
+            return self.lin(x.flatten(1))
+    """
+    r = Run(tiny(model__name=_user_model(tmp_path, body)), tmp_path)
+    r.finish()
+    failed = r.of(E.RunFailed)[0]
+    assert failed.message == "ValueError: boom in forward"
+    assert "boom in forward" in Path(failed.traceback_path).read_text()
+    run_dir = Path(r.of(E.RunStarted)[0].run_dir)
+    assert json.loads((run_dir / "summary.json").read_text())["status"] == "failed"
+    assert any(e.reason == "error" for e in r.of(E.CheckpointSaved))  # best-effort save
+
+
+def test_resume_continues_where_the_checkpoint_was_taken(tmp_path):
+    stop = threading.Event()
+    r = Run(tiny(train__epochs=3), tmp_path, stop_event=stop)
+    r.wait_for(lambda e: isinstance(e, E.StepMetrics) and e.step >= 30)
+    stop.set()
+    r.finish()
+    fin = r.of(E.RunFinished)[0]
+    stopped_at = fin.summary["steps"]
+    t2 = Trainer(tiny(), runs_dir=tmp_path / "other", resume=Path(fin.run_dir))
+    q: queue.SimpleQueue = queue.SimpleQueue()
+    summary = t2.run(sink=q.put)
+    evs = []
+    while not q.empty():
+        evs.append(q.get())
+    started = evs[0]
+    assert started.start_step == stopped_at and started.run_dir == fin.run_dir
+    assert summary["status"] == "completed" and summary["steps"] == started.total_steps
+    assert [s.step for s in evs if isinstance(s, E.StepMetrics)][0] == stopped_at + 1
+
+
+def test_regression_task(tmp_path):
+    cfg = from_dict({"data": {"dataset": "regression", "samples": 500}, "model": {"name": "regression", "hidden": [5]},
+                     "optim": {"name": "sgd", "lr": 0.01, "momentum": 0.9, "loss": "mse"},
+                     "train": {"epochs": 3, "device": "cpu"}, "early_stopping": {"monitor": "val_r2"}})
+    r = Run(cfg, tmp_path)
+    r.finish()
+    fin = r.of(E.RunFinished)[0]
+    assert set(fin.summary["test"]) == {"loss", "mse", "mae", "r2"}
+    assert all(s.accuracy is None for s in r.of(E.StepMetrics))
+
+
+@pytest.mark.slow
+def test_real_mnist_subset_learns(tmp_path, mnist_root):
+    cfg = from_dict({"name": "mnist-mlp", "data": {"dataset": "mnist", "data_dir": str(mnist_root), "subset": 6000, "batch_size": 128},
+                     "model": {"name": "mlp", "hidden": [128]}, "optim": {"name": "adam", "lr": 2e-3},
+                     "train": {"epochs": 2, "log_every": 10, "device": "cpu"}})
+    r = Run(cfg, tmp_path)
+    r.finish()
+    started, fin = r.of(E.RunStarted)[0], r.of(E.RunFinished)[0]
+    assert started.test_size == 10000 and started.train_size == 6000
+    assert fin.summary["test"]["accuracy"] > 0.9
