@@ -77,3 +77,12 @@ class SaveCheckpoint(Command):
 @dataclass(frozen=True)
 class Validate(Command):
     """Run validation now; results arrive as a ValidationMetrics event."""
+
+
+@dataclass(frozen=True)
+class Rollback(Command):
+    """Restore the last good weights (kept at the last log interval with a finite loss), scale the
+    base learning rate by ``lr_factor`` and continue: the answer to a non-finite loss."""
+
+    lr_factor: float = 0.5
+    """Multiplier for the base learning rate after the rollback (finite, > 0)."""

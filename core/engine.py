@@ -12,6 +12,7 @@ intervals (STYLE.md habit 6) and writes the run directory:
 
 from __future__ import annotations
 
+import copy
 import json
 import math
 import os
@@ -149,6 +150,9 @@ class Trainer:
         self._stop = threading.Event()
         self._prepared = False
         self._files: dict[str, Any] = {}
+        self._resumed_epoch_acc: tuple[float, float, int] | None = None
+        self._good: dict | None = None
+        self._summary_written = False
         self.status = "starting"
         self.state = _State()
 
@@ -236,6 +240,7 @@ class Trainer:
                 train_size=self.data.train_size, val_size=self.data.val_size, test_size=self.data.test_size,
                 num_params=self.num_params, model=self.model_summary, hyperparameters=self.hyperparameters(),
                 live=("lr",) + C.LIVE_HYPERPARAMETERS, start_step=self.state.step, start_epoch=self.state.epoch))
+            self._keep_good()
             self._set_status("running", "resumed" if self.resume_from else "started")
             try:
                 self._train()
@@ -286,6 +291,12 @@ class Trainer:
         self.model.train()
         self._interval = self._new_interval()
         self._epoch_acc = self._new_interval()
+        if self._resumed_epoch_acc is not None:  # mid-epoch resume: the epoch's train metrics go on
+            loss, correct, n = self._resumed_epoch_acc
+            self._epoch_acc["loss"] += loss
+            self._epoch_acc["correct"] += correct
+            self._epoch_acc["n"] = n
+            self._resumed_epoch_acc = None
         self._clock_start()
         micro = 0
         for x, y in self.data.train_batches(st.epoch, cfg.data.batch_size, start=st.batch):
@@ -401,6 +412,19 @@ class Trainer:
                 return self._applied(cmd, f"lr {old:.6g} -> {new:.6g}", key="lr", old=old, new=float(new))
             if isinstance(cmd, C.SetHyperparameter):
                 return self._set_hyperparameter(cmd)
+            if isinstance(cmd, C.Rollback):
+                f = cmd.lr_factor
+                if isinstance(f, bool) or not isinstance(f, (int, float)) or not math.isfinite(f) or f <= 0:
+                    return self._reject(cmd, f"lr_factor must be a finite number > 0, got {f!r}")
+                if self._good is None:
+                    return self._reject(cmd, "no good state to roll back to yet")
+                good_step = self._restore_good()
+                old, st.base_lr = st.base_lr, st.base_lr * f
+                self._applied(cmd, f"rolled back to the weights of step {good_step}; lr {old:.6g} -> {st.base_lr:.6g}",
+                              key="lr", old=old, new=st.base_lr)
+                if self.status == "paused":
+                    self._set_status("running", "rolled back")
+                return None
             if isinstance(cmd, C.SaveCheckpoint):
                 path = self._checkpoint(cmd.reason or "manual")
                 if path is not None:
@@ -509,17 +533,39 @@ class Trainer:
         self._interval = self._new_interval()
         if not math.isfinite(loss):
             self._nonfinite(loss)
+        else:
+            self._keep_good()
         if running:
             self._clock_start()
 
+    def _keep_good(self) -> None:
+        """Remember the weights and optimizer state at a log interval with a finite loss."""
+        self._good = {
+            "step": self.state.step,
+            "model": {k: v.detach().clone() for k, v in self.model.state_dict().items()},
+            "optimizer": copy.deepcopy(self.optimizer.state_dict()),
+        }
+
+    def _restore_good(self) -> int:
+        """Load the last good weights back; returns the step they were taken at."""
+        good = self._good
+        self.model.load_state_dict(good["model"])
+        self.optimizer.load_state_dict(copy.deepcopy(good["optimizer"]))
+        self.optimizer.zero_grad(set_to_none=True)
+        return good["step"]
+
     def _nonfinite(self, loss: float) -> None:
+        """A non-finite loss: pause for the user (TUI) or save the last good state and fail."""
         st = self.state
         msg = f"non-finite loss ({loss}) at step {st.step}"
         self._emit(E.RunWarning(message=msg, step=st.step))
         if self.config.train.on_nonfinite == "pause":
-            self._set_status("paused", msg)
+            self._set_status("paused", f"{msg}: resume, roll back (lr halved) or stop")
             return
-        self._nonfinite_stop = True
+        if self._good is not None:
+            good_step = self._restore_good()
+            self._checkpoint("nonfinite")
+            msg += f"; the last good weights (step {good_step}) were saved"
         raise _EndRun("failed", msg)
 
     def _evaluate(self, split: str) -> dict:
@@ -618,8 +664,16 @@ class Trainer:
             "best_epoch": st.best_epoch, "bad_epochs": st.bad_epochs, "plateau": self.plateau.state_dict(),
             "history": list(st.history), "epochs": list(st.epochs), "train_seconds": st.train_seconds,
             "train_samples": st.train_samples, "last_val": dict(st.last_val),
+            "epoch_acc": self._epoch_acc_plain(),
             "rng": _rng_to_plain(rng), "versions": ckpt.versions(), "saved_at": time.time(),
         }
+
+    def _epoch_acc_plain(self) -> list:
+        acc = getattr(self, "_epoch_acc", None)
+        if acc is None or st_batch_zero(self.state):
+            return [0.0, 0.0, 0]
+        loss, correct = torch.stack([acc["loss"], acc["correct"]]).tolist()
+        return [loss, correct, acc["n"]]
 
     def _checkpoint(self, reason: str) -> Path | None:
         """Save atomically; a failure is reported as RunError and training goes on."""
@@ -688,6 +742,9 @@ class Trainer:
         st.history, st.epochs = list(p["history"]), list(p["epochs"])
         st.train_seconds, st.train_samples, st.last_val = float(p["train_seconds"]), int(p["train_samples"]), dict(p["last_val"])
         self.plateau.load_state_dict(p["plateau"])
+        if st.batch:
+            loss, correct, n = p.get("epoch_acc", [0.0, 0.0, 0])
+            self._resumed_epoch_acc = (float(loss), float(correct), int(n))
         _rng_restore(p["rng"], self.device)
         ckfile = self.resume_file.resolve()
         self.run_dir = ckfile.parent.parent if ckfile.parent.name == "checkpoints" else ckfile.parent
@@ -757,12 +814,23 @@ class Trainer:
             "final_lr": st.base_lr, "interventions": len(st.history),
         }
 
+    def emergency_summary(self, status: str, reason: str) -> None:
+        """Write summary.json from another thread when the trainer cannot finish in time (the
+        headless watchdog after SIGTERM/SIGHUP). Touches no model state."""
+        if self.run_dir is None or self._summary_written:
+            return
+        try:
+            self._write_summary(self._summary(status, reason + " (watchdog: the trainer did not stop in time)", {}))
+        except OSError:
+            pass
+
     def _write_summary(self, summary: dict) -> None:
         if self.run_dir is None:
             return
-        tmp = self.run_dir / ".summary.json.tmp"
+        tmp = self.run_dir / f".summary.json.{threading.get_ident()}.tmp"
         tmp.write_text(json.dumps(summary, indent=2, default=_json_default) + "\n", encoding="utf-8")
         os.replace(tmp, self.run_dir / "summary.json")
+        self._summary_written = True
 
     def _fail(self, exc: BaseException) -> dict:
         """The training thread raised: save the traceback, try a last checkpoint, report."""
@@ -795,6 +863,11 @@ class Trainer:
         self._emit(E.RunFailed(message=message, traceback=tb, traceback_path=tb_path, summary=summary))
         self.error = exc
         return summary
+
+
+def st_batch_zero(st: _State) -> bool:
+    """True at an epoch boundary (no partial-epoch metrics to carry)."""
+    return st.batch == 0
 
 
 def _rng_to_plain(rng: dict) -> dict:

@@ -13,6 +13,7 @@ import queue
 import signal
 import sys
 import threading
+import time
 from typing import TextIO
 
 from core import events as E
@@ -95,8 +96,12 @@ class Printer:
                 self.line(f"traceback saved: {ev.traceback_path}")
 
 
-def run_headless(trainer, out: TextIO | None = None, install_signals: bool = True) -> int:
-    """Run ``trainer`` in a thread, print its events, return the exit code for its final status."""
+def run_headless(trainer, out: TextIO | None = None, install_signals: bool = True, grace: float = 4.5) -> int:
+    """Run ``trainer`` in a thread, print its events, return the exit code for its final status.
+
+    After SIGINT/SIGTERM/SIGHUP the trainer has ``grace`` seconds to save and finish; then a
+    watchdog writes an ``interrupted`` summary and returns, so the process exits within ~5 s.
+    """
     out = out or sys.stdout
     printer = Printer(out)
     events: queue.SimpleQueue = queue.SimpleQueue()
@@ -130,11 +135,19 @@ def run_headless(trainer, out: TextIO | None = None, install_signals: bool = Tru
 
     try:
         thread.start()
+        deadline = None
         while thread.is_alive():
             try:
                 handle(events.get(timeout=0.1))
             except queue.Empty:
                 pass
+            if stop.is_set() and deadline is None:
+                deadline = time.monotonic() + grace
+            if deadline is not None and time.monotonic() > deadline and thread.is_alive():
+                # Watchdog: a step or a save that does not end must not keep a killed job alive.
+                trainer.emergency_summary("interrupted", "signal")
+                printer.line(f"the trainer did not stop within {grace:.0f}s; exiting (last checkpoint kept)")
+                return EXIT_CODES["interrupted"]
         while not events.empty():  # what the thread sent just before it ended
             handle(events.get())
     finally:

@@ -1,0 +1,131 @@
+"""Load user objects named in a config: ``"path/to/file.py:Name"`` or ``"package.module:Name"``.
+
+Every failure becomes a one-line :class:`~core.config.ConfigError` that names the config key,
+the spec and the cause, so the CLI and the TUI can show it without a traceback.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib
+import importlib.util
+import sys
+from pathlib import Path
+from typing import Any
+
+from core.config import ConfigError
+
+USER_MODULES: dict[str, str] = {}
+"""Module name -> source file of every user file loaded so far (to re-load them in spawned workers)."""
+
+
+def one_line(exc: BaseException) -> str:
+    """``"TypeError: message"`` on a single line (newlines folded, long text shortened)."""
+    text = " ".join(str(exc).split())
+    if len(text) > 300:
+        text = text[:297] + "..."
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
+def _is_file_spec(target: str) -> bool:
+    return target.endswith(".py") or "/" in target or "\\" in target
+
+
+def _load_file(target: str, where: str) -> Any:
+    path = Path(target).expanduser()
+    if not path.is_absolute():
+        path = Path.cwd() / path
+    if not path.is_file():
+        raise ConfigError(f"{where}: file {target} not found (looked at {path})")
+    path = path.resolve()
+    # A unique name per file and version: two user files called model.py must not replace each
+    # other, an edited file is loaded afresh, and an unchanged one is reused, so objects made
+    # from it stay picklable (pickle checks that a class is the one its module holds now).
+    st = path.stat()
+    digest = hashlib.sha1(f"{path}:{st.st_mtime_ns}:{st.st_size}".encode()).hexdigest()[:10]
+    mod_name = f"_tui_train_user_{path.stem}_{digest}"
+    if mod_name in sys.modules:
+        return sys.modules[mod_name]
+    spec = importlib.util.spec_from_file_location(mod_name, path)
+    if spec is None or spec.loader is None:
+        raise ConfigError(f"{where}: cannot import {target} (not a Python source file)")
+    module = importlib.util.module_from_spec(spec)
+    # Registered before exec so dataclasses/pickle inside the file can find their module.
+    sys.modules[mod_name] = module
+    # The file's folder goes on sys.path while it runs, so it can import its sibling modules.
+    folder = str(path.parent)
+    added = folder not in sys.path
+    if added:
+        sys.path.insert(0, folder)
+    try:
+        spec.loader.exec_module(module)
+        USER_MODULES[mod_name] = str(path)
+    except BaseException as e:  # noqa: BLE001 - user code may raise anything, SystemExit included
+        sys.modules.pop(mod_name, None)
+        if isinstance(e, KeyboardInterrupt):
+            raise
+        raise ConfigError(f"{where}: cannot import {target} ({one_line(e)})") from None
+    finally:
+        if added:
+            try:
+                sys.path.remove(folder)
+            except ValueError:
+                pass
+    return module
+
+
+def ensure_user_modules(modules: dict[str, str]) -> None:
+    """Load user files under the names they had in the parent (a spawned DataLoader worker
+    must import them before it can unpickle a user dataset)."""
+    for mod_name, path in modules.items():
+        if mod_name in sys.modules:
+            continue
+        spec = importlib.util.spec_from_file_location(mod_name, path)
+        if spec is None or spec.loader is None:
+            continue
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[mod_name] = module
+        folder = str(Path(path).parent)
+        added = folder not in sys.path
+        if added:
+            sys.path.insert(0, folder)
+        try:
+            spec.loader.exec_module(module)
+            USER_MODULES[mod_name] = path
+        finally:
+            if added and folder in sys.path:
+                sys.path.remove(folder)
+
+
+def _load_module(target: str, where: str) -> Any:
+    try:
+        return importlib.import_module(target)
+    except BaseException as e:  # noqa: BLE001
+        if isinstance(e, KeyboardInterrupt):
+            raise
+        raise ConfigError(f"{where}: cannot import {target} ({one_line(e)})") from None
+
+
+def load_object(spec: str, what: str) -> Any:
+    """The callable named by ``spec`` (``file.py:Name`` or ``pkg.module:Name``) for config key ``what``.
+
+    Raises ConfigError (one line) when the file or module cannot be imported, the name is
+    missing, or the object is not callable.
+    """
+    where = f"{what} {spec!r}"
+    target, sep, name = spec.rpartition(":")
+    if not sep or not target or not name:
+        raise ConfigError(f"{where}: expected 'path/to/file.py:Name' or 'package.module:Name'")
+    name = name.strip()
+    module = _load_file(target, where) if _is_file_spec(target) else _load_module(target, where)
+    obj: Any = module
+    for part in name.split("."):
+        if not hasattr(obj, part):
+            raise ConfigError(f"{where}: {target} has no attribute {name!r}")
+        obj = getattr(obj, part)
+    if not callable(obj):
+        raise ConfigError(f"{where}: {name!r} in {target} is not callable (got {type(obj).__name__})")
+    return obj
+
+
+__all__ = ["load_object", "one_line", "ensure_user_modules", "USER_MODULES"]

@@ -1,0 +1,36 @@
+"""Shared fixtures: real MNIST files from ../shared/data, linked (never copied or written) into a tmp root."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+MNIST_FILES = (
+    "train-images-idx3-ubyte.gz",
+    "train-labels-idx1-ubyte.gz",
+    "t10k-images-idx3-ubyte.gz",
+    "t10k-labels-idx1-ubyte.gz",
+)
+
+
+def shared_data_dir() -> Path:
+    """The folder holding MNIST/raw/*.gz: $TUI_TRAIN_MNIST_DIR, else <repo>/../shared/data."""
+    env = os.environ.get("TUI_TRAIN_MNIST_DIR")
+    return Path(env) if env else Path(__file__).resolve().parents[1].parent / "shared" / "data"
+
+
+@pytest.fixture(scope="session")
+def mnist_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A data root whose MNIST/raw/ holds symlinks to the shared .gz files (torchvision extracts
+    into the tmp folder, so the shared folder is never written). Skips when the files are absent."""
+    src = shared_data_dir() / "MNIST" / "raw"
+    if not all((src / f).is_file() for f in MNIST_FILES):
+        pytest.skip(f"real MNIST .gz files not found in {src} (set TUI_TRAIN_MNIST_DIR)")
+    root = tmp_path_factory.mktemp("mnist-root")
+    raw = root / "MNIST" / "raw"
+    raw.mkdir(parents=True)
+    for f in MNIST_FILES:
+        (raw / f).symlink_to(src / f)
+    return root
