@@ -12,7 +12,6 @@ import os
 import pickle
 import platform
 import re
-import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -92,18 +91,24 @@ def load(path: Path, map_location: Any = "cpu") -> dict:
     try:
         payload = torch.load(path, map_location=map_location, weights_only=True)
     except pickle.UnpicklingError as e:
-        lines = [x.strip() for x in str(e).splitlines() if "Unsupported" in x or "WeightsUnpickler" in x]
-        why = lines[0].removeprefix("WeightsUnpickler error:").strip() if lines else "unsupported content"
-        raise CheckpointError(f"{path}: refused: loading it would need arbitrary unpickling, which can run code ({why[:160]})") from None
-    except (RuntimeError, EOFError, zipfile.BadZipFile, OSError, ValueError) as e:
-        msg = str(e).strip().splitlines()[0] if str(e).strip() else e.__class__.__name__
-        raise CheckpointError(f"{path}: corrupt or truncated checkpoint ({msg[:200]})") from None
+        lines = [x.strip() for x in str(e).splitlines() if "nsupported" in x or "GLOBAL" in x or "blocked" in x]
+        if lines:
+            why = lines[0].removeprefix("WeightsUnpickler error:").strip()
+            raise CheckpointError(f"{path}: refused: loading it would need arbitrary unpickling, which can run code ({why[:160]})") from None
+        raise CheckpointError(f"{path}: corrupt or not a checkpoint ({_first_line(e)})") from None
+    except Exception as e:  # noqa: BLE001 - garbage input raises KeyError, IndexError, RuntimeError...
+        raise CheckpointError(f"{path}: corrupt or truncated checkpoint ({type(e).__name__}: {_first_line(e)})") from None
     if not isinstance(payload, dict) or "model" not in payload:
         raise CheckpointError(f"{path}: not a tui-train checkpoint (no 'model' entry)")
     fv = payload.get("format_version")
     if fv is not None and fv > FORMAT_VERSION:
         raise CheckpointError(f"{path}: written by a newer tui-train (format {fv}, this one reads {FORMAT_VERSION})")
     return payload
+
+
+def _first_line(e: BaseException) -> str:
+    text = str(e).strip()
+    return (text.splitlines()[0] if text else type(e).__name__)[:200]
 
 
 def load_model_state(model: torch.nn.Module, state: dict, source: Path | str) -> None:
@@ -143,3 +148,38 @@ def to_bytes(payload: dict) -> bytes:
     buf = io.BytesIO()
     torch.save(payload, buf)
     return buf.getvalue()
+
+
+def export_weights(checkpoint_path: Path, out: Path) -> tuple[Path, int]:
+    """Write the model weights alone, as ``.safetensors`` or ``.pt`` (a plain state dict).
+
+    The result loads into the user's own model class with ``load_state_dict`` after
+    ``safetensors.torch.load_file(out)`` or ``torch.load(out, weights_only=True)``.
+    Returns (path, number of tensors).
+    """
+    out = Path(out)
+    suffix = out.suffix.lower()
+    if suffix not in (".safetensors", ".pt", ".pth"):
+        raise CheckpointError(f"--out {out}: unknown format '{suffix or '(none)'}' (allowed: .safetensors, .pt, .pth)")
+    payload = load(checkpoint_path)
+    state = {k: v.detach().cpu().contiguous() for k, v in payload["model"].items()}
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.parent / f"{TMP_PREFIX}{out.name}.{os.getpid()}"
+    try:
+        if suffix == ".safetensors":
+            from safetensors.torch import save_file
+
+            # safetensors refuses tensors that share memory; exported weights are copies anyway
+            state = {k: v.clone() for k, v in state.items()}
+            meta = {"format": "pt", "source": str(Path(checkpoint_path).name), "step": str(payload.get("step", "")),
+                    "preset": str(payload.get("preset", ""))}
+            save_file(state, str(tmp), metadata=meta)
+            with open(tmp, "rb+") as f:
+                os.fsync(f.fileno())
+            os.replace(tmp, out)
+        else:
+            save_atomic(state, out)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+    return out, len(state)

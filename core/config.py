@@ -8,6 +8,7 @@ whose message names the file, the key and what is allowed (one line, no tracebac
 from __future__ import annotations
 
 import dataclasses
+import json
 import math
 import tomllib
 import typing
@@ -232,7 +233,10 @@ def _coerce(where: str, tp: Any, meta: dict, value: Any) -> Any:
     if tp is float:
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise ConfigError(f"{where}: expected a number, got {value!r}")
-        value = float(value)
+        try:
+            value = float(value)
+        except OverflowError:
+            raise ConfigError(f"{where}: {str(value)[:20]}... is too large (allowed: {_range_text(meta.get('min'), meta.get('max'), meta.get('min_exclusive', False), meta.get('max_exclusive', False))})") from None
         _check_number(where, value, meta)
         return value
     if tp is str:
@@ -257,7 +261,10 @@ def _coerce(where: str, tp: Any, meta: dict, value: Any) -> Any:
             w = f"{where}[{i}]"
             if isinstance(v, bool) or not isinstance(v, (int, float)) or (item is int and not isinstance(v, int)):
                 raise ConfigError(f"{where}: expected {_type_name(list, meta)}, got {value!r}")
-            v = item(v)
+            try:
+                v = item(v)
+            except OverflowError:
+                raise ConfigError(f"{w}: {str(v)[:20]}... is too large for a number") from None
             _check_number(w, v, meta, prefix="item_")
             out.append(v)
         return out
@@ -277,7 +284,7 @@ def _build(cls: type, raw: dict, source: str, prefix: str) -> Any:
         if key not in fields:
             allowed = ", ".join(fields)
             kind = "section" if not prefix and isinstance(value, dict) else "key"
-            raise ConfigError(f"{source}: unknown {kind} '{dotted}' (allowed{' in [' + prefix[:-1] + ']' if prefix else ''}: {allowed})")
+            raise ConfigError(f"{source}: unknown {kind} {dotted!r} (allowed{' in [' + prefix[:-1] + ']' if prefix else ''}: {allowed})")
         tp = hints[key]
         if _is_section(tp):
             if not isinstance(value, dict):
@@ -299,10 +306,21 @@ def _cross_check(cfg: RunConfig, source: str) -> RunConfig:
     if bool(cfg.data.mean) != bool(cfg.data.std):
         raise ConfigError(f"{source}: data.mean and data.std must be given together")
     if cfg.data.augment.hflip and cfg.data.dataset in ("digits", "mnist", "kmnist"):
-        raise ConfigError(f"{source}: data.augment.hflip does not make sense for {cfg.data.dataset} (mirrored digits are other symbols)")
+        raise ConfigError(f"{source}: data.augment.hflip does not make sense for {cfg.data.dataset} (mirrored characters are other symbols; allowed: hflip = false)")
+    check_monitor(cfg, "regression" if cfg.data.dataset == "regression" else "classification" if cfg.data.dataset in BUILTIN_DATASETS else None, source)
     if cfg.data.dataset == "regression" and cfg.model.name in ("cnn", "resnet"):
         raise ConfigError(f"{source}: model.name {cfg.model.name!r} needs image data (allowed for regression: mlp, regression)")
     return cfg
+
+
+MONITORS = {"classification": ("val_loss", "val_accuracy", "val_f1"), "regression": ("val_loss", "val_mse", "val_mae", "val_r2")}
+"""Early-stopping / best-checkpoint metrics that fit each task."""
+
+
+def check_monitor(cfg: RunConfig, task: str | None, source: str) -> None:
+    """The monitored metric must exist for the task (else best/early stopping would never fire)."""
+    if task in MONITORS and cfg.early_stopping.monitor not in MONITORS[task]:
+        raise ConfigError(f"{source}: early_stopping.monitor {cfg.early_stopping.monitor!r} does not fit a {task} task (allowed: {', '.join(MONITORS[task])})")
 
 
 def to_dict(cfg: Any) -> dict:
@@ -324,8 +342,24 @@ def list_presets(extra_dirs: list[Path] | tuple = ()) -> dict[str, Path]:
         d = Path(d)
         if d.is_dir():
             for p in sorted(d.glob("*.toml")):
-                found[p.stem] = p
+                if d == PRESETS_DIR or looks_like_preset(p):
+                    found[p.stem] = p
     return found
+
+
+def looks_like_preset(path: Path) -> bool:
+    """A TOML file with a description and only known top-level keys (pyproject.toml is not one).
+    A broken file that has a description still counts, so that loading it explains what is wrong."""
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError):
+        return False
+    try:
+        raw = tomllib.loads(text)
+    except tomllib.TOMLDecodeError:
+        return "description" in text
+    names = {f.name for f in dataclasses.fields(RunConfig)}
+    return "description" in raw and set(raw) <= names
 
 
 def resolve_preset(name_or_path: str, extra_dirs: list[Path] | tuple = ()) -> Path:
@@ -364,8 +398,13 @@ def parse_override(text: str) -> tuple[list[str], Any]:
         raise ConfigError(f"--set {text!r}: expected section.key=value")
     if value == "":
         raise ConfigError(f"--set {text!r}: missing value after '='")
+    if "\n" in value or "\r" in value:
+        raise ConfigError(f"--set {text!r}: the value must be on one line")
     try:
-        parsed = tomllib.loads(f"v = {value}")["v"]
+        doc = tomllib.loads(f"v = {value}")
+        if list(doc) != ["v"]:
+            raise ConfigError(f"--set {text!r}: cannot parse value {value!r} (one TOML value expected)")
+        parsed = doc["v"]
     except tomllib.TOMLDecodeError:
         if any(c in value for c in "[]{}\"'=\n"):
             raise ConfigError(f"--set {text!r}: cannot parse value {value!r} (use TOML syntax: 0.1, true, \"text\", [1, 2])") from None
@@ -428,7 +467,7 @@ def to_toml(cfg: Any) -> str:
         if isinstance(v, (int, float)):
             return repr(v)
         if isinstance(v, str):
-            return '"' + v.replace("\\", "\\\\").replace('"', '\\"') + '"'
+            return _toml_str(v)
         if isinstance(v, list):
             return "[" + ", ".join(val(x) for x in v) + "]"
         if isinstance(v, dict):
@@ -449,8 +488,13 @@ def to_toml(cfg: Any) -> str:
     return "\n".join(lines).lstrip() + "\n"
 
 
+def _toml_str(v: str) -> str:
+    """A TOML basic string: JSON escapes are TOML escapes; DEL must be escaped too."""
+    return json.dumps(v, ensure_ascii=False).replace("\x7f", "\\u007f")
+
+
 def _key(k: str) -> str:
-    return k if k.replace("_", "").replace("-", "").isalnum() else '"' + k + '"'
+    return k if k and k.isascii() and k.replace("_", "").replace("-", "").isalnum() else _toml_str(k)
 
 
 def field_docs(cls: type = RunConfig, prefix: str = "") -> dict[str, str]:

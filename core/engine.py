@@ -33,7 +33,7 @@ import torch.nn.functional as F
 from core import checkpoint as ckpt
 from core import commands as C
 from core import events as E
-from core.config import ConfigError, RunConfig, apply_overrides, from_dict, replace, to_dict, to_toml
+from core.config import ConfigError, RunConfig, apply_overrides, check_monitor, from_dict, replace, to_dict, to_toml
 from core.metrics import ClassificationAccumulator, RegressionAccumulator
 from core.schedule import Plateau, factor
 
@@ -194,6 +194,7 @@ class Trainer:
             raise ConfigError(f"optim.loss {cfg.optim.loss!r} does not fit a classification dataset (allowed: cross_entropy)")
         if self.task == "regression" and cfg.optim.loss == "cross_entropy":
             raise ConfigError("optim.loss 'cross_entropy' does not fit a regression dataset (allowed: mse, l1, huber)")
+        check_monitor(cfg, self.task, "early_stopping.monitor")
         self.model = build_model(cfg.model, tuple(self.data.input_shape), n_out).to(self.device)
         if cfg.train.channels_last and len(self.data.input_shape) == 3:
             self.model = self.model.to(memory_format=torch.channels_last)

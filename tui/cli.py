@@ -196,5 +196,26 @@ def eval_(
         typer.echo(f"  {k:<10} {v:.4f}")
 
 
+@app.command()
+def export(
+    checkpoint: Annotated[Path, typer.Argument(help="A checkpoint file (.pt) written by tui-train, or a run directory (its newest checkpoint).")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Output file: .safetensors or .pt (a plain state dict). Required.", show_default=False)],
+) -> None:
+    """Write the model weights alone, loadable with plain torch or safetensors into your own model class."""
+    from core.checkpoint import CheckpointError, export_weights, newest
+
+    src = checkpoint
+    if src.is_dir():
+        found = newest(src / "checkpoints" if (src / "checkpoints").is_dir() else src)
+        if found is None:
+            raise fail(f"{checkpoint}: no checkpoint found")
+        src = found
+    try:
+        path, n = export_weights(src, out)
+    except (CheckpointError, OSError) as e:
+        raise fail(str(e).splitlines()[0] if str(e) else type(e).__name__) from None
+    typer.echo(f"exported {n} tensors from {src} to {path}")
+
+
 if __name__ == "__main__":  # pragma: no cover
     app()

@@ -1,0 +1,72 @@
+"""The engine is headless: importing core never pulls in the UI (STYLE.md habit 1)."""
+
+from __future__ import annotations
+
+import ast
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+CORE = REPO / "core"
+FORBIDDEN = ("textual", "plotext", "textual_plotext", "typer", "tui")
+CORE_FILES = sorted(CORE.rglob("*.py"))
+
+
+def _root(name: str) -> str:
+    return name.split(".")[0]
+
+
+def test_importing_core_loads_no_ui_module():
+    modules = ["core", "core.config", "core.engine", "core.data", "core.models", "core.headless", "core.checkpoint"]
+    modules += sorted({f"core.{p.stem}" for p in CORE.glob("*.py") if p.stem != "__init__"} - set(modules))
+    code = (
+        "import importlib, json, sys\n"
+        f"for m in {modules!r}:\n"
+        "    importlib.import_module(m)\n"
+        f"bad = sorted(n for n in sys.modules if n.split('.')[0] in {FORBIDDEN!r})\n"
+        "print(json.dumps(bad))\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, cwd=REPO)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip().splitlines()[-1] == "[]", f"core imported UI modules: {proc.stdout}"
+
+
+def _imports(tree: ast.AST) -> list[tuple[int, str]]:
+    """Every imported module name in a file, including imports inside functions and
+    importlib.import_module("...") / __import__("...") with a literal name."""
+    found = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            found += [(node.lineno, a.name) for a in node.names]
+        elif isinstance(node, ast.ImportFrom):
+            if node.level >= 2:  # from .. import x: leaves the core package
+                found.append((node.lineno, "." * node.level + (node.module or "")))
+            elif node.level == 0 and node.module:
+                found.append((node.lineno, node.module))
+        elif isinstance(node, ast.Call) and node.args and isinstance(node.args[0], ast.Constant) \
+                and isinstance(node.args[0].value, str):
+            fn = node.func
+            name = fn.attr if isinstance(fn, ast.Attribute) else getattr(fn, "id", "")
+            if name in ("import_module", "__import__"):
+                found.append((node.lineno, node.args[0].value))
+    return found
+
+
+def test_core_sources_exist():
+    assert (CORE / "config.py") in CORE_FILES and (CORE / "engine.py") in CORE_FILES
+
+
+@pytest.mark.parametrize("path", CORE_FILES, ids=lambda p: str(p.relative_to(REPO)))
+def test_no_core_file_imports_the_ui(path):
+    tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
+    bad = [(line, name) for line, name in _imports(tree) if name.startswith("..") or _root(name) in FORBIDDEN]
+    assert not bad, f"{path.relative_to(REPO)} imports UI modules: {bad}"
+
+
+def test_the_static_check_catches_nested_and_dynamic_imports():
+    src = "def f():\n    from textual.app import App\nimport importlib\nimportlib.import_module('tui.app')\n"
+    names = [n for _, n in _imports(ast.parse(src))]
+    assert "textual.app" in names and "tui.app" in names

@@ -1,0 +1,162 @@
+"""core.metrics against hand-computed values and scikit-learn."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from sklearn import metrics as skm
+
+from core.metrics import (
+    ClassificationAccumulator,
+    RegressionAccumulator,
+    classification_metrics,
+    regression_metrics,
+)
+
+CPU = torch.device("cpu")
+
+# rows = true class, columns = predicted class
+CM = torch.tensor([[5, 1, 0],
+                   [2, 3, 1],
+                   [0, 0, 4]])
+# tp = 5, 3, 4; support = 6, 6, 4; predicted = 7, 4, 5
+PRECISION = [5 / 7, 3 / 4, 4 / 5]
+RECALL = [5 / 6, 3 / 6, 4 / 4]
+F1 = [10 / 13, 3 / 5, 8 / 9]
+
+
+def _labels_from_cm(cm: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
+    y_true, y_pred = [], []
+    for t, row in enumerate(cm.tolist()):
+        for p, n in enumerate(row):
+            y_true += [t] * n
+            y_pred += [p] * n
+    return np.array(y_true), np.array(y_pred)
+
+
+def test_classification_metrics_hand_computed():
+    m = classification_metrics(CM, loss_sum=8.0, count=16)
+    assert m["accuracy"] == pytest.approx(12 / 16)
+    assert m["precision"] == pytest.approx(sum(PRECISION) / 3)
+    assert m["recall"] == pytest.approx(sum(RECALL) / 3)
+    assert m["f1"] == pytest.approx(sum(F1) / 3)
+    assert m["loss"] == pytest.approx(0.5)
+    assert all(isinstance(v, float) for v in m.values())
+
+
+def test_classification_metrics_match_sklearn_on_the_same_matrix():
+    y_true, y_pred = _labels_from_cm(CM)
+    m = classification_metrics(CM, 0.0, len(y_true))
+    assert m["accuracy"] == pytest.approx(skm.accuracy_score(y_true, y_pred))
+    assert m["precision"] == pytest.approx(skm.precision_score(y_true, y_pred, average="macro"))
+    assert m["recall"] == pytest.approx(skm.recall_score(y_true, y_pred, average="macro"))
+    assert m["f1"] == pytest.approx(skm.f1_score(y_true, y_pred, average="macro"))
+
+
+def test_perfect_and_all_wrong():
+    perfect = classification_metrics(torch.diag(torch.tensor([3, 4, 5])), 0.0, 12)
+    assert perfect["accuracy"] == perfect["precision"] == perfect["recall"] == perfect["f1"] == 1.0
+    wrong = classification_metrics(torch.tensor([[0, 2], [3, 0]]), 0.0, 5)
+    assert wrong["accuracy"] == wrong["precision"] == wrong["recall"] == wrong["f1"] == 0.0
+
+
+def test_class_absent_from_the_data_is_left_out_of_the_macro_average():
+    # class 2 never occurs in the targets (a small split); it is predicted once
+    cm = torch.tensor([[3, 0, 1],
+                       [1, 2, 0],
+                       [0, 0, 0]])
+    y_true, y_pred = _labels_from_cm(cm)
+    m = classification_metrics(cm, 0.0, 7)
+    present = [0, 1]
+    assert m["precision"] == pytest.approx(skm.precision_score(y_true, y_pred, labels=present, average="macro"))
+    assert m["recall"] == pytest.approx(skm.recall_score(y_true, y_pred, labels=present, average="macro"))
+    assert m["f1"] == pytest.approx(skm.f1_score(y_true, y_pred, labels=present, average="macro"))
+    assert m["accuracy"] == pytest.approx(5 / 7)
+
+
+def test_empty_confusion_matrix_is_all_zero_not_nan():
+    m = classification_metrics(torch.zeros(3, 3, dtype=torch.long), 0.0, 0)
+    assert m == {"loss": 0.0, "accuracy": 0.0, "precision": 0.0, "recall": 0.0, "f1": 0.0}
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_accumulator_over_batches_matches_sklearn(seed):
+    g = torch.Generator().manual_seed(seed)
+    k, n = 7, 503
+    target = torch.randint(0, k, (n,), generator=g)
+    logits = torch.randn(n, k, generator=g)
+    logits[torch.arange(n), target] += 1.0  # better than chance, not perfect
+    losses = torch.nn.functional.cross_entropy(logits, target, reduction="none")
+    acc = ClassificationAccumulator(k, CPU)
+    for lo in range(0, n, 64):  # uneven last batch
+        sl = slice(lo, lo + 64)
+        acc.update(logits[sl], target[sl], losses[sl].sum())
+    m, cm = acc.compute()
+    y_true, y_pred = target.numpy(), logits.argmax(1).numpy()
+    assert cm == skm.confusion_matrix(y_true, y_pred, labels=list(range(k))).tolist()
+    assert acc.count == n
+    assert m["loss"] == pytest.approx(float(losses.double().mean()), rel=1e-6)
+    assert m["accuracy"] == pytest.approx(skm.accuracy_score(y_true, y_pred))
+    assert m["precision"] == pytest.approx(skm.precision_score(y_true, y_pred, average="macro", zero_division=0))
+    assert m["recall"] == pytest.approx(skm.recall_score(y_true, y_pred, average="macro", zero_division=0))
+    assert m["f1"] == pytest.approx(skm.f1_score(y_true, y_pred, average="macro", zero_division=0))
+
+
+def test_accumulator_confusion_orientation():
+    acc = ClassificationAccumulator(3, CPU)
+    # true 0 predicted 2, twice; true 1 predicted 1
+    logits = torch.tensor([[0.0, 0.0, 1.0], [0.0, 0.0, 1.0], [0.0, 1.0, 0.0]])
+    acc.update(logits, torch.tensor([0, 0, 1]), torch.tensor(0.0))
+    _, cm = acc.compute()
+    assert cm == [[0, 0, 2], [0, 1, 0], [0, 0, 0]]
+
+
+# --------------------------------------------------------------------------- regression
+
+def test_regression_metrics_hand_computed():
+    y = np.array([1.0, 2.0, 3.0, 4.0])
+    p = np.array([1.5, 2.0, 2.0, 5.0])
+    se, ae = ((p - y) ** 2).sum(), np.abs(p - y).sum()  # 2.25, 2.5
+    m = regression_metrics(loss_sum=se, se=se, ae=ae, y_sum=y.sum(), y_sq=(y**2).sum(), n=4)
+    assert m["mse"] == pytest.approx(2.25 / 4)
+    assert m["mae"] == pytest.approx(2.5 / 4)
+    assert m["r2"] == pytest.approx(1 - 2.25 / 5.0)  # SS_tot = 5
+    assert m["loss"] == pytest.approx(2.25 / 4)
+
+
+def test_regression_constant_target_gives_zero_r2_not_a_division_error():
+    m = regression_metrics(0.0, 1.0, 1.0, 6.0, 12.0, 3)  # y = [2, 2, 2]
+    assert m["r2"] == 0.0
+
+
+@pytest.mark.parametrize("seed, offset", [(0, 0.0), (1, 3.0), (2, -50.0), (3, 1e4)])
+def test_regression_accumulator_matches_sklearn(seed, offset):
+    rng = np.random.default_rng(seed)
+    n = 777
+    y = rng.normal(offset, 2.0, size=n)
+    p = y + rng.normal(0.0, 0.7, size=n)
+    acc = RegressionAccumulator(CPU)
+    for lo in range(0, n, 100):
+        yt = torch.tensor(y[lo:lo + 100], dtype=torch.float32).unsqueeze(1)
+        pt = torch.tensor(p[lo:lo + 100], dtype=torch.float32).unsqueeze(1)
+        acc.update(pt, yt, ((pt - yt) ** 2).sum())
+    m, extra = acc.compute()
+    assert extra == []
+    # the accumulator sees float32 inputs, as the engine gives it
+    y32, p32 = y.astype(np.float32).astype(np.float64), p.astype(np.float32).astype(np.float64)
+    assert m["mse"] == pytest.approx(skm.mean_squared_error(y32, p32), rel=1e-6)
+    assert m["mae"] == pytest.approx(skm.mean_absolute_error(y32, p32), rel=1e-6)
+    assert m["r2"] == pytest.approx(skm.r2_score(y32, p32), rel=1e-6, abs=1e-6)
+    assert m["loss"] == pytest.approx(m["mse"], rel=1e-5)
+    assert acc.count == n
+
+
+def test_regression_accumulator_accepts_flat_and_column_shapes():
+    a, b = RegressionAccumulator(CPU), RegressionAccumulator(CPU)
+    y = torch.tensor([1.0, 2.0, 4.0])
+    p = torch.tensor([1.0, 3.0, 3.0])
+    a.update(p, y, torch.tensor(2.0))
+    b.update(p.unsqueeze(1), y.unsqueeze(1), torch.tensor(2.0))
+    assert a.compute() == b.compute()
+    assert a.compute()[0]["r2"] == pytest.approx(skm.r2_score(y.numpy(), p.numpy()))
