@@ -12,6 +12,7 @@ intervals (STYLE.md habit 6) and writes the run directory:
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import json
 import math
@@ -201,6 +202,7 @@ class Trainer:
         self.forward = torch.compile(self.model) if cfg.train.compile else self.model
         self.optimizer = build_optimizer(cfg, self.model.parameters())
         self.loss_fn = make_loss(cfg)
+        self._autocast = (lambda: torch.autocast(self.device.type, dtype=torch.bfloat16)) if cfg.train.bf16 else contextlib.nullcontext
         self.batches_per_epoch = self.data.steps_per_epoch(cfg.data.batch_size)
         self.steps_per_epoch = math.ceil(self.batches_per_epoch / cfg.optim.grad_accum)
         total = cfg.train.epochs * self.steps_per_epoch
@@ -291,12 +293,9 @@ class Trainer:
         accum = cfg.optim.grad_accum
         self.model.train()
         self._interval = self._new_interval()
-        self._epoch_acc = self._new_interval()
+        self._epoch_acc = [0.0, 0.0, 0]  # loss sum, correct, samples: host floats, added at each flush
         if self._resumed_epoch_acc is not None:  # mid-epoch resume: the epoch's train metrics go on
-            loss, correct, n = self._resumed_epoch_acc
-            self._epoch_acc["loss"] += loss
-            self._epoch_acc["correct"] += correct
-            self._epoch_acc["n"] = n
+            self._epoch_acc = list(self._resumed_epoch_acc)
             self._resumed_epoch_acc = None
         self._clock_start()
         micro = 0
@@ -320,19 +319,21 @@ class Trainer:
         cfg = self.config
         if cfg.train.channels_last and x.dim() == 4:
             x = x.contiguous(memory_format=torch.channels_last)
-        with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=cfg.train.bf16):
+        with self._autocast():
             out = self.forward(x)
             loss = self.loss_fn(out.float(), y)
         total = loss
         if cfg.optim.l1 > 0:
             total = total + cfg.optim.l1 * sum(p.abs().sum() for p in self.model.parameters())
-        (total / cfg.optim.grad_accum).backward()
+        if cfg.optim.grad_accum > 1:
+            total = total / cfg.optim.grad_accum
+        total.backward()
         n = y.shape[0]
-        for acc in (self._interval, self._epoch_acc):
-            acc["loss"] += loss.detach() * n
-            acc["n"] += n
-            if self.task == "classification":
-                acc["correct"] += (out.detach().argmax(1) == y).sum()
+        acc = self._interval  # device-side sums: no host sync until the log interval
+        acc["loss"].add_(loss.detach(), alpha=n)
+        acc["n"] += n
+        if self.task == "classification":
+            acc["correct"].add_((out.detach().argmax(1) == y).sum())
         if last:
             self._optimizer_step()
 
@@ -376,6 +377,8 @@ class Trainer:
             raise _EndRun("early_stopped", self._stop_reason)
 
     def _drain_commands(self) -> None:
+        if self._commands.empty():  # the common case, checked without raising queue.Empty
+            return
         while True:
             try:
                 cmd = self._commands.get_nowait()
@@ -524,6 +527,9 @@ class Trainer:
         loss_sum, correct = torch.stack([acc["loss"], acc["correct"]]).tolist()  # host sync
         st, n = self.state, acc["n"]
         st.train_samples += n
+        self._epoch_acc[0] += loss_sum
+        self._epoch_acc[1] += correct
+        self._epoch_acc[2] += n
         loss = loss_sum / n
         ev = E.StepMetrics(
             step=st.step, epoch=st.epoch, epoch_progress=min(1.0, st.batch / max(1, self.batches_per_epoch)),
@@ -584,7 +590,7 @@ class Trainer:
                     break
                 if self.config.train.channels_last and x.dim() == 4:
                     x = x.contiguous(memory_format=torch.channels_last)
-                with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.config.train.bf16):
+                with self._autocast():
                     out = self.forward(x)
                 out = out.float()
                 acc.update(out, y, self.loss_fn(out, y, "sum"))
@@ -596,11 +602,10 @@ class Trainer:
 
     def _end_epoch(self, seconds: float) -> None:
         cfg, st = self.config, self.state
-        e = self._epoch_acc
-        loss_sum, correct = torch.stack([e["loss"], e["correct"]]).tolist()
-        train = {"loss": loss_sum / max(1, e["n"])}
+        loss_sum, correct, n = self._epoch_acc
+        train = {"loss": loss_sum / max(1, n)}
         if self.task == "classification":
-            train["accuracy"] = correct / max(1, e["n"])
+            train["accuracy"] = correct / max(1, n)
         val: dict = {}
         validated = (st.epoch + 1) % cfg.train.val_every == 0 or st.epoch + 1 == cfg.train.epochs
         if validated and self.data.val_size:
@@ -670,11 +675,13 @@ class Trainer:
         }
 
     def _epoch_acc_plain(self) -> list:
-        acc = getattr(self, "_epoch_acc", None)
-        if acc is None or st_batch_zero(self.state):
+        """The epoch's train sums so far (flushed intervals plus the pending one)."""
+        if st_batch_zero(self.state) or not hasattr(self, "_epoch_acc"):
             return [0.0, 0.0, 0]
+        acc = self._interval
         loss, correct = torch.stack([acc["loss"], acc["correct"]]).tolist()
-        return [loss, correct, acc["n"]]
+        e = self._epoch_acc
+        return [e[0] + loss, e[1] + correct, e[2] + acc["n"]]
 
     def _checkpoint(self, reason: str) -> Path | None:
         """Save atomically; a failure is reported as RunError and training goes on."""
