@@ -328,12 +328,14 @@ class Trainer:
         if cfg.optim.grad_accum > 1:
             total = total / cfg.optim.grad_accum
         total.backward()
-        n = y.shape[0]
-        acc = self._interval  # device-side sums: no host sync until the log interval
-        acc["loss"].add_(loss.detach(), alpha=n)
-        acc["n"] += n
+        # Keep device tensors until the log interval: one kernel (argmax) per step, no host sync.
+        acc = self._interval
+        acc["losses"].append(loss.detach())
+        acc["sizes"].append(y.shape[0])
+        acc["n"] += y.shape[0]
         if self.task == "classification":
-            acc["correct"].add_((out.detach().argmax(1) == y).sum())
+            acc["preds"].append(out.detach().argmax(1))
+            acc["targets"].append(y)
         if last:
             self._optimizer_step()
 
@@ -497,8 +499,21 @@ class Trainer:
     # ------------------------------------------------------------------ metrics
 
     def _new_interval(self) -> dict:
-        z = lambda: torch.zeros((), device=self.device)  # noqa: E731
-        return {"loss": z(), "correct": z(), "n": 0, "t": 0.0}
+        """Per-step device tensors of the current log interval, reduced at the flush."""
+        return {"losses": [], "sizes": [], "preds": [], "targets": [], "n": 0, "t": 0.0}
+
+    def _interval_sums(self, acc: dict) -> tuple[float, float]:
+        """(sum of per-sample losses, correct predictions) of an interval: one host transfer."""
+        if not acc["losses"]:
+            return 0.0, 0.0
+        sizes = torch.tensor(acc["sizes"], dtype=torch.float32).to(self.device, non_blocking=True)
+        parts = [(torch.stack(acc["losses"]).float() * sizes).sum()]
+        if acc["preds"]:
+            parts.append((torch.cat(acc["preds"]) == torch.cat(acc["targets"])).sum().float())
+        else:
+            parts.append(torch.zeros((), device=self.device))
+        loss_sum, correct = torch.stack(parts).tolist()
+        return loss_sum, correct
 
     def _clock_start(self) -> None:
         self._t0 = time.perf_counter()
@@ -524,7 +539,7 @@ class Trainer:
         running = self._t0 is not None
         if running:
             self._clock_stop()
-        loss_sum, correct = torch.stack([acc["loss"], acc["correct"]]).tolist()  # host sync
+        loss_sum, correct = self._interval_sums(acc)  # the host sync
         st, n = self.state, acc["n"]
         st.train_samples += n
         self._epoch_acc[0] += loss_sum
@@ -679,7 +694,7 @@ class Trainer:
         if st_batch_zero(self.state) or not hasattr(self, "_epoch_acc"):
             return [0.0, 0.0, 0]
         acc = self._interval
-        loss, correct = torch.stack([acc["loss"], acc["correct"]]).tolist()
+        loss, correct = self._interval_sums(acc)
         e = self._epoch_acc
         return [e[0] + loss, e[1] + correct, e[2] + acc["n"]]
 

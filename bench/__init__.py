@@ -1,0 +1,1 @@
+"""tui-train's benchmark program: `python -m bench [--quick]`. See BENCHMARKS.md."""
