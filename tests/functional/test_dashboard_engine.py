@@ -1,0 +1,174 @@
+"""Pilot tests with the real engine on a tiny digits run (CPU, a few seconds each)."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from core import commands as C
+from core import events as E
+from core.config import load_config
+from tui.app import build_app
+from tui.screens.confirm_dialog import ConfirmDialog
+from tui.screens.learning_rate_dialog import LearningRateDialog
+from tui.screens.quit_dialog import QuitDialog
+from tui.widgets.event_log import EventLog
+from tui.widgets.hyperparameter_panel import HyperparameterPanel
+from tui.widgets.status_badge import StatusBadge
+
+from tests.functional.helpers import run_async, screen_text, settle, wait_for
+
+engine = pytest.importorskip("core.engine")
+
+
+@pytest.fixture(autouse=True)
+def quick_idle(monkeypatch):
+    """Pilot waits for the *process* to go idle after each key (textual._wait.wait_for_idle), which
+    never happens while the training thread computes, so every key would cost its 1 s cap; the
+    tests wait on the events they need instead (helpers.wait_for)."""
+    import asyncio
+
+    async def quick(min_sleep: float = 0.0, max_sleep: float = 1.0) -> None:
+        await asyncio.sleep(0.02)
+
+    monkeypatch.setattr("textual.app.wait_for_idle", quick)
+    monkeypatch.setattr("textual.pilot.wait_for_idle", quick)
+
+
+class Tee:
+    """Wraps the real Trainer and keeps a copy of every event it emits (for assertions)."""
+
+    def __init__(self, trainer) -> None:
+        self.trainer = trainer
+        self.events: list[E.Event] = []
+
+    def submit(self, command: C.Command) -> None:
+        self.trainer.submit(command)
+
+    def run(self, stop_event: threading.Event | None = None, sink=None) -> dict:
+        def tee(event: E.Event) -> None:
+            self.events.append(event)
+            sink(event)
+        return self.trainer.run(stop_event=stop_event, sink=tee)
+
+    def of(self, kind: type) -> list:
+        return [e for e in list(self.events) if isinstance(e, kind)]
+
+
+def engine_app(tmp_path: Path):
+    cfg = load_config("digits-mlp", overrides=[
+        "train.epochs=2000", "train.log_every=5", "schedule.name=constant", "schedule.warmup_steps=0",
+        "train.device=cpu", "train.num_threads=1", "checkpoint.save_best=false"])
+    tees: list[Tee] = []
+
+    def factory(config, preset):
+        tee = Tee(engine.Trainer(config, runs_dir=tmp_path, preset=preset))
+        tees.append(tee)
+        return tee
+
+    app = build_app(config=cfg, preset="digits-mlp", runs_dir=tmp_path, trainer_factory=factory, start_immediately=True)
+    return app, tees
+
+
+def badge(app) -> str:
+    return str(app.screen.query_one(StatusBadge).render()).strip()
+
+
+@run_async
+async def test_real_engine_pause_lr_save_invalid_and_early_stop(tmp_path):
+    app, tees = engine_app(tmp_path)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await wait_for(pilot, lambda: app.status == "running", timeout=60, what="engine start")
+        tee = tees[0]
+        await wait_for(pilot, lambda: len(tee.of(E.StepMetrics)) >= 2, what="first steps")
+
+        # pause: the engine reports it, then takes no optimizer steps
+        await pilot.press("space")
+        await wait_for(pilot, lambda: app.status == "paused", what="paused")
+        await settle(pilot)
+        assert badge(app) == "PAUSED"
+        steps_seen = len(tee.of(E.StepMetrics))
+        step_at_pause = tee.trainer.state.step
+        time.sleep(0.6)
+        await settle(pilot)
+        assert tee.trainer.state.step == step_at_pause
+        assert len(tee.of(E.StepMetrics)) == steps_seen
+        await pilot.press("space")
+        await wait_for(pilot, lambda: tee.trainer.state.step > step_at_pause, what="steps after resume")
+        assert app.status == "running"
+
+        # l: the optimizer's LR changes at the next step
+        await pilot.press("l")
+        await wait_for(pilot, lambda: isinstance(app.screen, LearningRateDialog))
+        app.screen.query_one("#lr-input").value = "0.005"
+        await pilot.press("enter")
+        await wait_for(pilot, lambda: any(e.key == "lr" and e.new == 0.005 for e in tee.of(E.CommandApplied)), what="lr applied")
+        applied = next(e for e in tee.of(E.CommandApplied) if e.key == "lr")
+        await wait_for(pilot, lambda: any(s.step > applied.step for s in tee.of(E.StepMetrics)), what="a step after")
+        after = next(s for s in tee.of(E.StepMetrics) if s.step > applied.step)
+        assert after.lr == pytest.approx(0.005)
+        assert tee.trainer.optimizer.param_groups[0]["lr"] == pytest.approx(0.005)
+        await settle(pilot)
+        assert app.dashboard.query_one(HyperparameterPanel).values["lr"] == 0.005
+        assert "5.00e-03" in screen_text(app)
+
+        # invalid LR text: refused in the dialog, nothing submitted, nothing changed
+        n_commands = len(tee.of(E.CommandApplied)) + len(tee.of(E.CommandRejected))
+        await pilot.press("l")
+        await wait_for(pilot, lambda: isinstance(app.screen, LearningRateDialog))
+        app.screen.query_one("#lr-input").value = "-1"
+        await pilot.press("enter")
+        await settle(pilot)
+        assert "must be > 0" in str(app.screen.query_one("#lr-error").render())
+        await pilot.press("escape")
+        await settle(pilot)
+        assert len(tee.of(E.CommandApplied)) + len(tee.of(E.CommandRejected)) == n_commands
+        # and the engine itself rejects what the dialog would have refused
+        app.submit(C.SetLearningRate(float("nan")))
+        await wait_for(pilot, lambda: tee.of(E.CommandRejected), what="rejection")
+        assert tee.trainer.state.base_lr == 0.005
+        await settle(pilot)
+        assert "rejected" in "\n".join(app.dashboard.query_one(EventLog).lines_text)
+
+        # s: a checkpoint file exists at the path the log shows
+        await pilot.press("s")
+        await wait_for(pilot, lambda: any(c.reason == "manual" for c in tee.of(E.CheckpointSaved)), what="checkpoint")
+        saved = next(c for c in tee.of(E.CheckpointSaved) if c.reason == "manual")
+        assert Path(saved.path).is_file()
+        await settle(pilot)
+        assert saved.path in "\n".join(app.dashboard.query_one(EventLog).lines_text)
+
+        # e: confirm, then the run ends as early_stopped
+        await pilot.press("e")
+        await wait_for(pilot, lambda: isinstance(app.screen, ConfirmDialog))
+        await pilot.press("y")
+        await wait_for(pilot, lambda: app.status == "early_stopped" and not app.run_active, timeout=30, what="early stop")
+        await settle(pilot)
+        assert badge(app) == "EARLY STOPPED"
+        finished = tee.of(E.RunFinished)
+        assert finished and finished[0].status == "early_stopped"
+        summary = json.loads((Path(finished[0].run_dir) / "summary.json").read_text())
+        assert summary["status"] == "early_stopped"
+        await pilot.press("q")  # not active any more: quits without asking
+        await wait_for(pilot, lambda: not app.is_running, what="exit")
+    assert app.return_code == 0
+
+
+@run_async
+async def test_real_engine_quit_stops_training_and_never_hangs(tmp_path):
+    app, tees = engine_app(tmp_path)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await wait_for(pilot, lambda: app.status == "running", timeout=60, what="engine start")
+        await pilot.press("q")
+        await wait_for(pilot, lambda: isinstance(app.screen, QuitDialog))
+        await pilot.press("q")
+        await wait_for(pilot, lambda: not app.is_running, what="exit")
+    assert app.stop_training(30), "the stop event must end the training thread"
+    app.drain_after_exit()
+    assert app.status == "interrupted"
+    run_dir = Path(tees[0].of(E.RunStarted)[0].run_dir)
+    assert json.loads((run_dir / "summary.json").read_text())["status"] == "interrupted"

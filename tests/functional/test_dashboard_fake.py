@@ -1,0 +1,354 @@
+"""Pilot tests on a scripted fake trainer: keys submit the right commands; events drive widgets."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+
+from core import commands as C
+from core import events as E
+from tui.fake import demo_script
+from tui.screens.confirm_dialog import ConfirmDialog
+from tui.screens.help_screen import HelpScreen
+from tui.screens.hyperparameter_dialog import HyperparameterDialog
+from tui.screens.launcher_screen import LauncherScreen
+from tui.screens.learning_rate_dialog import LearningRateDialog
+from tui.screens.quit_dialog import QuitDialog
+from tui.widgets.epoch_table import BEST_MARK, EpochTable
+from tui.widgets.event_log import EventLog
+from tui.widgets.hyperparameter_panel import HyperparameterPanel
+from tui.widgets.metric_plot import MetricPlot
+from tui.widgets.status_badge import StatusBadge
+
+from tests.functional.helpers import fake_app, run_async, screen_text, settle, wait_for
+
+SIZE = (120, 40)
+
+
+def badge(app) -> str:
+    return str(app.screen.query_one(StatusBadge).render()).strip()
+
+
+def log_text(app) -> str:
+    return "\n".join(app.dashboard.query_one(EventLog).lines_text)
+
+
+async def started(pilot, fakes):
+    await wait_for(pilot, lambda: fakes and fakes[0].started.is_set() and pilot.app.status == "running", what="run start")
+
+
+@run_async
+async def test_keys_submit_the_right_commands(tmp_path):
+    app, fakes = fake_app(tmp_path)
+    async with app.run_test(size=SIZE) as pilot:
+        await started(pilot, fakes)
+        fake = fakes[0]
+        await pilot.press("s", "v", "left_square_bracket", "right_square_bracket")
+        await wait_for(pilot, lambda: len(fake.commands) == 4)
+        assert fake.commands == [C.SaveCheckpoint(), C.Validate(), C.ScaleLearningRate(0.5), C.ScaleLearningRate(2.0)]
+
+        # space submits Pause; the badge only changes when the engine says so
+        await pilot.press("space")
+        await wait_for(pilot, lambda: app.status == "paused")
+        assert fake.commands[-1] == C.Pause()
+        await settle(pilot)
+        assert badge(app) == "PAUSED"
+        await pilot.press("space")
+        await wait_for(pilot, lambda: app.status == "running")
+        assert fake.commands[-1] == C.Resume()
+        await settle(pilot)
+        assert badge(app) == "RUNNING"
+
+        # l: the dialog takes 3e-4
+        await pilot.press("l")
+        await wait_for(pilot, lambda: isinstance(app.screen, LearningRateDialog))
+        app.screen.query_one("#lr-input").value = ""
+        await pilot.press(*"3e-4", "enter")
+        await wait_for(pilot, lambda: fake.commands[-1] == C.SetLearningRate(3e-4))
+        await wait_for(pilot, lambda: app.dashboard.query_one(HyperparameterPanel).values.get("lr") == 3e-4)
+        assert "3.00e-04" in screen_text(app)
+
+        # h: a hyperparameter
+        await pilot.press("h")
+        await wait_for(pilot, lambda: isinstance(app.screen, HyperparameterDialog))
+        app.screen.query_one("#hp-value").value = ""
+        await pilot.press(*"0.8", "enter")
+        await wait_for(pilot, lambda: fake.commands[-1] == C.SetHyperparameter("momentum", 0.8))
+
+        # e asks first; n declines, y confirms
+        await pilot.press("e")
+        await wait_for(pilot, lambda: isinstance(app.screen, ConfirmDialog))
+        await pilot.press("n")
+        await wait_for(pilot, lambda: not isinstance(app.screen, ConfirmDialog))
+        assert not any(isinstance(c, C.Stop) for c in fake.commands)
+        await pilot.press("e")
+        await wait_for(pilot, lambda: isinstance(app.screen, ConfirmDialog))
+        await pilot.press("y")
+        await wait_for(pilot, lambda: app.status == "early_stopped")
+        assert isinstance(fake.commands[-1], C.Stop)
+        await settle(pilot)
+        assert badge(app) == "EARLY STOPPED"
+        assert "checkpoint (early_stop)" in log_text(app)
+
+        # after the end, run keys submit nothing; n opens the launcher
+        count = len(fake.commands)
+        await pilot.press("s", "space", "v")
+        await settle(pilot)
+        assert len(fake.commands) == count
+        await pilot.press("n")
+        await wait_for(pilot, lambda: isinstance(app.screen, LauncherScreen))
+
+
+@pytest.mark.parametrize("text", ["abc", "0", "-0.1", "nan", "inf", ""])
+@run_async
+async def test_invalid_lr_submits_nothing_and_says_why(tmp_path, text):
+    app, fakes = fake_app(tmp_path)
+    async with app.run_test(size=SIZE) as pilot:
+        await started(pilot, fakes)
+        await pilot.press("l")
+        await wait_for(pilot, lambda: isinstance(app.screen, LearningRateDialog))
+        app.screen.query_one("#lr-input").value = text
+        await pilot.press("enter")
+        await settle(pilot)
+        assert isinstance(app.screen, LearningRateDialog)
+        assert str(app.screen.query_one("#lr-error").render()).strip() != ""
+        await pilot.press("escape")
+        await settle(pilot)
+        assert not isinstance(app.screen, LearningRateDialog)
+        assert fakes[0].commands == []
+
+
+@run_async
+async def test_events_drive_the_widgets(tmp_path):
+    app, fakes = fake_app(tmp_path, script=demo_script())
+    async with app.run_test(size=SIZE) as pilot:
+        await started(pilot, fakes)
+        await wait_for(pilot, lambda: app.dashboard.query_one(EpochTable).row_count == 3)
+        await settle(pilot)
+        dash = app.dashboard
+        table = dash.query_one(EpochTable)
+        # only the latest best keeps the star
+        assert [table.get_row(str(i))[0] for i in range(3)] == ["1", "2", f"3 {BEST_MARK}"]
+        panel = dash.query_one(HyperparameterPanel)
+        assert panel.values["lr"] == 5e-4 and panel.values["lr_now"] == 5e-4
+        text = screen_text(app)
+        assert "RUNNING" in text and "runs/fake-run" in text and "tiny" in text
+        assert "runs/fake-run/checkpoints/best-epoch002.pt" in log_text(app)
+        assert "lr 0.001 -> 0.0005" in log_text(app)
+        assert "early stopping: 5 epoch(s) of patience left" in log_text(app)
+        assert len(dash.query_one("#loss-plot", MetricPlot).lines["train"].series) == 30
+        assert [kind for _, kind in dash.query_one("#lr-plot", MetricPlot).markers] == ["lr"]
+
+
+@run_async
+async def test_plots_redraw_only_on_change(tmp_path):
+    app, fakes = fake_app(tmp_path, script=demo_script())
+    async with app.run_test(size=SIZE) as pilot:
+        await started(pilot, fakes)
+        await settle(pilot)
+        plot = app.dashboard.query_one("#loss-plot", MetricPlot)
+        before = plot.draw_count
+        for _ in range(5):
+            app.pump_events()
+            app.dashboard.refresh_plots(force=True)
+        assert plot.draw_count == before  # nothing new: no redraw
+        fakes[0].emit(E.StepMetrics(step=301, epoch=2, epoch_progress=1.0, loss=0.04, lr=5e-4, samples_per_second=1.0))
+        await settle(pilot)
+        assert plot.draw_count == before + 1
+
+
+@run_async
+async def test_run_failed_shows_failed_and_traceback_path(tmp_path):
+    app, fakes = fake_app(tmp_path)
+    async with app.run_test(size=SIZE) as pilot:
+        await started(pilot, fakes)
+        fakes[0].emit(E.RunFailed(message="RuntimeError: boom", traceback="Traceback...\nRuntimeError: boom",
+                                  traceback_path="runs/fake-run/traceback.txt"))
+        await wait_for(pilot, lambda: app.status == "failed")
+        await settle(pilot)
+        assert badge(app) == "FAILED"
+        assert "RuntimeError: boom" in log_text(app)
+        assert "runs/fake-run/traceback.txt" in log_text(app)
+        assert app.failed
+        await pilot.press("question_mark")  # still usable
+        await wait_for(pilot, lambda: isinstance(app.screen, HelpScreen))
+        await pilot.press("escape")
+        await pilot.press("q")  # no run active: quits without asking
+        await wait_for(pilot, lambda: not app.is_running, what="exit")
+    assert app.return_code == 1
+
+
+@run_async
+async def test_trainer_factory_error_becomes_failed(tmp_path):
+    def broken(config, preset):
+        raise ImportError("no engine here")
+
+    from tests.functional.helpers import tiny_config
+    from tui.app import build_app
+
+    app = build_app(config=tiny_config(), preset="tiny", runs_dir=tmp_path, trainer_factory=broken, start_immediately=True)
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_for(pilot, lambda: app.status == "failed")
+        await settle(pilot)
+        assert badge(app) == "FAILED"
+        assert "ImportError: no engine here" in log_text(app)
+
+
+@run_async
+async def test_non_finite_values_never_reach_widgets(tmp_path):
+    app, fakes = fake_app(tmp_path)
+    async with app.run_test(size=SIZE) as pilot:
+        await started(pilot, fakes)
+        fake = fakes[0]
+        fake.emit(E.StepMetrics(step=10, epoch=0, epoch_progress=0.1, loss=1.0, lr=1e-3, samples_per_second=10.0, accuracy=0.5, elapsed=1.0))
+        fake.emit(E.StepMetrics(step=20, epoch=0, epoch_progress=math.nan, loss=math.nan, lr=math.inf,
+                                samples_per_second=math.inf, accuracy=math.nan, elapsed=math.nan))
+        fake.emit(E.RunWarning(message="non-finite loss (nan) at step 20", step=20))
+        fake.emit(E.StatusChanged(status="paused", reason="non-finite loss", step=20))
+        fake.emit(E.EpochMetrics(epoch=0, step=20, train={"loss": math.inf, "accuracy": math.nan},
+                                 val={"loss": math.nan, "accuracy": 0.5}, lr=math.nan, seconds=math.inf))
+        await wait_for(pilot, lambda: app.status == "paused")
+        await settle(pilot)
+        dash = app.dashboard
+        for plot in dash.query(MetricPlot):
+            for line in plot.lines.values():
+                assert all(math.isfinite(y) for y in line.series.ys)
+        assert dash.query_one("#loss-plot", MetricPlot).lines["train"].series.ys == [1.0]
+        assert badge(app) == "PAUSED"
+        assert "non-finite" in log_text(app)
+        assert [k for _, k in dash.query_one("#loss-plot", MetricPlot).markers] == ["nonfinite"]
+        screen_text(app)  # renders
+        await pilot.press("space")
+        await wait_for(pilot, lambda: fake.commands[-1:] == [C.Resume()])
+
+
+@run_async
+async def test_regression_run_plots_r2(tmp_path):
+    app, fakes = fake_app(tmp_path, task="regression", script=demo_script(task="regression"))
+    async with app.run_test(size=SIZE) as pilot:
+        await started(pilot, fakes)
+        await wait_for(pilot, lambda: app.dashboard.query_one(EpochTable).row_count == 3)
+        await settle(pilot)
+        plot = app.dashboard.query_one("#metric-plot", MetricPlot)
+        assert plot.title == "R²"
+        assert len(plot.lines["val"].series) == 3 and len(plot.lines["train"].series) == 3
+        assert "val R²" in screen_text(app)
+
+
+@run_async
+async def test_quit_while_running_offers_save_and_stops_training(tmp_path):
+    app, fakes = fake_app(tmp_path)
+    async with app.run_test(size=SIZE) as pilot:
+        await started(pilot, fakes)
+        await pilot.press("q")
+        await wait_for(pilot, lambda: isinstance(app.screen, QuitDialog))
+        await pilot.press("escape")  # stay
+        await wait_for(pilot, lambda: not isinstance(app.screen, QuitDialog))
+        assert app.is_running
+        await pilot.press("q")
+        await wait_for(pilot, lambda: isinstance(app.screen, QuitDialog))
+        await pilot.press("s")  # save & quit: SaveCheckpoint, exit once CheckpointSaved arrives
+        await wait_for(pilot, lambda: not app.is_running, what="exit after the checkpoint")
+    fake = fakes[0]
+    assert C.SaveCheckpoint() in fake.commands
+    assert fake.finished.wait(5), "the stop event must end training"
+    assert app.stop_training(5)
+
+
+@run_async
+async def test_launcher_starts_the_run_with_edits(tmp_path):
+    from tui.app import build_app
+    from tui.fake import FakeTrainer
+
+    made = []
+
+    def factory(config, preset):
+        made.append((config, preset))
+        return FakeTrainer(config, preset=preset)
+
+    app = build_app(config=None, preset=None, runs_dir=tmp_path, trainer_factory=factory)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await wait_for(pilot, lambda: isinstance(app.screen, LauncherScreen))
+        screen = app.screen
+        assert screen.selected == "digits-mlp"
+        text = screen_text(app)
+        assert "digits-mlp" in text and "regression-mlp" in text
+        # an invalid edit is shown, nothing starts
+        screen.query_one("#f-lr").value = "nan"
+        await pilot.pause()
+        screen.action_start()
+        await pilot.pause()
+        assert "finite" in str(screen.query_one("#launch-error").render())
+        assert made == []
+        screen.query_one("#f-lr").value = "3e-4"
+        screen.query_one("#f-epochs").value = "2"
+        await pilot.pause()
+        screen.query_one("#f-epochs").focus()
+        await pilot.press("enter")
+        await wait_for(pilot, lambda: made and app.status == "running")
+    config, preset = made[0]
+    assert preset == "digits-mlp"
+    assert (config.optim.lr, config.train.epochs, config.train.on_nonfinite) == (3e-4, 2, "pause")
+
+
+@pytest.mark.parametrize("size", [(80, 24), (40, 12), (20, 6), (200, 60)])
+@run_async
+async def test_sizes_render_and_resize_without_crash(tmp_path, size):
+    app, fakes = fake_app(tmp_path, script=demo_script())
+    async with app.run_test(size=size) as pilot:
+        await started(pilot, fakes)
+        await settle(pilot)
+        text = screen_text(app)
+        if size == (80, 24):
+            for word in ("RUNNING", "loss", "accuracy", "learning rate", "lr now", "space"):
+                assert word in text, word
+        await pilot.resize_terminal(30, 10)
+        await settle(pilot)
+        await pilot.resize_terminal(*size)
+        await settle(pilot)
+        await pilot.press("t", "question_mark")
+        await settle(pilot)
+        screen_text(app)
+
+
+@run_async
+async def test_command_palette_offers_the_actions(tmp_path):
+    app, fakes = fake_app(tmp_path)
+    async with app.run_test(size=SIZE) as pilot:
+        await started(pilot, fakes)
+        titles = [c.title for c in app.get_system_commands(app.screen)]
+        for title in ("Pause / resume training", "Set learning rate", "Halve learning rate", "Double learning rate",
+                      "Edit hyperparameters", "Save checkpoint", "Validate now", "Early stop", "Help: keys"):
+            assert title in titles
+        # run one through the palette callback
+        next(c for c in app.get_system_commands(app.screen) if c.title == "Save checkpoint").callback()
+        await wait_for(pilot, lambda: fakes[0].commands == [C.SaveCheckpoint()])
+
+
+@run_async
+async def test_no_color_renders_and_badge_says_the_status(tmp_path, monkeypatch):
+    monkeypatch.setenv("NO_COLOR", "1")
+    app, fakes = fake_app(tmp_path, script=demo_script())
+    assert app.no_color
+    async with app.run_test(size=(80, 24)) as pilot:
+        await started(pilot, fakes)
+        await settle(pilot)
+        assert "RUNNING" in screen_text(app)
+
+
+@run_async
+async def test_new_run_after_the_end_goes_through_the_launcher(tmp_path):
+    app, fakes = fake_app(tmp_path, script=demo_script(), auto_finish=True)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await wait_for(pilot, lambda: app.status == "completed" and not app.run_active)
+        await settle(pilot)
+        assert "n New run" in screen_text(app)
+        await pilot.press("n")
+        await wait_for(pilot, lambda: isinstance(app.screen, LauncherScreen))
+        # the launcher shows the last run's config again; Enter in a field starts the next run
+        assert app.screen.query_one("#f-lr").value == "0.001"
+        app.screen.query_one("#f-lr").focus()
+        await pilot.press("enter")
+        await wait_for(pilot, lambda: len(fakes) == 2 and app.status == "completed")
+        assert app.dashboard is not None and app.dashboard.is_mounted

@@ -1,0 +1,85 @@
+"""Text formatting for engine values: every number shown passes through here, so nan/inf and
+None become a dash or a word and never reach a widget as a float (STYLE.md known traps)."""
+
+from __future__ import annotations
+
+from tui.series import is_finite
+
+DASH = "–"
+"""Shown where a value is missing or not finite."""
+
+STATUS_LABELS = {
+    "ready": "READY",
+    "starting": "STARTING",
+    "running": "RUNNING",
+    "paused": "PAUSED",
+    "stopping": "STOPPING",
+    "completed": "FINISHED",
+    "early_stopped": "EARLY STOPPED",
+    "stopped": "STOPPED",
+    "failed": "FAILED",
+    "interrupted": "INTERRUPTED",
+}
+"""Engine status -> badge text."""
+
+
+def num(value: object, digits: int = 4) -> str:
+    """A compact number: 0.0003 -> '3.000e-04', 0.1234 -> '0.1234'; non-finite -> '–' or 'nan'."""
+    if value is None:
+        return DASH
+    if isinstance(value, bool):
+        return str(value).lower()
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, float):
+        if value != value:
+            return "nan"
+        if not is_finite(value):
+            return "inf" if value > 0 else "-inf"
+        if value == 0:
+            return "0"
+        if abs(value) < 1e-3 or abs(value) >= 1e5:
+            return f"{value:.{max(1, digits - 1)}e}"
+        return f"{value:.{digits}g}"
+    return str(value)
+
+
+def lr(value: object) -> str:
+    """A learning rate, always in the same short exponent form: 3.00e-04."""
+    if not is_finite(value):
+        return num(value)
+    return f"{float(value):.2e}"
+
+
+def pct(value: object) -> str:
+    """A fraction 0..1 as a percentage: 0.9712 -> '97.12%'."""
+    if not is_finite(value):
+        return DASH
+    return f"{100.0 * float(value):.2f}%"
+
+
+def duration(seconds: object) -> str:
+    """Seconds as 'h:mm:ss' or 'm:ss'."""
+    if not is_finite(seconds) or float(seconds) < 0:
+        return DASH
+    s = int(round(float(seconds)))
+    h, rem = divmod(s, 3600)
+    m, s = divmod(rem, 60)
+    return f"{h}:{m:02d}:{s:02d}" if h else f"{m}:{s:02d}"
+
+
+def rate(value: object) -> str:
+    """Samples per second: 12345.6 -> '12.3k/s'."""
+    if not is_finite(value):
+        return DASH
+    v = float(value)
+    if v >= 1e6:
+        return f"{v / 1e6:.1f}M/s"
+    if v >= 1e3:
+        return f"{v / 1e3:.1f}k/s"
+    return f"{v:.0f}/s"
+
+
+def status_label(status: str) -> str:
+    """The badge text for an engine status."""
+    return STATUS_LABELS.get(status, status.upper().replace("_", " "))

@@ -1,0 +1,316 @@
+"""The dashboard: header, progress, plots, hyperparameters, epoch table, event log, footer.
+
+Everything it shows comes from engine events routed here by the app (``apply``); its key
+actions only submit commands (STYLE.md habit 9).
+"""
+
+from __future__ import annotations
+
+import time
+
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal, Vertical
+from textual.screen import Screen
+from textual.widgets import Footer
+
+from core import commands as C
+from core import events as E
+from core.config import RunConfig
+from tui.screens.confirm_dialog import ConfirmDialog
+from tui.screens.hyperparameter_dialog import HyperparameterDialog
+from tui.screens.learning_rate_dialog import LearningRateDialog
+from tui.series import is_finite
+from tui.widgets.epoch_table import EpochTable
+from tui.widgets.event_log import EventLog
+from tui.widgets.hyperparameter_panel import HyperparameterPanel
+from tui.widgets.metric_plot import MetricPlot
+from tui.widgets.run_header import RunHeader
+from tui.widgets.run_progress import RunProgress
+
+RUN_ACTIONS = ("toggle_pause", "set_lr", "halve_lr", "double_lr", "edit_hyperparameters", "save_checkpoint",
+               "validate", "early_stop")
+"""Actions that need an active run (greyed out in the footer otherwise)."""
+
+PANEL_INTERVAL = 0.25
+"""Seconds between two updates of the progress lines and the current LR (a bounded rate)."""
+
+USER_CHECKPOINTS = ("manual", "early_stop", "interrupt", "error")
+"""Checkpoint reasons marked on the plots (best/periodic ones would clutter them)."""
+
+
+class DashboardScreen(Screen):
+    """The live view of one run."""
+
+    HORIZONTAL_BREAKPOINTS = [(0, "-narrow"), (120, "-wide")]
+    VERTICAL_BREAKPOINTS = [(0, "-short"), (34, "-tall")]
+
+    BINDINGS = [
+        Binding("space", "toggle_pause", "Pause"),
+        Binding("l", "set_lr", "LR"),
+        Binding("left_square_bracket", "halve_lr", "LR÷2", key_display="["),
+        Binding("right_square_bracket", "double_lr", "LR×2", key_display="]"),
+        Binding("h", "edit_hyperparameters", "Hyper"),
+        Binding("s", "save_checkpoint", "Save"),
+        Binding("v", "validate", "Val"),
+        Binding("e", "early_stop", "Stop"),
+        Binding("t", "toggle_details", "Log/Table", show=False),
+        Binding("n", "new_run", "New run"),
+    ]
+
+    def __init__(self, preset: str, config: RunConfig | None = None) -> None:
+        super().__init__()
+        self.preset = preset
+        """Preset name shown until RunStarted arrives."""
+        self.config = config
+        """The run's config (for the panel before RunStarted)."""
+        self.run_task = "classification"
+        """From RunStarted."""
+        self.metric_key = "accuracy"
+        """Metric plotted beside the loss: accuracy, r2 or mae."""
+        self.status = "starting"
+        """Last status the engine reported (what the badge shows)."""
+        self.step = 0
+        """Latest step seen in any event."""
+        self.base_lr: float | None = config.optim.lr if config else None
+        """Base LR as last acknowledged by the engine."""
+        self.hyperparameters: dict = {}
+        """Current values from RunStarted and CommandApplied."""
+        self.ready = False
+        """True once mounted and its widgets are looked up: the app routes events only then."""
+        self._latest_step: E.StepMetrics | None = None
+        self._last_panel_update = 0.0
+
+    def compose(self) -> ComposeResult:
+        yield RunHeader(self.preset, id="header")
+        yield RunProgress(id="progress")
+        with Horizontal(id="plots"):
+            yield MetricPlot("loss", id="loss-plot")
+            yield MetricPlot("accuracy", id="metric-plot")
+            yield MetricPlot("learning rate", id="lr-plot")
+        with Horizontal(id="lower"):
+            yield HyperparameterPanel(id="hyper")
+            with Vertical(id="details"):
+                yield EpochTable(id="epochs")
+                yield EventLog(id="log")
+        yield Footer(compact=True, show_command_palette=False)
+
+    def on_mount(self) -> None:
+        # widget references looked up once: apply() runs for every engine event
+        self._loss_plot = self.query_one("#loss-plot", MetricPlot)
+        self._metric_plot = self.query_one("#metric-plot", MetricPlot)
+        self._lr_plot = self.query_one("#lr-plot", MetricPlot)
+        self._progress = self.query_one(RunProgress)
+        self._panel = self.query_one(HyperparameterPanel)
+        self._table = self.query_one(EpochTable)
+        self._log = self.query_one(EventLog)
+        self._header = self.query_one(RunHeader)
+        self._loss_plot.add_line("train", "train", marker="braille", color="blue")
+        self._loss_plot.add_line("val", "val", marker="dot", color="red")
+        self._metric_plot.add_line("train", "train", marker="braille", color="blue")
+        self._metric_plot.add_line("val", "val", marker="dot", color="red")
+        self._lr_plot.add_line("lr", "lr", marker="braille", color="yellow")
+        self.query_one("#hyper").border_title = "hyperparams (✎ live)"
+        self.query_one("#epochs").border_title = "epochs"
+        self.query_one("#log").border_title = "events"
+        if self.config is not None:
+            c = self.config
+            self._panel.set_all(
+                {"optimizer": c.optim.name, "lr": c.optim.lr, "batch_size": c.data.batch_size, "epochs": c.train.epochs})
+        self._header.set_status(self.status)
+        self._log.say(f"starting {self.preset}…")
+        self.ready = True
+
+    # -- plumbing ------------------------------------------------------------------------------
+    @property
+    def plots(self) -> tuple[MetricPlot, ...]:
+        """The three plots."""
+        return (self._loss_plot, self._metric_plot, self._lr_plot)
+
+    def refresh_plots(self, force: bool = False) -> None:
+        """Redraw the plots whose data changed (rate-limited unless forced)."""
+        for plot in self.plots:
+            plot.redraw(force=force)
+
+    def _mark(self, step: int, kind: str) -> None:
+        for plot in self.plots:
+            plot.mark(step, kind)
+
+    @property
+    def run_active(self) -> bool:
+        """The app says a run is in progress (commands can be sent)."""
+        return bool(getattr(self.app, "run_active", False))
+
+    def check_action(self, action: str, parameters: tuple) -> bool | None:
+        # hidden (False) rather than greyed: an 80-column footer then shows what can be done now
+        if action in RUN_ACTIONS:
+            return self.run_active
+        if action == "new_run":
+            return not self.run_active
+        return True
+
+    # -- events --------------------------------------------------------------------------------
+    def apply(self, ev: E.Event) -> None:
+        """Show one engine event (called by the app, inside one batch_update per drain)."""
+        log = self._log
+        step = getattr(ev, "step", None)
+        if isinstance(step, int):
+            self.step = max(self.step, step)
+        if isinstance(ev, E.StepMetrics):
+            self._on_step(ev)
+            return  # the hot path: no log line per step
+        if self._latest_step is not None and isinstance(ev, E.EpochMetrics | E.TestMetrics):
+            self.flush(force=True)  # keep the order: the epoch's end shows after its last step
+        log.log_event(ev)
+        if isinstance(ev, E.RunStarted):
+            self._on_started(ev)
+        elif isinstance(ev, E.StatusChanged):
+            self._on_status(ev)
+        elif isinstance(ev, E.EpochMetrics):
+            self._on_epoch(ev)
+        elif isinstance(ev, E.ValidationMetrics):
+            self._loss_plot.add("val", ev.step, ev.metrics.get("loss"))
+            self._metric_plot.add("val", ev.step, ev.metrics.get(self.metric_key))
+        elif isinstance(ev, E.TestMetrics):
+            self._progress.set_test(ev.metrics)
+        elif isinstance(ev, E.CheckpointSaved):
+            if ev.reason in USER_CHECKPOINTS:
+                self._mark(ev.step, "checkpoint")
+        elif isinstance(ev, E.CommandApplied):
+            self._on_applied(ev)
+        elif isinstance(ev, E.RunFinished):
+            self._set_status(ev.status)
+        elif isinstance(ev, E.RunFailed):
+            self._set_status("failed")
+            self.app.notify(f"Run failed: {ev.message}", title="FAILED", severity="error", timeout=10)
+        if isinstance(ev, E.StatusChanged | E.RunFinished | E.RunFailed):
+            # only status decides which keys apply; refreshing recomposes the footer (costly)
+            self.refresh_bindings()
+
+    def _set_status(self, status: str) -> None:
+        self.status = status
+        self._header.set_status(status)
+
+    def _on_started(self, ev: E.RunStarted) -> None:
+        self.run_task = ev.task
+        self.preset = ev.preset
+        self.metric_key = "accuracy" if ev.task == "classification" else "r2"
+        self._header.set_run(ev.preset, ev.device, ev.run_dir)
+        self._progress.set_plan(ev.epochs, ev.total_steps, ev.start_step, ev.start_epoch, ev.task)
+        self._table.set_task(ev.task)
+        self._metric_plot.set_title("accuracy" if ev.task == "classification" else "R²")
+        self.hyperparameters = dict(ev.hyperparameters)
+        if is_finite(ev.hyperparameters.get("lr")):
+            self.base_lr = float(ev.hyperparameters["lr"])
+        self._panel.set_all(ev.hyperparameters, ev.live)
+
+    def _on_status(self, ev: E.StatusChanged) -> None:
+        before = self.status
+        self._set_status(ev.status)
+        if ev.status == "paused":
+            nonfinite = "non-finite" in ev.reason or "nonfinite" in ev.reason
+            self._mark(ev.step, "nonfinite" if nonfinite else "pause")
+            if nonfinite:
+                self.app.notify(f"Paused: {ev.reason}. Lower the LR (l or [) and press space to resume.",
+                                title="non-finite loss", severity="warning", timeout=10)
+        elif ev.status == "running" and before == "paused":
+            self._mark(ev.step, "resume")
+        elif ev.status in ("stopping", "early_stopped") and before not in ("stopping", "early_stopped"):
+            self._mark(ev.step, "early_stop")
+
+    def _on_step(self, ev: E.StepMetrics) -> None:
+        self._loss_plot.add("train", ev.step, ev.loss)
+        if self.run_task == "classification":
+            self._metric_plot.add("train", ev.step, ev.accuracy)
+        self._lr_plot.add("lr", ev.step, ev.lr)
+        self._latest_step = ev  # progress and panel show only the latest: see flush()
+
+    def flush(self, force: bool = False) -> None:
+        """After a drained batch: show the latest step's progress (at most PANEL_INTERVAL apart),
+        redraw the plots that changed (rate-limited by each plot)."""
+        self._log.flush()
+        self._table.flush(force)
+        ev = self._latest_step
+        now = time.monotonic()
+        if ev is not None and (force or now - self._last_panel_update >= PANEL_INTERVAL):
+            self._latest_step = None
+            self._last_panel_update = now
+            self._progress.set_step(ev.step, ev.epoch, ev.epoch_progress, ev.samples_per_second, ev.elapsed)
+            if is_finite(ev.lr):
+                self._panel.set_value("lr_now", ev.lr)
+        self.refresh_plots()
+
+    def _on_epoch(self, ev: E.EpochMetrics) -> None:
+        if self.run_task != "classification" and "r2" not in ev.val and "r2" not in ev.train and self.metric_key == "r2":
+            self.metric_key = "mae"
+            self._metric_plot.set_title("MAE")
+        self._table.add_epoch(ev)
+        self._progress.set_epoch_done(ev.epoch, ev.step)
+        self._loss_plot.add("val", ev.step, ev.val.get("loss"))
+        metric = self._metric_plot
+        metric.add("val", ev.step, ev.val.get(self.metric_key))
+        if self.run_task != "classification":
+            metric.add("train", ev.step, ev.train.get(self.metric_key))
+
+    def _on_applied(self, ev: E.CommandApplied) -> None:
+        if not ev.key:
+            return
+        if is_finite(ev.new):
+            self.hyperparameters[ev.key] = ev.new
+            self._panel.set_value(ev.key, ev.new)
+        if ev.key == "lr":
+            if is_finite(ev.new):
+                self.base_lr = float(ev.new)
+            self._mark(ev.step, "lr")
+
+    # -- actions (they submit commands; the screen changes when events come back) ---------------
+    def _submit(self, command: C.Command) -> None:
+        self.app.submit(command)
+
+    def action_toggle_pause(self) -> None:
+        """Pause when running, resume when paused, as the engine last reported."""
+        if self.status == "paused":
+            self._submit(C.Resume())
+        elif self.status in ("running", "starting"):
+            self._submit(C.Pause())
+        else:
+            self.app.notify(f"cannot pause or resume while {self.status}", severity="warning")
+
+    def action_set_lr(self) -> None:
+        def done(value: float | None) -> None:
+            if value is not None:
+                self._submit(C.SetLearningRate(value))
+        self.app.push_screen(LearningRateDialog(self.base_lr), done)
+
+    def action_halve_lr(self) -> None:
+        self._submit(C.ScaleLearningRate(0.5))
+
+    def action_double_lr(self) -> None:
+        self._submit(C.ScaleLearningRate(2.0))
+
+    def action_edit_hyperparameters(self) -> None:
+        def done(result: tuple[str, float] | None) -> None:
+            if result is not None:
+                self._submit(C.SetHyperparameter(result[0], result[1]))
+        self.app.push_screen(HyperparameterDialog(self.hyperparameters), done)
+
+    def action_save_checkpoint(self) -> None:
+        self._submit(C.SaveCheckpoint())
+
+    def action_validate(self) -> None:
+        self._submit(C.Validate())
+
+    def action_early_stop(self) -> None:
+        def done(yes: bool | None) -> None:
+            if yes:
+                self._submit(C.Stop())
+        self.app.push_screen(ConfirmDialog(
+            "Stop early?", "Finishes the current step, evaluates, saves a checkpoint and ends the run as "
+            "EARLY STOPPED.", yes="Stop early"), done)
+
+    def action_toggle_details(self) -> None:
+        """Small terminals show the log or the epoch table; t switches."""
+        self.toggle_class("-show-table")
+
+    def action_new_run(self) -> None:
+        self.app.show_launcher()

@@ -1,0 +1,218 @@
+"""The launcher: pick a preset, preview its config, edit the main hyperparameters, Enter starts."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from rich.syntax import Syntax
+from rich.text import Text
+from textual import on
+from textual.app import ComposeResult
+from textual.containers import Grid, Horizontal, Vertical, VerticalScroll
+from textual.message import Message
+from textual.screen import Screen
+from textual.widgets import Button, Footer, Input, Label, OptionList, Select, Static
+from textual.widgets.option_list import Option
+
+from core import config as cfgmod
+from core.config import ConfigError, RunConfig
+
+OPTIMIZERS = ("sgd", "adam", "adamw", "rmsprop")
+"""Choices of the optimizer field (as core.config allows)."""
+
+GIVEN = "(given config)"
+"""List entry for a config handed to build_app that is not a preset on the list."""
+
+
+def edit_config(base: RunConfig, *, lr: str, batch_size: str, epochs: str, optimizer: str, source: str = "launcher") -> RunConfig:
+    """``base`` with the launcher's fields applied, validated through core.config (ConfigError)."""
+    raw = cfgmod.to_dict(base)
+    for key, text, kind in (("optim.lr", lr, float), ("data.batch_size", batch_size, int), ("train.epochs", epochs, int)):
+        try:
+            value = kind(text.strip())
+        except ValueError:
+            what = "a number like 3e-4" if kind is float else "a whole number"
+            raise ConfigError(f"{source}: {key}: {text.strip()!r} is not {what}") from None
+        section, _, name = key.partition(".")
+        raw[section][name] = value
+    raw["optim"]["name"] = optimizer
+    if optimizer != "sgd":
+        raw["optim"]["nesterov"] = False  # nesterov is SGD-only; do not let a switch of optimizer fail on it
+    return cfgmod.from_dict(raw, source)
+
+
+class LauncherScreen(Screen):
+    """Presets (bundled, working directory, --presets-dir) with descriptions and an editable form."""
+
+    BINDINGS = [("ctrl+s", "start", "Start"), ("escape", "focus_list", "Presets")]
+
+    class StartRequested(Message):
+        """The user asked to start a run with this validated config."""
+
+        def __init__(self, config: RunConfig, preset: str) -> None:
+            super().__init__()
+            self.config = config
+            """The validated config, launcher edits applied."""
+            self.preset = preset
+            """The preset name (or the given config's name)."""
+
+    def __init__(self, *, presets_dirs: list[Path] | tuple = (), config: RunConfig | None = None,
+                 preset: str | None = None, message: str = "", overrides: list[str] | tuple = ()) -> None:
+        super().__init__()
+        self.overrides = list(overrides)
+        """``--set`` texts from the command line, applied to every preset loaded here."""
+        self.presets_dirs = list(presets_dirs)
+        """Extra folders searched for *.toml presets."""
+        self.presets: dict[str, Path] = cfgmod.list_presets(self.presets_dirs)
+        """Preset name -> file."""
+        self.given = config
+        """A config handed in (e.g. a PATH.toml or --set overrides); listed first when not a preset."""
+        self.selected = preset if preset in self.presets else (GIVEN if config is not None else None)
+        if self.selected is None:
+            self.selected = cfgmod.DEFAULT_PRESET if cfgmod.DEFAULT_PRESET in self.presets else next(iter(self.presets), None)
+        self.base: RunConfig | None = None
+        """The selected preset's config before edits."""
+        self.message = message
+        """Shown in the error line at start (e.g. why the last run could not start)."""
+        self._descriptions: dict[str, str] = {}
+
+    # -- layout ------------------------------------------------------------------------------
+    def compose(self) -> ComposeResult:
+        with Horizontal(id="launcher"):
+            with Vertical(id="preset-pane"):
+                yield Label("Presets", classes="pane-title")
+                yield OptionList(*self._options(), id="preset-list")
+            with Vertical(id="config-pane"):
+                yield Label("Run", classes="pane-title", id="run-title")
+                yield Static("", id="preset-description")
+                with Grid(id="launch-form"):
+                    yield Label("learning rate")
+                    yield Input(id="f-lr", compact=True)
+                    yield Label("batch size")
+                    yield Input(id="f-batch", compact=True, type="integer")
+                    yield Label("epochs")
+                    yield Input(id="f-epochs", compact=True, type="integer")
+                    yield Label("optimizer")
+                    yield Select([(o, o) for o in OPTIMIZERS], allow_blank=False, value="adam", id="f-optim", compact=True)
+                yield Button("Start (Enter)", id="start", variant="success", compact=True)
+                yield Static(self.message, id="launch-error")
+                with VerticalScroll(id="preview-scroll"):
+                    yield Static("", id="preview")
+        yield Footer()
+
+    def _options(self) -> list[Option]:
+        out = []
+        names = ([GIVEN] if self.given is not None and self.selected == GIVEN else []) + list(self.presets)
+        for name in names:
+            # names only: the highlighted preset's description is shown beside the list
+            out.append(Option(name if name != GIVEN else f"{self.given.name} {GIVEN}", id=name))
+        return out
+
+    def _description(self, name: str) -> str:
+        if name == GIVEN:
+            return self.given.description if self.given else ""
+        if name not in self._descriptions:
+            try:
+                raw = cfgmod.read_toml(self.presets[name])
+                self._descriptions[name] = str(raw.get("description", "")) if isinstance(raw, dict) else ""
+            except Exception:  # a broken preset still gets listed; choosing it shows the error
+                self._descriptions[name] = "(cannot be read)"
+        return self._descriptions[name]
+
+    def on_mount(self) -> None:
+        options = self.query_one("#preset-list", OptionList)
+        if self.selected is not None:
+            try:
+                options.highlighted = options.get_option_index(self.selected)
+            except Exception:
+                options.highlighted = 0
+        else:
+            self._error("no presets found (bundled presets missing?)")
+        options.focus()
+        self._select(self.selected)
+
+    # -- selection and edits ------------------------------------------------------------------
+    def _select(self, name: str | None) -> None:
+        self.selected = name
+        self.base = None
+        if name is None:
+            return
+        try:
+            self.base = self.given if name == GIVEN else cfgmod.load_config(name, overrides=self.overrides, extra_dirs=self.presets_dirs)
+        except ConfigError as err:
+            self._error(str(err))
+            self.query_one("#preview", Static).update("")
+            return
+        except Exception as err:  # e.g. an unreadable file: say so, do not crash
+            self._error(f"{name}: {type(err).__name__}: {err}")
+            return
+        self._error(self.message)
+        self.message = ""
+        b = self.base
+        self.query_one("#run-title", Label).update(f"Run: {b.name}")
+        self.query_one("#preset-description", Static).update(Text(self._description(name) or b.description, style="italic"))
+        self.query_one("#f-lr", Input).value = repr(b.optim.lr)
+        self.query_one("#f-batch", Input).value = str(b.data.batch_size)
+        self.query_one("#f-epochs", Input).value = str(b.train.epochs)
+        self.query_one("#f-optim", Select).value = b.optim.name
+        self._preview()
+
+    def _error(self, text: str) -> None:
+        self.query_one("#launch-error", Static).update(Text(text, style="bold red") if text else "")
+
+    def edited(self) -> RunConfig:
+        """The selected config with the form applied (raises ConfigError)."""
+        if self.base is None:
+            raise ConfigError("choose a preset that loads without errors first")
+        return edit_config(
+            self.base,
+            lr=self.query_one("#f-lr", Input).value,
+            batch_size=self.query_one("#f-batch", Input).value,
+            epochs=self.query_one("#f-epochs", Input).value,
+            optimizer=str(self.query_one("#f-optim", Select).value),
+            source=f"launcher ({self.base.name})",
+        )
+
+    def _preview(self) -> None:
+        if self.base is None:
+            return
+        try:
+            cfg = self.edited()
+        except ConfigError as err:
+            self._error(str(err))
+            return
+        self._error("")
+        self.query_one("#preview", Static).update(Syntax(cfgmod.to_toml(cfg), "toml", theme="ansi_dark", background_color="default"))
+
+    @on(OptionList.OptionHighlighted, "#preset-list")
+    def _highlighted(self, event: OptionList.OptionHighlighted) -> None:
+        if event.option.id != self.selected or self.base is None:
+            self._select(event.option.id)
+
+    @on(OptionList.OptionSelected, "#preset-list")
+    def _chosen(self, event: OptionList.OptionSelected) -> None:
+        if event.option.id != self.selected:
+            self._select(event.option.id)
+        self.action_start()
+
+    @on(Input.Changed)
+    @on(Select.Changed)
+    def _changed(self) -> None:
+        self._preview()
+
+    @on(Input.Submitted)
+    @on(Button.Pressed, "#start")
+    def _submit(self) -> None:
+        self.action_start()
+
+    def action_start(self) -> None:
+        """Validate the form and ask the app to start the run (errors stay on screen)."""
+        try:
+            cfg = self.edited()
+        except ConfigError as err:
+            self._error(str(err))
+            return
+        self.post_message(self.StartRequested(cfg, cfg.name if self.selected == GIVEN else (self.selected or cfg.name)))
+
+    def action_focus_list(self) -> None:
+        self.query_one("#preset-list", OptionList).focus()

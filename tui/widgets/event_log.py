@@ -1,0 +1,98 @@
+"""The run's event log: checkpoints with paths, LR changes, early-stopping countdown, warnings,
+errors (with where the traceback was saved). Bounded; the full record is events.jsonl."""
+
+from __future__ import annotations
+
+from rich.text import Text
+from textual.widgets import RichLog
+
+from core import events as E
+from tui import format as fmt
+
+
+class EventLog(RichLog):
+    """A RichLog that formats engine events into one line each (non-finite numbers as text)."""
+
+    def __init__(self, **kwargs) -> None:
+        super().__init__(max_lines=1000, wrap=True, min_width=20, markup=False, highlight=False, **kwargs)
+        self.run_task = "classification"
+        """'classification' or 'regression' (what the epoch lines show)."""
+        self.lines_text: list[str] = []
+        """Plain text of the most recent lines (tests and copy; bounded like the log)."""
+        self._pending: list[Text] = []
+
+    def say(self, text: str, step: int | None = None, style: str = "") -> None:
+        """Add one line, prefixed with the step when known (shown at the next :meth:`flush`)."""
+        prefix = f"[{step:>6}] " if isinstance(step, int) else "         "
+        line = Text(prefix, style="dim")
+        line.append(text, style=style)
+        self.lines_text.append(prefix + text)
+        del self.lines_text[:-1000]
+        self._pending.append(line)
+
+    def flush(self) -> None:
+        """Write the lines said since the last flush in one go (one render per drain, not per line)."""
+        if self._pending:
+            lines, self._pending = self._pending, []
+            self.write(Text("\n").join(lines))
+
+    def log_event(self, ev: E.Event) -> None:
+        """Write the line(s) for an engine event; events without a line are ignored."""
+        if isinstance(ev, E.RunStarted):
+            self.run_task = ev.task
+            self.say(f"run started: {ev.preset} on {ev.device} · {ev.model} · {ev.num_params:,} parameters", ev.start_step)
+            self.say(f"data: {ev.train_size} train / {ev.val_size} val / {ev.test_size} test · {ev.total_steps} steps planned")
+            self.say(f"run directory: {ev.run_dir}")
+        elif isinstance(ev, E.StatusChanged):
+            text = f"status: {fmt.status_label(ev.status)}" + (f" ({ev.reason})" if ev.reason else "")
+            style = "bold red" if ev.status == "failed" or "non-finite" in ev.reason else ("bold" if ev.status in E.FINAL_STATUSES else "")
+            self.say(text, ev.step, style)
+        elif isinstance(ev, E.EpochMetrics):
+            self.say(self._epoch_text(ev), ev.step, "bold" if ev.is_best else "")
+            if ev.patience_left is not None:
+                self.say(f"early stopping: {ev.patience_left} epoch(s) of patience left", ev.step,
+                         "yellow" if ev.patience_left <= 1 else "")
+        elif isinstance(ev, E.ValidationMetrics):
+            self.say("validation: " + self._metrics_text(ev.metrics), ev.step)
+        elif isinstance(ev, E.TestMetrics):
+            self.say("test: " + self._metrics_text(ev.metrics), None, "bold")
+        elif isinstance(ev, E.CheckpointSaved):
+            self.say(f"checkpoint ({ev.reason}): {ev.path}", ev.step, "green")
+        elif isinstance(ev, E.CommandApplied):
+            self.say(f"{ev.command}: {ev.detail}", ev.step)
+        elif isinstance(ev, E.CommandRejected):
+            self.say(f"{ev.command} rejected: {ev.reason}", ev.step, "yellow")
+        elif isinstance(ev, E.RunWarning):
+            self.say(f"warning: {ev.message}", ev.step, "yellow")
+        elif isinstance(ev, E.RunError):
+            self.say(f"error: {ev.message}", ev.step, "red")
+        elif isinstance(ev, E.RunFinished):
+            self.say(f"run finished: {fmt.status_label(ev.status)} · {ev.run_dir}", None, "bold")
+        elif isinstance(ev, E.RunFailed):
+            self.say(f"run FAILED: {ev.message}", None, "bold red")
+            self.say(f"traceback saved to {ev.traceback_path}" if ev.traceback_path else "traceback: " + _last_line(ev.traceback), None, "red")
+
+    def _metrics_text(self, m: dict) -> str:
+        parts = []
+        for key, value in m.items():
+            if isinstance(value, (int, float)):
+                parts.append(f"{key} {fmt.pct(value) if key == 'accuracy' else fmt.num(value)}")
+        return " · ".join(parts) or "–"
+
+    def _epoch_text(self, ev: E.EpochMetrics) -> str:
+        metric = "accuracy" if self.run_task == "classification" else "r2"
+        show = fmt.pct if metric == "accuracy" else fmt.num
+        text = f"epoch {ev.epoch + 1}: loss {fmt.num(ev.train.get('loss'))}"
+        if metric in ev.train:
+            text += f" {'acc' if metric == 'accuracy' else 'R²'} {show(ev.train.get(metric))}"
+        if ev.val:
+            text += f" · val loss {fmt.num(ev.val.get('loss'))}"
+            if metric in ev.val:
+                text += f" {'acc' if metric == 'accuracy' else 'R²'} {show(ev.val.get(metric))}"
+        text += f" · lr {fmt.lr(ev.lr)} · {fmt.duration(ev.seconds)}"
+        return text + ("  ★ best" if ev.is_best else "")
+
+
+def _last_line(text: str) -> str:
+    lines = [ln for ln in (text or "").strip().splitlines() if ln.strip()]
+    return lines[-1] if lines else "(none)"

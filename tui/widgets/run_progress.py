@@ -1,0 +1,111 @@
+"""Progress of the epoch and of the whole run, with throughput, ETA and the final test metrics."""
+
+from __future__ import annotations
+
+from rich.progress_bar import ProgressBar
+from rich.table import Table
+from rich.text import Text
+from textual.widgets import Static
+
+from tui import format as fmt
+from tui.series import is_finite
+
+
+def _clamp01(value: float | None) -> float:
+    return min(1.0, max(0.0, float(value))) if is_finite(value) else 0.0
+
+
+class RunProgress(Static):
+    """Two lines: epoch bar, then run bar with step, samples/s and ETA (test metrics when done)."""
+
+    def __init__(self, **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.epochs = 0
+        """Planned epochs."""
+        self.total_steps = 0
+        """Planned optimizer steps."""
+        self.start_step = 0
+        """First step of this session (non-zero when resumed), for the ETA."""
+        self.epoch = 0
+        """Current epoch, 0-based."""
+        self.epoch_progress = 0.0
+        """Fraction of the epoch done."""
+        self.step = 0
+        """Optimizer steps done."""
+        self.samples_per_second: float | None = None
+        """Last reported throughput."""
+        self.elapsed: float | None = None
+        """Training seconds so far (from the engine, pauses excluded)."""
+        self.test: dict | None = None
+        """Final test metrics, once reported."""
+        self.run_task = "classification"
+        """'classification' or 'regression'."""
+
+    def on_mount(self) -> None:
+        self._render_progress()
+
+    def set_plan(self, epochs: int, total_steps: int, start_step: int = 0, start_epoch: int = 0, task: str = "classification") -> None:
+        """From RunStarted."""
+        self.epochs, self.total_steps, self.start_step, self.run_task = epochs, total_steps, start_step, task
+        self.step, self.epoch = start_step, start_epoch
+        self._render_progress()
+
+    def set_step(self, step: int, epoch: int, epoch_progress: float, samples_per_second: float, elapsed: float) -> None:
+        """From StepMetrics."""
+        self.step, self.epoch = step, epoch
+        self.epoch_progress = _clamp01(epoch_progress)
+        self.samples_per_second = samples_per_second if is_finite(samples_per_second) else None
+        self.elapsed = elapsed if is_finite(elapsed) else None
+        self._render_progress()
+
+    def set_epoch_done(self, epoch: int, step: int) -> None:
+        """From EpochMetrics."""
+        self.epoch, self.step, self.epoch_progress = epoch, step, 1.0
+        self._render_progress()
+
+    def set_test(self, metrics: dict) -> None:
+        """From TestMetrics: shown instead of the ETA."""
+        self.test = dict(metrics)
+        self._render_progress()
+
+    @property
+    def eta(self) -> float | None:
+        """Seconds left at the recent training speed (engine time, so pauses do not count)."""
+        done = self.step - self.start_step
+        if not self.elapsed or done <= 0 or self.total_steps <= 0:
+            return None
+        return max(0.0, (self.total_steps - self.step) * self.elapsed / done)
+
+    def _bar_line(self, label: str, fraction: float, right: str) -> Table:
+        grid = Table.grid(expand=True, padding=(0, 1))
+        grid.add_column(width=len(label), no_wrap=True)
+        grid.add_column(ratio=1)
+        grid.add_column(no_wrap=True, justify="right")
+        grid.add_row(label, ProgressBar(total=1.0, completed=fraction), right)
+        return grid
+
+    def _render_progress(self) -> None:
+        epochs = max(self.epochs, 1)
+        epoch_label = f"epoch {min(self.epoch + 1, epochs)}/{self.epochs or '?'}"
+        total = self.total_steps
+        run_frac = _clamp01(self.step / total) if total else 0.0
+        if self.test is not None:
+            right = self._test_text()
+        else:
+            right = f"{fmt.rate(self.samples_per_second)} · ETA {fmt.duration(self.eta)}"
+        table = Table.grid(expand=True)
+        table.add_column(ratio=1)
+        width = max(len(epoch_label), len(f"step {self.step}/{total}"))
+        table.add_row(self._bar_line(epoch_label.ljust(width), self.epoch_progress, f"{self.epoch_progress * 100:3.0f}%"))
+        table.add_row(self._bar_line(f"step {self.step}/{total}".ljust(width), run_frac, right))
+        self.update(table, layout=False)  # fixed height (app.tcss): no layout pass per update
+
+    def _test_text(self) -> Text:
+        m = self.test or {}
+        parts = [f"test loss {fmt.num(m.get('loss'))}"]
+        if "accuracy" in m:
+            parts.append(f"acc {fmt.pct(m.get('accuracy'))}")
+        for key in ("r2", "mae"):
+            if key in m:
+                parts.append(f"{'R²' if key == 'r2' else key.upper()} {fmt.num(m.get(key))}")
+        return Text(" · ".join(parts), style="bold")
