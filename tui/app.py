@@ -62,16 +62,25 @@ NONFINITE_PAUSE = "train.on_nonfinite=pause"
 
 
 def default_trainer_factory(runs_dir: Path, resume: Path | None = None, overrides: list[str] | tuple = (),
-                            resume_preset: str | None = None) -> TrainerFactory:
-    """A factory building the real engine; core.engine (and torch) are imported on first use.
+                            resume_preset: str | None = None, in_process: bool = False) -> TrainerFactory:
+    """A factory building the real engine.
+
+    By default the trainer runs in a child process (core.process.ProcessTrainer): the UI then
+    costs training no interpreter time, and this process never imports torch. ``in_process``
+    (or TUI_TRAIN_IN_PROCESS=1) trains in a thread of this process instead, as the Pilot tests
+    with the real engine do.
 
     With ``resume``, the first trainer continues that checkpoint or run directory (its own config,
     with ``overrides`` applied); later runs started from the launcher are new runs.
     """
     pending = {"resume": resume}
+    in_process = in_process or os.environ.get("TUI_TRAIN_IN_PROCESS", "") not in ("", "0")
 
     def make(config: RunConfig, preset: str) -> TrainerLike:
-        from core.engine import Trainer
+        if in_process:
+            from core.engine import Trainer
+        else:
+            from core.process import ProcessTrainer as Trainer
 
         resume_from, pending["resume"] = pending["resume"], None
         if resume_from is not None:
