@@ -22,7 +22,11 @@ def decimate(xs: Sequence[float], ys: Sequence[float], max_points: int) -> tuple
     buckets of (nearly) equal size; each bucket contributes its min and max y in x order, so
     spikes survive (a plain stride would skip them). The first and last points are always kept.
     """
-    pts = [(x, y) for x, y in zip(xs, ys) if is_finite(x) and is_finite(y)]
+    return _decimate_points([(x, y) for x, y in zip(xs, ys) if is_finite(x) and is_finite(y)], max_points)
+
+
+def _decimate_points(pts: list[tuple[float, float]], max_points: int) -> tuple[list[float], list[float]]:
+    """:func:`decimate` on points already known to be finite."""
     if max_points <= 0 or not pts:
         return [], []
     if len(pts) <= max_points:
@@ -40,8 +44,9 @@ def decimate(xs: Sequence[float], ys: Sequence[float], max_points: int) -> tuple
         chunk = inner[lo:hi]
         if not chunk:
             continue
-        i_min = min(range(len(chunk)), key=lambda i: chunk[i][1])
-        i_max = max(range(len(chunk)), key=lambda i: chunk[i][1])
+        ys_chunk = [p[1] for p in chunk]
+        lo_y, hi_y = min(ys_chunk), max(ys_chunk)
+        i_min, i_max = ys_chunk.index(lo_y), ys_chunk.index(hi_y)
         for i in sorted({i_min, i_max}):
             out.append(chunk[i])
     out.append(last)
@@ -56,7 +61,7 @@ class Series:
     Non-finite values are never stored.
     """
 
-    def __init__(self, capacity: int = 4096) -> None:
+    def __init__(self, capacity: int = 1024) -> None:
         self.capacity = max(8, capacity)
         """Most points held before the series is compacted."""
         self.xs: list[float] = []
@@ -65,6 +70,8 @@ class Series:
         """y values, all finite."""
         self.version = 0
         """Incremented on every change, so a plot knows when to redraw."""
+        self._view_key: tuple[int, int] | None = None
+        self._view: tuple[list[float], list[float]] = ([], [])
 
     def __len__(self) -> int:
         return len(self.xs)
@@ -86,8 +93,13 @@ class Series:
         self.version += 1
 
     def view(self, max_points: int) -> tuple[list[float], list[float]]:
-        """A decimated copy with at most ``max_points`` points, for plotting."""
-        return decimate(self.xs, self.ys, max_points)
+        """A decimated copy with at most ``max_points`` points, for plotting (cached until the
+        series or ``max_points`` changes). Costs O(capacity), whatever the history's length."""
+        key = (self.version, max_points)
+        if key != self._view_key:
+            self._view = _decimate_points(list(zip(self.xs, self.ys)), max_points)
+            self._view_key = key
+        return self._view
 
     @property
     def last(self) -> float | None:

@@ -107,7 +107,7 @@ class MetricPlot(PlotextPlot):
         self.draw_count = 0
         """How many times the plot data was rebuilt (tests check that idle plots do not redraw)."""
 
-    def add_line(self, name: str, label: str, *, marker: str = "braille", color: str = "blue", capacity: int = 4096) -> None:
+    def add_line(self, name: str, label: str, *, marker: str = "braille", color: str = "blue", capacity: int = 1024) -> None:
         """Declare a series (before adding points to it)."""
         self.lines[name] = Line(label, marker, color, Series(capacity))
 
