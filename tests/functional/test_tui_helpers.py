@@ -103,3 +103,35 @@ def test_axis_ticks_are_round_and_short():
     ticks, labels = x_ticks(0, 300, 4)
     assert labels == ["0", "100", "200", "300"]
     assert x_ticks(0, 50_000, 3)[1] == ["0", "20k", "40k"]
+
+
+def _styles_per_char(text):
+    from rich.console import Console
+
+    console = Console(width=400, color_system="256", force_terminal=True)
+    out = []
+    for line in text.split("\n"):
+        for seg in line.render(console):
+            out.extend((ch, seg.style) for ch in seg.text)
+    return out
+
+
+def test_fast_ansi_decoder_matches_rich_on_plotext_output():
+    import plotext as plt
+    from rich.text import Text
+
+    from tui.widgets.metric_plot import fast_from_ansi
+
+    for theme in ("default", "dark", "clear"):
+        plt.clf()
+        plt.theme(theme)
+        plt.plotsize(60, 15)
+        plt.plot([1, 2, 3, 4, 5], [1, 3, 2, 5, 4], marker="braille", color="blue")
+        plt.plot([1, 3, 5], [2, 2, 3], marker="•", color="orange")
+        plt.vline(3, "red")
+        plt.text("L", 3, 5, color="red")
+        plt.title("loss")
+        canvas = plt.build()
+        fast, rich = fast_from_ansi(canvas), Text.from_ansi(canvas)
+        assert fast.plain == rich.plain
+        assert _styles_per_char(fast) == _styles_per_char(rich)
