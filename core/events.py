@@ -196,6 +196,16 @@ class RunWarning(Event):
 
 
 @dataclass(frozen=True)
+class RunNote(Event):
+    """Information worth a line in the log (e.g. the thread count chosen by measurement)."""
+
+    message: str
+    """One line."""
+    step: int = 0
+    """Optimizer steps done."""
+
+
+@dataclass(frozen=True)
 class RunError(Event):
     """An error that did not end the run (e.g. a failed checkpoint save)."""
 

@@ -81,6 +81,8 @@ class Printer:
             self.line(f"{ev.command} rejected: {ev.reason}")
         elif isinstance(ev, E.RunWarning):
             self.line(f"warning: {ev.message}")
+        elif isinstance(ev, E.RunNote):
+            self.line(f"note: {ev.message}")
         elif isinstance(ev, E.RunError):
             self.line(f"error: {ev.message}")
         elif isinstance(ev, E.StatusChanged):

@@ -64,6 +64,8 @@ class EventLog(RichLog):
             self.say(f"{ev.command} rejected: {ev.reason}", ev.step, "yellow")
         elif isinstance(ev, E.RunWarning):
             self.say(f"warning: {ev.message}", ev.step, "yellow")
+        elif isinstance(ev, E.RunNote):
+            self.say(ev.message, ev.step)
         elif isinstance(ev, E.RunError):
             self.say(f"error: {ev.message}", ev.step, "red")
         elif isinstance(ev, E.RunFinished):
