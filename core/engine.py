@@ -432,6 +432,9 @@ class Trainer:
                     self._apply(self._commands.get(timeout=0.1))
                 except queue.Empty:
                     pass
+                # what was queued behind the command that ended the pause (e.g. Rollback, Stop)
+                # applies before the next step, not after it
+                self._drain_commands()
             self._clock_start()
         if self._stop.is_set():
             raise _EndRun("interrupted", "stop requested")

@@ -389,6 +389,7 @@ class TrainApp(App[int]):
                 yield SystemCommand("Save checkpoint", "Save a checkpoint now (s)", dash.action_save_checkpoint)
                 yield SystemCommand("Validate now", "Run validation now (v)", dash.action_validate)
                 yield SystemCommand("Early stop", "Evaluate, save and end as early_stopped (e)", dash.action_early_stop)
+                yield SystemCommand("Roll back", "Restore the last good weights and halve the LR (b)", dash.action_rollback)
             else:
                 yield SystemCommand("New run", "Back to the launcher (n)", dash.action_new_run)
             yield SystemCommand("Toggle log / epoch table", "Small terminals: switch the lower panel (t)",

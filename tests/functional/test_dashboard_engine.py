@@ -172,3 +172,66 @@ async def test_real_engine_quit_stops_training_and_never_hangs(tmp_path):
     assert app.status == "interrupted"
     run_dir = Path(tees[0].of(E.RunStarted)[0].run_dir)
     assert json.loads((run_dir / "summary.json").read_text())["status"] == "interrupted"
+
+
+NAN_MODEL = '''
+import torch
+class Net(torch.nn.Module):
+    """Finite for the first 12 training forwards, then NaN (after a rollback too)."""
+    def __init__(self):
+        super().__init__()
+        self.lin = torch.nn.Linear(64, 10)
+        self.calls = 0
+    def forward(self, x):
+        if self.training:
+            self.calls += 1
+        out = self.lin(x.flatten(1))
+        return out * float("nan") if self.calls > 12 else out
+'''
+
+
+@run_async
+async def test_real_engine_nonfinite_loss_pauses_and_offers_rollback(tmp_path):
+    from tui.screens.nonfinite_dialog import NonFiniteDialog
+
+    model = tmp_path / "nanmodel.py"
+    model.write_text(NAN_MODEL)
+    cfg = load_config("digits-mlp", overrides=[
+        f'model.name="{model}:Net"', "train.epochs=50", "train.log_every=5", "schedule.name=constant",
+        "schedule.warmup_steps=0", "train.device=cpu", "train.num_threads=1"])
+    tees: list[Tee] = []
+
+    def factory(config, preset):
+        tees.append(Tee(engine.Trainer(config, runs_dir=tmp_path, preset=preset)))
+        return tees[-1]
+
+    app = build_app(config=cfg, preset="nan", runs_dir=tmp_path, trainer_factory=factory, start_immediately=True)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await wait_for(pilot, lambda: isinstance(app.screen, NonFiniteDialog), timeout=60, what="non-finite dialog")
+        assert app.status == "paused" and badge_text(app) == "PAUSED"
+        tee = tees[0]
+        lr_before = tee.trainer.state.base_lr
+        await pilot.press("b")
+        await wait_for(pilot, lambda: any(e.command == "Rollback" for e in tee.of(E.CommandApplied)), what="rollback")
+        ack = next(e for e in tee.of(E.CommandApplied) if e.command == "Rollback")
+        assert ack.new == pytest.approx(lr_before / 2)
+        # the model keeps producing NaN: the engine pauses again, and this time we stop
+        await wait_for(pilot, lambda: isinstance(app.screen, NonFiniteDialog), timeout=60, what="second dialog")
+        await pilot.press("e")
+        await wait_for(pilot, lambda: app.status == "early_stopped", timeout=60, what="stopped")
+        saved = [e for e in tee.of(E.CheckpointSaved)]
+        assert saved, "\n".join(describe(e) for e in tee.events[-12:])
+        import torch
+
+        from core.checkpoint import load
+        for e in saved:
+            assert all(torch.isfinite(t).all() for t in load(Path(e.path))["model"].values())
+        await pilot.press("q")
+
+
+def badge_text(app) -> str:
+    return str(app.dashboard.query_one(StatusBadge).render()).strip()
+
+
+def describe(e) -> str:
+    return f"{e.kind}: " + str(getattr(e, "message", getattr(e, "detail", getattr(e, "status", ""))))

@@ -349,3 +349,14 @@ def test_real_mnist_subset_learns(tmp_path, mnist_root):
     started, fin = r.of(E.RunStarted)[0], r.of(E.RunFinished)[0]
     assert started.test_size == 10000 and started.train_size == 6000
     assert fin.summary["test"]["accuracy"] > 0.9
+
+
+def test_commands_queued_behind_resume_apply_before_the_next_step(tmp_path):
+    r = Run(tiny(train__epochs=3), tmp_path, commands=[C.Pause()])
+    r.wait_for(lambda e: isinstance(e, E.StatusChanged) and e.status == "paused")
+    for c in (C.Resume(), C.SetLearningRate(0.02), C.Stop()):
+        r.trainer.submit(c)
+    r.finish()
+    fin = r.of(E.RunFinished)[0]
+    assert fin.status == "early_stopped" and fin.summary["steps"] == 0  # no step between Resume and Stop
+    assert [e.step for e in r.of(E.CommandApplied)] == [0, 0, 0, 0]

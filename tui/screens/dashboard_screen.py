@@ -20,6 +20,7 @@ from core.config import RunConfig
 from tui.screens.confirm_dialog import ConfirmDialog
 from tui.screens.hyperparameter_dialog import HyperparameterDialog
 from tui.screens.learning_rate_dialog import LearningRateDialog
+from tui.screens.nonfinite_dialog import NonFiniteDialog
 from tui.series import is_finite
 from tui.widgets.epoch_table import EpochTable
 from tui.widgets.event_log import EventLog
@@ -29,7 +30,7 @@ from tui.widgets.run_header import RunHeader
 from tui.widgets.run_progress import RunProgress
 
 RUN_ACTIONS = ("toggle_pause", "set_lr", "halve_lr", "double_lr", "edit_hyperparameters", "save_checkpoint",
-               "validate", "early_stop")
+               "validate", "early_stop", "rollback")
 """Actions that need an active run (greyed out in the footer otherwise)."""
 
 PANEL_INTERVAL = 0.25
@@ -54,6 +55,7 @@ class DashboardScreen(Screen):
         Binding("s", "save_checkpoint", "Save"),
         Binding("v", "validate", "Val"),
         Binding("e", "early_stop", "Stop"),
+        Binding("b", "rollback", "Roll back", show=False),
         Binding("t", "toggle_details", "Log/Table", show=False),
         Binding("n", "new_run", "New run"),
     ]
@@ -211,12 +213,27 @@ class DashboardScreen(Screen):
             nonfinite = "non-finite" in ev.reason or "nonfinite" in ev.reason
             self._mark(ev.step, "nonfinite" if nonfinite else "pause")
             if nonfinite:
-                self.app.notify(f"Paused: {ev.reason}. Lower the LR (l or [) and press space to resume.",
-                                title="non-finite loss", severity="warning", timeout=10)
+                self.app.push_screen(NonFiniteDialog(ev.reason), self._after_nonfinite)
         elif ev.status == "running" and before == "paused":
             self._mark(ev.step, "resume")
         elif ev.status in ("stopping", "early_stopped") and before not in ("stopping", "early_stopped"):
             self._mark(ev.step, "early_stop")
+
+    def _after_nonfinite(self, choice: str | None) -> None:
+        if choice == "rollback":
+            self._submit(C.Rollback(0.5))
+        elif choice == "resume":
+            self._submit(C.Resume())
+        elif choice == "stop":  # never end on non-finite weights: restore the good ones first
+            self._submit(C.Rollback(1.0))
+            self._submit(C.Stop("non-finite loss"))
+        else:
+            self.app.notify("Still paused: b rolls back (LR halved), space resumes, e stops.",
+                            title="non-finite loss", severity="warning", timeout=8)
+
+    def action_rollback(self) -> None:
+        """Restore the last good weights (last log interval with a finite loss) and halve the LR."""
+        self._submit(C.Rollback(0.5))
 
     def _on_step(self, ev: E.StepMetrics) -> None:
         self._loss_plot.add("train", ev.step, ev.loss)
