@@ -215,11 +215,14 @@ async def test_non_finite_values_never_reach_widgets(tmp_path):
             for line in plot.lines.values():
                 assert all(math.isfinite(y) for y in line.series.ys)
         assert dash.query_one("#loss-plot", MetricPlot).lines["train"].series.ys == [1.0]
-        assert badge(app) == "PAUSED"
+        from tui.screens.nonfinite_dialog import NonFiniteDialog
+
+        assert isinstance(app.screen, NonFiniteDialog)  # resume, roll back (LR halved) or stop
+        assert str(dash.query_one(StatusBadge).render()).strip() == "PAUSED"
         assert "non-finite" in log_text(app)
         assert [k for _, k in dash.query_one("#loss-plot", MetricPlot).markers] == ["nonfinite"]
         screen_text(app)  # renders
-        await pilot.press("space")
+        await pilot.press("r")
         await wait_for(pilot, lambda: fake.commands[-1:] == [C.Resume()])
 
 
