@@ -98,6 +98,8 @@ class TrainApp(App[int]):
     TITLE = "tui-train"
     BINDINGS = [
         Binding("q", "request_quit", "Quit"),
+        # Ctrl+C raises no SIGINT in a Textual app: make it ask like q (issue 4: save offered)
+        Binding("ctrl+c", "request_quit", "Quit", show=False, priority=True),
         Binding("question_mark", "help", "Help", key_display="?"),
     ]
 

@@ -260,6 +260,23 @@ async def test_quit_while_running_offers_save_and_stops_training(tmp_path):
 
 
 @run_async
+async def test_ctrl_c_asks_like_q_instead_of_killing_the_run(tmp_path):
+    app, fakes = fake_app(tmp_path)
+    async with app.run_test(size=SIZE) as pilot:
+        await started(pilot, fakes)
+        await pilot.press("ctrl+c")
+        await wait_for(pilot, lambda: isinstance(app.screen, QuitDialog))
+        await pilot.press("escape")
+        await wait_for(pilot, lambda: not isinstance(app.screen, QuitDialog))
+        assert app.is_running and not fakes[0].finished.is_set()
+        await pilot.press("ctrl+c")
+        await wait_for(pilot, lambda: isinstance(app.screen, QuitDialog))
+        await pilot.press("q")
+        await wait_for(pilot, lambda: not app.is_running, what="exit")
+    assert fakes[0].finished.wait(5)
+
+
+@run_async
 async def test_launcher_starts_the_run_with_edits(tmp_path):
     from tui.app import build_app
     from tui.fake import FakeTrainer
