@@ -430,4 +430,6 @@ def run_tui(*, config: RunConfig | None = None, preset: str | None = None, runs_
     if app.run_dir:
         note = "" if ended else " (training thread still busy; exiting anyway)"
         print(f"tui-train: {app.status} · {app.run_dir}{note}")
-    return 1 if app.failed else 0
+    if app.failed:
+        return 1
+    return 130 if app.status == "interrupted" else 0  # as headless: see core.headless.EXIT_CODES

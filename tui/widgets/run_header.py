@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.containers import Horizontal
@@ -28,8 +30,12 @@ class RunHeader(Horizontal):
         text.append("tui-train ", style="bold")
         text.append(self._preset, style="bold")
         text.append(f" · {self._device} · ")
-        text.append(self._run_dir, style="italic")
+        room = self.size.width - 14 - len(text.plain)  # the badge takes ~14 columns
+        text.append(fit_path(display_path(self._run_dir), room), style="italic")
         return text
+
+    def on_resize(self) -> None:
+        self.query_one("#run-info", Static).update(self._text())
 
     def set_run(self, preset: str, device: str, run_dir: str) -> None:
         """Show what RunStarted reported."""
@@ -39,3 +45,19 @@ class RunHeader(Horizontal):
     def set_status(self, status: str) -> None:
         """Show an engine status on the badge."""
         self.query_one(StatusBadge).status = status
+
+
+def display_path(path: str) -> str:
+    """The run directory relative to the working directory when it is inside it (shorter)."""
+    try:
+        rel = os.path.relpath(path)
+    except ValueError:
+        return path
+    return rel if not rel.startswith("..") and len(rel) < len(path) else path
+
+
+def fit_path(path: str, room: int) -> str:
+    """Cut a path from the left ('…/runs/2026…-preset'): its end names the run."""
+    if room <= 1 or len(path) <= room:
+        return path if room > 1 else ""
+    return "…" + path[-(room - 1):]
