@@ -95,7 +95,9 @@ class ProcessTrainer:
             if isinstance(item, (E.RunFinished, E.RunFailed)):
                 summary = dict(item.summary)
             sink(item)
-        self.process.join(timeout=10)
+        # The run is saved and reported once _DONE arrived; the child's interpreter teardown
+        # (torch's included) need not hold up a UI that must exit within 5 s of a hang-up.
+        self.process.join(timeout=10 if not finished else 2)
         self.exitcode = self.process.exitcode
         if not finished:
             code = self.exitcode

@@ -37,6 +37,9 @@ POLL_INTERVAL = 0.1
 SAVE_BEFORE_QUIT_TIMEOUT = 5.0
 """'Save & quit' waits this long for CheckpointSaved, then quits anyway."""
 
+TERMINATE_DEADLINE = 4.5
+"""After SIGHUP/SIGTERM the process exits within this many seconds, whatever Textual does."""
+
 JOIN_TIMEOUT = 15.0
 """After the app exits, run_tui waits this long for the training thread to save and end."""
 
@@ -361,12 +364,15 @@ class TrainApp(App[int]):
             pass
 
     def _on_terminate(self) -> None:
+        # Textual cannot be trusted to shut down once its terminal is gone (STYLE.md): the run is
+        # saved by the trainer within a step, and the process is gone within 5 s of the signal.
+        deadline = time.monotonic() + TERMINATE_DEADLINE
         self._stop.set()
 
         def watchdog() -> None:
-            self.stop_training(JOIN_TIMEOUT)
-            time.sleep(3.0)  # give a healthy shutdown the chance to finish first
-            os._exit(1 if self.failed else 0)
+            self.stop_training(max(0.1, deadline - time.monotonic() - 0.5))
+            time.sleep(max(0.0, deadline - time.monotonic()))  # a healthy shutdown ends us before this
+            os._exit(1 if self.failed else 0 if self.status in ("completed", "early_stopped") else 130)
 
         threading.Thread(target=watchdog, name="tui-train-watchdog", daemon=True).start()
         self._exit_now()
