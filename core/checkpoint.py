@@ -143,6 +143,19 @@ def newest(folder: Path) -> Path | None:
     return max(files, key=lambda p: p.stat().st_mtime_ns, default=None)
 
 
+def resolve(path: Path) -> Path:
+    """A checkpoint file as given, or a run directory (or its checkpoints/ folder) meaning its
+    newest checkpoint. Raises CheckpointError when a folder holds none."""
+    path = Path(path)
+    if not path.is_dir():
+        return path
+    folder = path / "checkpoints" if (path / "checkpoints").is_dir() else path
+    found = newest(folder)
+    if found is None:
+        raise CheckpointError(f"{path}: no checkpoint found in {folder}")
+    return found
+
+
 def to_bytes(payload: dict) -> bytes:
     """Serialize a payload in memory (used to measure size and in tests)."""
     buf = io.BytesIO()

@@ -133,9 +133,11 @@ def make_loss(cfg: RunConfig) -> Callable[[torch.Tensor, torch.Tensor, str], tor
 class ThreadTuner:
     """Chooses torch's intra-op thread count by timing real training steps (train.num_threads = 0).
 
-    Measured on 2 cores: a 784-128-10 MLP trains ~2x faster on 1 thread than on 2, the classic
-    CNN ~1.6x faster on 2 (BENCHMARKS.md). So the count is not guessed: after a short warm-up
-    each candidate trains for at least ``min_seconds``, and the fastest is kept for the run.
+    The best count depends on the model and on the thread that drives torch: on 2 cores a
+    784-128-10 MLP trained at 96k samples/s on 2 threads and 80k on 1 from the main thread, but
+    at 42k on 2 and 85k on 1 from a background thread (the TUI's in-process mode); the classic CNN
+    ~1.8x faster on 2. So the count is not guessed: after a short warm-up each candidate trains
+    for at least ``min_seconds`` (two alternating rounds), and the fastest is kept for the run.
     """
 
     def __init__(self, candidates: list[int], warmup: int = 3, min_seconds: float = 0.2, min_steps: int = 5, rounds: int = 2):
@@ -801,13 +803,7 @@ class Trainer:
                 pass
 
     def _load_resume_payload(self) -> dict:
-        src = self.resume_from
-        if src.is_dir():
-            folder = src / "checkpoints" if (src / "checkpoints").is_dir() else src
-            newest = ckpt.newest(folder)
-            if newest is None:
-                raise ckpt.CheckpointError(f"{src}: no checkpoint found in {folder}")
-            src = newest
+        src = ckpt.resolve(self.resume_from)
         payload = ckpt.load(src)
         self.resume_file = src
         raw = payload["config"]
@@ -999,13 +995,7 @@ def evaluate_checkpoint(path: str | Path, data_dir: str | None = None, device: s
     from core.data import load_data
     from core.models import build_model
 
-    path = Path(path)
-    if path.is_dir():
-        folder = path / "checkpoints" if (path / "checkpoints").is_dir() else path
-        found = ckpt.newest(folder)
-        if found is None:
-            raise ckpt.CheckpointError(f"{path}: no checkpoint found in {folder}")
-        path = found
+    path = ckpt.resolve(Path(path))
     payload = ckpt.load(path)
     cfg = from_dict(payload["config"], f"{path} (saved config)")
     changes = {"train.device": device}

@@ -202,15 +202,10 @@ def export(
     out: Annotated[Path, typer.Option("--out", "-o", help="Output file: .safetensors or .pt (a plain state dict). Required.", show_default=False)],
 ) -> None:
     """Write the model weights alone, loadable with plain torch or safetensors into your own model class."""
-    from core.checkpoint import CheckpointError, export_weights, newest
+    from core.checkpoint import CheckpointError, export_weights, resolve
 
-    src = checkpoint
-    if src.is_dir():
-        found = newest(src / "checkpoints" if (src / "checkpoints").is_dir() else src)
-        if found is None:
-            raise fail(f"{checkpoint}: no checkpoint found")
-        src = found
     try:
+        src = resolve(checkpoint)
         path, n = export_weights(src, out)
     except (CheckpointError, OSError) as e:
         raise fail(str(e).splitlines()[0] if str(e) else type(e).__name__) from None
