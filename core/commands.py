@@ -81,7 +81,7 @@ class Validate(Command):
 
 @dataclass(frozen=True)
 class Rollback(Command):
-    """Restore the last good weights (kept at the last log interval with a finite loss), scale the
+    """Restore the last good weights (a snapshot taken at a log interval with a finite loss and finite weights, at most once a second), scale the
     base learning rate by ``lr_factor`` and continue: the answer to a non-finite loss."""
 
     lr_factor: float = 0.5

@@ -41,6 +41,10 @@ from core.schedule import Plateau, factor
 Sink = Callable[[E.Event], None]
 
 
+GOOD_EVERY_S = 1.0
+"""The last-good snapshot (for Rollback and the non-finite stop) is refreshed at most this often."""
+
+
 class _EndRun(Exception):
     """Raised inside the loop to leave it; ``status`` says how the run ends."""
 
@@ -207,6 +211,7 @@ class Trainer:
         self._tuner: ThreadTuner | None = None
         self._clock_stops = 0
         self._good: dict | None = None
+        self._good_time = 0.0
         self._summary_written = False
         self.status = "starting"
         self.state = _State()
@@ -299,7 +304,7 @@ class Trainer:
                 train_size=self.data.train_size, val_size=self.data.val_size, test_size=self.data.test_size,
                 num_params=self.num_params, model=self.model_summary, hyperparameters=self.hyperparameters(),
                 live=("lr",) + C.LIVE_HYPERPARAMETERS, start_step=self.state.step, start_epoch=self.state.epoch))
-            self._keep_good()
+            self._keep_good(force=True)
             self._set_status("running", "resumed" if self.resume_from else "started")
             try:
                 self._train()
@@ -628,8 +633,16 @@ class Trainer:
         if running:
             self._clock_start()
 
-    def _keep_good(self) -> None:
-        """Remember the weights and optimizer state at a log interval with a finite loss."""
+    def _keep_good(self, force: bool = False) -> None:
+        """Remember the weights and optimizer state at a log interval with a finite loss: at most
+        once per GOOD_EVERY_S seconds (a copy of model and optimizer state is not free), and only
+        when the weights themselves are finite (the last step may have broken them)."""
+        now = time.monotonic()
+        if not force and self._good is not None and now - self._good_time < GOOD_EVERY_S:
+            return
+        if not all(bool(torch.isfinite(p).all()) for p in self.model.parameters()):
+            return
+        self._good_time = now
         self._good = {
             "step": self.state.step,
             "model": {k: v.detach().clone() for k, v in self.model.state_dict().items()},
@@ -654,8 +667,8 @@ class Trainer:
             return
         if self._good is not None:
             good_step = self._restore_good()
-            self._checkpoint("nonfinite")
-            msg += f"; the last good weights (step {good_step}) were saved"
+            if self._checkpoint("nonfinite") is not None:
+                msg += f"; the last good weights (step {good_step}) were saved"
         raise _EndRun("failed", msg)
 
     def _evaluate(self, split: str) -> dict:

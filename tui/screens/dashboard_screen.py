@@ -232,7 +232,7 @@ class DashboardScreen(Screen):
                             title="non-finite loss", severity="warning", timeout=8)
 
     def action_rollback(self) -> None:
-        """Restore the last good weights (last log interval with a finite loss) and halve the LR."""
+        """Restore the last good weights (a snapshot at most a second old) and halve the LR."""
         self._submit(C.Rollback(0.5))
 
     def _on_step(self, ev: E.StepMetrics) -> None:

@@ -16,7 +16,7 @@ KEYS: list[tuple[str, str]] = [
     ("s", "save a checkpoint now (the event log shows its path)"),
     ("v", "validate now"),
     ("e", "early stop: finish the step, evaluate, save, end as EARLY STOPPED (asks first)"),
-    ("b", "roll back: restore the weights of the last log interval with a finite loss, halve the LR"),
+    ("b", "roll back: restore the last good weights (snapshot at most a second old), halve the LR"),
     ("t", "switch the lower panel between the event log and the epoch table (small terminals)"),
     ("n", "new run: back to the launcher (after the run ended)"),
     ("q", "quit (asks while a run is active, offering to save)"),

@@ -24,7 +24,7 @@ class NonFiniteDialog(ModalScreen[str | None]):
         with Vertical(classes="dialog"):
             yield Label("Non-finite loss: training is paused", classes="dialog-title")
             yield Static(self.reason, classes="dialog-help")
-            yield Static("Roll back: restore the weights of the last log interval with a finite loss and halve the "
+            yield Static("Roll back: restore the last good weights (at most a second old when the loss was finite) and halve the "
                          "learning rate. Resume: go on as is. Stop: roll back, then early stop (evaluate, save).",
                          classes="dialog-help")
             with Horizontal(classes="dialog-buttons"):
