@@ -341,6 +341,9 @@ class Trainer:
         while st.epoch < cfg.train.epochs and not self._steps_done():
             epoch_t0 = time.perf_counter()
             self._train_epoch()
+            # the epoch's last flush may have paused (non-finite loss) or commands may wait: they
+            # apply here, before validation and the end of the run, as at any step boundary
+            self._step_boundary(clock=False)
             if self._steps_done() and st.batch < self.batches_per_epoch:
                 return  # max_steps reached mid-epoch: _finish validates the partial epoch
             self._end_epoch(time.perf_counter() - epoch_t0)
@@ -429,11 +432,13 @@ class Trainer:
         if cfg.checkpoint.every_steps and st.step % cfg.checkpoint.every_steps == 0:
             self._checkpoint("periodic")
 
-    def _step_boundary(self) -> None:
-        """Apply queued commands; wait here while paused; honour the stop event."""
+    def _step_boundary(self, clock: bool = True) -> None:
+        """Apply queued commands; wait here while paused; honour the stop event.
+        ``clock``: the training clock runs here (False at an epoch's end, where it is stopped)."""
         self._drain_commands()
         if self.status == "paused":
-            self._clock_stop()
+            if clock:
+                self._clock_stop()
             while self.status == "paused" and not self._stop.is_set():
                 try:
                     self._apply(self._commands.get(timeout=0.1))
@@ -442,7 +447,8 @@ class Trainer:
                 # what was queued behind the command that ended the pause (e.g. Rollback, Stop)
                 # applies before the next step, not after it
                 self._drain_commands()
-            self._clock_start()
+            if clock:
+                self._clock_start()
         if self._stop.is_set():
             raise _EndRun("interrupted", "stop requested")
         if self.status == "stopping":
@@ -507,9 +513,9 @@ class Trainer:
                     self._applied(cmd, f"saved {path}")
                 return None
             if isinstance(cmd, C.Validate):
-                self._clock_stop()
+                self._clock_stop_if_running()  # a pause keeps its clock stopped
                 metrics = self._evaluate("val")
-                self._clock_start()
+                self._clock_start_if_was_running()
                 self._emit(E.ValidationMetrics(step=st.step, epoch=st.epoch, metrics=metrics))
                 return self._applied(cmd, "validated")
             return self._reject(cmd, f"unknown command {type(cmd).__name__}")
@@ -604,7 +610,7 @@ class Trainer:
 
     _t0: float | None = None
 
-    def _flush_interval(self, force: bool = False) -> None:
+    def _flush_interval(self, force: bool = False, react: bool = True) -> None:
         """Emit StepMetrics for the interval: the one host sync per log interval."""
         acc = self._interval
         if acc["n"] == 0:
@@ -626,7 +632,9 @@ class Trainer:
             accuracy=correct / n if self.task == "classification" else None, elapsed=st.train_seconds)
         self._emit(ev)
         self._interval = self._new_interval()
-        if not math.isfinite(loss):
+        if not react:  # the run is ending: log the interval, decide nothing more
+            pass
+        elif not math.isfinite(loss):
             self._nonfinite(loss)
         else:
             self._keep_good()
@@ -641,6 +649,10 @@ class Trainer:
         if not force and self._good is not None and now - self._good_time < GOOD_EVERY_S:
             return
         if not all(bool(torch.isfinite(p).all()) for p in self.model.parameters()):
+            return
+        opt_tensors = [v for st in self.optimizer.state.values() for v in st.values()
+                       if torch.is_tensor(v) and v.is_floating_point()]
+        if not all(bool(torch.isfinite(v).all()) for v in opt_tensors):
             return
         self._good_time = now
         self._good = {
@@ -671,8 +683,10 @@ class Trainer:
                 msg += f"; the last good weights (step {good_step}) were saved"
         raise _EndRun("failed", msg)
 
-    def _evaluate(self, split: str) -> dict:
-        """Loss and metrics on 'val' or 'test'; checks the stop event between batches."""
+    def _evaluate(self, split: str, interruptible: bool = True) -> dict:
+        """Loss and metrics on 'val' or 'test'. Validation checks the stop event between batches
+        and, when it is set, ends the run as interrupted: metrics of a cut-short pass must never
+        feed best checkpoints, early stopping or the plateau schedule (the resumed run redoes it)."""
         size = self.data.val_size if split == "val" else self.data.test_size
         if size == 0:
             return {}
@@ -682,8 +696,9 @@ class Trainer:
                else RegressionAccumulator(self.device))
         with torch.inference_mode():
             for x, y in self.data.eval_batches(split, self.config.data.eval_batch_size):
-                if self._stop.is_set() and split != "test":
-                    break
+                if interruptible and self._stop.is_set() and split != "test":
+                    self.model.train(was_training)
+                    raise _EndRun("interrupted", "stop requested during validation")
                 if self.config.train.channels_last and x.dim() == 4:
                     x = x.contiguous(memory_format=torch.channels_last)
                 with self._autocast():
@@ -765,15 +780,18 @@ class Trainer:
             "grad_clip": st.grad_clip, "patience": st.patience, "best_value": st.best_value,
             "best_epoch": st.best_epoch, "bad_epochs": st.bad_epochs, "plateau": self.plateau.state_dict(),
             "history": list(st.history), "epochs": list(st.epochs), "train_seconds": st.train_seconds,
-            "train_samples": st.train_samples, "last_val": dict(st.last_val),
+            "train_samples": st.train_samples + (self._interval["n"] if hasattr(self, "_interval") else 0),
+            "last_val": dict(st.last_val),
             "epoch_acc": self._epoch_acc_plain(),
             "rng": _rng_to_plain(rng), "versions": ckpt.versions(), "saved_at": time.time(),
         }
 
     def _epoch_acc_plain(self) -> list:
         """The epoch's train sums so far (flushed intervals plus the pending one)."""
-        if st_batch_zero(self.state) or not hasattr(self, "_epoch_acc"):
+        if st_batch_zero(self.state):
             return [0.0, 0.0, 0]
+        if not hasattr(self, "_epoch_acc"):  # resumed, and nothing trained since
+            return list(self._resumed_epoch_acc or [0.0, 0.0, 0])
         acc = self._interval
         loss, correct = self._interval_sums(acc)
         e = self._epoch_acc
@@ -807,8 +825,9 @@ class Trainer:
             self._clock_start()
 
     def _prune(self) -> None:
-        """Keep best.pt, last.pt and the newest ``keep_last`` other checkpoints."""
-        others = sorted((p for p in self.ckpt_dir.glob("step-*.pt")), key=lambda p: p.stat().st_mtime_ns)
+        """Keep the newest ``keep_last`` periodic checkpoints; best, last, manual, interrupt,
+        early-stop, error and non-finite ones are never pruned."""
+        others = sorted(self.ckpt_dir.glob("step-*-periodic.pt"), key=lambda p: p.stat().st_mtime_ns)
         for p in others[: max(0, len(others) - self.config.checkpoint.keep_last)]:
             try:
                 p.unlink()
@@ -874,9 +893,11 @@ class Trainer:
 
     def _finish(self, status: str, reason: str) -> dict:
         cfg, st = self.config, self.state
-        self._t0 = None
-        if status in ("completed", "early_stopped") and st.batch != 0 and self.data.val_size:
-            st.last_val = self._evaluate("val")
+        if hasattr(self, "_interval"):
+            self._flush_interval(force=True, react=False)  # the steps since the last log line
+        self._clock_stop_if_running()
+        if status in ("completed", "early_stopped") and 0 < st.batch and self.data.val_size:
+            st.last_val = self._evaluate("val", interruptible=False)
             self._emit(E.ValidationMetrics(step=st.step, epoch=st.epoch, metrics=st.last_val))
         saved = None
         if status in ("early_stopped", "interrupted"):
@@ -887,6 +908,11 @@ class Trainer:
         if status in ("completed", "early_stopped") and self.data.test_size:
             test = self._evaluate("test")
             self._emit(E.TestMetrics(metrics=test, confusion=tuple(tuple(r) for r in getattr(self, "_last_confusion", []))))
+        while not self._commands.empty():  # every command is acknowledged, also after the last step
+            try:
+                self._reject(self._commands.get_nowait(), "the run has ended")
+            except queue.Empty:
+                break
         summary = self._summary(status, reason, test)
         self._write_summary(summary)
         self._set_status(status, reason)

@@ -27,7 +27,8 @@ class Event:
 
 @dataclass(frozen=True)
 class RunStarted(Event):
-    """The run is set up: data loaded, model built. Sent once, first."""
+    """The run is set up: data loaded, model built. Sent once, first; a run whose setup fails
+    (bad data, a user model that raises) sends StatusChanged('failed') and RunFailed instead."""
 
     run_dir: str
     """The run directory (absolute path)."""

@@ -50,8 +50,13 @@ class Printer:
         self.total_steps = 0
 
     def line(self, text: str) -> None:
-        self.out.write(text + "\n")
-        self.out.flush()
+        """Print one line; a closed terminal (EIO after a hang-up, EPIPE) silences the printer
+        instead of raising into whoever printed (a signal handler runs in the training thread)."""
+        try:
+            self.out.write(text + "\n")
+            self.out.flush()
+        except (OSError, ValueError):
+            self.out = open(os.devnull, "w")  # noqa: SIM115
 
     def __call__(self, ev: E.Event) -> None:  # noqa: C901 - one branch per event kind
         if isinstance(ev, E.RunStarted):
@@ -119,10 +124,7 @@ def run_headless(trainer, out: TextIO | None = None, install_signals: bool = Tru
     previous = {}
 
     def handle(ev: E.Event) -> None:
-        try:
-            printer(ev)
-        except BrokenPipeError:  # stdout closed (a pipe or a hung-up terminal): keep training
-            printer.out = open(os.devnull, "w")  # noqa: SIM115
+        printer(ev)  # Printer.line survives a closed terminal
         if isinstance(ev, E.RunFinished):
             status[0] = ev.status
         elif isinstance(ev, E.RunFailed):
@@ -148,8 +150,8 @@ def run_headless(trainer, out: TextIO | None = None, install_signals: bool = Tru
             os._exit(EXIT_CODES["interrupted"])
         if not stop.is_set():
             stop.set()
-            printer.line(f"{signal.Signals(signum).name}: stopping after this step, saving a checkpoint...")
             threading.Thread(target=watchdog, name="tui-train-watchdog", daemon=True).start()
+            printer.line(f"{signal.Signals(signum).name}: stopping after this step, saving a checkpoint...")
 
     if install_signals and threading.current_thread() is threading.main_thread():
         for sig in (signal.SIGINT, signal.SIGTERM, getattr(signal, "SIGHUP", None)):

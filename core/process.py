@@ -157,6 +157,10 @@ def _child_main(config: RunConfig, kwargs: dict, commands, events, stop, parent_
     held: list[E.Event] = []  # warnings raised while setting up wait for RunStarted (it comes first)
 
     def sink(event: E.Event) -> None:
+        failing = isinstance(event, E.RunFailed) or (isinstance(event, E.StatusChanged) and event.status == "failed")
+        if failing:
+            while held:  # setup failed: its warnings still come before the end of the run
+                events.put(held.pop(0))
         events.put(event)
         if isinstance(event, E.RunStarted):
             while held:

@@ -435,7 +435,10 @@ def run_tui(*, config: RunConfig | None = None, preset: str | None = None, runs_
         app.drain_after_exit()
     if app.run_dir:
         note = "" if ended else " (training thread still busy; exiting anyway)"
-        print(f"tui-train: {app.status} · {app.run_dir}{note}")
+        try:
+            print(f"tui-train: {app.status} · {app.run_dir}{note}")
+        except OSError:  # the terminal is gone (hang-up): the run is saved, say nothing
+            pass
     if app.failed:
         return 1
     return 130 if app.status == "interrupted" else 0  # as headless: see core.headless.EXIT_CODES

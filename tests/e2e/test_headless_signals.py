@@ -68,3 +68,38 @@ def test_signal_saves_and_exits_within_5s_then_resume_continues(tmp_path, sig):
     summary = json.loads((run_dir / "summary.json").read_text())
     assert summary["status"] == "completed" and summary["steps"] == stopped_at + 20
     assert sorted(p.name for p in (tmp_path / "runs").iterdir()) == [run_dir.name]  # same run directory
+
+
+def test_ssh_drop_with_the_terminal_as_stdout_ends_interrupted_not_failed(tmp_path):
+    """The real SSH-drop case: stdout IS the terminal, and it hangs up. Printing to a dead tty
+    raises EIO; that must never reach the training loop (it used to end the run as failed)."""
+    import fcntl
+    import pty
+    import select
+    import termios
+
+    master, slave = pty.openpty()
+
+    def become_session_leader():
+        os.setsid()
+        fcntl.ioctl(0, termios.TIOCSCTTY, 0)
+
+    proc = subprocess.Popen(tui_train() + ["run", "digits-mlp", "--headless", "--runs-dir", str(tmp_path / "runs"),
+                                           "--set", "train.epochs=500", "--set", "train.log_every=100000"],
+                            stdin=slave, stdout=slave, stderr=slave, preexec_fn=become_session_leader, cwd=tmp_path)
+    os.close(slave)
+    seen, deadline = b"", time.monotonic() + 60
+    while b"run directory" not in seen and time.monotonic() < deadline:
+        ready, _, _ = select.select([master], [], [], 1)
+        if ready:
+            seen += os.read(master, 4096)
+    time.sleep(1.0)
+    os.close(master)  # the terminal hangs up: SIGHUP to the session, and stdout is dead
+    t0 = time.monotonic()
+    rc = proc.wait(30)
+    assert time.monotonic() - t0 < 5.0  # issue 4's contract
+    run_dir = next((tmp_path / "runs").iterdir())
+    summary = json.loads((run_dir / "summary.json").read_text())
+    assert (rc, summary["status"]) == (130, "interrupted"), summary
+    assert not (run_dir / "traceback.txt").exists()
+    assert list((run_dir / "checkpoints").glob("*interrupt*.pt"))

@@ -360,3 +360,81 @@ def test_commands_queued_behind_resume_apply_before_the_next_step(tmp_path):
     fin = r.of(E.RunFinished)[0]
     assert fin.status == "early_stopped" and fin.summary["steps"] == 0  # no step between Resume and Stop
     assert [e.step for e in r.of(E.CommandApplied)] == [0, 0, 0, 0]
+
+
+def test_stop_during_validation_never_records_partial_metrics_and_resume_redoes_it(tmp_path):
+    """A stop that cuts the epoch-end validation short ends the run as interrupted before the
+    epoch is recorded: partial metrics must not become the best epoch, and the resumed run
+    validates that epoch in full."""
+    stop = threading.Event()
+    trainer = Trainer(tiny(train__epochs=3, data__eval_batch_size=16), runs_dir=tmp_path)
+    trainer.prepare()
+    real_eval = trainer.data.eval_batches
+
+    def eval_batches(split, bs):  # the stop arrives after the first validation batch
+        for i, batch in enumerate(real_eval(split, bs)):
+            if split == "val" and i == 1:
+                stop.set()
+            yield batch
+
+    trainer.data.eval_batches = eval_batches
+    events: list = []
+    summary = trainer.run(stop, events.append)
+    assert summary["status"] == "interrupted"
+    assert not [e for e in events if isinstance(e, E.EpochMetrics)]
+    assert summary["best"]["value"] is None and not (trainer.ckpt_dir / "best.pt").exists()
+    resumed = Trainer(tiny(train__epochs=3), runs_dir=tmp_path, resume=trainer.run_dir)
+    events = []
+    resumed.run(sink=events.append)
+    epochs = [e for e in events if isinstance(e, E.EpochMetrics)]
+    assert [e.epoch for e in epochs] == [0, 1, 2] and epochs[0].val["accuracy"] > 0 and epochs[0].is_best
+
+
+def test_nonfinite_loss_in_the_last_interval_still_pauses(tmp_path):
+    cfg = tiny(model__name=_user_model(tmp_path, NAN_AFTER), train__epochs=1, train__log_every=1000,
+               train__on_nonfinite="pause")
+    r = Run(cfg, tmp_path)
+    ev = r.wait_for(lambda e: isinstance(e, E.StatusChanged) and e.status == "paused")
+    assert "non-finite" in ev.reason and not r.of(E.RunFinished)
+    r.trainer.submit(C.Rollback(1.0))
+    r.trainer.submit(C.Stop())
+    r.finish()
+    assert r.of(E.RunFinished)[0].status == "early_stopped"
+    assert any(e.reason == "early_stop" for e in r.of(E.CheckpointSaved))  # the good weights, saved
+
+
+def test_pruning_keeps_manual_checkpoints(tmp_path):
+    cfg = tiny(train__epochs=2, checkpoint__every_steps=3, checkpoint__keep_last=2)
+    r = Run(cfg, tmp_path, commands=[C.Pause(), C.SaveCheckpoint(), C.Resume()])
+    r.finish()
+    manual = [e.path for e in r.of(E.CheckpointSaved) if e.reason == "manual"]
+    assert manual and Path(manual[0]).exists()
+    folder = Path(manual[0]).parent
+    assert len(list(folder.glob("step-*-periodic.pt"))) == 2
+
+
+def test_commands_after_the_last_step_are_acknowledged(tmp_path):
+    trainer = Trainer(tiny(train__epochs=1), runs_dir=tmp_path)
+    events: list = []
+
+    def sink(ev):
+        events.append(ev)
+        if isinstance(ev, E.EpochMetrics):  # after the last step boundary
+            trainer.submit(C.SaveCheckpoint())
+            trainer.submit(C.Pause())
+
+    trainer.run(sink=sink)
+    rejected = [e for e in events if isinstance(e, E.CommandRejected)]
+    assert [e.command for e in rejected] == ["SaveCheckpoint", "Pause"]
+    assert all(e.reason == "the run has ended" for e in rejected)
+
+
+def test_validate_while_paused_does_not_count_the_pause_as_training(tmp_path):
+    r = Run(tiny(train__epochs=1), tmp_path, commands=[C.Pause(), C.Validate()])
+    r.wait_for(lambda e: isinstance(e, E.ValidationMetrics))
+    time.sleep(1.0)
+    r.trainer.submit(C.SaveCheckpoint())
+    r.trainer.submit(C.Resume())
+    r.finish()
+    summary = r.of(E.RunFinished)[0].summary
+    assert summary["train_seconds"] < summary["wall_seconds"] - 0.9  # the 1 s pause is not training time
