@@ -144,7 +144,7 @@ class EarlyStoppingConfig:
     enabled: bool = _f(False, "stop when the monitored metric stops improving")
     monitor: str = _f("val_loss", "metric to monitor: val_loss | val_accuracy | val_f1 | val_mae | val_r2 | val_mse", choices=("val_loss", "val_accuracy", "val_f1", "val_mae", "val_r2", "val_mse"))
     mode: str = _f("auto", "min | max | auto (max for accuracy, f1 and r2)", choices=("auto", "min", "max"))
-    patience: int = _f(5, "epochs without improvement before stopping", min=0)
+    patience: int = _f(5, "stop after this many validated epochs without improvement (0 behaves as 1)", min=0)
     min_delta: float = _f(0.0, "smallest change that counts as an improvement", min=0.0)
 
 

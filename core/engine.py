@@ -734,7 +734,7 @@ class Trainer:
             if cfg.schedule.name == "plateau" and self.plateau.update(value):
                 self._emit(E.RunWarning(message=f"plateau: lr scale reduced to {self.plateau.scale:g}", step=st.step))
             if cfg.early_stopping.enabled:
-                patience_left = max(0, st.patience - st.bad_epochs)
+                patience_left = max(0, max(1, st.patience) - st.bad_epochs)
         record = {"epoch": epoch, "step": st.step, "train": train, "val": val, "lr": getattr(self, "_last_lr", st.base_lr),
                   "seconds": seconds, "is_best": is_best}
         st.epochs.append(record)
@@ -744,7 +744,9 @@ class Trainer:
             self._checkpoint("best")
         if cfg.checkpoint.every_epochs and st.epoch % cfg.checkpoint.every_epochs == 0:
             self._checkpoint("periodic")
-        if cfg.early_stopping.enabled and value is not None and st.bad_epochs > st.patience:
+        # patience = validated epochs without improvement after which training stops (as Keras
+        # and Lightning count it: patience 0 stops at the first epoch that does not improve)
+        if cfg.early_stopping.enabled and value is not None and st.bad_epochs >= max(1, st.patience):
             raise _EndRun("early_stopped", f"{cfg.early_stopping.monitor} did not improve for {st.bad_epochs} epochs")
 
     def _monitored(self, val: dict) -> float | None:

@@ -231,12 +231,13 @@ def test_max_steps_ends_mid_epoch_with_validation(tmp_path):
 
 
 def test_automatic_early_stopping(tmp_path):
-    cfg = tiny(train__epochs=10, early_stopping__enabled=True, early_stopping__patience=1, early_stopping__min_delta=1e9)
+    cfg = tiny(train__epochs=10, early_stopping__enabled=True, early_stopping__patience=2, early_stopping__min_delta=1e9)
     r = Run(cfg, tmp_path)
     r.finish()
     fin = r.of(E.RunFinished)[0]
+    # epoch 0 is the best; epochs 1 and 2 do not improve by min_delta: patience 2 stops after epoch 2
     assert fin.status == "early_stopped" and fin.summary["epochs_completed"] == 3
-    assert [e.patience_left for e in r.of(E.EpochMetrics)] == [1, 0, 0]
+    assert [e.patience_left for e in r.of(E.EpochMetrics)] == [2, 1, 0]
     assert fin.summary["best"] == {"metric": "val_loss", "value": pytest.approx(fin.summary["best"]["value"]), "epoch": 0}
 
 
