@@ -212,6 +212,7 @@ class Trainer:
         self._clock_stops = 0
         self._good: dict | None = None
         self._good_time = 0.0
+        self._paused_for_nonfinite = False
         self._summary_written = False
         self.status = "starting"
         self.state = _State()
@@ -473,6 +474,7 @@ class Trainer:
                 if self.status != "running":
                     return self._reject(cmd, f"cannot pause while {self.status}")
                 self._set_status("paused", "user")
+                self._paused_for_nonfinite = False
                 return self._applied(cmd, "paused")
             if isinstance(cmd, C.Resume):
                 if self.status != "paused":
@@ -504,8 +506,9 @@ class Trainer:
                 old, st.base_lr = st.base_lr, st.base_lr * f
                 self._applied(cmd, f"rolled back to the weights of step {good_step}; lr {old:.6g} -> {st.base_lr:.6g}",
                               key="lr", old=old, new=st.base_lr)
-                if self.status == "paused":
-                    self._set_status("running", "rolled back")
+                if self.status == "paused" and self._paused_for_nonfinite:
+                    self._set_status("running", "rolled back")  # the answer to the non-finite pause
+                # a pause the user asked for stays: they resume when they choose
                 return None
             if isinstance(cmd, C.SaveCheckpoint):
                 path = self._checkpoint(cmd.reason or "manual")
@@ -676,6 +679,7 @@ class Trainer:
         self._emit(E.RunWarning(message=msg, step=st.step))
         if self.config.train.on_nonfinite == "pause":
             self._set_status("paused", f"{msg}: resume, roll back (lr halved) or stop")
+            self._paused_for_nonfinite = True
             return
         if self._good is not None:
             good_step = self._restore_good()

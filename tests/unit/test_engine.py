@@ -439,3 +439,15 @@ def test_validate_while_paused_does_not_count_the_pause_as_training(tmp_path):
     r.finish()
     summary = r.of(E.RunFinished)[0].summary
     assert summary["train_seconds"] < summary["wall_seconds"] - 0.9  # the 1 s pause is not training time
+
+
+def test_rollback_during_a_user_pause_keeps_the_run_paused(tmp_path):
+    r = Run(tiny(train__epochs=3), tmp_path, commands=[C.Pause()])
+    r.wait_for(lambda e: isinstance(e, E.StatusChanged) and e.status == "paused")
+    r.trainer.submit(C.Rollback(0.5))
+    ack = r.wait_for(lambda e: isinstance(e, E.CommandApplied) and e.command == "Rollback")
+    time.sleep(0.3)
+    assert r.trainer.status == "paused" and r.trainer.state.step == 0 and ack.new == pytest.approx(0.025)
+    r.trainer.submit(C.Resume())
+    r.finish()
+    assert r.of(E.RunFinished)[0].status == "completed"
