@@ -8,6 +8,7 @@ reported as one line on stderr with exit code 2, never a traceback.
 from __future__ import annotations
 
 import json
+import os
 import sys
 from pathlib import Path
 from typing import Annotated, Optional
@@ -212,5 +213,35 @@ def export(
     typer.echo(f"exported {n} tensors from {src} to {path}")
 
 
+def main() -> None:
+    """The console script: run the app, then leave without interpreter finalization.
+
+    Everything a run must keep is on disk by then (atomic checkpoints, summary.json, flushed
+    logs). Finalization after a signal-interrupted run intermittently aborted in a C++ destructor
+    of the torch runtime ("terminate called without an active exception", exit -6 instead of
+    130; tests/e2e/test_headless_signals.py caught it in CI), so the exit code is delivered with
+    os._exit after flushing stdout and stderr.
+    """
+    code: int | str | None = 0
+    try:
+        app()
+    except SystemExit as e:
+        code = e.code
+    finally:
+        for stream in (sys.stdout, sys.stderr):
+            try:
+                stream.flush()
+            except (OSError, ValueError):
+                pass
+    if isinstance(code, str):
+        try:
+            sys.stderr.write(code + "\n")
+            sys.stderr.flush()
+        except (OSError, ValueError):
+            pass
+        code = 1
+    os._exit(code or 0)
+
+
 if __name__ == "__main__":  # pragma: no cover
-    app()
+    main()
