@@ -73,6 +73,13 @@ def _sync(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
+def _finish(device: torch.device, t0: float, n: int, model: nn.Module, test) -> Result:
+    """Stop the clock after the device has caught up; test accuracy outside the timed part."""
+    _sync(device)
+    dt = time.perf_counter() - t0
+    return Result(n / dt, test_accuracy(model, *test) if test is not None else None)
+
+
 def classic_loop(kind: str, data_dir: Path, batch_size: int, max_steps: int, device: torch.device, test) -> Result:
     """The loop from the tutorials: DataLoader + ToTensor + Normalize, loss.item() every step."""
     from torchvision import datasets, transforms
@@ -99,9 +106,7 @@ def classic_loop(kind: str, data_dir: Path, batch_size: int, max_steps: int, dev
         steps += 1
         if max_steps and steps >= max_steps:
             break
-    _sync(device)
-    dt = time.perf_counter() - t0
-    return Result(n / dt, test_accuracy(model, *test) if test is not None else None)
+    return _finish(device, t0, n, model, test)
 
 
 def bare_loop(kind: str, x: torch.Tensor, y: torch.Tensor, batch_size: int, max_steps: int, device: torch.device, test) -> Result:
@@ -125,9 +130,7 @@ def bare_loop(kind: str, x: torch.Tensor, y: torch.Tensor, batch_size: int, max_
         steps += 1
         if max_steps and steps >= max_steps:
             break
-    _sync(device)
-    dt = time.perf_counter() - t0
-    return Result(n / dt, test_accuracy(model, *test) if test is not None else None)
+    return _finish(device, t0, n, model, test)
 
 
 def engine_run(kind: str, data_dir: Path, batch_size: int, max_steps: int, device: str, threads: int, runs_dir: Path, test) -> Result:

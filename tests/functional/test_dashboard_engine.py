@@ -174,30 +174,14 @@ async def test_real_engine_quit_stops_training_and_never_hangs(tmp_path):
     assert json.loads((run_dir / "summary.json").read_text())["status"] == "interrupted"
 
 
-NAN_MODEL = '''
-import torch
-class Net(torch.nn.Module):
-    """Finite for the first 12 training forwards, then NaN (after a rollback too)."""
-    def __init__(self):
-        super().__init__()
-        self.lin = torch.nn.Linear(64, 10)
-        self.calls = 0
-    def forward(self, x):
-        if self.training:
-            self.calls += 1
-        out = self.lin(x.flatten(1))
-        return out * float("nan") if self.calls > 12 else out
-'''
-
-
 @run_async
 async def test_real_engine_nonfinite_loss_pauses_and_offers_rollback(tmp_path):
     from tui.screens.nonfinite_dialog import NonFiniteDialog
 
-    model = tmp_path / "nanmodel.py"
-    model.write_text(NAN_MODEL)
+    from tests.nan_model import SPEC
+
     cfg = load_config("digits-mlp", overrides=[
-        f'model.name="{model}:Net"', "train.epochs=50", "train.log_every=5", "schedule.name=constant",
+        f'model.name="{SPEC}"', "model.kwargs={after = 12}", "train.epochs=50", "train.log_every=5", "schedule.name=constant",
         "schedule.warmup_steps=0", "train.device=cpu", "train.num_threads=1"])
     tees: list[Tee] = []
 

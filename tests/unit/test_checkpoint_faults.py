@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import os
 import pickle
-import queue
 import subprocess
 import sys
 from pathlib import Path
@@ -19,6 +18,7 @@ from core import commands as C
 from core import events as E
 from core.config import from_dict
 from core.engine import Trainer
+from tests.engine_helpers import run_to_end
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -29,15 +29,6 @@ def tiny(hidden=32, epochs=1, **train):
                       "train": {"epochs": epochs, "log_every": 5, "device": "cpu", **train}})
 
 
-def run_to_end(trainer: Trainer, commands=()) -> list[E.Event]:
-    for c in commands:
-        trainer.submit(c)
-    q: queue.SimpleQueue = queue.SimpleQueue()
-    trainer.run(sink=q.put)
-    out = []
-    while not q.empty():
-        out.append(q.get())
-    return out
 
 
 KILL_LOOP = r"""

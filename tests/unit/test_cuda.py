@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import queue
 from pathlib import Path
 
 import pytest
@@ -13,6 +12,7 @@ from core import events as E
 from core.checkpoint import load
 from core.config import from_dict
 from core.engine import Trainer
+from tests.engine_helpers import run_to_end as events_of
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
 
@@ -23,15 +23,6 @@ def cfg(**train):
                       "train": {"epochs": 2, "log_every": 5, "device": "cuda", **train}})
 
 
-def events_of(trainer: Trainer, commands=()) -> list[E.Event]:
-    for c in commands:
-        trainer.submit(c)
-    q: queue.SimpleQueue = queue.SimpleQueue()
-    trainer.run(sink=q.put)
-    out = []
-    while not q.empty():
-        out.append(q.get())
-    return out
 
 
 @pytest.mark.parametrize("train", [{}, {"bf16": True, "channels_last": True}, {"deterministic": True}])

@@ -18,6 +18,7 @@ from core import events as E
 from core.checkpoint import load
 from core.config import from_dict
 from core.engine import Trainer
+from tests.nan_model import SPEC as NAN_SPEC
 
 TIMEOUT = 60.0
 
@@ -247,23 +248,10 @@ def _user_model(tmp_path: Path, body: str) -> str:
     return f"{f}:Net"
 
 
-NAN_AFTER = """
-import torch
-class Net(torch.nn.Module):
-    def __init__(self, after=3):
-        super().__init__()
-        self.lin = torch.nn.Linear(64, 10)
-        self.after, self.calls = after, 0
-    def forward(self, x):
-        if self.training:
-            self.calls += 1
-        out = self.lin(x.flatten(1))
-        return out * float("nan") if self.calls > self.after else out
-"""
 
 
 def test_nonfinite_loss_stops_and_keeps_no_bad_checkpoint(tmp_path):
-    cfg = tiny(model__name=_user_model(tmp_path, NAN_AFTER), train__epochs=3)
+    cfg = tiny(model__name=NAN_SPEC, train__epochs=3)
     r = Run(cfg, tmp_path)
     r.finish()
     failed = r.of(E.RunFailed)
@@ -276,7 +264,7 @@ def test_nonfinite_loss_stops_and_keeps_no_bad_checkpoint(tmp_path):
 
 
 def test_nonfinite_loss_pauses_when_asked(tmp_path):
-    cfg = tiny(model__name=_user_model(tmp_path, NAN_AFTER), train__epochs=1, train__on_nonfinite="pause")
+    cfg = tiny(model__name=NAN_SPEC, train__epochs=1, train__on_nonfinite="pause")
     r = Run(cfg, tmp_path)
     ev = r.wait_for(lambda e: isinstance(e, E.StatusChanged) and e.status == "paused")
     assert "non-finite" in ev.reason
@@ -392,7 +380,7 @@ def test_stop_during_validation_never_records_partial_metrics_and_resume_redoes_
 
 
 def test_nonfinite_loss_in_the_last_interval_still_pauses(tmp_path):
-    cfg = tiny(model__name=_user_model(tmp_path, NAN_AFTER), train__epochs=1, train__log_every=1000,
+    cfg = tiny(model__name=NAN_SPEC, train__epochs=1, train__log_every=1000,
                train__on_nonfinite="pause")
     r = Run(cfg, tmp_path)
     ev = r.wait_for(lambda e: isinstance(e, E.StatusChanged) and e.status == "paused")
