@@ -1,6 +1,6 @@
 """`python -m bench [--quick] [--only a,b,...]`: measure tui-train and print a table of ratios.
 
-Sections (issue 5): (a) engine vs the classic DataLoader loop, (b) engine vs a bare loop over
+Sections: (a) engine vs the classic DataLoader loop, (b) engine vs a bare loop over
 preloaded tensors, (c) the real TUI attached vs headless, (d) cost of one dashboard frame,
 (e) key press to engine action, (f) memory over many logged steps, (g) start-up.
 The output is Markdown; BENCHMARKS.md holds a recorded run. Figures, never assertions.
@@ -70,7 +70,8 @@ def section_ab(args, size: str, reps: int, data_dir: Path, work: Path, out) -> N
         out(f"<!-- {label} raw samples/s per rep: {r['all']} -->")
     common = f"batch 64, SGD lr 0.01 momentum 0.9, device {args.device}, median of {reps} alternating reps"
     if "a" in args.only:
-        out(f"\n## (a) engine vs the classic loop (DataLoader + ToTensor + Normalize, loss.item() every step)\n\n{common}. Goal: >= 8x on the MLP, never slower on the CNN, same accuracy.\n")
+        out("\n## (a) engine vs the classic loop (DataLoader + ToTensor + Normalize, loss.item() every step)\n\n"
+            f"{common}. Goal: >= 8x on the MLP, never slower on the CNN, same accuracy.\n")
         out(table(rows_a, ["model", "classic samples/s", "engine samples/s", "ratio", "classic test acc", "engine test acc"]))
     if "b" in args.only:
         out(f"\n## (b) engine vs a bare loop over preloaded tensors (no logging at all)\n\n{common}. Goal: >= 0.9x.\n")

@@ -92,10 +92,10 @@ def classic_loop(kind: str, data_dir: Path, batch_size: int, max_steps: int, dev
     model = MODELS[kind][0]().to(device)
     opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
     model.train()
-    n, steps, running = 0, 0, 0.0
+    n, running = 0, 0.0
     _sync(device)
     t0 = time.perf_counter()
-    for x, y in loader:
+    for steps, (x, y) in enumerate(loader, start=1):
         x, y = x.to(device), y.to(device)
         opt.zero_grad()
         loss = F.cross_entropy(model(x), y)
@@ -103,7 +103,6 @@ def classic_loop(kind: str, data_dir: Path, batch_size: int, max_steps: int, dev
         opt.step()
         running += loss.item()  # the classic per-step host sync
         n += x.shape[0]
-        steps += 1
         if max_steps and steps >= max_steps:
             break
     return _finish(device, t0, n, model, test)
@@ -116,10 +115,10 @@ def bare_loop(kind: str, x: torch.Tensor, y: torch.Tensor, batch_size: int, max_
     opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
     model.train()
     order = torch.randperm(x.shape[0], generator=torch.Generator().manual_seed(0)).to(device)
-    n, steps = 0, 0
+    n = 0
     _sync(device)
     t0 = time.perf_counter()
-    for i in range(0, x.shape[0], batch_size):
+    for steps, i in enumerate(range(0, x.shape[0], batch_size), start=1):
         idx = order[i:i + batch_size]
         xb, yb = x[idx], y[idx]
         loss = F.cross_entropy(model(xb), yb)
@@ -127,7 +126,6 @@ def bare_loop(kind: str, x: torch.Tensor, y: torch.Tensor, batch_size: int, max_
         loss.backward()
         opt.step()
         n += idx.shape[0]
-        steps += 1
         if max_steps and steps >= max_steps:
             break
     return _finish(device, t0, n, model, test)

@@ -28,7 +28,8 @@ from torch import Tensor
 from torch.utils.data import DataLoader, Dataset, Sampler, Subset, TensorDataset
 
 from core.config import AugmentConfig, ConfigError, DataConfig
-from core.plugins import USER_MODULES, ensure_user_modules, load_object, one_line
+from core.errors import one_line
+from core.plugins import USER_MODULES, ensure_user_modules, load_object
 
 
 class DataError(RuntimeError):
@@ -71,7 +72,7 @@ def epoch_order(seed: int, epoch: int, n: int) -> Tensor:
 def _carve(n: int, fraction: float, seed: int, salt: str) -> tuple[Tensor, Tensor]:
     """Split ``range(n)`` into (rest, held-out) with a fixed seeded permutation; held = round(n * fraction)."""
     perm = torch.randperm(n, generator=_generator(seed, "split", salt))
-    k = min(max(int(round(n * fraction)), 0), max(n - 1, 0))
+    k = min(max(round(n * fraction), 0), max(n - 1, 0))
     return perm[k:], perm[:k]
 
 
@@ -709,5 +710,5 @@ def load_data(cfg: DataConfig, device: torch.device | str, seed: int) -> Data:
     raise ConfigError(f"data.dataset: unknown dataset {name!r}")
 
 
-__all__ = ["Data", "TensorData", "LoaderData", "DataError", "load_data", "epoch_order", "mix_seed",
-           "regression_target", "REGRESSION_WEIGHTS"]
+__all__ = ["REGRESSION_WEIGHTS", "Data", "DataError", "LoaderData", "TensorData", "epoch_order", "load_data", "mix_seed",
+           "regression_target"]

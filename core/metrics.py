@@ -1,4 +1,5 @@
-"""Metrics computed on the device from accumulated counts; one host transfer per evaluation.
+"""Metrics computed on the device from accumulated counts, read back to the host once an evaluation
+ends (never per batch).
 
 Classification: loss, accuracy, macro precision / recall / F1 and the confusion matrix.
 Regression: loss, MSE, MAE, R².
@@ -72,6 +73,7 @@ class RegressionAccumulator:
         self.count += y.numel()
 
     def compute(self) -> tuple[dict, list]:
+        """(metrics, []) as plain Python values (regression has no confusion matrix)."""
         vals = torch.stack([self.loss_sum, self.se, self.ae, self.y_sum, self.y_sq]).cpu().tolist()
         return regression_metrics(*vals, self.count), []
 

@@ -10,7 +10,8 @@ import torch
 from torch import nn
 
 from core.config import ConfigError, ModelConfig
-from core.plugins import load_object, one_line
+from core.errors import one_line
+from core.plugins import load_object
 
 ACTIVATIONS: dict[str, type[nn.Module]] = {
     "relu": nn.ReLU,
@@ -237,5 +238,5 @@ def describe_model(model: nn.Module) -> str:
     return f"{head} ({count_params(model):,} params)"
 
 
-__all__ = ["build_model", "describe_model", "count_params", "init_weights", "MLP", "CNN", "ResNet", "BasicBlock",
-           "ACTIVATIONS"]
+__all__ = ["ACTIVATIONS", "CNN", "MLP", "BasicBlock", "ResNet", "build_model", "count_params", "describe_model",
+           "init_weights"]

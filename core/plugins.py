@@ -6,25 +6,20 @@ the spec and the cause, so the CLI and the TUI can show it without a traceback.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import importlib
 import importlib.util
 import sys
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 from core.config import ConfigError
+from core.errors import one_line
 
 USER_MODULES: dict[str, str] = {}
 """Module name -> source file of every user file loaded so far (to re-load them in spawned workers)."""
-
-
-def one_line(exc: BaseException) -> str:
-    """``"TypeError: message"`` on a single line (newlines folded, long text shortened)."""
-    text = " ".join(str(exc).split())
-    if len(text) > 300:
-        text = text[:297] + "..."
-    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
 
 def _is_file_spec(target: str) -> bool:
@@ -46,9 +41,26 @@ def _load_file(target: str, where: str) -> Any:
     mod_name = f"_tui_train_user_{path.stem}_{digest}"
     if mod_name in sys.modules:
         return sys.modules[mod_name]
+    try:
+        module = _exec_user_file(mod_name, path)
+    except BaseException as e:  # user code may raise anything, SystemExit included
+        if isinstance(e, KeyboardInterrupt):
+            raise
+        raise ConfigError(f"{where}: cannot import {target} ({one_line(e)})") from None
+    if module is None:
+        raise ConfigError(f"{where}: cannot import {target} (not a Python source file)")
+    return module
+
+
+def _exec_user_file(mod_name: str, path: Path) -> ModuleType | None:
+    """Import the file at ``path`` as module ``mod_name`` and record it in USER_MODULES.
+
+    None when it is not a Python source file; whatever the file raises propagates, and the
+    half-made module is dropped from ``sys.modules``.
+    """
     spec = importlib.util.spec_from_file_location(mod_name, path)
     if spec is None or spec.loader is None:
-        raise ConfigError(f"{where}: cannot import {target} (not a Python source file)")
+        return None
     module = importlib.util.module_from_spec(spec)
     # Registered before exec so dataclasses/pickle inside the file can find their module.
     sys.modules[mod_name] = module
@@ -59,18 +71,14 @@ def _load_file(target: str, where: str) -> Any:
         sys.path.insert(0, folder)
     try:
         spec.loader.exec_module(module)
-        USER_MODULES[mod_name] = str(path)
-    except BaseException as e:  # noqa: BLE001 - user code may raise anything, SystemExit included
+    except BaseException:
         sys.modules.pop(mod_name, None)
-        if isinstance(e, KeyboardInterrupt):
-            raise
-        raise ConfigError(f"{where}: cannot import {target} ({one_line(e)})") from None
+        raise
     finally:
         if added:
-            try:
+            with contextlib.suppress(ValueError):  # the file may have removed it itself
                 sys.path.remove(folder)
-            except ValueError:
-                pass
+    USER_MODULES[mod_name] = str(path)
     return module
 
 
@@ -78,29 +86,14 @@ def ensure_user_modules(modules: dict[str, str]) -> None:
     """Load user files under the names they had in the parent (a spawned DataLoader worker
     must import them before it can unpickle a user dataset)."""
     for mod_name, path in modules.items():
-        if mod_name in sys.modules:
-            continue
-        spec = importlib.util.spec_from_file_location(mod_name, path)
-        if spec is None or spec.loader is None:
-            continue
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[mod_name] = module
-        folder = str(Path(path).parent)
-        added = folder not in sys.path
-        if added:
-            sys.path.insert(0, folder)
-        try:
-            spec.loader.exec_module(module)
-            USER_MODULES[mod_name] = path
-        finally:
-            if added and folder in sys.path:
-                sys.path.remove(folder)
+        if mod_name not in sys.modules:
+            _exec_user_file(mod_name, Path(path))
 
 
 def _load_module(target: str, where: str) -> Any:
     try:
         return importlib.import_module(target)
-    except BaseException as e:  # noqa: BLE001
+    except BaseException as e:  # a module's import may raise anything, SystemExit included
         if isinstance(e, KeyboardInterrupt):
             raise
         raise ConfigError(f"{where}: cannot import {target} ({one_line(e)})") from None
@@ -128,4 +121,4 @@ def load_object(spec: str, what: str) -> Any:
     return obj
 
 
-__all__ = ["load_object", "one_line", "ensure_user_modules", "USER_MODULES"]
+__all__ = ["USER_MODULES", "ensure_user_modules", "load_object"]

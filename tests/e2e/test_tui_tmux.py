@@ -1,6 +1,6 @@
 """The installed `tui-train` in a real 80x24 terminal (tmux), driven as a person over SSH would:
-keys sent with send-keys, the screen read with capture-pane (issue 3's "Done when"), then the
-faults of issue 4: a closed terminal (SIGHUP), SIGTERM, and Ctrl+C.
+keys sent with send-keys, the screen read with capture-pane: one session from the launcher to
+quit, then the faults a run over SSH meets: a closed terminal (SIGHUP), SIGTERM, and Ctrl+C.
 
 Each test has a tmux server of its own (``tmux -L <unique>``), killed when it ends. The runs use
 the offline preset digits-mlp, which trains on the CPU fast enough that the step counter moves
@@ -134,7 +134,7 @@ def no_process_mentions(text: str) -> bool:
 
 
 # ------------------------------------------------------------------------------------------------
-# issue 3: a person in an 80x24 pane, from the launcher to quit
+# a person in an 80x24 pane, from the launcher to quit
 # ------------------------------------------------------------------------------------------------
 def test_launcher_run_pause_lr_save_early_stop_quit_in_80x24(tmux, tmp_path):
     runs = tmp_path / "runs"
@@ -224,7 +224,7 @@ def test_launcher_run_pause_lr_save_early_stop_quit_in_80x24(tmux, tmp_path):
 
 
 # ------------------------------------------------------------------------------------------------
-# issue 4: closing the terminal, SIGTERM, Ctrl+C
+# closing the terminal, SIGTERM, Ctrl+C: the README's table of what happens when, exit within 5 s
 # ------------------------------------------------------------------------------------------------
 def test_closing_the_terminal_saves_and_resume_continues(tmux, tmp_path):
     runs = tmp_path / "runs"
@@ -244,7 +244,7 @@ def test_closing_the_terminal_saves_and_resume_continues(tmux, tmp_path):
     gone = wait_until(lambda: not [p for p in procs if is_alive(p)], 10)
     elapsed = time.monotonic() - t0
     assert gone, f"still alive {elapsed:.1f}s after the hang-up: {[cmdline(p) for p in procs if is_alive(p)]}"
-    # issue 4: exit within 5 s (the UI's watchdog fires 4.5 s after the signal at the latest)
+    # the README's 5 s deadline (the UI's watchdog fires 4.5 s after the signal at the latest)
     assert elapsed < 5.0, f"processes still alive {elapsed:.1f}s after the hang-up"
     print(f"after the hang-up: interrupted summary in {saved_after:.1f}s, every process gone in {elapsed:.1f}s")
     assert no_process_mentions(str(runs))
@@ -299,7 +299,7 @@ def sigterm_run(tmp_path_factory):
 
 def test_sigterm_saves_an_interrupt_checkpoint_and_exits_within_5s(sigterm_run):
     r = sigterm_run
-    assert r["exited_after"] < 5.0, f"took {r['exited_after']:.1f}s to exit after SIGTERM"  # issue 4's contract
+    assert r["exited_after"] < 5.0, f"took {r['exited_after']:.1f}s to exit after SIGTERM"  # the README's 5 s deadline
     assert not r["left"], r["left"]
     summary = wait_summary(r["run_dir"], "interrupted", timeout=1)
     interrupt = sorted((r["run_dir"] / "checkpoints").glob("*interrupt*.pt"))
@@ -326,7 +326,7 @@ def test_header_shows_the_run_directory_at_80x24(sigterm_run):
 
 
 def test_ctrl_c_opens_the_quit_dialog_offering_to_save(tmux, tmp_path):
-    """Issue 4 and the README: Ctrl+C in the TUI is the quit dialog, offering to save (not SIGINT)."""
+    """README: Ctrl+C in the TUI is the quit dialog, offering to save (not SIGINT)."""
     runs = tmp_path / "runs"
     tmux.start(shell_line("run", "digits-mlp", "--runs-dir", runs, "--set", "train.epochs=1000"), cwd=tmp_path)
     tmux.wait_for(running(min_step=50), STARTUP_TIMEOUT, "RUNNING with a few steps done")

@@ -39,7 +39,7 @@ def test_digits_shapes_and_split_sizes():
     x, y = next(d.train_batches(0, 64))
     assert x.shape == (64, 1, 8, 8) and x.dtype == torch.float32 and y.dtype == torch.int64
     assert d.steps_per_epoch(64) == -(-d.train_size // 64)
-    xs, ys = _collect(d.train_batches(0, 64))
+    xs, _ = _collect(d.train_batches(0, 64))
     assert xs.shape[0] == d.train_size  # the last partial batch is included
     xt, yt = _collect(d.eval_batches("test", 100))
     assert xt.shape == (d.test_size, 1, 8, 8) and int(yt.max()) <= 9

@@ -16,14 +16,14 @@ import torch
 from core import commands as C
 from core import events as E
 from core.checkpoint import load
-from core.config import from_dict
+from core.config import RunConfig, from_dict
 from core.engine import Trainer
 from tests.nan_model import SPEC as NAN_SPEC
 
 TIMEOUT = 60.0
 
 
-def tiny(**over) -> "from_dict":
+def tiny(**over) -> RunConfig:
     """digits, tiny MLP, constant LR, SGD: quick and predictable."""
     raw = {
         "name": "tiny",
@@ -314,7 +314,7 @@ def test_resume_continues_where_the_checkpoint_was_taken(tmp_path):
     started = evs[0]
     assert started.start_step == stopped_at and started.run_dir == fin.run_dir
     assert summary["status"] == "completed" and summary["steps"] == started.total_steps
-    assert [s.step for s in evs if isinstance(s, E.StepMetrics)][0] == stopped_at + 1
+    assert next(s.step for s in evs if isinstance(s, E.StepMetrics)) == stopped_at + 1
 
 
 def test_regression_task(tmp_path):

@@ -38,7 +38,7 @@ def test_mlp_layers_activation_and_dropout():
     m = build_model(ModelConfig(name="mlp", hidden=[20, 10], activation="tanh", dropout=0.25), (4,), 3)
     kinds = [type(x) for x in m]
     assert kinds == [nn.Flatten, nn.Linear, nn.Tanh, nn.Dropout, nn.Linear, nn.Tanh, nn.Dropout, nn.Linear]
-    assert [l.out_features for l in m if isinstance(l, nn.Linear)] == [20, 10, 3]
+    assert [layer.out_features for layer in m if isinstance(layer, nn.Linear)] == [20, 10, 3]
     no_drop = build_model(ModelConfig(name="mlp", hidden=[20]), (4,), 3)
     assert not any(isinstance(x, nn.Dropout) for x in no_drop)
 
@@ -68,7 +68,7 @@ def test_image_models_refuse_vector_input():
 
 
 def test_builtin_refuses_unknown_kwargs():
-    with pytest.raises(ConfigError, match="model.kwargs"):
+    with pytest.raises(ConfigError, match=r"model\.kwargs"):
         build_model(ModelConfig(name="mlp", kwargs={"depth": 3}), (4,), 2)
 
 
@@ -165,7 +165,8 @@ def test_user_model_from_package():
     ("models_user.py:Missing", "model.name 'models_user.py:Missing': models_user.py has no attribute 'Missing'"),
     ("models_user.py:NOT_CALLABLE", "model.name 'models_user.py:NOT_CALLABLE': 'NOT_CALLABLE' in models_user.py is not callable (got int)"),
     ("imp.py:Net", "model.name 'imp.py:Net': cannot import imp.py (ModuleNotFoundError: No module named 'bar')"),
-    ("no_such_pkg_xyz.mod:Net", "model.name 'no_such_pkg_xyz.mod:Net': cannot import no_such_pkg_xyz.mod (ModuleNotFoundError: No module named 'no_such_pkg_xyz')"),
+    ("no_such_pkg_xyz.mod:Net",
+     "model.name 'no_such_pkg_xyz.mod:Net': cannot import no_such_pkg_xyz.mod (ModuleNotFoundError: No module named 'no_such_pkg_xyz')"),
 ])
 def test_bad_user_model_is_one_line_config_error(user_models, spec, message):
     with pytest.raises(ConfigError) as e:

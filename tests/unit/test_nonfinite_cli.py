@@ -13,7 +13,6 @@ from tests.nan_model import SPEC as NAN_SPEC
 from tui.cli import app
 
 
-
 def test_headless_nan_saves_the_last_good_weights_and_exits_1(tmp_path):
     res = CliRunner().invoke(app, ["run", "digits-mlp", "--headless", "--runs-dir", str(tmp_path / "runs"),
                                    "--set", f'model.name="{NAN_SPEC}"', "--set", "model.kwargs={after = 30}", "--set", "train.log_every=5"])

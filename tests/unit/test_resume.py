@@ -58,7 +58,7 @@ def reference(tmp_path_factory):
 
 
 def test_reference_has_a_checkpoint_at_every_step(reference):
-    final, ckpts, spe = reference
+    _, ckpts, spe = reference
     assert len(ckpts) == 2 * spe
     assert load(ckpts[CHANGE_AT])["base_lr"] == pytest.approx(NEW_LR)  # step 5: change applied
     assert load(ckpts[CHANGE_AT - 1])["base_lr"] == pytest.approx(3e-3)
@@ -83,7 +83,7 @@ def test_resume_at_every_step_is_bit_identical(reference, tmp_path):
 
 
 def test_live_lr_change_wins_over_the_preset_on_resume(reference, tmp_path):
-    final, ckpts, spe = reference
+    _, ckpts, _ = reference
     ck = ckpts[CHANGE_AT + 2]
     trainer = Trainer(config(), runs_dir=tmp_path, resume=ck)
     trainer.prepare()
@@ -92,7 +92,7 @@ def test_live_lr_change_wins_over_the_preset_on_resume(reference, tmp_path):
 
 
 def test_resume_keeps_the_epoch_train_metrics(reference, tmp_path):
-    final, ckpts, spe = reference
+    _, ckpts, spe = reference
     ref_payload = load(ckpts[spe - 1])
     assert ref_payload["epoch_acc"][2] > 0  # the epoch's sample count travels with the checkpoint
     q: queue.SimpleQueue = queue.SimpleQueue()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from itertools import pairwise
 
 import pytest
 
@@ -71,7 +72,7 @@ def test_cosine_endpoints_and_midpoint():
 
 def test_cosine_is_monotone_non_increasing():
     vals = [f(s, name="cosine") for s in range(TOTAL + 1)]
-    assert all(a >= b for a, b in zip(vals, vals[1:]))
+    assert all(a >= b for a, b in pairwise(vals))
 
 
 def test_onecycle_start_peak_end():
@@ -84,8 +85,8 @@ def test_onecycle_start_peak_end():
     vals = [f(s, **cfg) for s in range(TOTAL + 1)]
     assert max(vals) == pytest.approx(1.0)
     assert vals.index(max(vals)) == 30
-    assert all(a <= b for a, b in zip(vals[:31], vals[1:31]))
-    assert all(a >= b for a, b in zip(vals[30:], vals[31:]))
+    assert all(a <= b for a, b in pairwise(vals[:31]))
+    assert all(a >= b for a, b in pairwise(vals[30:]))
 
 
 def test_warmup_ramp_then_schedule():

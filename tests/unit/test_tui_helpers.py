@@ -6,15 +6,13 @@ import math
 
 import pytest
 
-from core.config import ConfigError
+from core.config import ConfigError, from_dict
 from tui import format as fmt
 from tui.screens.hyperparameter_dialog import parse_hyperparameter
 from tui.screens.launcher_screen import edit_config
 from tui.screens.learning_rate_dialog import parse_learning_rate
 from tui.series import Series, decimate
 from tui.widgets.metric_plot import x_ticks, y_ticks
-
-from tests.functional.helpers import tiny_config
 
 
 def test_decimate_keeps_short_series_and_drops_non_finite():
@@ -85,7 +83,7 @@ def test_parse_hyperparameter():
 
 
 def test_edit_config_validates_through_core_config():
-    base = tiny_config()
+    base = from_dict({"name": "tiny", "description": "tiny test run", "data": {"dataset": "digits"}})
     cfg = edit_config(base, lr="3e-4", batch_size="16", epochs="2", optimizer="sgd")
     assert (cfg.optim.lr, cfg.data.batch_size, cfg.train.epochs, cfg.optim.name) == (3e-4, 16, 2, "sgd")
     for kwargs in [dict(lr="nan"), dict(lr="-1"), dict(lr="x"), dict(batch_size="0"), dict(epochs="-3"), dict(epochs="1.5")]:
@@ -95,12 +93,12 @@ def test_edit_config_validates_through_core_config():
 
 
 def test_axis_ticks_are_round_and_short():
-    ticks, labels, unit = y_ticks(5e-4, 1e-3, 3)
+    _, labels, unit = y_ticks(5e-4, 1e-3, 3)
     assert unit == "×1e-3" and labels == ["0.6", "0.8", "1"]
-    ticks, labels, unit = y_ticks(0.000589, 2.29, 5)
+    _, labels, unit = y_ticks(0.000589, 2.29, 5)
     assert unit == "" and labels == ["0.5", "1", "1.5", "2"]
     assert x_ticks(10, 1082.5, 4)[1] == ["500", "1000"]
-    ticks, labels = x_ticks(0, 300, 4)
+    _, labels = x_ticks(0, 300, 4)
     assert labels == ["0", "100", "200", "300"]
     assert x_ticks(0, 50_000, 3)[1] == ["0", "20k", "40k"]
 

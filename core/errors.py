@@ -1,0 +1,31 @@
+"""One-line text of an exception, for messages shown without a traceback (CLI, TUI, run log).
+
+Two shapes, both in use: :func:`one_line` names the type and folds every line of the text (a
+user's exception, whose later lines may say what went wrong); :func:`first_line` keeps the first
+line alone (library errors, whose first line is the message and the rest detail).
+"""
+
+from __future__ import annotations
+
+
+def one_line(exc: BaseException) -> str:
+    """``"TypeError: message"`` on a single line (newlines folded, long text shortened to 300 characters)."""
+    text = " ".join(str(exc).split())
+    if len(text) > 300:
+        text = text[:297] + "..."
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
+def first_line(exc: BaseException, limit: int | None = None, *, typed: bool = False) -> str:
+    """The first line of the exception's text, cut at ``limit`` characters; its type name when it has
+    no text. ``typed`` puts the type name in front: ``"OSError: [Errno 28] No space left on device"``."""
+    text = str(exc).strip()
+    line = text.splitlines()[0] if text else ""
+    if limit is not None:
+        line = line[:limit]
+    if typed:
+        return f"{type(exc).__name__}: {line}" if line else type(exc).__name__
+    return line or type(exc).__name__
+
+
+__all__ = ["first_line", "one_line"]
