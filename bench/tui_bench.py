@@ -103,8 +103,10 @@ def section_c(size: str, reps: int, data_dir: Path, work: Path, out) -> None:
     h, t = statistics.median(res["headless"]), statistics.median(res["tui"])
     out("\n## (c) the real TUI attached vs headless, same run\n")
     out(f"mnist-simple ({epochs} epoch(s){', subset ' + str(subset) if subset else ''}), 1 intra-op thread; the TUI in a "
-        f"120x40 tmux pane (a real terminal), trainer in its child process (the default); median of {reps} alternating reps. Goal: >= 0.97x.\n")
-    out(table([[f"{h:,.0f}", f"{t:,.0f}", f"**{t / h:.2f}x**", str([round(x) for x in res['headless']]), str([round(x) for x in res['tui']])]],
+        f"120x40 tmux pane (a real terminal), trainer in its child process (the default); median of {reps} alternating reps. "
+        "Goal: >= 0.97x.\n")
+    out(table([[f"{h:,.0f}", f"{t:,.0f}", f"**{t / h:.2f}x**", str([round(x) for x in res["headless"]]),
+                str([round(x) for x in res["tui"]])]],
               ["headless samples/s", "TUI samples/s", "ratio", "headless reps", "TUI reps"]))
 
 
@@ -112,8 +114,8 @@ def section_c(size: str, reps: int, data_dir: Path, work: Path, out) -> None:
 
 def _fake_app(tmp: Path, steps_per_epoch: int = 1000):
     from core.config import from_dict
+    from core.testing import FakeTrainer
     from tui.app import build_app
-    from tui.fake import FakeTrainer
 
     fakes: list = []
 
@@ -273,7 +275,8 @@ def section_e(size: str, data_dir: Path, work: Path, out) -> None:
                 ack = await _until(pilot, seen, n1, lambda e: isinstance(e, E.CommandApplied) and e.key == "lr")
                 lr_ms.append(1000 * (ack[0] - t1))
                 await pilot.press("space")
-                await _until(pilot, seen, n1, lambda e: isinstance(e, E.StepMetrics) and e.step > paused_step)
+                # awaited here, before paused_step changes
+                await _until(pilot, seen, n1, lambda e: isinstance(e, E.StepMetrics) and e.step > paused_step)  # noqa: B023
                 await pilot.pause(0.2)
             await pilot.press("q")
         return {"pause": pause_ms, "lr": lr_ms, "steps_after": steps_after}
@@ -282,7 +285,7 @@ def section_e(size: str, data_dir: Path, work: Path, out) -> None:
 
     def p(v, q):
         s = sorted(v)
-        return s[min(len(s) - 1, int(round(q * (len(s) - 1))))]
+        return s[min(len(s) - 1, round(q * (len(s) - 1)))]
 
     out("\n## (e) key press to engine action (Pilot, real engine in its child process, MNIST MLP, log_every 1)\n")
     out(f"{trials} trials. Pause: from the key press to the engine's StatusChanged(paused) arriving in the app; "

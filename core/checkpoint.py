@@ -11,13 +11,17 @@ import io
 import os
 import pickle
 import platform
+import random
 import re
+import time
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 
 import core
+from core.errors import first_line
 
 FORMAT_VERSION = 1
 """Bumped when the checkpoint layout changes incompatibly."""
@@ -94,10 +98,11 @@ def load(path: Path, map_location: Any = "cpu") -> dict:
         lines = [x.strip() for x in str(e).splitlines() if "nsupported" in x or "GLOBAL" in x or "blocked" in x]
         if lines:
             why = lines[0].removeprefix("WeightsUnpickler error:").strip()
-            raise CheckpointError(f"{path}: refused: loading it would need arbitrary unpickling, which can run code ({why[:160]})") from None
-        raise CheckpointError(f"{path}: corrupt or not a checkpoint ({_first_line(e)})") from None
+            raise CheckpointError(f"{path}: refused: loading it would need arbitrary unpickling, "
+                                  f"which can run code ({why[:160]})") from None
+        raise CheckpointError(f"{path}: corrupt or not a checkpoint ({first_line(e, 200)})") from None
     except Exception as e:  # noqa: BLE001 - garbage input raises KeyError, IndexError, RuntimeError...
-        raise CheckpointError(f"{path}: corrupt or truncated checkpoint ({type(e).__name__}: {_first_line(e)})") from None
+        raise CheckpointError(f"{path}: corrupt or truncated checkpoint ({type(e).__name__}: {first_line(e, 200)})") from None
     if not isinstance(payload, dict) or "model" not in payload:
         raise CheckpointError(f"{path}: not a tui-train checkpoint (no 'model' entry)")
     fv = payload.get("format_version")
@@ -105,10 +110,6 @@ def load(path: Path, map_location: Any = "cpu") -> dict:
         raise CheckpointError(f"{path}: written by a newer tui-train (format {fv}, this one reads {FORMAT_VERSION})")
     return payload
 
-
-def _first_line(e: BaseException) -> str:
-    text = str(e).strip()
-    return (text.splitlines()[0] if text else type(e).__name__)[:200]
 
 
 def load_model_state(model: torch.nn.Module, state: dict, source: Path | str) -> None:
@@ -125,8 +126,70 @@ def load_model_state(model: torch.nn.Module, state: dict, source: Path | str) ->
         raise CheckpointError(f"{source}: incompatible with this model ({'; '.join(parts)})")
     for k, v in state.items():
         if tuple(own[k].shape) != tuple(v.shape):
-            raise CheckpointError(f"{source}: incompatible with this model: {k} has shape {tuple(v.shape)} in the checkpoint, {tuple(own[k].shape)} in the model")
+            raise CheckpointError(f"{source}: incompatible with this model: {k} has shape {tuple(v.shape)} in the checkpoint, "
+                                  f"{tuple(own[k].shape)} in the model")
     model.load_state_dict(state)
+
+
+def build_payload(reason: str, *, model: torch.nn.Module, optimizer: torch.optim.Optimizer, config: dict,
+                  preset: str, data: Any, training: dict, device: torch.device) -> dict:
+    """A self-describing checkpoint: weights, optimizer, config, data description, the training
+    state (``training``: the engine's concerns' ``state_dict()``s under the format's top-level
+    keys), every RNG state and the versions. :func:`restore_payload` is its inverse."""
+    return {
+        "format_version": FORMAT_VERSION, "kind": "tui-train-checkpoint", "reason": reason,
+        "model": model.state_dict(), "optimizer": optimizer.state_dict(), "config": config, "preset": preset,
+        "task": data.task, "input_shape": list(data.input_shape), "num_classes": data.num_classes,
+        "data_mean": list(data.mean), "data_std": list(data.std), **training,
+        "rng": rng_state(device), "versions": versions(), "saved_at": time.time(),
+    }
+
+
+def restore_payload(payload: dict, model: torch.nn.Module, optimizer: torch.optim.Optimizer,
+                    device: torch.device, source: Path | str) -> None:
+    """Load a checkpoint's weights, optimizer state and RNG states (CheckpointError when they do
+    not fit). The training state is the caller's to take from the payload's top-level keys."""
+    load_model_state(model, payload["model"], source)
+    try:
+        optimizer.load_state_dict(payload["optimizer"])
+    except (ValueError, KeyError) as e:
+        raise CheckpointError(f"{source}: optimizer state does not fit ({e})") from None
+    rng_restore(payload["rng"], device)
+
+
+def rng_state(device: torch.device) -> dict:
+    """Python, numpy, torch (and CUDA) RNG states as tensors and plain values, so that
+    ``weights_only`` loading accepts them."""
+    py = random.getstate()
+    np_state = np.random.get_state()
+    out = {"python": [py[0], list(py[1]), py[2]], "torch": torch.get_rng_state(),
+           "numpy": [np_state[0], torch.from_numpy(np_state[1].astype(np.int64)), int(np_state[2]),
+                     int(np_state[3]), float(np_state[4])]}
+    if torch.cuda.is_available() and device.type == "cuda":
+        out["cuda"] = list(torch.cuda.get_rng_state_all())
+    return out
+
+
+def rng_restore(rng: dict, device: torch.device) -> None:
+    """The inverse of :func:`rng_state`."""
+    py = rng["python"]
+    random.setstate((py[0], tuple(py[1]), py[2]))
+    n = rng["numpy"]
+    np.random.set_state((n[0], n[1].numpy().astype(np.uint32), n[2], n[3], n[4]))
+    torch.set_rng_state(rng["torch"])
+    if "cuda" in rng and device.type == "cuda":
+        torch.cuda.set_rng_state_all(rng["cuda"])
+
+
+def prune(folder: Path, keep_last: int) -> None:
+    """Keep the newest ``keep_last`` periodic checkpoints; best, last, manual, interrupt,
+    early-stop, error and non-finite ones are never pruned."""
+    periodic = sorted(Path(folder).glob("step-*-periodic.pt"), key=lambda p: p.stat().st_mtime_ns)
+    for p in periodic[: max(0, len(periodic) - keep_last)]:
+        try:
+            p.unlink()
+        except OSError:
+            pass
 
 
 def checkpoint_name(step: int, reason: str) -> str:
@@ -154,6 +217,25 @@ def resolve(path: Path) -> Path:
     if found is None:
         raise CheckpointError(f"{path}: no checkpoint found in {folder}")
     return found
+
+
+def load_for_resume(path: Path, overrides: list[str] | tuple = ()) -> tuple[Path, dict, Any]:
+    """(checkpoint file, payload, its config with ``--set`` overrides applied) to continue a run
+    from a checkpoint file or a run directory (its newest). One-line CheckpointError/ConfigError."""
+    from core.config import apply_overrides, from_dict
+
+    src = resolve(path)
+    payload = load(src)
+    raw = payload["config"]
+    if overrides:
+        raw = apply_overrides(raw, list(overrides))
+    return src, payload, from_dict(raw, f"{src} (saved config)")
+
+
+def run_dir_of(checkpoint_file: Path) -> Path:
+    """The run directory a checkpoint belongs to (the folder above ``checkpoints/``)."""
+    f = Path(checkpoint_file).resolve()
+    return f.parent.parent if f.parent.name == "checkpoints" else f.parent
 
 
 def to_bytes(payload: dict) -> bytes:

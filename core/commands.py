@@ -8,8 +8,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-LIVE_HYPERPARAMETERS = ("momentum", "weight_decay", "grad_clip", "patience")
-"""Names accepted by :class:`SetHyperparameter` (the learning rate has its own command)."""
+from core.limits import LIVE_KEYS
+
+LIVE_HYPERPARAMETERS = tuple(k for k in LIVE_KEYS if k != "lr")
+"""Names accepted by :class:`SetHyperparameter` (the learning rate has its own command); their
+limits are in :mod:`core.limits`."""
 
 
 @dataclass(frozen=True)
@@ -81,8 +84,9 @@ class Validate(Command):
 
 @dataclass(frozen=True)
 class Rollback(Command):
-    """Restore the last good weights (a snapshot taken at a log interval with a finite loss and finite weights, at most once a second), scale the
-    base learning rate by ``lr_factor`` and continue: the answer to a non-finite loss."""
+    """Restore the last good weights (a snapshot taken at a log interval with a finite loss and
+    finite weights, at most once a second), scale the base learning rate by ``lr_factor`` and
+    continue: the answer to a non-finite loss."""
 
     lr_factor: float = 0.5
     """Multiplier for the base learning rate after the rollback (finite, > 0)."""

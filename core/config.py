@@ -497,6 +497,19 @@ def _key(k: str) -> str:
     return k if k and k.isascii() and k.replace("_", "").replace("-", "").isalnum() else _toml_str(k)
 
 
+def field_spec(dotted: str) -> tuple[Any, dict]:
+    """(type, metadata) of a config field named ``section.key``: its doc and rules (min, max,
+    choices...), for front ends and :mod:`core.limits` that must agree with the preset schema."""
+    cls: Any = RunConfig
+    *sections, name = dotted.split(".")
+    for section in sections:
+        cls = _hints(cls)[section]
+    f = next((f for f in dataclasses.fields(cls) if f.name == name), None)
+    if f is None:
+        raise KeyError(dotted)
+    return _hints(cls)[name], dict(f.metadata)
+
+
 def field_docs(cls: type = RunConfig, prefix: str = "") -> dict[str, str]:
     """Dotted key -> one-line doc, for help texts and the TUI."""
     out = {}
@@ -510,8 +523,27 @@ def field_docs(cls: type = RunConfig, prefix: str = "") -> dict[str, str]:
 
 
 __all__ = [
-    "AugmentConfig", "DataConfig", "ModelConfig", "OptimConfig", "ScheduleConfig", "TrainConfig",
-    "EarlyStoppingConfig", "CheckpointConfig", "RunConfig", "ConfigError", "load_config",
-    "from_dict", "to_dict", "to_toml", "list_presets", "resolve_preset", "apply_overrides",
-    "parse_override", "replace", "field_docs", "PRESETS_DIR", "DEFAULT_PRESET",
+    "DEFAULT_PRESET",
+    "PRESETS_DIR",
+    "AugmentConfig",
+    "CheckpointConfig",
+    "ConfigError",
+    "DataConfig",
+    "EarlyStoppingConfig",
+    "ModelConfig",
+    "OptimConfig",
+    "RunConfig",
+    "ScheduleConfig",
+    "TrainConfig",
+    "apply_overrides",
+    "field_docs",
+    "field_spec",
+    "from_dict",
+    "list_presets",
+    "load_config",
+    "parse_override",
+    "replace",
+    "resolve_preset",
+    "to_dict",
+    "to_toml",
 ]

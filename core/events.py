@@ -7,12 +7,17 @@ front end. ``to_json(event)`` gives the dict written to ``events.jsonl`` / ``met
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 STATUSES = ("starting", "running", "paused", "stopping", "completed", "early_stopped", "stopped", "failed", "interrupted")
 """Every value of ``StatusChanged.status``; the last five are final."""
 FINAL_STATUSES = ("completed", "early_stopped", "stopped", "failed", "interrupted")
+"""The statuses a run ends with."""
+CAUSES = ("start", "command", "nonfinite", "end", "failure")
+"""Every value of ``StatusChanged.cause``: what made the status change (front ends match on it,
+never on the reason text)."""
 
 
 @dataclass(frozen=True)
@@ -71,9 +76,12 @@ class StatusChanged(Event):
     status: str
     """New status."""
     reason: str = ""
-    """Why, in a few words."""
+    """Why, in a few words (for people; see ``cause`` for programs)."""
     step: int = 0
     """Optimizer step at which it changed."""
+    cause: str = ""
+    """What changed it, one of :data:`CAUSES`: the run starting or resuming, a command, a
+    non-finite loss, the run's end, a failure ('' when not known)."""
 
 
 @dataclass(frozen=True)
@@ -240,6 +248,34 @@ class RunFailed(Event):
     """Where it was saved (run_dir/traceback.txt), or '' when no run directory exists."""
     summary: dict = field(default_factory=dict)
     """The content of summary.json (status failed)."""
+
+
+EVENT_TYPES: tuple[type[Event], ...] = (
+    RunStarted, StatusChanged, StepMetrics, EpochMetrics, ValidationMetrics, TestMetrics, CheckpointSaved,
+    CommandApplied, CommandRejected, RunWarning, RunNote, RunError, RunFinished, RunFailed,
+)
+"""Every concrete event type (``tests/unit/test_dispatch.py`` checks that none is missing)."""
+
+Handler = Callable[[Any], None]
+
+
+def ignore(event: Event) -> None:
+    """The handler of an event a consumer deliberately does not show."""
+
+
+def exhaustive(handlers: Mapping[type[Event], Handler], owner: str) -> dict[type[Event], Handler]:
+    """A dispatch table that covers every event type, or TypeError naming what ``owner`` misses.
+
+    Consumers (the headless printer, the event log, the dashboard, the app) build their table with
+    this at construction time, so a new event type cannot be silently skipped: it fails the first
+    test that builds the consumer. Events a consumer does not show map to :func:`ignore`.
+    """
+    missing = [t.__name__ for t in EVENT_TYPES if t not in handlers]
+    extra = [getattr(t, "__name__", repr(t)) for t in handlers if t not in EVENT_TYPES]
+    if missing or extra:
+        raise TypeError(f"{owner}: event dispatch is not exhaustive (missing: {', '.join(missing) or '-'}; "
+                        f"unknown: {', '.join(extra) or '-'})")
+    return dict(handlers)
 
 
 def to_json(event: Event) -> dict[str, Any]:

@@ -1,4 +1,4 @@
-"""The plain-terminal front end: runs a Trainer in a thread and prints one line per event.
+"""The plain-terminal front end: runs a Trainer in the main thread and prints one line per event.
 
 Used by ``tui-train run --headless`` and whenever stdout is not a terminal. SIGINT (Ctrl+C),
 SIGTERM and SIGHUP stop the run cooperatively: the step finishes, a checkpoint is saved and the
@@ -42,12 +42,28 @@ def _metrics(d: dict) -> str:
 
 
 class Printer:
-    """Formats events as compact lines."""
+    """Formats events as compact lines: one handler per event type (checked exhaustive)."""
 
     def __init__(self, out: TextIO):
         self.out = out
+        """Where lines go (replaced by os.devnull once the terminal is gone)."""
         self.epochs = 0
+        """Planned epochs, from RunStarted."""
         self.total_steps = 0
+        """Planned steps, from RunStarted."""
+        self._handlers = E.exhaustive({
+            E.RunStarted: self._started, E.StatusChanged: self._status, E.StepMetrics: self._step,
+            E.EpochMetrics: self._epoch,
+            E.ValidationMetrics: lambda ev: self.line(f"validation at step {ev.step}: {_metrics(ev.metrics)}"),
+            E.TestMetrics: lambda ev: self.line(f"test: {_metrics(ev.metrics)}"),
+            E.CheckpointSaved: lambda ev: self.line(f"checkpoint ({ev.reason}) saved: {ev.path}"),
+            E.CommandApplied: lambda ev: self.line(f"{ev.command}: {ev.detail}"),
+            E.CommandRejected: lambda ev: self.line(f"{ev.command} rejected: {ev.reason}"),
+            E.RunWarning: lambda ev: self.line(f"warning: {ev.message}"),
+            E.RunNote: lambda ev: self.line(f"note: {ev.message}"),
+            E.RunError: lambda ev: self.line(f"error: {ev.message}"),
+            E.RunFinished: self._finished, E.RunFailed: self._failed,
+        }, "Printer")
 
     def line(self, text: str) -> None:
         """Print one line; a closed terminal (EIO after a hang-up, EPIPE) silences the printer
@@ -58,48 +74,40 @@ class Printer:
         except (OSError, ValueError):
             self.out = open(os.devnull, "w")  # noqa: SIM115
 
-    def __call__(self, ev: E.Event) -> None:  # noqa: C901 - one branch per event kind
-        if isinstance(ev, E.RunStarted):
-            self.epochs, self.total_steps = ev.epochs, ev.total_steps
-            self.line(f"run {ev.preset} on {ev.device}: {ev.model}; {ev.train_size} train / {ev.val_size} val / "
-                      f"{ev.test_size} test samples; {ev.epochs} epochs x {ev.steps_per_epoch} steps")
-            self.line(f"run directory: {ev.run_dir}")
-        elif isinstance(ev, E.StepMetrics):
-            acc = f"  acc {_pct(ev.accuracy)}" if ev.accuracy is not None else ""
-            self.line(f"step {ev.step:>6}/{self.total_steps}  epoch {ev.epoch + 1}/{self.epochs} [{100 * ev.epoch_progress:3.0f}%]"
-                      f"  loss {_num(ev.loss)}{acc}  lr {ev.lr:.2e}  {ev.samples_per_second:,.0f} samples/s")
-        elif isinstance(ev, E.EpochMetrics):
-            val = f"  val {_metrics(ev.val)}" if ev.val else ""
-            best = "  *best" if ev.is_best else ""
-            pat = f"  patience {ev.patience_left}" if ev.patience_left is not None else ""
-            self.line(f"epoch {ev.epoch + 1}/{self.epochs}  train {_metrics(ev.train)}{val}  lr {ev.lr:.2e}  {ev.seconds:.1f}s{best}{pat}")
-        elif isinstance(ev, E.ValidationMetrics):
-            self.line(f"validation at step {ev.step}: {_metrics(ev.metrics)}")
-        elif isinstance(ev, E.TestMetrics):
-            self.line(f"test: {_metrics(ev.metrics)}")
-        elif isinstance(ev, E.CheckpointSaved):
-            self.line(f"checkpoint ({ev.reason}) saved: {ev.path}")
-        elif isinstance(ev, E.CommandApplied):
-            self.line(f"{ev.command}: {ev.detail}")
-        elif isinstance(ev, E.CommandRejected):
-            self.line(f"{ev.command} rejected: {ev.reason}")
-        elif isinstance(ev, E.RunWarning):
-            self.line(f"warning: {ev.message}")
-        elif isinstance(ev, E.RunNote):
-            self.line(f"note: {ev.message}")
-        elif isinstance(ev, E.RunError):
-            self.line(f"error: {ev.message}")
-        elif isinstance(ev, E.StatusChanged):
-            if ev.status not in ("running", "starting") or ev.reason == "resumed":
-                self.line(f"status: {ev.status}" + (f" ({ev.reason})" if ev.reason else ""))
-        elif isinstance(ev, E.RunFinished):
-            s = ev.summary
-            self.line(f"finished: {ev.status}; {s['epochs_completed']} epochs, {s['steps']} steps, "
-                      f"{s['samples_per_second']:,.0f} samples/s, {s['wall_seconds']:.1f}s; summary: {ev.run_dir}/summary.json")
-        elif isinstance(ev, E.RunFailed):
-            self.line(f"failed: {ev.message}")
-            if ev.traceback_path:
-                self.line(f"traceback saved: {ev.traceback_path}")
+    def __call__(self, ev: E.Event) -> None:
+        """Print the line(s) for one event."""
+        self._handlers[type(ev)](ev)
+
+    def _started(self, ev: E.RunStarted) -> None:
+        self.epochs, self.total_steps = ev.epochs, ev.total_steps
+        self.line(f"run {ev.preset} on {ev.device}: {ev.model}; {ev.train_size} train / {ev.val_size} val / "
+                  f"{ev.test_size} test samples; {ev.epochs} epochs x {ev.steps_per_epoch} steps")
+        self.line(f"run directory: {ev.run_dir}")
+
+    def _status(self, ev: E.StatusChanged) -> None:
+        if ev.status not in ("running", "starting") or ev.reason == "resumed":
+            self.line(f"status: {ev.status}" + (f" ({ev.reason})" if ev.reason else ""))
+
+    def _step(self, ev: E.StepMetrics) -> None:
+        acc = f"  acc {_pct(ev.accuracy)}" if ev.accuracy is not None else ""
+        self.line(f"step {ev.step:>6}/{self.total_steps}  epoch {ev.epoch + 1}/{self.epochs} [{100 * ev.epoch_progress:3.0f}%]"
+                  f"  loss {_num(ev.loss)}{acc}  lr {ev.lr:.2e}  {ev.samples_per_second:,.0f} samples/s")
+
+    def _epoch(self, ev: E.EpochMetrics) -> None:
+        val = f"  val {_metrics(ev.val)}" if ev.val else ""
+        best = "  *best" if ev.is_best else ""
+        pat = f"  patience {ev.patience_left}" if ev.patience_left is not None else ""
+        self.line(f"epoch {ev.epoch + 1}/{self.epochs}  train {_metrics(ev.train)}{val}  lr {ev.lr:.2e}  {ev.seconds:.1f}s{best}{pat}")
+
+    def _finished(self, ev: E.RunFinished) -> None:
+        s = ev.summary
+        self.line(f"finished: {ev.status}; {s['epochs_completed']} epochs, {s['steps']} steps, "
+                  f"{s['samples_per_second']:,.0f} samples/s, {s['wall_seconds']:.1f}s; summary: {ev.run_dir}/summary.json")
+
+    def _failed(self, ev: E.RunFailed) -> None:
+        self.line(f"failed: {ev.message}")
+        if ev.traceback_path:
+            self.line(f"traceback saved: {ev.traceback_path}")
 
 
 def run_headless(trainer, out: TextIO | None = None, install_signals: bool = True, grace: float = 4.5) -> int:
@@ -143,7 +151,7 @@ def run_headless(trainer, out: TextIO | None = None, install_signals: bool = Tru
             printer.line(f"the trainer did not stop within {grace:.1f}s; exiting (the newest checkpoint is kept)")
             os._exit(EXIT_CODES["interrupted"])
 
-    def on_signal(signum, frame):  # noqa: ARG001
+    def on_signal(signum, frame):
         if stop.is_set() and signum == signal.SIGINT:
             trainer.emergency_summary("interrupted", "aborted by a second Ctrl+C")
             printer.line("aborted")

@@ -26,8 +26,8 @@ import signal
 import sys
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 from core import commands as C
 from core import events as E
@@ -103,7 +103,7 @@ class ProcessTrainer:
             code = self.exitcode
             why = f"killed by signal {-code}" if code is not None and code < 0 else f"exit code {code}"
             message = f"the training process ended unexpectedly ({why}); the newest checkpoint in the run directory is intact"
-            sink(E.StatusChanged(status="failed", reason=message))
+            sink(E.StatusChanged(status="failed", reason=message, cause="failure"))
             sink(E.RunFailed(message=message, traceback="", traceback_path="", summary=summary))
         # Commands submitted after the end have no reader: never let them block interpreter exit.
         self._commands.cancel_join_thread()
@@ -143,7 +143,7 @@ def _child_main(config: RunConfig, kwargs: dict, commands, events, stop, parent_
 
     from core.engine import Trainer
 
-    def on_signal(signum, frame):  # noqa: ARG001
+    def on_signal(signum, frame):
         stop.set()
 
     for sig in (signal.SIGTERM, getattr(signal, "SIGHUP", None)):
@@ -166,10 +166,10 @@ def _child_main(config: RunConfig, kwargs: dict, commands, events, stop, parent_
             while held:
                 events.put(held.pop(0))
 
-    def show_warning(message, category, filename, lineno, file=None, line=None):  # noqa: ARG001
+    def show_warning(message, category, filename, lineno, file=None, line=None):
         text = f"{category.__name__}: {str(message).splitlines()[0] if str(message) else ''} ({Path(filename).name}:{lineno})"
         ev = E.RunWarning(message=text[:300], step=trainer.state.step)
-        if trainer.run_dir is None or not trainer._prepared:
+        if trainer.run_dir is None or not trainer.prepared:
             held.append(ev)
         else:
             events.put(ev)

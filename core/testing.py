@@ -1,23 +1,35 @@
 """A scripted stand-in for :class:`core.engine.Trainer`, for tests, snapshots and demos.
 
-Same interface (``submit(command)``, ``run(stop_event, sink)``), no torch: it emits the events it
-is given, records every submitted command, and reacts to commands the way the engine does
-(acknowledgement first, then the status change), so the UI can be tested without training.
+Same interface (``submit(command)``, ``run(stop_event, sink)``, see :class:`core.contract.TrainerLike`),
+no torch: it emits the events it is given, records every submitted command, and answers each
+command with the events the engine sends for it, in the engine's order (the status change first,
+then the acknowledgement; the engine's reasons; limits from :func:`core.limits.check`).
+``tests/unit/test_contract.py`` runs one command script against both and compares what comes back.
 """
 
 from __future__ import annotations
 
 import math
 import queue
+import re
 import threading
 from collections.abc import Callable, Iterable
 
 from core import commands as C
 from core import events as E
+from core import limits
+
+_ENDED = "the run has ended"
+"""The reason every command still queued when the run ends is rejected with (as the engine does)."""
 
 
 class FakeTrainer:
-    """Scripted trainer: emits ``script`` after RunStarted, then serves commands until it ends."""
+    """Scripted trainer: emits ``script`` after RunStarted, then serves commands until the run ends.
+
+    The run ends on Stop (early_stopped), on ``stop_event`` (interrupted), on :meth:`finish` or
+    right after the script with ``auto_finish`` (completed). It takes no steps of its own: the step
+    it reports is the last scripted StepMetrics/EpochMetrics step.
+    """
 
     def __init__(
         self,
@@ -35,7 +47,7 @@ class FakeTrainer:
         start: bool = True,
     ) -> None:
         self.config = config
-        """The config it was built with (unused)."""
+        """The config it was built with; only ``checkpoint.save_last`` is read (default True)."""
         self.script = list(script)
         """Events emitted right after RunStarted and StatusChanged('running')."""
         self.run_dir = run_dir
@@ -52,21 +64,29 @@ class FakeTrainer:
             "optimizer": "adam", "lr": lr, "batch_size": 64, "momentum": 0.0,
             "weight_decay": 0.0, "grad_clip": 0.0, "patience": 5,
         })
-        """Reported in RunStarted; updated by applied commands."""
+        """Reported in RunStarted; updated by applied commands (``lr`` is the base learning rate;
+        a true ``nesterov`` entry makes momentum 0 rejected, as with the engine's SGD)."""
         self.auto_finish = auto_finish
-        """End with RunFinished('completed') right after the script instead of waiting."""
+        """End as completed right after the script instead of serving commands."""
         self.start = start
         """Emit RunStarted and StatusChanged('running') before the script."""
         self.commands: list[C.Command] = []
         """Every command submitted, in order."""
         self.started = threading.Event()
-        """Set once run() has its sink and emitted the opening events."""
+        """Set once run() has its sink and emitted the opening events and the script."""
         self.finished = threading.Event()
         """Set when run() returns."""
         self.step = 0
-        """The step reported in acknowledgements (the last scripted StepMetrics step)."""
+        """The step reported in events (the last scripted StepMetrics/EpochMetrics step)."""
         self.status = "starting"
         """Current status, as last emitted."""
+        self.good_step: int | None = None
+        """The step Rollback returns to: where run() started, then the last scripted StepMetrics
+        with a finite loss (the engine keeps a last-good snapshot the same way); None before run()."""
+        save_last = getattr(getattr(config, "checkpoint", None), "save_last", True)
+        self._save_last = bool(save_last)
+        self._paused_for_nonfinite = False
+        self._stop_reason = ""
         self._inbox: queue.SimpleQueue = queue.SimpleQueue()
         self._sink: Callable[[E.Event], None] | None = None
 
@@ -77,7 +97,7 @@ class FakeTrainer:
         self._inbox.put(command)
 
     def run(self, stop_event: threading.Event | None = None, sink: Callable[[E.Event], None] | None = None) -> dict:
-        """Emit the script, then apply commands until Stop, ``finish()`` or ``stop_event``."""
+        """Emit the opening events and the script, then apply commands until the run ends; return the summary."""
         stop_event = stop_event or threading.Event()
         self._sink = sink or (lambda e: None)
         try:
@@ -89,105 +109,234 @@ class FakeTrainer:
                     val_size=600, test_size=1000, num_params=101_770, model="MLP(784-128-10)",
                     hyperparameters=dict(self.hyperparameters), live=("lr", *C.LIVE_HYPERPARAMETERS),
                 ))
-                self._status("running")
+                self._status("running", "started", "start")
+            self.good_step = self.step  # the engine snapshots the weights it starts from
             for event in self.script:
                 self.emit(event)
             self.started.set()
             if self.auto_finish:
-                self._status("completed")
-                return self._finish("completed")
-            while True:
+                return self._end("completed")
+            while True:  # one pass = one step boundary of the engine
                 if stop_event.is_set():
-                    self._checkpoint("interrupt")
-                    self._status("interrupted")
-                    return self._finish("interrupted")
+                    return self._end("interrupted", "stop requested")
                 try:
                     cmd = self._inbox.get(timeout=0.02)
                 except queue.Empty:
                     continue
-                if cmd is _FINISH:
-                    self._status("completed")
-                    return self._finish("completed")
-                if self._apply(cmd):
-                    return self._finish("early_stopped")
+                finish = cmd is _FINISH
+                if not finish:
+                    self._apply(cmd)
+                    finish = self._drain()  # what is queued behind it applies at the same boundary
+                if stop_event.is_set():
+                    return self._end("interrupted", "stop requested")
+                if self.status == "stopping":
+                    return self._end("early_stopped", self._stop_reason)
+                if finish:
+                    return self._end("completed")
         finally:
             self.started.set()
             self.finished.set()
 
     # -- test helpers ----------------------------------------------------------------------
     def emit(self, event: E.Event) -> None:
-        """Send an event to the sink (from any thread, like the engine does)."""
+        """Send an event to the sink (from any thread, like the engine does); the fake follows
+        what it says (step, status, a non-finite pause, the last good step)."""
         if isinstance(event, E.StepMetrics | E.EpochMetrics):
             self.step = event.step
+        if isinstance(event, E.StepMetrics) and math.isfinite(event.loss):
+            self.good_step = event.step
         if isinstance(event, E.StatusChanged):
             self.status = event.status
+            self._paused_for_nonfinite = event.status == "paused" and event.cause == "nonfinite"
         assert self._sink is not None, "run() has not started"
         self._sink(event)
 
     def finish(self) -> None:
-        """Make run() end with status 'completed' (as if the last epoch finished)."""
+        """Make run() end as completed once the commands submitted before it are applied.
+
+        Only the final StatusChanged (no reason) and RunFinished are sent: a script that wants the
+        engine's other closing events (last checkpoint, TestMetrics) carries them itself.
+        """
         self._inbox.put(_FINISH)
 
     # -- internals -------------------------------------------------------------------------
-    def _status(self, status: str, reason: str = "") -> None:
-        self.emit(E.StatusChanged(status=status, reason=reason, step=self.step))
+    def _status(self, status: str, reason: str, cause: str) -> None:
+        self.emit(E.StatusChanged(status=status, reason=reason, step=self.step, cause=cause))
 
-    def _checkpoint(self, reason: str) -> None:
-        path = f"{self.run_dir}/checkpoints/step-{self.step:06d}-{reason}.pt"
-        self.emit(E.CheckpointSaved(path=path, step=self.step, epoch=self.step // self.steps_per_epoch, reason=reason))
+    def _epoch(self) -> int:
+        return self.step // max(1, self.steps_per_epoch)
 
-    def _finish(self, status: str) -> dict:
-        summary = {"status": status, "preset": self.preset, "steps": self.step}
+    def _checkpoint(self, reason: str) -> str:
+        # the engine's file names (core.checkpoint.checkpoint_name, not imported: it needs torch)
+        name = f"{reason}.pt" if reason in ("best", "last") else f"step-{self.step:08d}-{re.sub(r'[^a-z0-9_]+', '_', reason.lower())}.pt"
+        path = f"{self.run_dir}/checkpoints/{name}"
+        self.emit(E.CheckpointSaved(path=path, step=self.step, epoch=self._epoch(), reason=reason))
+        return path
+
+    def _validation(self) -> dict:
+        if self.task == "classification":
+            return {"loss": 0.25, "accuracy": 0.93, "precision": 0.93, "recall": 0.93, "f1": 0.93}
+        return {"loss": 0.25, "mse": 0.25, "mae": 0.4, "r2": 0.8}
+
+    def _drain(self) -> bool:
+        """Apply what is queued; True when finish() was asked (what follows it is left for _end to reject)."""
+        while True:
+            try:
+                cmd = self._inbox.get_nowait()
+            except queue.Empty:
+                return False
+            if cmd is _FINISH:
+                return True
+            self._apply(cmd)
+
+    def _end(self, status: str, reason: str = "") -> dict:
+        """What the engine's finish sends for ``status`` (a completed run: see :meth:`finish`)."""
+        if status == "early_stopped" and self.step % max(1, self.steps_per_epoch):
+            self.emit(E.ValidationMetrics(step=self.step, epoch=self._epoch(), metrics=self._validation()))  # the partial epoch
+        if status in ("early_stopped", "interrupted"):
+            self._checkpoint("early_stop" if status == "early_stopped" else "interrupt")
+            if self._save_last:
+                self._checkpoint("last")
+        if status == "early_stopped":
+            self.emit(E.TestMetrics(metrics=self._validation()))
+        while True:  # every command is acknowledged, also after the last step
+            try:
+                cmd = self._inbox.get_nowait()
+            except queue.Empty:
+                break
+            if cmd is not _FINISH:
+                self._reject(cmd, _ENDED)
+        summary = {"status": status, "reason": reason, "preset": self.preset, "steps": self.step,
+                   "final_lr": self.hyperparameters.get("lr")}
+        self._status(status, reason, "end")
         self.emit(E.RunFinished(status=status, summary=summary, run_dir=self.run_dir))
         return summary
 
     def _ack(self, cmd: C.Command, detail: str, key: str = "", old: float | None = None, new: float | None = None) -> None:
         self.emit(E.CommandApplied(command=cmd.name, detail=detail, step=self.step, key=key, old=old, new=new))
 
-    def _set(self, cmd: C.Command, key: str, new: float) -> None:
-        if not (isinstance(new, (int, float)) and math.isfinite(new)) or (key == "lr" and new <= 0):
-            self.emit(E.CommandRejected(command=cmd.name, reason=f"{key} must be finite and > 0, got {new}", step=self.step))
-            return
-        old = self.hyperparameters.get(key)
-        self.hyperparameters[key] = new
-        self._ack(cmd, f"{key} {old:g} -> {new:g}", key=key, old=old, new=new)
+    def _reject(self, cmd: C.Command, reason: str) -> None:
+        self.emit(E.CommandRejected(command=cmd.name, reason=reason, step=self.step))
 
-    def _apply(self, cmd: C.Command) -> bool:
-        """Apply one command; True when the run ends because of it."""
+    def _set_lr(self, cmd: C.Command, new: object) -> None:
+        try:
+            value = float(limits.check("lr", new))
+        except limits.LimitError as err:
+            return self._reject(cmd, str(err))
+        old = float(self.hyperparameters.get("lr", 0.0))
+        self.hyperparameters["lr"] = value
+        self._ack(cmd, f"lr {old:.6g} -> {value:.6g}", key="lr", old=old, new=value)
+
+    def _set_hyperparameter(self, cmd: C.SetHyperparameter) -> None:
+        key = cmd.key
+        if key not in C.LIVE_HYPERPARAMETERS:
+            return self._reject(cmd, f"unknown hyperparameter {key!r} (allowed: {', '.join(C.LIVE_HYPERPARAMETERS)})")
+        try:
+            value = limits.check(key, cmd.value)
+        except limits.LimitError as err:
+            return self._reject(cmd, str(err))
+        if key == "momentum" and value == 0 and self.hyperparameters.get("nesterov"):
+            return self._reject(cmd, "momentum 0 is not allowed with nesterov")
+        old = float(self.hyperparameters.get(key, 0.0))
+        self.hyperparameters[key] = value
+        self._ack(cmd, f"{key} {old:g} -> {value:g}", key=key, old=old, new=float(value))
+
+    def _rollback(self, cmd: C.Rollback) -> None:
+        why = _not_a_factor("lr_factor", cmd.lr_factor)
+        if why:
+            return self._reject(cmd, why)
+        if self.good_step is None:
+            return self._reject(cmd, "no good state to roll back to yet")
+        old = float(self.hyperparameters.get("lr", 0.0))
+        try:
+            new = float(limits.check("lr", old * cmd.lr_factor))
+        except limits.LimitError as err:
+            return self._reject(cmd, str(err))
+        self.hyperparameters["lr"] = new
+        self._ack(cmd, f"rolled back to the weights of step {self.good_step}; lr {old:.6g} -> {new:.6g}", key="lr", old=old, new=new)
+        if self.status == "paused" and self._paused_for_nonfinite:
+            self._status("running", "rolled back", "command")  # the answer to a non-finite pause; a user's pause stays
+
+    def _apply(self, cmd: C.Command) -> None:
+        """Apply one command with the engine's events, in the engine's order."""
         if isinstance(cmd, C.Pause):
             if self.status != "running":
-                self.emit(E.CommandRejected(command=cmd.name, reason=f"not running ({self.status})", step=self.step))
-            else:
-                self._ack(cmd, "paused")
-                self._status("paused", "user")
-        elif isinstance(cmd, C.Resume):
+                return self._reject(cmd, f"cannot pause while {self.status}")
+            self._status("paused", "user", "command")
+            return self._ack(cmd, "paused")
+        if isinstance(cmd, C.Resume):
             if self.status != "paused":
-                self.emit(E.CommandRejected(command=cmd.name, reason=f"not paused ({self.status})", step=self.step))
-            else:
-                self._ack(cmd, "resumed")
-                self._status("running", "user")
-        elif isinstance(cmd, C.SetLearningRate):
-            self._set(cmd, "lr", cmd.lr)
-        elif isinstance(cmd, C.ScaleLearningRate):
-            self._set(cmd, "lr", self.hyperparameters["lr"] * cmd.factor)
-        elif isinstance(cmd, C.SetHyperparameter):
-            self._set(cmd, cmd.key, cmd.value)
-        elif isinstance(cmd, C.SaveCheckpoint):
-            self._checkpoint(cmd.reason)
-            self._ack(cmd, "checkpoint saved")
-        elif isinstance(cmd, C.Validate):
-            self.emit(E.ValidationMetrics(step=self.step, epoch=self.step // self.steps_per_epoch, metrics={"loss": 0.25, "accuracy": 0.93}))
-            self._ack(cmd, "validated")
-        elif isinstance(cmd, C.Stop):
-            self._ack(cmd, "early stop requested")
-            self._status("stopping", cmd.reason)
-            self._checkpoint("early_stop")
-            self._status("early_stopped", cmd.reason)
-            return True
-        return False
+                return self._reject(cmd, f"not paused (status {self.status})")
+            self._status("running", "resumed", "command")
+            return self._ack(cmd, "resumed")
+        if isinstance(cmd, C.Stop):
+            self._stop_reason = f"early stop ({cmd.reason})"
+            self._status("stopping", self._stop_reason, "command")
+            return self._ack(cmd, "early stop requested: finishing the step, evaluating, saving")
+        if isinstance(cmd, C.SetLearningRate):
+            return self._set_lr(cmd, cmd.lr)
+        if isinstance(cmd, C.ScaleLearningRate):
+            why = _not_a_factor("the learning-rate factor", cmd.factor)
+            if why:
+                return self._reject(cmd, why)
+            return self._set_lr(cmd, float(self.hyperparameters.get("lr", 0.0)) * cmd.factor)  # the resulting lr is checked
+        if isinstance(cmd, C.SetHyperparameter):
+            return self._set_hyperparameter(cmd)
+        if isinstance(cmd, C.Rollback):
+            return self._rollback(cmd)
+        if isinstance(cmd, C.SaveCheckpoint):
+            path = self._checkpoint(cmd.reason or "manual")
+            return self._ack(cmd, f"saved {path}")
+        if isinstance(cmd, C.Validate):
+            self.emit(E.ValidationMetrics(step=self.step, epoch=self._epoch(), metrics=self._validation()))
+            return self._ack(cmd, "validated")
+        return self._reject(cmd, f"unknown command {type(cmd).__name__}")
 
 
 _FINISH = object()
+
+
+def _not_a_factor(name: str, value: object) -> str:
+    """'' when ``value`` is a finite number > 0, else why not (the engine's words)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value <= 0:
+        return f"{name} must be a finite number > 0, got {value!r}"
+    return ""
+
+
+def sample_events() -> list[E.Event]:
+    """One instance of every type in :data:`core.events.EVENT_TYPES`, in that order, holding plain
+    values only (for dispatch tests: every consumer must handle each)."""
+    summary = {"status": "completed", "reason": "all epochs done", "preset": "fake", "steps": 300}
+    samples: dict[type[E.Event], E.Event] = {
+        E.RunStarted: E.RunStarted(
+            run_dir="runs/fake-run", preset="fake", device="cpu", task="classification", epochs=3,
+            steps_per_epoch=100, total_steps=300, train_size=6400, val_size=600, test_size=1000,
+            num_params=101_770, model="MLP(784-128-10)", hyperparameters={"lr": 1e-3, "optimizer": "adam"},
+            live=("lr", *C.LIVE_HYPERPARAMETERS)),
+        E.StatusChanged: E.StatusChanged(status="running", reason="started", step=0, cause="start"),
+        E.StepMetrics: E.StepMetrics(step=10, epoch=0, epoch_progress=0.1, loss=1.5, lr=1e-3,
+                                     samples_per_second=6400.0, accuracy=0.5, elapsed=0.1),
+        E.EpochMetrics: E.EpochMetrics(epoch=0, step=100, train={"loss": 0.5, "accuracy": 0.85},
+                                       val={"loss": 0.4, "accuracy": 0.88}, lr=1e-3, seconds=1.5,
+                                       is_best=True, patience_left=5),
+        E.ValidationMetrics: E.ValidationMetrics(step=150, epoch=1, metrics={"loss": 0.3, "accuracy": 0.9}),
+        E.TestMetrics: E.TestMetrics(metrics={"loss": 0.25, "accuracy": 0.93}, confusion=((5, 1), (0, 6))),
+        E.CheckpointSaved: E.CheckpointSaved(path="runs/fake-run/checkpoints/step-00000150-manual.pt", step=150,
+                                             epoch=1, reason="manual"),
+        E.CommandApplied: E.CommandApplied(command="SetLearningRate", detail="lr 0.001 -> 0.0005", step=150,
+                                           key="lr", old=1e-3, new=5e-4),
+        E.CommandRejected: E.CommandRejected(command="Pause", reason="cannot pause while paused", step=150),
+        E.RunWarning: E.RunWarning(message="non-finite loss (nan) at step 160", step=160),
+        E.RunNote: E.RunNote(message="threads: using 1 intra-op thread(s)", step=5),
+        E.RunError: E.RunError(message="checkpoint (manual) not saved: OSError: disk full", step=170),
+        E.RunFinished: E.RunFinished(status="completed", summary=summary, run_dir="runs/fake-run"),
+        E.RunFailed: E.RunFailed(message="RuntimeError: boom", traceback="Traceback...\nRuntimeError: boom",
+                                 traceback_path="runs/fake-run/traceback.txt", summary={**summary, "status": "failed"}),
+    }
+    missing = [t.__name__ for t in E.EVENT_TYPES if t not in samples]
+    if missing:  # a new event type: add its sample here
+        raise TypeError(f"sample_events() has no sample of {', '.join(missing)}")
+    return [samples[t] for t in E.EVENT_TYPES]
 
 
 def demo_script(task: str = "classification", epochs: int = 3, steps_per_epoch: int = 100, log_every: int = 10) -> list[E.Event]:

@@ -11,7 +11,7 @@ import json
 import os
 import sys
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 
@@ -48,7 +48,7 @@ def _load(preset: str, overrides: list[str], presets_dirs: list[Path]):
         raise fail(str(e)) from None
 
 
-def _presets_dirs(presets_dir: Optional[Path]) -> list[Path]:
+def _presets_dirs(presets_dir: Path | None) -> list[Path]:
     dirs = [Path.cwd()]
     if presets_dir is not None:
         if not presets_dir.is_dir():
@@ -57,19 +57,29 @@ def _presets_dirs(presets_dir: Optional[Path]) -> list[Path]:
     return dirs
 
 
-PresetArg = Annotated[Optional[str], typer.Argument(help="Preset name (see `tui-train presets`) or path to a .toml file. Default: the launcher (TUI) or digits-mlp (headless).", show_default=False)]
-SetOpt = Annotated[Optional[list[str]], typer.Option("--set", "-s", help="Override a preset value, e.g. --set optim.lr=3e-4 (repeatable). Default: none.", show_default=False)]
-HeadlessOpt = Annotated[bool, typer.Option("--headless", help="Print progress lines instead of opening the TUI (automatic when stdout is not a terminal). Default: off.")]
-DataDirOpt = Annotated[Optional[Path], typer.Option("--data-dir", help="Torchvision-layout data root (holds e.g. MNIST/raw). Default: the preset's data.data_dir (./data).", show_default=False)]
+PresetArg = Annotated[str | None, typer.Argument(
+    help="Preset name (see `tui-train presets`) or path to a .toml file. Default: the launcher (TUI) or digits-mlp (headless).",
+    show_default=False)]
+SetOpt = Annotated[list[str] | None, typer.Option("--set", "-s",
+    help="Override a preset value, e.g. --set optim.lr=3e-4 (repeatable). Default: none.", show_default=False)]
+HeadlessOpt = Annotated[bool, typer.Option("--headless",
+    help="Print progress lines instead of opening the TUI (automatic when stdout is not a terminal). Default: off.")]
+DataDirOpt = Annotated[Path | None, typer.Option("--data-dir",
+    help="Torchvision-layout data root (holds e.g. MNIST/raw). Default: the preset's data.data_dir (./data).", show_default=False)]
 RunsDirOpt = Annotated[Path, typer.Option("--runs-dir", help="Where run directories are created. Default: ./runs.")]
-DeviceOpt = Annotated[Optional[str], typer.Option("--device", help="auto | cpu | cuda | mps. Default: the preset's train.device (auto).", show_default=False)]
-SeedOpt = Annotated[Optional[int], typer.Option("--seed", help="Random seed. Default: the preset's train.seed (0).", show_default=False)]
-PresetsDirOpt = Annotated[Optional[Path], typer.Option("--presets-dir", help="Extra folder of *.toml presets (the working directory is always searched). Default: none.", show_default=False)]
-ResumeOpt = Annotated[Optional[Path], typer.Option("--resume", help="Continue from a checkpoint file or a run directory (its newest checkpoint). Default: a new run.", show_default=False)]
+DeviceOpt = Annotated[str | None, typer.Option("--device",
+    help="auto | cpu | cuda | mps. Default: the preset's train.device (auto).", show_default=False)]
+SeedOpt = Annotated[int | None, typer.Option("--seed", help="Random seed. Default: the preset's train.seed (0).", show_default=False)]
+PresetsDirOpt = Annotated[Path | None, typer.Option("--presets-dir",
+    help="Extra folder of *.toml presets (the working directory is always searched). Default: none.", show_default=False)]
+CheckpointArg = Annotated[Path, typer.Argument(
+    help="A checkpoint file (.pt) written by tui-train, or a run directory (its newest checkpoint).")]
+ResumeOpt = Annotated[Path | None, typer.Option("--resume",
+    help="Continue from a checkpoint file or a run directory (its newest checkpoint). Default: a new run.", show_default=False)]
 
 
 @app.callback()
-def main(ctx: typer.Context) -> None:
+def default(ctx: typer.Context) -> None:
     """Bare `tui-train` opens the TUI launcher with the default preset selected (headless when stdout is not a terminal)."""
     if ctx.invoked_subcommand is None:
         run(preset=None)
@@ -143,7 +153,7 @@ def presets(ctx: typer.Context, presets_dir: PresetsDirOpt = None) -> None:
     """List the presets (bundled, then *.toml in the working directory and --presets-dir) with their descriptions."""
     if ctx.invoked_subcommand is not None:
         return
-    from core.config import ConfigError, DEFAULT_PRESET, list_presets, read_toml
+    from core.config import DEFAULT_PRESET, ConfigError, list_presets, read_toml
 
     found = list_presets(_presets_dirs(presets_dir))
     width = max((len(n) for n in found), default=0)
@@ -173,7 +183,7 @@ def presets_show(
 
 @app.command("eval")
 def eval_(
-    checkpoint: Annotated[Path, typer.Argument(help="A checkpoint file (.pt) written by tui-train, or a run directory (its newest checkpoint).")],
+    checkpoint: CheckpointArg,
     data_dir: DataDirOpt = None,
     device: DeviceOpt = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the metrics as JSON. Default: a table.")] = False,
@@ -182,7 +192,7 @@ def eval_(
     from core.checkpoint import CheckpointError
     from core.config import ConfigError
     from core.data import DataError
-    from core.engine import evaluate_checkpoint
+    from core.evaluation import evaluate_checkpoint
 
     try:
         result = evaluate_checkpoint(checkpoint, data_dir=str(data_dir) if data_dir else None, device=device or "auto")
@@ -199,17 +209,19 @@ def eval_(
 
 @app.command()
 def export(
-    checkpoint: Annotated[Path, typer.Argument(help="A checkpoint file (.pt) written by tui-train, or a run directory (its newest checkpoint).")],
-    out: Annotated[Path, typer.Option("--out", "-o", help="Output file: .safetensors or .pt (a plain state dict). Required.", show_default=False)],
+    checkpoint: CheckpointArg,
+    out: Annotated[Path, typer.Option("--out", "-o", help="Output file: .safetensors or .pt (a plain state dict). Required.",
+                                      show_default=False)],
 ) -> None:
     """Write the model weights alone, loadable with plain torch or safetensors into your own model class."""
     from core.checkpoint import CheckpointError, export_weights, resolve
+    from core.errors import first_line
 
     try:
         src = resolve(checkpoint)
         path, n = export_weights(src, out)
     except (CheckpointError, OSError) as e:
-        raise fail(str(e).splitlines()[0] if str(e) else type(e).__name__) from None
+        raise fail(first_line(e)) from None
     typer.echo(f"exported {n} tensors from {src} to {path}")
 
 

@@ -11,8 +11,8 @@ from textual.pilot import Pilot
 
 from core import config as cfgmod
 from core.config import RunConfig
+from core.testing import FakeTrainer
 from tui.app import TrainApp, build_app
-from tui.fake import FakeTrainer
 
 
 def tiny_config(**changes) -> RunConfig:

@@ -6,8 +6,7 @@ Update after an intended visual change: pytest tests/functional/test_snapshots.p
 from __future__ import annotations
 
 from core import events as E
-from tui.fake import demo_script
-
+from core.testing import demo_script
 from tests.functional.helpers import fake_app, settle, wait_for
 
 

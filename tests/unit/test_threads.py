@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import torch
 
-import core.engine as engine
+import core.threads as engine
 from core.config import from_dict
-from core.engine import ThreadTuner, thread_candidates
+from core.threads import ThreadTuner, thread_candidates
 
 
 def test_candidates_only_when_the_count_is_free(monkeypatch):

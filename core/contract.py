@@ -1,0 +1,29 @@
+"""What a front end needs from a trainer: the one contract every trainer keeps.
+
+:class:`core.engine.Trainer` (in a thread), :class:`core.process.ProcessTrainer` (in a child
+process) and :class:`core.testing.FakeTrainer` (scripted, for tests) all satisfy it;
+``tests/unit/test_contract.py`` runs one command script against the fake and the real engine and
+compares the events they send back.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from typing import Protocol
+
+from core import commands as C
+from core import events as E
+
+Sink = Callable[[E.Event], None]
+"""Where a trainer hands its events; it must never block (e.g. ``queue.SimpleQueue.put``)."""
+
+
+class TrainerLike(Protocol):
+    """Commands in (``submit``, thread-safe, never blocks), events out (``run``'s sink)."""
+
+    def submit(self, command: C.Command) -> None:
+        """Queue a command; it applies at the next step boundary and is acknowledged by an event."""
+
+    def run(self, stop_event: threading.Event | None = None, sink: Sink | None = None) -> dict:
+        """Train to the end (or until ``stop_event``), reporting through ``sink``; return the summary."""

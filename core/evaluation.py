@@ -1,0 +1,73 @@
+"""Evaluation: loss and metrics of a model on a split, and the evaluation of a saved checkpoint."""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+from pathlib import Path
+
+import torch
+
+from core import checkpoint as ckpt
+from core.config import from_dict, replace
+from core.metrics import ClassificationAccumulator, RegressionAccumulator
+
+
+class Interrupted(Exception):
+    """The stop event was set during an interruptible evaluation: its metrics must not be used."""
+
+
+def evaluate(model: torch.nn.Module, data, loss_fn, split: str, batch_size: int, device: torch.device, *,
+             forward=None, autocast=contextlib.nullcontext, channels_last: bool = False,
+             stop: threading.Event | None = None) -> tuple[dict, list]:
+    """(metrics, confusion matrix rows) of ``model`` on ``data``'s 'val' or 'test' split ({} and
+    [] when it is empty). ``forward`` is what to call (the compiled model; default ``model``).
+
+    With ``stop``, the event is checked between batches and :class:`Interrupted` raised when it is
+    set: metrics of a cut-short pass must never feed best checkpoints, early stopping or the
+    plateau schedule. The model's train/eval mode is restored.
+    """
+    if (data.val_size if split == "val" else data.test_size) == 0:
+        return {}, []
+    forward = forward or model
+    was_training = model.training
+    model.eval()
+    acc = ClassificationAccumulator(data.num_classes, device) if data.task == "classification" else RegressionAccumulator(device)
+    try:
+        with torch.inference_mode():
+            for x, y in data.eval_batches(split, batch_size):
+                if stop is not None and stop.is_set():
+                    raise Interrupted(split)
+                if channels_last and x.dim() == 4:
+                    x = x.contiguous(memory_format=torch.channels_last)
+                with autocast():
+                    out = forward(x)
+                out = out.float()
+                acc.update(out, y, loss_fn(out, y, "sum"))
+        return acc.compute()
+    finally:
+        model.train(was_training)
+
+
+def evaluate_checkpoint(path: str | Path, data_dir: str | None = None, device: str = "auto") -> dict:
+    """Evaluate a checkpoint (file, or run directory meaning its newest) on the test split.
+
+    Returns {checkpoint, preset, step, epoch, test_size, metrics, confusion}. Raises
+    CheckpointError, ConfigError or DataError with one-line messages.
+    """
+    from core.runtime import build_model_for, load_data_for, make_loss, pick_device
+
+    path = ckpt.resolve(Path(path))
+    payload = ckpt.load(path)
+    cfg = from_dict(payload["config"], f"{path} (saved config)")
+    changes = {"train.device": device}
+    if data_dir:
+        changes["data.data_dir"] = data_dir
+    cfg = replace(cfg, **changes)
+    dev = pick_device(cfg.train.device)
+    data = load_data_for(cfg, dev)
+    model = build_model_for(cfg, data, dev)
+    ckpt.load_model_state(model, payload["model"], path)
+    metrics, confusion = evaluate(model, data, make_loss(cfg), "test", cfg.data.eval_batch_size, dev)
+    return {"checkpoint": str(path.resolve()), "preset": payload.get("preset"), "step": payload.get("step"),
+            "epoch": payload.get("epoch"), "test_size": data.test_size, "metrics": metrics, "confusion": confusion}

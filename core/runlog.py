@@ -1,0 +1,129 @@
+"""The run directory as the run's record: config, metrics, events, summary and traceback.
+
+    <runs_dir>/<YYYYmmdd-HHMMSS>-<preset>/
+        config.toml  metrics.jsonl  events.jsonl  summary.json  checkpoints/  traceback.txt (on failure)
+
+Every event is appended as one JSON line (metrics to metrics.jsonl, the rest to events.jsonl) and
+flushed, so a viewer that reads the files sees everything up to the last event.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+import time
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from core import events as E
+
+METRIC_EVENTS = (E.StepMetrics, E.EpochMetrics, E.ValidationMetrics, E.TestMetrics)
+"""Events written to metrics.jsonl; every other event goes to events.jsonl."""
+
+
+def new_run_dir(runs_dir: Path, preset: str) -> Path:
+    """Create ``<runs_dir>/<stamp>-<preset>`` (``-2``, ``-3``... when it exists)."""
+    stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
+    safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in preset)
+    base = Path(runs_dir) / f"{stamp}-{safe}"
+    path, i = base, 1
+    while True:
+        try:
+            path.mkdir(parents=True, exist_ok=False)
+            return path
+        except FileExistsError:
+            i += 1
+            path = Path(f"{base}-{i}")
+
+
+def json_default(o: Any) -> Any:
+    """JSON for the few non-JSON values a record may hold (paths, numpy scalars, tuples)."""
+    if isinstance(o, Path):
+        return str(o)
+    if isinstance(o, (np.floating, np.integer)):
+        return o.item()
+    if isinstance(o, tuple):
+        return list(o)
+    return str(o)
+
+
+SUMMARY_TEST_KEYS = {"classification": ("loss", "accuracy", "precision", "recall", "f1"),
+                     "regression": ("loss", "mse", "mae", "r2")}
+"""The test metrics summary.json keeps, per task."""
+
+
+def summary(status: str, reason: str, *, config, state, preset: str, run_dir: Path | None, device, task: str | None,
+            early, test: dict, wall_seconds: float, train_seconds: float) -> dict:
+    """The content of summary.json (README: the run directory). ``early`` is the run's
+    core.early_stopping.EarlyStopping, or None when the run failed before it was built."""
+    keep = SUMMARY_TEST_KEYS["classification" if task == "classification" else "regression"]
+    return {
+        "status": status, "reason": reason, "preset": preset,
+        "run_dir": str(Path(run_dir).resolve()) if run_dir else None,
+        "device": str(device) if device is not None else "", "task": task,
+        "epochs_completed": state.epoch, "epochs_planned": config.train.epochs, "steps": state.step,
+        "best": {"metric": config.early_stopping.monitor, "value": early.best_value if early else None,
+                 "epoch": early.best_epoch if early else None},
+        "val": state.last_val, "test": {k: v for k, v in test.items() if k in keep} or None,
+        "wall_seconds": wall_seconds, "train_seconds": train_seconds,
+        "samples_per_second": state.train_samples / train_seconds if train_seconds > 0 else 0.0,
+        "final_lr": state.base_lr, "interventions": len(state.history), "threads": _threads(),
+    }
+
+
+def _threads() -> int:
+    import torch
+
+    return torch.get_num_threads()
+
+
+class RunLog:
+    """Appends events to a run directory's JSONL files and writes its summary atomically."""
+
+    def __init__(self, run_dir: Path):
+        self.run_dir = Path(run_dir)
+        """The run directory."""
+        self.summary_written = False
+        """summary.json has been written (the watchdog does not overwrite a real one)."""
+        self._files: dict[str, Any] = {}
+
+    def open(self, config_toml: str) -> None:
+        """Write config.toml and open the JSONL files for appending (a resumed run adds to them)."""
+        (self.run_dir / "config.toml").write_text(config_toml, encoding="utf-8")
+        self._files = {name: open(self.run_dir / f"{name}.jsonl", "a", encoding="utf-8") for name in ("metrics", "events")}  # noqa: SIM115
+
+    def write(self, event: E.Event) -> None:
+        """Append one event as a JSON line (with the wall time) and flush."""
+        f = self._files.get("metrics" if isinstance(event, METRIC_EVENTS) else "events")
+        if f is None:
+            return
+        rec = E.to_json(event)
+        rec["time"] = round(time.time(), 3)
+        f.write(json.dumps(rec, default=json_default, allow_nan=True) + "\n")
+        f.flush()
+
+    def close(self) -> None:
+        """Close the JSONL files; later events are not written."""
+        for f in self._files.values():
+            f.close()
+        self._files = {}
+
+    def write_summary(self, summary: dict) -> None:
+        """Write summary.json atomically (temporary file, then os.replace)."""
+        tmp = self.run_dir / f".summary.json.{threading.get_ident()}.tmp"
+        tmp.write_text(json.dumps(summary, indent=2, default=json_default) + "\n", encoding="utf-8")
+        os.replace(tmp, self.run_dir / "summary.json")
+        self.summary_written = True
+
+    def write_traceback(self, text: str) -> str:
+        """Save traceback.txt; returns its absolute path, or '' when it cannot be written."""
+        path = self.run_dir / "traceback.txt"
+        try:
+            path.write_text(text, encoding="utf-8")
+        except OSError:
+            return ""
+        return str(path.resolve())

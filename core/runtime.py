@@ -1,0 +1,183 @@
+"""Building a run: device, seed, data, model, optimizer and loss, from a config.
+
+:func:`build` makes everything one training run needs and holds it in one typed place
+(:class:`Runtime`), so nothing in the loop is half-built; :func:`load_data_for` and
+:func:`build_model_for` are the part that evaluating a checkpoint shares with it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import os
+import random
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from core.config import ConfigError, RunConfig, check_monitor
+from core.threads import ThreadTuner, thread_candidates
+
+LossFn = Callable[..., torch.Tensor]
+"""loss(output, target, reduction="mean")."""
+
+
+def pick_device(name: str) -> torch.device:
+    """Resolve train.device; a requested device that is missing is a ConfigError."""
+    mps = getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available()
+    if name == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        return torch.device("mps") if mps else torch.device("cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise ConfigError("train.device 'cuda': CUDA is not available on this machine (allowed here: auto, cpu)")
+    if name == "mps" and not mps:
+        raise ConfigError("train.device 'mps': MPS is not available on this machine (allowed here: auto, cpu)")
+    return torch.device(name)
+
+
+def seed_everything(seed: int) -> None:
+    """Seed python, numpy and torch (CPU and CUDA) from one number."""
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+def build_optimizer(cfg: RunConfig, params) -> torch.optim.Optimizer:
+    """The configured optimizer over ``params`` (Adam/AdamW take momentum as beta1 when set)."""
+    o = cfg.optim
+    betas = (o.momentum if o.momentum > 0 else o.betas[0], o.betas[1])
+    if o.name == "sgd":
+        return torch.optim.SGD(params, lr=o.lr, momentum=o.momentum, nesterov=o.nesterov, weight_decay=o.weight_decay)
+    if o.name == "adam":
+        return torch.optim.Adam(params, lr=o.lr, betas=betas, weight_decay=o.weight_decay)
+    if o.name == "adamw":
+        return torch.optim.AdamW(params, lr=o.lr, betas=betas, weight_decay=o.weight_decay)
+    if o.name == "rmsprop":
+        return torch.optim.RMSprop(params, lr=o.lr, momentum=o.momentum, weight_decay=o.weight_decay)
+    raise ConfigError(f"optim.name {o.name!r} is not supported")  # validation prevents this
+
+
+def make_loss(cfg: RunConfig) -> LossFn:
+    """loss(output, target, reduction) for the configured loss."""
+    o = cfg.optim
+    if o.loss == "cross_entropy":
+        return lambda out, y, red="mean": F.cross_entropy(out, y, label_smoothing=o.label_smoothing, reduction=red)
+    if o.loss == "mse":
+        return lambda out, y, red="mean": F.mse_loss(out, y.view_as(out), reduction=red)
+    if o.loss == "l1":
+        return lambda out, y, red="mean": F.l1_loss(out, y.view_as(out), reduction=red)
+    return lambda out, y, red="mean": F.huber_loss(out, y.view_as(out), delta=o.huber_delta, reduction=red)
+
+
+def load_data_for(cfg: RunConfig, device: torch.device) -> Any:
+    """The config's data (core.data.Data) on ``device``."""
+    from core.data import load_data
+
+    return load_data(cfg.data, device, cfg.train.seed)
+
+
+def build_model_for(cfg: RunConfig, data: Any, device: torch.device) -> torch.nn.Module:
+    """The config's model for ``data`` (its input shape and output size), on ``device``.
+    Evaluating a checkpoint builds its model with this and :func:`load_data_for`, as a run does."""
+    from core.models import build_model
+
+    n_out = data.num_classes if data.task == "classification" else int(getattr(data, "output_dim", 1))
+    return build_model(cfg.model, tuple(data.input_shape), n_out).to(device)
+
+
+@dataclass
+class Runtime:
+    """Everything one training run trains with, built by :func:`build`."""
+
+    device: torch.device
+    """The training device."""
+    data: Any
+    """The loaded data (core.data.Data): splits, batches, normalization."""
+    model: torch.nn.Module
+    """The model (its state_dict is what checkpoints hold)."""
+    forward: Callable[[torch.Tensor], torch.Tensor]
+    """The model, or its torch.compile'd form: what the step calls."""
+    optimizer: torch.optim.Optimizer
+    """The optimizer over the model's parameters."""
+    loss_fn: LossFn
+    """loss(output, target, reduction="mean")."""
+    autocast: Callable[[], contextlib.AbstractContextManager]
+    """A fresh bf16 autocast context, or a null context."""
+    batches_per_epoch: int
+    """Batches per epoch."""
+    steps_per_epoch: int
+    """Optimizer steps per epoch (batches / grad_accum, rounded up)."""
+    total_steps: int
+    """Optimizer steps planned for the whole run (max_steps applied)."""
+    tuner: ThreadTuner | None
+    """Measures the intra-op thread count during the first second (None when it is fixed)."""
+    summary: str
+    """One-line model summary."""
+    num_params: int
+    """Trainable parameters."""
+
+    @property
+    def task(self) -> str:
+        """'classification' or 'regression'."""
+        return self.data.task
+
+    def prepare_input(self, x: torch.Tensor, channels_last: bool) -> torch.Tensor:
+        """The batch in the memory format the model was built for."""
+        return x.contiguous(memory_format=torch.channels_last) if channels_last and x.dim() == 4 else x
+
+
+def configure_torch(cfg: RunConfig, device: torch.device) -> None:
+    """Deterministic algorithms, or cuDNN autotuning on CUDA, before anything is built."""
+    if cfg.train.deterministic:
+        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+        torch.use_deterministic_algorithms(True, warn_only=True)
+        torch.backends.cudnn.benchmark = False
+    elif device.type == "cuda":
+        torch.backends.cudnn.benchmark = True
+
+
+def check_task_fit(cfg: RunConfig, task: str) -> None:
+    """The loss and the monitored metric must fit the dataset's task (one-line ConfigError)."""
+    if task == "classification" and cfg.optim.loss != "cross_entropy":
+        raise ConfigError(f"optim.loss {cfg.optim.loss!r} does not fit a classification dataset (allowed: cross_entropy)")
+    if task == "regression" and cfg.optim.loss == "cross_entropy":
+        raise ConfigError("optim.loss 'cross_entropy' does not fit a regression dataset (allowed: mse, l1, huber)")
+    check_monitor(cfg, task, "early_stopping.monitor")
+
+
+def build(cfg: RunConfig) -> Runtime:
+    """Device, seed, data, model, optimizer and loss for ``cfg``. Raises ConfigError / DataError.
+
+    The order is part of exact resume: the seed comes before the data split and the model's
+    initialisation, and a checkpoint's RNG state is restored after all of it.
+    """
+    from core.models import count_params, describe_model
+
+    if cfg.train.num_threads:
+        torch.set_num_threads(cfg.train.num_threads)
+    device = pick_device(cfg.train.device)
+    candidates = thread_candidates(device, cfg)
+    tuner = ThreadTuner(candidates) if len(candidates) > 1 else None
+    configure_torch(cfg, device)
+    seed_everything(cfg.train.seed)
+    data = load_data_for(cfg, device)
+    check_task_fit(cfg, data.task)
+    model = build_model_for(cfg, data, device)
+    if cfg.train.channels_last and len(data.input_shape) == 3:
+        model = model.to(memory_format=torch.channels_last)
+    batches = data.steps_per_epoch(cfg.data.batch_size)
+    steps = math.ceil(batches / cfg.optim.grad_accum)
+    total = cfg.train.epochs * steps
+    bf16 = cfg.train.bf16
+    return Runtime(
+        device=device, data=data, model=model, forward=torch.compile(model) if cfg.train.compile else model,
+        optimizer=build_optimizer(cfg, model.parameters()), loss_fn=make_loss(cfg),
+        autocast=(lambda: torch.autocast(device.type, dtype=torch.bfloat16)) if bf16 else contextlib.nullcontext,
+        batches_per_epoch=batches, steps_per_epoch=steps,
+        total_steps=min(total, cfg.train.max_steps) if cfg.train.max_steps else total,
+        tuner=tuner, summary=describe_model(model), num_params=count_params(model))
