@@ -1,8 +1,10 @@
 """The Textual app: owns the training thread and the event pump, routes events to the dashboard.
 
-The engine is injected (``trainer_factory``), so tests drive the app with ``tui.fake.FakeTrainer``.
+The engine is injected (``trainer_factory``), so tests drive the app with ``core.testing.FakeTrainer``.
 Events travel engine -> ``queue.SimpleQueue`` -> a 10 Hz timer that drains all of them inside one
-``batch_update()`` (STYLE.md habit 4); commands travel the other way through ``Trainer.submit``.
+``batch_update()`` (STYLE.md habit 4) and hands each to ``DashboardScreen.apply``. Commands travel
+the other way: the dashboard posts ``DashboardScreen.CommandRequested``, the app submits it
+(``TrainApp.submit``) to the trainer. Keys, palette entries and help rows come from ``tui.keys``.
 """
 
 from __future__ import annotations
@@ -16,16 +18,18 @@ import time
 import traceback
 from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
+from textual import on
 from textual.app import App, SystemCommand
-from textual.binding import Binding
 from textual.screen import Screen
 
 from core import commands as C
 from core import config as cfgmod
 from core import events as E
 from core.config import RunConfig
+from core.contract import TrainerLike
+from tui import keys
 from tui.screens.dashboard_screen import DashboardScreen
 from tui.screens.help_screen import HelpScreen
 from tui.screens.launcher_screen import LauncherScreen
@@ -44,14 +48,6 @@ JOIN_TIMEOUT = 15.0
 """After the app exits, run_tui waits this long for the training thread to save and end."""
 
 
-class TrainerLike(Protocol):
-    """What the app needs from a trainer (core.engine.Trainer, tui.fake.FakeTrainer)."""
-
-    def submit(self, command: C.Command) -> None: ...
-
-    def run(self, stop_event: threading.Event | None = None, sink: Callable[[E.Event], None] | None = None) -> dict: ...
-
-
 TrainerFactory = Callable[[RunConfig, str], TrainerLike]
 """(config, preset name) -> trainer."""
 
@@ -61,7 +57,13 @@ class _ThreadDone:
 
 
 NONFINITE_PAUSE = "train.on_nonfinite=pause"
-"""A non-finite loss pauses (and says so) instead of ending the run (issue 3, Quality)."""
+"""Every TUI run, resumed ones too, pauses on a non-finite loss instead of ending, so the dashboard
+can offer roll back / resume / stop (NonFiniteDialog). Guarded by
+tests/functional/test_dashboard_engine.py::test_real_engine_nonfinite_loss_pauses_and_offers_rollback
+and test_dashboard_fake.py::test_launcher_starts_the_run_with_edits (``on_nonfinite == 'pause'``)."""
+
+QUIT_WAITS_FOR = (E.CheckpointSaved, E.RunFinished, E.RunFailed)
+"""'Save & quit' exits on the first of these (the checkpoint is written, or the run is over)."""
 
 
 def default_trainer_factory(runs_dir: Path, resume: Path | None = None, overrides: list[str] | tuple = (),
@@ -99,12 +101,7 @@ class TrainApp(App[int]):
 
     CSS_PATH = "app.tcss"
     TITLE = "tui-train"
-    BINDINGS = [
-        Binding("q", "request_quit", "Quit"),
-        # Ctrl+C raises no SIGINT in a Textual app: make it ask like q (issue 4: save offered)
-        Binding("ctrl+c", "request_quit", "Quit", show=False, priority=True),
-        Binding("question_mark", "help", "Help", key_display="?"),
-    ]
+    BINDINGS = keys.bindings(keys.APP_KEYS)  # ctrl+c among them: see tui.keys.APP_KEYS
 
     def __init__(self, *, config: RunConfig | None, preset: str | None, runs_dir: Path,
                  presets_dirs: list[Path] | tuple = (), trainer_factory: TrainerFactory | None = None,
@@ -154,6 +151,15 @@ class TrainApp(App[int]):
         self._pending: list[C.Command] = []
         self._lock = threading.Lock()
         self._quit_after_checkpoint = False
+        self._track = E.exhaustive({
+            E.RunStarted: self._on_run_started,
+            E.StatusChanged: self._on_status,
+            E.RunFinished: self._on_status,
+            E.RunFailed: self._on_failed,
+            **dict.fromkeys((E.StepMetrics, E.EpochMetrics, E.ValidationMetrics, E.TestMetrics, E.CheckpointSaved,
+                             E.CommandApplied, E.CommandRejected, E.RunWarning, E.RunNote, E.RunError), E.ignore),
+        }, "TrainApp")
+        """Event type -> how it changes the app's own state (status, run directory)."""
 
     # -- life cycle ------------------------------------------------------------------------------
     def on_mount(self) -> None:
@@ -208,6 +214,7 @@ class TrainApp(App[int]):
         self._thread = threading.Thread(target=self._train, args=(config, preset, self._stop, self._events.put),
                                         name="tui-train-trainer", daemon=True)
         self._thread.start()
+        self._push_run_active()
 
     def _train(self, config: RunConfig, preset: str, stop: threading.Event, sink: Callable[[E.Event], None]) -> None:
         """The training thread: build the trainer, run it; never raises, always ends with _ThreadDone."""
@@ -219,7 +226,7 @@ class TrainApp(App[int]):
             for command in pending:
                 trainer.submit(command)
             trainer.run(stop_event=stop, sink=sink)
-        except BaseException as exc:  # the engine reports its own failures; this catches setup errors
+        except BaseException as exc:  # noqa: BLE001 - the engine reports its own failures; this catches setup errors
             sink(E.RunFailed(message=f"{type(exc).__name__}: {exc}", traceback=traceback.format_exc(), traceback_path=""))
         finally:
             sink(_ThreadDone())
@@ -234,7 +241,20 @@ class TrainApp(App[int]):
                                   preset=self.last_preset, message=message, overrides=self.overrides)
         self.switch_screen(launcher) if len(self.screen_stack) > 1 else self.push_screen(launcher)
 
+    def _push_run_active(self) -> None:
+        """Tell the dashboard whether commands can be sent now (it shows the keys that apply)."""
+        if self.dashboard is not None:
+            self.dashboard.set_run_active(self.run_active)
+
+    @on(DashboardScreen.NewRunRequested)
+    def _new_run_requested(self) -> None:
+        self.show_launcher()
+
     # -- commands --------------------------------------------------------------------------------
+    @on(DashboardScreen.CommandRequested)
+    def _command_requested(self, message: DashboardScreen.CommandRequested) -> None:
+        self.submit(message.command)
+
     def submit(self, command: C.Command) -> bool:
         """Send a command to the engine; False (and a notice) when no run is active."""
         if not self.run_active:
@@ -265,10 +285,10 @@ class TrainApp(App[int]):
                 for ev in events:
                     try:
                         self._handle(ev)
-                    except Exception as exc:  # a display bug must not take the run down with it
+                    except Exception as exc:  # noqa: BLE001 - a display bug must not take the run down with it
                         self.log.error(f"cannot show {ev!r}: {exc!r}")
                         if self.dashboard is not None and self.dashboard.ready:
-                            self.dashboard.query_one("#log").say(f"display error: {type(exc).__name__}: {exc}", style="red")
+                            self.dashboard.note(f"display error: {type(exc).__name__}: {exc}", style="red")
                 if self.dashboard is not None and self.dashboard.ready:
                     self.dashboard.flush()
         elif self.dashboard is not None and self.dashboard.ready:
@@ -277,28 +297,35 @@ class TrainApp(App[int]):
         return len(events)
 
     def _handle(self, ev: Any) -> None:
-        if isinstance(ev, _ThreadDone):
-            self._thread_done = True
-            if self.status not in E.FINAL_STATUSES:
-                self.status = "interrupted" if self._stop.is_set() else "stopped"
-                if self.dashboard is not None:
-                    self.dashboard.query_one("#log").say("the training thread ended", style="yellow")
-                    self.dashboard._set_status(self.status)
-            if self.dashboard is not None and self.dashboard.ready:
-                self.dashboard.refresh_bindings()
-            if self._quit_after_checkpoint:
-                self._exit_now()
+        if isinstance(ev, _ThreadDone):  # not an engine event: the thread's own last word
+            self._thread_ended()
             return
-        if isinstance(ev, E.RunStarted):
-            self.run_dir = ev.run_dir
-        elif isinstance(ev, E.StatusChanged | E.RunFinished) and self.status != "failed":
-            self.status = ev.status
-        elif isinstance(ev, E.RunFailed):
-            self.status = "failed"
+        self._track[type(ev)](ev)
+        self._push_run_active()
         if self.dashboard is not None and self.dashboard.ready:
             self.dashboard.apply(ev)
-        if self._quit_after_checkpoint and isinstance(ev, E.CheckpointSaved | E.RunFinished | E.RunFailed):
+        if self._quit_after_checkpoint and type(ev) in QUIT_WAITS_FOR:
             self._exit_now()
+
+    def _thread_ended(self) -> None:
+        self._thread_done = True
+        if self.status not in E.FINAL_STATUSES:
+            self.status = "interrupted" if self._stop.is_set() else "stopped"
+            if self.dashboard is not None:
+                self.dashboard.show_thread_ended(self.status)
+        self._push_run_active()
+        if self._quit_after_checkpoint:
+            self._exit_now()
+
+    def _on_run_started(self, ev: E.RunStarted) -> None:
+        self.run_dir = ev.run_dir
+
+    def _on_status(self, ev: E.StatusChanged | E.RunFinished) -> None:
+        if self.status != "failed":  # a failure is final, whatever is reported after it
+            self.status = ev.status
+
+    def _on_failed(self, ev: E.RunFailed) -> None:
+        self.status = "failed"
 
     # -- quitting --------------------------------------------------------------------------------
     def action_request_quit(self) -> None:
@@ -346,12 +373,8 @@ class TrainApp(App[int]):
                 ev = self._events.get_nowait()
             except queue.Empty:
                 return
-            if isinstance(ev, E.RunStarted):
-                self.run_dir = ev.run_dir
-            elif isinstance(ev, E.StatusChanged | E.RunFinished):
-                self.status = ev.status
-            elif isinstance(ev, E.RunFailed):
-                self.status = "failed"
+            if not isinstance(ev, _ThreadDone):
+                self._track[type(ev)](ev)
 
     def _install_signal_handlers(self) -> None:
         # Textual handles neither SIGHUP nor SIGTERM, and after a hang-up its shutdown can hang:
@@ -383,25 +406,14 @@ class TrainApp(App[int]):
             self.push_screen(HelpScreen())
 
     def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:
+        """Textual's commands, the app's keys, and on the dashboard those of its keys that apply now."""
         yield from super().get_system_commands(screen)
-        yield SystemCommand("Help: keys", "Show every key binding (?)", self.action_help)
+        for key in keys.palette_entries(self.run_active, keys.APP_KEYS):
+            yield SystemCommand(key.title, key.palette_help, getattr(self, f"action_{key.action}"))
         dash = self.dashboard
         if dash is not None and screen is dash:
-            if self.run_active:
-                yield SystemCommand("Pause / resume training", "Pause or resume (space)", dash.action_toggle_pause)
-                yield SystemCommand("Set learning rate", "Type a new base learning rate (l)", dash.action_set_lr)
-                yield SystemCommand("Halve learning rate", "Multiply the base LR by 0.5 ([)", dash.action_halve_lr)
-                yield SystemCommand("Double learning rate", "Multiply the base LR by 2 (])", dash.action_double_lr)
-                yield SystemCommand("Edit hyperparameters", "Momentum, weight decay, grad clip, patience (h)",
-                                    dash.action_edit_hyperparameters)
-                yield SystemCommand("Save checkpoint", "Save a checkpoint now (s)", dash.action_save_checkpoint)
-                yield SystemCommand("Validate now", "Run validation now (v)", dash.action_validate)
-                yield SystemCommand("Early stop", "Evaluate, save and end as early_stopped (e)", dash.action_early_stop)
-                yield SystemCommand("Roll back", "Restore the last good weights and halve the LR (b)", dash.action_rollback)
-            else:
-                yield SystemCommand("New run", "Back to the launcher (n)", dash.action_new_run)
-            yield SystemCommand("Toggle log / epoch table", "Small terminals: switch the lower panel (t)",
-                                dash.action_toggle_details)
+            for key in keys.palette_entries(self.run_active):
+                yield SystemCommand(key.title, key.palette_help, getattr(dash, f"action_{key.action}"))
 
 
 def build_app(*, config: RunConfig | None = None, preset: str | None = None, runs_dir: Path = Path("runs"),

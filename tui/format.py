@@ -62,7 +62,7 @@ def duration(seconds: object) -> str:
     """Seconds as 'h:mm:ss' or 'm:ss'."""
     if not is_finite(seconds) or float(seconds) < 0:
         return DASH
-    s = int(round(float(seconds)))
+    s = round(float(seconds))
     h, rem = divmod(s, 3600)
     m, s = divmod(rem, 60)
     return f"{h}:{m:02d}:{s:02d}" if h else f"{m}:{s:02d}"

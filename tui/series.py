@@ -1,7 +1,7 @@
 """Bounded, plot-ready metric series: min/max-preserving decimation (STYLE.md habit 5).
 
 The full history is on disk (metrics.jsonl); the UI keeps a bounded view of it. Pure Python, no
-Textual, so the functions are unit-tested directly (tests/functional/test_series.py).
+Textual, so the functions are unit-tested directly (tests/unit/test_tui_helpers.py).
 """
 
 from __future__ import annotations

@@ -12,6 +12,7 @@ import pytest
 from core import commands as C
 from core import events as E
 from core.config import load_config
+from tests.functional.helpers import run_async, screen_text, settle, wait_for
 from tui.app import build_app
 from tui.screens.confirm_dialog import ConfirmDialog
 from tui.screens.learning_rate_dialog import LearningRateDialog
@@ -19,8 +20,6 @@ from tui.screens.quit_dialog import QuitDialog
 from tui.widgets.event_log import EventLog
 from tui.widgets.hyperparameter_panel import HyperparameterPanel
 from tui.widgets.status_badge import StatusBadge
-
-from tests.functional.helpers import run_async, screen_text, settle, wait_for
 
 engine = pytest.importorskip("core.engine")
 
@@ -176,9 +175,8 @@ async def test_real_engine_quit_stops_training_and_never_hangs(tmp_path):
 
 @run_async
 async def test_real_engine_nonfinite_loss_pauses_and_offers_rollback(tmp_path):
-    from tui.screens.nonfinite_dialog import NonFiniteDialog
-
     from tests.nan_model import SPEC
+    from tui.screens.nonfinite_dialog import NonFiniteDialog
 
     cfg = load_config("digits-mlp", overrides=[
         f'model.name="{SPEC}"', "model.kwargs={after = 12}", "train.epochs=50", "train.log_every=5", "schedule.name=constant",

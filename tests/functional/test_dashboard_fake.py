@@ -8,7 +8,8 @@ import pytest
 
 from core import commands as C
 from core import events as E
-from tui.fake import demo_script
+from core.testing import demo_script
+from tests.functional.helpers import fake_app, run_async, screen_text, settle, wait_for
 from tui.screens.confirm_dialog import ConfirmDialog
 from tui.screens.help_screen import HelpScreen
 from tui.screens.hyperparameter_dialog import HyperparameterDialog
@@ -20,8 +21,6 @@ from tui.widgets.event_log import EventLog
 from tui.widgets.hyperparameter_panel import HyperparameterPanel
 from tui.widgets.metric_plot import MetricPlot
 from tui.widgets.status_badge import StatusBadge
-
-from tests.functional.helpers import fake_app, run_async, screen_text, settle, wait_for
 
 SIZE = (120, 40)
 
@@ -201,11 +200,12 @@ async def test_non_finite_values_never_reach_widgets(tmp_path):
     async with app.run_test(size=SIZE) as pilot:
         await started(pilot, fakes)
         fake = fakes[0]
-        fake.emit(E.StepMetrics(step=10, epoch=0, epoch_progress=0.1, loss=1.0, lr=1e-3, samples_per_second=10.0, accuracy=0.5, elapsed=1.0))
+        fake.emit(E.StepMetrics(step=10, epoch=0, epoch_progress=0.1, loss=1.0, lr=1e-3, samples_per_second=10.0,
+                                accuracy=0.5, elapsed=1.0))
         fake.emit(E.StepMetrics(step=20, epoch=0, epoch_progress=math.nan, loss=math.nan, lr=math.inf,
                                 samples_per_second=math.inf, accuracy=math.nan, elapsed=math.nan))
         fake.emit(E.RunWarning(message="non-finite loss (nan) at step 20", step=20))
-        fake.emit(E.StatusChanged(status="paused", reason="non-finite loss", step=20))
+        fake.emit(E.StatusChanged(status="paused", reason="non-finite loss", step=20, cause="nonfinite"))
         fake.emit(E.EpochMetrics(epoch=0, step=20, train={"loss": math.inf, "accuracy": math.nan},
                                  val={"loss": math.nan, "accuracy": 0.5}, lr=math.nan, seconds=math.inf))
         await wait_for(pilot, lambda: app.status == "paused")
@@ -278,8 +278,8 @@ async def test_ctrl_c_asks_like_q_instead_of_killing_the_run(tmp_path):
 
 @run_async
 async def test_launcher_starts_the_run_with_edits(tmp_path):
+    from core.testing import FakeTrainer
     from tui.app import build_app
-    from tui.fake import FakeTrainer
 
     made = []
 

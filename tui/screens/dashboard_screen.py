@@ -1,7 +1,8 @@
 """The dashboard: header, progress, plots, hyperparameters, epoch table, event log, footer.
 
 Everything it shows comes from engine events routed here by the app (``apply``); its key
-actions only submit commands (STYLE.md habit 9).
+actions only ask the app to submit commands (:class:`DashboardScreen.CommandRequested`, STYLE.md
+habit 9). The app tells it whether a run is active (:meth:`DashboardScreen.set_run_active`).
 """
 
 from __future__ import annotations
@@ -9,15 +10,16 @@ from __future__ import annotations
 import time
 
 from textual.app import ComposeResult
-from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
+from textual.message import Message
 from textual.screen import Screen
 from textual.widgets import Footer
 
 from core import commands as C
 from core import events as E
 from core.config import RunConfig
-from tui.screens.confirm_dialog import ConfirmDialog
+from tui import keys
+from tui.screens.confirm_dialog import YES, ConfirmDialog
 from tui.screens.hyperparameter_dialog import HyperparameterDialog
 from tui.screens.learning_rate_dialog import LearningRateDialog
 from tui.screens.nonfinite_dialog import NonFiniteDialog
@@ -29,15 +31,18 @@ from tui.widgets.metric_plot import MetricPlot
 from tui.widgets.run_header import RunHeader
 from tui.widgets.run_progress import RunProgress
 
-RUN_ACTIONS = ("toggle_pause", "set_lr", "halve_lr", "double_lr", "edit_hyperparameters", "save_checkpoint",
-               "validate", "early_stop", "rollback")
-"""Actions that need an active run (greyed out in the footer otherwise)."""
+NEEDS_RUN = keys.needs_run(keys.DASHBOARD_KEYS)
+"""Action -> True (needs an active run), False (needs none) or None (always), from :mod:`tui.keys`;
+an action that does not apply now is hidden in the footer."""
 
 PANEL_INTERVAL = 0.25
 """Seconds between two updates of the progress lines and the current LR (a bounded rate)."""
 
 USER_CHECKPOINTS = ("manual", "early_stop", "interrupt", "error")
 """Checkpoint reasons marked on the plots (best/periodic ones would clutter them)."""
+
+FLUSH_FIRST = (E.EpochMetrics, E.TestMetrics)
+"""Events that show the latest step's progress first (the epoch's end after its last step)."""
 
 
 class DashboardScreen(Screen):
@@ -46,19 +51,18 @@ class DashboardScreen(Screen):
     HORIZONTAL_BREAKPOINTS = [(0, "-narrow"), (120, "-wide")]
     VERTICAL_BREAKPOINTS = [(0, "-short"), (34, "-tall")]
 
-    BINDINGS = [
-        Binding("space", "toggle_pause", "Pause"),
-        Binding("l", "set_lr", "LR"),
-        Binding("left_square_bracket", "halve_lr", "LR÷2", key_display="["),
-        Binding("right_square_bracket", "double_lr", "LR×2", key_display="]"),
-        Binding("h", "edit_hyperparameters", "Hyper"),
-        Binding("s", "save_checkpoint", "Save"),
-        Binding("v", "validate", "Val"),
-        Binding("e", "early_stop", "Stop"),
-        Binding("b", "rollback", "Roll back", show=False),
-        Binding("t", "toggle_details", "Log/Table", show=False),
-        Binding("n", "new_run", "New run"),
-    ]
+    BINDINGS = keys.bindings(keys.DASHBOARD_KEYS)
+
+    class CommandRequested(Message):
+        """A key (or the palette) asked for a command; the app submits it to the engine."""
+
+        def __init__(self, command: C.Command) -> None:
+            super().__init__()
+            self.command = command
+            """The command to submit."""
+
+    class NewRunRequested(Message):
+        """n: back to the launcher for a new run (the app decides whether it may)."""
 
     def __init__(self, preset: str, config: RunConfig | None = None) -> None:
         super().__init__()
@@ -80,8 +84,26 @@ class DashboardScreen(Screen):
         """Current values from RunStarted and CommandApplied."""
         self.ready = False
         """True once mounted and its widgets are looked up: the app routes events only then."""
+        self.run_active = False
+        """A run is in progress and takes commands, as the app last said (:meth:`set_run_active`)."""
         self._latest_step: E.StepMetrics | None = None
         self._last_panel_update = 0.0
+        self._handlers = E.exhaustive({
+            E.RunStarted: self._on_started,
+            E.StatusChanged: self._on_status,
+            E.StepMetrics: self._on_step,
+            E.EpochMetrics: self._on_epoch,
+            E.ValidationMetrics: self._on_validation,
+            E.TestMetrics: lambda ev: self._progress.set_test(ev.metrics),
+            E.CheckpointSaved: self._on_checkpoint,
+            E.CommandApplied: self._on_applied,
+            E.CommandRejected: E.ignore,  # the event log shows these four
+            E.RunWarning: E.ignore,
+            E.RunNote: E.ignore,
+            E.RunError: E.ignore,
+            E.RunFinished: lambda ev: self._set_status(ev.status),
+            E.RunFailed: self._on_failed,
+        }, "DashboardScreen")
 
     def compose(self) -> ComposeResult:
         yield RunHeader(self.preset, id="header")
@@ -138,56 +160,41 @@ class DashboardScreen(Screen):
         for plot in self.plots:
             plot.mark(step, kind)
 
-    @property
-    def run_active(self) -> bool:
-        """The app says a run is in progress (commands can be sent)."""
-        return bool(getattr(self.app, "run_active", False))
+    def set_run_active(self, active: bool) -> None:
+        """The app says whether a run is in progress; the footer then shows the keys that apply."""
+        if active != self.run_active:
+            self.run_active = active
+            if self.ready:
+                self.refresh_bindings()  # recomposes the footer (costly): only on a change
 
     def check_action(self, action: str, parameters: tuple) -> bool | None:
         # hidden (False) rather than greyed: an 80-column footer then shows what can be done now
-        if action in RUN_ACTIONS:
-            return self.run_active
-        if action == "new_run":
-            return not self.run_active
-        return True
+        needs = NEEDS_RUN.get(action)
+        return True if needs is None else needs == self.run_active
+
+    def note(self, text: str, style: str = "") -> None:
+        """A line in the event log from the app itself (not from an engine event)."""
+        self._log.say(text, style=style)
+
+    def show_thread_ended(self, status: str) -> None:
+        """The training thread ended without a final status: say so, and show ``status``."""
+        self._log.say("the training thread ended", style="yellow")
+        self._set_status(status)
 
     # -- events --------------------------------------------------------------------------------
     def apply(self, ev: E.Event) -> None:
         """Show one engine event (called by the app, inside one batch_update per drain)."""
-        log = self._log
         step = getattr(ev, "step", None)
         if isinstance(step, int):
             self.step = max(self.step, step)
-        if isinstance(ev, E.StepMetrics):
+        kind = type(ev)
+        if kind is E.StepMetrics:
             self._on_step(ev)
             return  # the hot path: no log line per step
-        if self._latest_step is not None and isinstance(ev, E.EpochMetrics | E.TestMetrics):
+        if self._latest_step is not None and kind in FLUSH_FIRST:
             self.flush(force=True)  # keep the order: the epoch's end shows after its last step
-        log.log_event(ev)
-        if isinstance(ev, E.RunStarted):
-            self._on_started(ev)
-        elif isinstance(ev, E.StatusChanged):
-            self._on_status(ev)
-        elif isinstance(ev, E.EpochMetrics):
-            self._on_epoch(ev)
-        elif isinstance(ev, E.ValidationMetrics):
-            self._loss_plot.add("val", ev.step, ev.metrics.get("loss"))
-            self._metric_plot.add("val", ev.step, ev.metrics.get(self.metric_key))
-        elif isinstance(ev, E.TestMetrics):
-            self._progress.set_test(ev.metrics)
-        elif isinstance(ev, E.CheckpointSaved):
-            if ev.reason in USER_CHECKPOINTS:
-                self._mark(ev.step, "checkpoint")
-        elif isinstance(ev, E.CommandApplied):
-            self._on_applied(ev)
-        elif isinstance(ev, E.RunFinished):
-            self._set_status(ev.status)
-        elif isinstance(ev, E.RunFailed):
-            self._set_status("failed")
-            self.app.notify(f"Run failed: {ev.message}", title="FAILED", severity="error", timeout=10)
-        if isinstance(ev, E.StatusChanged | E.RunFinished | E.RunFailed):
-            # only status decides which keys apply; refreshing recomposes the footer (costly)
-            self.refresh_bindings()
+        self._log.log_event(ev)
+        self._handlers[kind](ev)
 
     def _set_status(self, status: str) -> None:
         self.status = status
@@ -206,11 +213,23 @@ class DashboardScreen(Screen):
             self.base_lr = float(ev.hyperparameters["lr"])
         self._panel.set_all(ev.hyperparameters, ev.live)
 
+    def _on_failed(self, ev: E.RunFailed) -> None:
+        self._set_status("failed")
+        self.app.notify(f"Run failed: {ev.message}", title="FAILED", severity="error", timeout=10)
+
+    def _on_validation(self, ev: E.ValidationMetrics) -> None:
+        self._loss_plot.add("val", ev.step, ev.metrics.get("loss"))
+        self._metric_plot.add("val", ev.step, ev.metrics.get(self.metric_key))
+
+    def _on_checkpoint(self, ev: E.CheckpointSaved) -> None:
+        if ev.reason in USER_CHECKPOINTS:
+            self._mark(ev.step, "checkpoint")
+
     def _on_status(self, ev: E.StatusChanged) -> None:
         before = self.status
         self._set_status(ev.status)
         if ev.status == "paused":
-            nonfinite = "non-finite" in ev.reason or "nonfinite" in ev.reason
+            nonfinite = ev.cause == "nonfinite"
             self._mark(ev.step, "nonfinite" if nonfinite else "pause")
             if nonfinite:
                 self.app.push_screen(NonFiniteDialog(ev.reason), self._after_nonfinite)
@@ -282,7 +301,7 @@ class DashboardScreen(Screen):
 
     # -- actions (they submit commands; the screen changes when events come back) ---------------
     def _submit(self, command: C.Command) -> None:
-        self.app.submit(command)
+        self.post_message(self.CommandRequested(command))
 
     def action_toggle_pause(self) -> None:
         """Pause when running, resume when paused, as the engine last reported."""
@@ -318,8 +337,8 @@ class DashboardScreen(Screen):
         self._submit(C.Validate())
 
     def action_early_stop(self) -> None:
-        def done(yes: bool | None) -> None:
-            if yes:
+        def done(choice: str | None) -> None:
+            if choice == YES:
                 self._submit(C.Stop())
         self.app.push_screen(ConfirmDialog(
             "Stop early?", "Finishes the current step, evaluates, saves a checkpoint and ends the run as "
@@ -330,4 +349,4 @@ class DashboardScreen(Screen):
         self.toggle_class("-show-table")
 
     def action_new_run(self) -> None:
-        self.app.show_launcher()
+        self.post_message(self.NewRunRequested())

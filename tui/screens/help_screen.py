@@ -8,24 +8,11 @@ from textual.containers import VerticalScroll
 from textual.screen import ModalScreen
 from textual.widgets import Label, Static
 
-KEYS: list[tuple[str, str]] = [
-    ("space", "pause / resume (the badge changes when the engine reports it)"),
-    ("l", "set the base learning rate (dialog: 3e-4, 0.001; must be finite and > 0)"),
-    ("[  /  ]", "halve / double the learning rate"),
-    ("h", "change momentum, weight decay, gradient clip or early-stopping patience"),
-    ("s", "save a checkpoint now (the event log shows its path)"),
-    ("v", "validate now"),
-    ("e", "early stop: finish the step, evaluate, save, end as EARLY STOPPED (asks first)"),
-    ("b", "roll back: restore the last good weights (snapshot at most a second old), halve the LR"),
-    ("t", "switch the lower panel between the event log and the epoch table (small terminals)"),
-    ("n", "new run: back to the launcher (after the run ended)"),
-    ("q", "quit (asks while a run is active, offering to save)"),
-    ("?", "this help"),
-    ("ctrl+p", "command palette: the same actions by name"),
-    ("tab / shift+tab", "move the focus; arrows scroll the focused table or log"),
-    ("launcher: ↑ ↓ enter", "pick a preset, edit lr / batch size / epochs / optimizer, Enter starts"),
-]
-"""Key -> what it does (the dashboard's and launcher's bindings, for the help screen and README)."""
+from tui.keys import help_rows
+
+KEYS: list[tuple[str, str]] = help_rows()
+"""Key -> what it does (built from :mod:`tui.keys`: the dashboard's and the app's bindings, then
+Textual's and the launcher's keys)."""
 
 
 class HelpScreen(ModalScreen[None]):

@@ -2,45 +2,27 @@
 
 from __future__ import annotations
 
-import math
-
 from textual import on
 from textual.app import ComposeResult
 from textual.containers import Vertical
 from textual.screen import ModalScreen
 from textual.widgets import Input, Label, Select, Static
 
+from core import limits
 from core.commands import LIVE_HYPERPARAMETERS
 from tui import format as fmt
 
-RULES = {
-    "momentum": (0.0, 1.0, False, "a number in [0, 1)"),
-    "weight_decay": (0.0, 1.0, True, "a number in [0, 1]"),
-    "grad_clip": (0.0, None, True, "a number >= 0 (0 turns clipping off)"),
-    "patience": (0.0, None, True, "a whole number of epochs >= 0"),
-}
-"""key -> (min, max or None, max inclusive, what is allowed)."""
+
+def parse_hyperparameter(key: str, text: str) -> float | int:
+    """Validate text for a live hyperparameter against ``core.limits`` (the engine's range); ValueError
+    (a :class:`core.limits.LimitError`) with a one-line reason otherwise. The learning rate is refused:
+    it has its own dialog (l)."""
+    if key not in LIVE_HYPERPARAMETERS:
+        raise limits.LimitError(f"{key!r} is not set here (this dialog changes {', '.join(LIVE_HYPERPARAMETERS)})")
+    return limits.parse(key, text)
 
 
-def parse_hyperparameter(key: str, text: str) -> float:
-    """Validate text for a live hyperparameter; ValueError with a one-line reason otherwise."""
-    if key not in RULES:
-        raise ValueError(f"{key!r} cannot be changed live (allowed: {', '.join(LIVE_HYPERPARAMETERS)})")
-    lo, hi, hi_inclusive, allowed = RULES[key]
-    try:
-        value = float(text.strip())
-    except ValueError:
-        raise ValueError(f"{key}: {text.strip()!r} is not a number; expected {allowed}") from None
-    if not math.isfinite(value) or value < lo or (hi is not None and (value > hi or (value == hi and not hi_inclusive))):
-        raise ValueError(f"{key}: {text.strip()} is out of range; expected {allowed}")
-    if key == "patience":
-        if value != int(value):
-            raise ValueError(f"patience: expected {allowed}")
-        value = float(int(value))
-    return value
-
-
-class HyperparameterDialog(ModalScreen[tuple[str, float] | None]):
+class HyperparameterDialog(ModalScreen[tuple[str, float | int] | None]):
     """Pick a live hyperparameter and type its value; dismisses with (key, value) or None."""
 
     BINDINGS = [("escape", "cancel", "Cancel")]

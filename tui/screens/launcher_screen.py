@@ -12,13 +12,13 @@ from textual.containers import Grid, Horizontal, Vertical, VerticalScroll
 from textual.message import Message
 from textual.screen import Screen
 from textual.widgets import Button, Footer, Input, Label, OptionList, Select, Static
-from textual.widgets.option_list import Option
+from textual.widgets.option_list import Option, OptionDoesNotExist
 
 from core import config as cfgmod
 from core.config import ConfigError, RunConfig
 
-OPTIMIZERS = ("sgd", "adam", "adamw", "rmsprop")
-"""Choices of the optimizer field (as core.config allows)."""
+OPTIMIZERS: tuple[str, ...] = tuple(cfgmod.field_spec("optim.name")[1]["choices"])
+"""Choices of the optimizer field: the ones core.config declares for ``optim.name``."""
 
 GIVEN = "(given config)"
 """List entry for a config handed to build_app that is not a preset on the list."""
@@ -115,7 +115,7 @@ class LauncherScreen(Screen):
             try:
                 raw = cfgmod.read_toml(self.presets[name])
                 self._descriptions[name] = str(raw.get("description", "")) if isinstance(raw, dict) else ""
-            except Exception:  # a broken preset still gets listed; choosing it shows the error
+            except Exception:  # noqa: BLE001 - a broken preset still gets listed; choosing it shows the error
                 self._descriptions[name] = "(cannot be read)"
         return self._descriptions[name]
 
@@ -124,7 +124,7 @@ class LauncherScreen(Screen):
         if self.selected is not None:
             try:
                 options.highlighted = options.get_option_index(self.selected)
-            except Exception:
+            except OptionDoesNotExist:  # e.g. a given config's name that is no preset on the list
                 options.highlighted = 0
         else:
             self._error("no presets found (bundled presets missing?)")
@@ -143,7 +143,7 @@ class LauncherScreen(Screen):
             self._error(str(err))
             self.query_one("#preview", Static).update("")
             return
-        except Exception as err:  # e.g. an unreadable file: say so, do not crash
+        except Exception as err:  # noqa: BLE001 - e.g. an unreadable file: say so, do not crash
             self._error(f"{name}: {type(err).__name__}: {err}")
             return
         self._error(self.message)

@@ -2,31 +2,20 @@
 
 from __future__ import annotations
 
-import math
-
 from textual import on
 from textual.app import ComposeResult
 from textual.containers import Vertical
 from textual.screen import ModalScreen
 from textual.widgets import Input, Label, Static
 
+from core import limits
 from tui import format as fmt
 
 
 def parse_learning_rate(text: str) -> float:
-    """'3e-4' -> 0.0003. Raises ValueError with a one-line reason for anything not finite and > 0."""
-    text = text.strip()
-    if not text:
-        raise ValueError("type a learning rate, e.g. 3e-4 or 0.001")
-    try:
-        value = float(text)
-    except ValueError:
-        raise ValueError(f"{text!r} is not a number (e.g. 3e-4 or 0.001)") from None
-    if not math.isfinite(value):
-        raise ValueError(f"{text!r} is not finite: the learning rate must be a finite number > 0")
-    if value <= 0:
-        raise ValueError(f"{text!r}: the learning rate must be > 0")
-    return value
+    """'3e-4' -> 0.0003. Raises ValueError (a :class:`core.limits.LimitError`) with a one-line reason
+    for anything the engine would refuse (the range of ``core.limits.LIMITS["lr"]``)."""
+    return float(limits.parse("lr", text))
 
 
 class LearningRateDialog(ModalScreen[float | None]):

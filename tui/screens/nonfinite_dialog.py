@@ -2,42 +2,19 @@
 
 from __future__ import annotations
 
-from textual import on
-from textual.app import ComposeResult
-from textual.containers import Horizontal, Vertical
-from textual.screen import ModalScreen
-from textual.widgets import Button, Label, Static
+from tui.screens.choice_dialog import Choice, ChoiceDialog
 
 
-class NonFiniteDialog(ModalScreen[str | None]):
-    """Dismisses with 'rollback', 'resume', 'stop', or None (stay paused and decide later)."""
-
-    BINDINGS = [("b", "choose('rollback')", "Roll back"), ("r", "choose('resume')", "Resume"),
-                ("e", "choose('stop')", "Stop"), ("escape", "choose(None)", "Stay paused")]
+class NonFiniteDialog(ChoiceDialog):
+    """Dismisses with 'rollback', 'resume', 'stop', or None (Esc: stay paused and decide later)."""
 
     def __init__(self, reason: str) -> None:
-        super().__init__()
+        super().__init__(
+            "Non-finite loss: training is paused",
+            [reason, "Roll back: restore the last good weights (at most a second old when the loss was finite) and halve the "
+                     "learning rate. Resume: go on as is. Stop: roll back, then early stop (evaluate, save)."],
+            [Choice("b", "Roll back, LR/2", "rollback", "primary"), Choice("r", "Resume", "resume"),
+             Choice("e", "Stop", "stop", "error")],
+            focus="b", escape=None)
         self.reason = reason
         """The engine's reason for pausing (names the step and the value)."""
-
-    def compose(self) -> ComposeResult:
-        with Vertical(classes="dialog"):
-            yield Label("Non-finite loss: training is paused", classes="dialog-title")
-            yield Static(self.reason, classes="dialog-help")
-            yield Static("Roll back: restore the last good weights (at most a second old when the loss was finite) and halve the "
-                         "learning rate. Resume: go on as is. Stop: roll back, then early stop (evaluate, save).",
-                         classes="dialog-help")
-            with Horizontal(classes="dialog-buttons"):
-                yield Button("Roll back, LR/2 (b)", variant="primary", id="rollback")
-                yield Button("Resume (r)", id="resume")
-                yield Button("Stop (e)", variant="error", id="stop")
-
-    def on_mount(self) -> None:
-        self.query_one("#rollback", Button).focus()
-
-    @on(Button.Pressed)
-    def _pressed(self, event: Button.Pressed) -> None:
-        self.dismiss(event.button.id)
-
-    def action_choose(self, choice: str | None) -> None:
-        self.dismiss(choice)

@@ -20,6 +20,22 @@ class EventLog(RichLog):
         self.lines_text: list[str] = []
         """Plain text of the most recent lines (tests and copy; bounded like the log)."""
         self._pending: list[Text] = []
+        self._handlers = E.exhaustive({
+            E.RunStarted: self._started,
+            E.StatusChanged: self._status,
+            E.StepMetrics: E.ignore,
+            E.EpochMetrics: self._epoch,
+            E.ValidationMetrics: lambda ev: self.say("validation: " + self._metrics_text(ev.metrics), ev.step),
+            E.TestMetrics: lambda ev: self.say("test: " + self._metrics_text(ev.metrics), None, "bold"),
+            E.CheckpointSaved: lambda ev: self.say(f"checkpoint ({ev.reason}): {ev.path}", ev.step, "green"),
+            E.CommandApplied: lambda ev: self.say(f"{ev.command}: {ev.detail}", ev.step),
+            E.CommandRejected: lambda ev: self.say(f"{ev.command} rejected: {ev.reason}", ev.step, "yellow"),
+            E.RunWarning: lambda ev: self.say(f"warning: {ev.message}", ev.step, "yellow"),
+            E.RunNote: lambda ev: self.say(ev.message, ev.step),
+            E.RunError: lambda ev: self.say(f"error: {ev.message}", ev.step, "red"),
+            E.RunFinished: lambda ev: self.say(f"run finished: {fmt.status_label(ev.status)} · {ev.run_dir}", None, "bold"),
+            E.RunFailed: self._failed,
+        }, "EventLog")
 
     def say(self, text: str, step: int | None = None, style: str = "") -> None:
         """Add one line, prefixed with the step when known (shown at the next :meth:`flush`)."""
@@ -37,42 +53,29 @@ class EventLog(RichLog):
             self.write(Text("\n").join(lines))
 
     def log_event(self, ev: E.Event) -> None:
-        """Write the line(s) for an engine event; events without a line are ignored."""
-        if isinstance(ev, E.RunStarted):
-            self.run_task = ev.task
-            self.say(f"run started: {ev.preset} on {ev.device} · {ev.model} · {ev.num_params:,} parameters", ev.start_step)
-            self.say(f"data: {ev.train_size} train / {ev.val_size} val / {ev.test_size} test · {ev.total_steps} steps planned")
-            self.say(f"run directory: {ev.run_dir}")
-        elif isinstance(ev, E.StatusChanged):
-            text = f"status: {fmt.status_label(ev.status)}" + (f" ({ev.reason})" if ev.reason else "")
-            style = "bold red" if ev.status == "failed" or "non-finite" in ev.reason else ("bold" if ev.status in E.FINAL_STATUSES else "")
-            self.say(text, ev.step, style)
-        elif isinstance(ev, E.EpochMetrics):
-            self.say(self._epoch_text(ev), ev.step, "bold" if ev.is_best else "")
-            if ev.patience_left is not None:
-                self.say(f"early stopping: {ev.patience_left} epoch(s) of patience left", ev.step,
-                         "yellow" if ev.patience_left <= 1 else "")
-        elif isinstance(ev, E.ValidationMetrics):
-            self.say("validation: " + self._metrics_text(ev.metrics), ev.step)
-        elif isinstance(ev, E.TestMetrics):
-            self.say("test: " + self._metrics_text(ev.metrics), None, "bold")
-        elif isinstance(ev, E.CheckpointSaved):
-            self.say(f"checkpoint ({ev.reason}): {ev.path}", ev.step, "green")
-        elif isinstance(ev, E.CommandApplied):
-            self.say(f"{ev.command}: {ev.detail}", ev.step)
-        elif isinstance(ev, E.CommandRejected):
-            self.say(f"{ev.command} rejected: {ev.reason}", ev.step, "yellow")
-        elif isinstance(ev, E.RunWarning):
-            self.say(f"warning: {ev.message}", ev.step, "yellow")
-        elif isinstance(ev, E.RunNote):
-            self.say(ev.message, ev.step)
-        elif isinstance(ev, E.RunError):
-            self.say(f"error: {ev.message}", ev.step, "red")
-        elif isinstance(ev, E.RunFinished):
-            self.say(f"run finished: {fmt.status_label(ev.status)} · {ev.run_dir}", None, "bold")
-        elif isinstance(ev, E.RunFailed):
-            self.say(f"run FAILED: {ev.message}", None, "bold red")
-            self.say(f"traceback saved to {ev.traceback_path}" if ev.traceback_path else "traceback: " + _last_line(ev.traceback), None, "red")
+        """Write the line(s) for an engine event (StepMetrics has none: the plots show it)."""
+        self._handlers[type(ev)](ev)
+
+    def _started(self, ev: E.RunStarted) -> None:
+        self.run_task = ev.task
+        self.say(f"run started: {ev.preset} on {ev.device} · {ev.model} · {ev.num_params:,} parameters", ev.start_step)
+        self.say(f"data: {ev.train_size} train / {ev.val_size} val / {ev.test_size} test · {ev.total_steps} steps planned")
+        self.say(f"run directory: {ev.run_dir}")
+
+    def _status(self, ev: E.StatusChanged) -> None:
+        text = f"status: {fmt.status_label(ev.status)}" + (f" ({ev.reason})" if ev.reason else "")
+        alarm = ev.status == "failed" or ev.cause == "nonfinite"
+        self.say(text, ev.step, "bold red" if alarm else ("bold" if ev.status in E.FINAL_STATUSES else ""))
+
+    def _epoch(self, ev: E.EpochMetrics) -> None:
+        self.say(self._epoch_text(ev), ev.step, "bold" if ev.is_best else "")
+        if ev.patience_left is not None:
+            self.say(f"early stopping: {ev.patience_left} epoch(s) of patience left", ev.step,
+                     "yellow" if ev.patience_left <= 1 else "")
+
+    def _failed(self, ev: E.RunFailed) -> None:
+        self.say(f"run FAILED: {ev.message}", None, "bold red")
+        self.say(f"traceback saved to {ev.traceback_path}" if ev.traceback_path else "traceback: " + _last_line(ev.traceback), None, "red")
 
     def _metrics_text(self, m: dict) -> str:
         parts = []

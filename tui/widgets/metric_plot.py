@@ -225,7 +225,7 @@ class MetricPlot(PlotextPlot):
             plt._set_size(self.size.width, self.size.height)  # see textual-plotext issue 5
             plt.theme(self._get_plotext_theme_name(self.app.theme))
             return fast_from_ansi(plt.build())
-        except Exception as exc:  # plotext edge cases must never take the dashboard down
+        except Exception as exc:  # noqa: BLE001 - plotext edge cases must never take the dashboard down
             return Text(f"{self.title}: cannot draw ({type(exc).__name__})", no_wrap=True, overflow="ellipsis")
 
 
