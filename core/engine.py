@@ -216,8 +216,8 @@ class Trainer:
 
     def current_lr(self, step: int) -> float:
         """The learning rate for optimizer step ``step``: base x schedule x plateau."""
-        rt = self.p.rt
-        return self.state.base_lr * factor(self.config.schedule, step, rt.steps_per_epoch, rt.total_steps) * self.p.plateau.scale
+        p = self.p
+        return self.state.base_lr * factor(self.config.schedule, step, p.rt.steps_per_epoch, p.rt.total_steps) * p.plateau.scale
 
     def emergency_summary(self, status: str, reason: str) -> None:
         """Write summary.json from another thread when the trainer cannot finish in time (the
@@ -274,9 +274,10 @@ class Trainer:
 
     def _train_batch(self, x: torch.Tensor, y: torch.Tensor) -> None:
         """Forward and backward of one batch; its loss (and predictions) stay on the device."""
-        cfg, p = self.config, self.p
+        cfg, p = self.config, self._p  # the hot path: no property (a prepared run is guaranteed here)
         rt = p.rt
-        x = rt.prepare_input(x, cfg.train.channels_last)
+        if cfg.train.channels_last and x.dim() == 4:
+            x = x.contiguous(memory_format=torch.channels_last)
         with rt.autocast():
             out = rt.forward(x)
             loss = rt.loss_fn(out.float(), y)
@@ -290,7 +291,7 @@ class Trainer:
 
     def _optimizer_step(self) -> None:
         """One optimizer step at the schedule's LR for this step, gradients clipped when asked."""
-        st, p = self.state, self.p
+        st, p = self.state, self._p  # the hot path, as _train_batch
         lr = self.current_lr(st.step)
         for g in p.rt.optimizer.param_groups:
             g["lr"] = lr

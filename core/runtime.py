@@ -126,10 +126,6 @@ class Runtime:
         """'classification' or 'regression'."""
         return self.data.task
 
-    def prepare_input(self, x: torch.Tensor, channels_last: bool) -> torch.Tensor:
-        """The batch in the memory format the model was built for."""
-        return x.contiguous(memory_format=torch.channels_last) if channels_last and x.dim() == 4 else x
-
 
 def configure_torch(cfg: RunConfig, device: torch.device) -> None:
     """Deterministic algorithms, or cuDNN autotuning on CUDA, before anything is built."""

@@ -2,8 +2,9 @@
 
 Same interface (``submit(command)``, ``run(stop_event, sink)``, see :class:`core.contract.TrainerLike`),
 no torch: it emits the events it is given, records every submitted command, and answers each
-command with the events the engine sends for it, in the engine's order (the status change first,
-then the acknowledgement; the engine's reasons; limits from :func:`core.limits.check`).
+command with the events the engine sends for it, in the engine's order: it decides with the
+engine's own :func:`core.control.decide` (rules, reasons, limits) and then sends what
+``Trainer._apply`` sends (the status change first, then the acknowledgement).
 ``tests/unit/test_contract.py`` runs one command script against both and compares what comes back.
 """
 
@@ -16,8 +17,9 @@ import threading
 from collections.abc import Callable, Iterable
 
 from core import commands as C
+from core import control
 from core import events as E
-from core import limits
+from core.state import TrainingState
 
 _ENDED = "the run has ended"
 """The reason every command still queued when the run ends is rejected with (as the engine does)."""
@@ -218,89 +220,36 @@ class FakeTrainer:
     def _reject(self, cmd: C.Command, reason: str) -> None:
         self.emit(E.CommandRejected(command=cmd.name, reason=reason, step=self.step))
 
-    def _set_lr(self, cmd: C.Command, new: object) -> None:
-        try:
-            value = float(limits.check("lr", new))
-        except limits.LimitError as err:
-            return self._reject(cmd, str(err))
-        old = float(self.hyperparameters.get("lr", 0.0))
-        self.hyperparameters["lr"] = value
-        self._ack(cmd, f"lr {old:.6g} -> {value:.6g}", key="lr", old=old, new=value)
-
-    def _set_hyperparameter(self, cmd: C.SetHyperparameter) -> None:
-        key = cmd.key
-        if key not in C.LIVE_HYPERPARAMETERS:
-            return self._reject(cmd, f"unknown hyperparameter {key!r} (allowed: {', '.join(C.LIVE_HYPERPARAMETERS)})")
-        try:
-            value = limits.check(key, cmd.value)
-        except limits.LimitError as err:
-            return self._reject(cmd, str(err))
-        if key == "momentum" and value == 0 and self.hyperparameters.get("nesterov"):
-            return self._reject(cmd, "momentum 0 is not allowed with nesterov")
-        old = float(self.hyperparameters.get(key, 0.0))
-        self.hyperparameters[key] = value
-        self._ack(cmd, f"{key} {old:g} -> {value:g}", key=key, old=old, new=float(value))
-
-    def _rollback(self, cmd: C.Rollback) -> None:
-        why = _not_a_factor("lr_factor", cmd.lr_factor)
-        if why:
-            return self._reject(cmd, why)
-        if self.good_step is None:
-            return self._reject(cmd, "no good state to roll back to yet")
-        old = float(self.hyperparameters.get("lr", 0.0))
-        try:
-            new = float(limits.check("lr", old * cmd.lr_factor))
-        except limits.LimitError as err:
-            return self._reject(cmd, str(err))
-        self.hyperparameters["lr"] = new
-        self._ack(cmd, f"rolled back to the weights of step {self.good_step}; lr {old:.6g} -> {new:.6g}", key="lr", old=old, new=new)
-        if self.status == "paused" and self._paused_for_nonfinite:
-            self._status("running", "rolled back", "command")  # the answer to a non-finite pause; a user's pause stays
-
     def _apply(self, cmd: C.Command) -> None:
-        """Apply one command with the engine's events, in the engine's order."""
-        if isinstance(cmd, C.Pause):
-            if self.status != "running":
-                return self._reject(cmd, f"cannot pause while {self.status}")
-            self._status("paused", "user", "command")
-            return self._ack(cmd, "paused")
-        if isinstance(cmd, C.Resume):
-            if self.status != "paused":
-                return self._reject(cmd, f"not paused (status {self.status})")
-            self._status("running", "resumed", "command")
-            return self._ack(cmd, "resumed")
-        if isinstance(cmd, C.Stop):
-            self._stop_reason = f"early stop ({cmd.reason})"
-            self._status("stopping", self._stop_reason, "command")
-            return self._ack(cmd, "early stop requested: finishing the step, evaluating, saving")
-        if isinstance(cmd, C.SetLearningRate):
-            return self._set_lr(cmd, cmd.lr)
-        if isinstance(cmd, C.ScaleLearningRate):
-            why = _not_a_factor("the learning-rate factor", cmd.factor)
-            if why:
-                return self._reject(cmd, why)
-            return self._set_lr(cmd, float(self.hyperparameters.get("lr", 0.0)) * cmd.factor)  # the resulting lr is checked
-        if isinstance(cmd, C.SetHyperparameter):
-            return self._set_hyperparameter(cmd)
-        if isinstance(cmd, C.Rollback):
-            return self._rollback(cmd)
-        if isinstance(cmd, C.SaveCheckpoint):
-            path = self._checkpoint(cmd.reason or "manual")
-            return self._ack(cmd, f"saved {path}")
-        if isinstance(cmd, C.Validate):
+        """Apply one command as the engine does: the same decision (core.control.decide), then the
+        engine's events in the engine's order (Trainer._apply)."""
+        hp = self.hyperparameters
+        state = TrainingState(step=self.step, base_lr=float(hp.get("lr", 0.0)), grad_clip=float(hp.get("grad_clip", 0.0)),
+                              patience=int(hp.get("patience", 0)))
+        group = {"momentum": float(hp.get("momentum", 0.0)), "weight_decay": float(hp.get("weight_decay", 0.0)),
+                 "nesterov": bool(hp.get("nesterov", False))}
+        d = control.decide(cmd, self.status, state, group, good_step=self.good_step,
+                           nonfinite_pause=self.status == "paused" and self._paused_for_nonfinite)
+        if d.rejected:
+            return self._reject(cmd, d.rejected)
+        detail = d.applied
+        if d.effect == "save":
+            detail = f"saved {self._checkpoint(getattr(cmd, 'reason', '') or 'manual')}"
+        elif d.effect == "validate":
             self.emit(E.ValidationMetrics(step=self.step, epoch=self._epoch(), metrics=self._validation()))
-            return self._ack(cmd, "validated")
-        return self._reject(cmd, f"unknown command {type(cmd).__name__}")
+        for name, value in {**d.changes, **d.optimizer}.items():
+            hp[{"base_lr": "lr", "beta1": "momentum"}.get(name, name)] = value
+        if d.status and not d.status_after_ack:
+            if d.status[0] == "stopping":
+                self._stop_reason = d.status[1]
+            self._status(*d.status)
+        self._ack(cmd, detail, key=d.key, old=d.old, new=d.new)
+        if d.status and d.status_after_ack:
+            self._status(*d.status)
+        return None
 
 
 _FINISH = object()
-
-
-def _not_a_factor(name: str, value: object) -> str:
-    """'' when ``value`` is a finite number > 0, else why not (the engine's words)."""
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value <= 0:
-        return f"{name} must be a finite number > 0, got {value!r}"
-    return ""
 
 
 def sample_events() -> list[E.Event]:
