@@ -83,6 +83,15 @@ class Validate(Command):
 
 
 @dataclass(frozen=True)
+class Interrupt(Command):
+    """End the run now as ``interrupted``: finish the step, save a checkpoint, no evaluation (what
+    a SIGTERM does; the quit dialog's "stop"). ``--resume`` continues it."""
+
+    reason: str = "user"
+    """Why, as recorded in the event log."""
+
+
+@dataclass(frozen=True)
 class Rollback(Command):
     """Restore the last good weights (a snapshot taken at a log interval with a finite loss and
     finite weights, at most once a second), scale the base learning rate by ``lr_factor`` and
@@ -90,3 +99,9 @@ class Rollback(Command):
 
     lr_factor: float = 0.5
     """Multiplier for the base learning rate after the rollback (finite, > 0)."""
+
+
+COMMAND_TYPES: tuple[type[Command], ...] = (
+    Pause, Resume, Stop, Interrupt, SetLearningRate, ScaleLearningRate, SetHyperparameter, SaveCheckpoint, Validate, Rollback,
+)
+"""Every concrete command type (what the control endpoint accepts by name)."""

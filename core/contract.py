@@ -22,8 +22,9 @@ Sink = Callable[[E.Event], None]
 class TrainerLike(Protocol):
     """Commands in (``submit``, thread-safe, never blocks), events out (``run``'s sink)."""
 
-    def submit(self, command: C.Command) -> None:
-        """Queue a command; it applies at the next step boundary and is acknowledged by an event."""
+    def submit(self, command: C.Command, origin: str = "") -> None:
+        """Queue a command; it applies at the next step boundary and is acknowledged by an event
+        (CommandApplied or CommandRejected, carrying ``origin``: who sent it)."""
 
     def run(self, stop_event: threading.Event | None = None, sink: Sink | None = None) -> dict:
         """Train to the end (or until ``stop_event``), reporting through ``sink``; return the summary."""

@@ -19,8 +19,9 @@ from core import commands as C
 from core import limits
 from core.state import TrainingState
 
-EFFECTS = ("", "save", "validate", "rollback")
-"""What the engine carries out after deciding: nothing, a checkpoint, a validation, a rollback."""
+EFFECTS = ("", "save", "validate", "rollback", "interrupt")
+"""What the engine carries out after deciding: nothing, a checkpoint, a validation, a rollback,
+or ending the run as interrupted at this step boundary."""
 
 
 @dataclass(frozen=True)
@@ -76,6 +77,8 @@ def decide(cmd: C.Command, status: str, state: TrainingState, group: Mapping[str
     if isinstance(cmd, C.Stop):
         return Decision(applied="early stop requested: finishing the step, evaluating, saving",
                         status=("stopping", f"early stop ({cmd.reason})", "command"))
+    if isinstance(cmd, C.Interrupt):
+        return Decision(applied="stop requested: finishing the step, saving", effect="interrupt")
     if isinstance(cmd, (C.SetLearningRate, C.ScaleLearningRate)):
         return _learning_rate(cmd, state)
     if isinstance(cmd, C.SetHyperparameter):

@@ -111,19 +111,21 @@ class Trainer:
         """What the training thread raised, when the run failed."""
         self.resume_file: Path | None = None
         """The checkpoint file a resumed run continues (``resume_from`` resolved)."""
-        self._commands: queue.SimpleQueue[C.Command] = queue.SimpleQueue()
+        self._commands: queue.SimpleQueue[tuple[C.Command, str]] = queue.SimpleQueue()
         self._sink: Sink = lambda e: None
         self._stop = threading.Event()
         self._p: _Prepared | None = None
         self._log: RunLog | None = None
         self._status_reason, self._status_cause = "", ""
+        self._interrupted = ""  # the reason of an Interrupt command, once applied
         self._wall0 = time.perf_counter()
 
     # ------------------------------------------------------------------ public API
 
-    def submit(self, command: C.Command) -> None:
-        """Queue a command; it applies at the next step boundary. Never blocks."""
-        self._commands.put(command)
+    def submit(self, command: C.Command, origin: str = "") -> None:
+        """Queue a command; it applies at the next step boundary. Never blocks. ``origin`` (who
+        sent it, e.g. a viewer of the control endpoint) is recorded in its acknowledgement."""
+        self._commands.put((command, origin))
 
     @property
     def prepared(self) -> bool:
@@ -144,6 +146,7 @@ class Trainer:
     steps_per_epoch = property(lambda self: self.p.rt.steps_per_epoch, doc="Optimizer steps per epoch.")
     total_steps = property(lambda self: self.p.rt.total_steps, doc="Optimizer steps planned (max_steps applied).")
     ckpt_dir = property(lambda self: self.p.ckpt_dir, doc="<run_dir>/checkpoints.")
+    run_log = property(lambda self: self.p.log, doc="The run directory's files (listeners see every record).")
 
     def prepare(self) -> None:
         """Load data, build model and optimizer, create (or reopen) the run directory.
@@ -218,6 +221,11 @@ class Trainer:
         """The learning rate for optimizer step ``step``: base x schedule x plateau."""
         p = self.p
         return self.state.base_lr * factor(self.config.schedule, step, p.rt.steps_per_epoch, p.rt.total_steps) * p.plateau.scale
+
+    def report(self, event: E.Event) -> None:
+        """Log an event that does not come from the loop (a Python warning, a viewer note) and hand
+        it to the sink, like the loop's own. Call it from the training thread or while it waits."""
+        self._emit(event)
 
     def emergency_summary(self, status: str, reason: str) -> None:
         """Write summary.json from another thread when the trainer cannot finish in time (the
@@ -321,16 +329,16 @@ class Trainer:
         self._drain_commands()
         if self.status == "paused":
             with self.p.clock.held():
-                while self.status == "paused" and not self._stop.is_set():
+                while self.status == "paused" and not self._stop.is_set() and not self._interrupted:
                     try:
-                        self._apply(self._commands.get(timeout=0.1))
+                        self._apply(*self._commands.get(timeout=0.1))
                     except queue.Empty:
                         pass
                     # what was queued behind the command that ended the pause (e.g. Rollback, Stop)
                     # applies before the next step, not after it
                     self._drain_commands()
-        if self._stop.is_set():
-            raise _EndRun("interrupted", "stop requested")
+        if self._stop.is_set() or self._interrupted:
+            raise _EndRun("interrupted", self._interrupted or "stop requested")
         if self.status == "stopping":
             raise _EndRun("early_stopped", self._status_reason)
 
@@ -339,10 +347,10 @@ class Trainer:
             return
         while True:
             try:
-                cmd = self._commands.get_nowait()
+                cmd, origin = self._commands.get_nowait()
             except queue.Empty:
                 return
-            self._apply(cmd)
+            self._apply(cmd, origin)
 
     def _end_epoch(self, seconds: float) -> None:
         """Validate (when due), track the best epoch, the plateau and early stopping, report, save."""
@@ -377,7 +385,7 @@ class Trainer:
 
     # ------------------------------------------------------------------ commands
 
-    def _apply(self, cmd: C.Command) -> None:
+    def _apply(self, cmd: C.Command, origin: str = "") -> None:
         """Decide what ``cmd`` does (core.control) and carry it out; acknowledge it either way.
         Every command of the run passes here, at a step boundary."""
         st, p = self.state, self.p
@@ -385,7 +393,7 @@ class Trainer:
             d = control.decide(cmd, self.status, st, p.rt.optimizer.param_groups[0], good_step=p.good.step,
                                nonfinite_pause=self.status == "paused" and self._status_cause == "nonfinite")
             if d.rejected:
-                return self._reject(cmd, d.rejected)
+                return self._reject(cmd, d.rejected, origin)
             detail = self._carry_out(cmd, d)
             control.write_optimizer(p.rt.optimizer, d.optimizer)
             for name, value in d.changes.items():
@@ -393,8 +401,9 @@ class Trainer:
             if d.status and not d.status_after_ack:
                 self._set_status(*d.status)
             if detail is not None:
-                st.history.append({"step": st.step, "epoch": st.epoch, "command": cmd.name, "detail": detail})
-                self._emit(E.CommandApplied(command=cmd.name, detail=detail, step=st.step, key=d.key, old=d.old, new=d.new))
+                st.history.append({"step": st.step, "epoch": st.epoch, "command": cmd.name, "detail": detail, "origin": origin})
+                self._emit(E.CommandApplied(command=cmd.name, detail=detail, step=st.step, key=d.key, old=d.old, new=d.new,
+                                            origin=origin))
             if d.status and d.status_after_ack:
                 self._set_status(*d.status)
         except _EndRun:
@@ -415,10 +424,12 @@ class Trainer:
             self._emit(E.ValidationMetrics(step=self.state.step, epoch=self.state.epoch, metrics=metrics))
         elif d.effect == "rollback":
             p.good.restore(p.rt.model, p.rt.optimizer)
+        elif d.effect == "interrupt":
+            self._interrupted = f"stop requested ({getattr(cmd, 'reason', '') or 'user'})"
         return d.applied
 
-    def _reject(self, cmd: C.Command, reason: str) -> None:
-        self._emit(E.CommandRejected(command=cmd.name, reason=reason, step=self.state.step))
+    def _reject(self, cmd: C.Command, reason: str, origin: str = "") -> None:
+        self._emit(E.CommandRejected(command=cmd.name, reason=reason, step=self.state.step, origin=origin))
 
     def _set_status(self, status: str, reason: str, cause: str) -> None:
         self.status, self._status_reason, self._status_cause = status, reason, cause
@@ -529,9 +540,10 @@ class Trainer:
             self._emit(E.TestMetrics(metrics=test, confusion=tuple(tuple(r) for r in confusion)))
         while not self._commands.empty():  # every command is acknowledged, also after the last step
             try:
-                self._reject(self._commands.get_nowait(), "the run has ended")
+                cmd, origin = self._commands.get_nowait()
             except queue.Empty:
                 break
+            self._reject(cmd, "the run has ended", origin)
         summary = self._summary(status, reason, test)
         p.log.write_summary(summary)
         self._set_status(status, reason, "end")

@@ -180,6 +180,8 @@ class CommandApplied(Event):
     """Old value, for hyperparameter changes."""
     new: float | None = None
     """New value, for hyperparameter changes."""
+    origin: str = ""
+    """Who sent the command: a viewer's id on the control endpoint (e.g. 'tui-2', 'ctl-1'), '' when local."""
 
 
 @dataclass(frozen=True)
@@ -192,6 +194,8 @@ class CommandRejected(Event):
     """Why, one line."""
     step: int = 0
     """Optimizer steps done."""
+    origin: str = ""
+    """Who sent the command (see CommandApplied.origin)."""
 
 
 @dataclass(frozen=True)

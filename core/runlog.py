@@ -13,6 +13,7 @@ import json
 import os
 import threading
 import time
+from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -38,6 +39,32 @@ def new_run_dir(runs_dir: Path, preset: str) -> Path:
         except FileExistsError:
             i += 1
             path = Path(f"{base}-{i}")
+
+
+def last_seq(path: Path) -> int:
+    """The seq of the last complete record of a JSONL file (0 when none; files written before
+    records were numbered count their lines)."""
+    try:
+        with open(path, "rb") as f:
+            f.seek(0, os.SEEK_END)
+            size = f.tell()
+            f.seek(max(0, size - 65536))
+            tail = f.read().splitlines()
+    except OSError:
+        return 0
+    for line in reversed(tail):
+        try:
+            rec = json.loads(line)
+        except ValueError:
+            continue
+        if isinstance(rec, dict) and isinstance(rec.get("seq"), int):
+            return rec["seq"]
+        break
+    try:
+        with open(path, "rb") as f:
+            return sum(1 for _ in f)
+    except OSError:
+        return 0
 
 
 def json_default(o: Any) -> Any:
@@ -89,22 +116,33 @@ class RunLog:
         """The run directory."""
         self.summary_written = False
         """summary.json has been written (the watchdog does not overwrite a real one)."""
+        self.seq = 0
+        """The sequence number of the last record written (both files share one count, so a viewer
+        that reads them and then follows the live stream knows where one ends and the other starts)."""
+        self.listeners: list[Callable[[int, E.Event], None]] = []
+        """Called with (seq, event) after each record is written (the control endpoint)."""
         self._files: dict[str, Any] = {}
 
     def open(self, config_toml: str) -> None:
         """Write config.toml and open the JSONL files for appending (a resumed run adds to them)."""
         (self.run_dir / "config.toml").write_text(config_toml, encoding="utf-8")
-        self._files = {name: open(self.run_dir / f"{name}.jsonl", "a", encoding="utf-8") for name in ("metrics", "events")}  # noqa: SIM115
+        paths = {name: self.run_dir / f"{name}.jsonl" for name in ("metrics", "events")}
+        self.seq = max(last_seq(p) for p in paths.values())  # a resumed run counts on
+        self._files = {name: open(p, "a", encoding="utf-8") for name, p in paths.items()}  # noqa: SIM115
 
     def write(self, event: E.Event) -> None:
-        """Append one event as a JSON line (with the wall time) and flush."""
+        """Append one event as a JSON line (with its seq and the wall time), flush, tell the listeners."""
         f = self._files.get("metrics" if isinstance(event, METRIC_EVENTS) else "events")
         if f is None:
             return
+        self.seq += 1
         rec = E.to_json(event)
+        rec["seq"] = self.seq
         rec["time"] = round(time.time(), 3)
         f.write(json.dumps(rec, default=json_default, allow_nan=True) + "\n")
         f.flush()
+        for listener in self.listeners:
+            listener(self.seq, event)
 
     def close(self) -> None:
         """Close the JSONL files; later events are not written."""

@@ -89,14 +89,16 @@ class FakeTrainer:
         self._save_last = bool(save_last)
         self._paused_for_nonfinite = False
         self._stop_reason = ""
+        self._interrupted = ""
         self._inbox: queue.SimpleQueue = queue.SimpleQueue()
         self._sink: Callable[[E.Event], None] | None = None
 
     # -- the Trainer interface -------------------------------------------------------------
-    def submit(self, command: C.Command) -> None:
-        """Record the command; run() applies it (thread-safe, never blocks)."""
+    def submit(self, command: C.Command, origin: str = "") -> None:
+        """Record the command; run() applies it (thread-safe, never blocks); ``origin`` is echoed
+        in its acknowledgement, as the engine does."""
         self.commands.append(command)
-        self._inbox.put(command)
+        self._inbox.put((command, origin))
 
     def run(self, stop_event: threading.Event | None = None, sink: Callable[[E.Event], None] | None = None) -> dict:
         """Emit the opening events and the script, then apply commands until the run ends; return the summary."""
@@ -127,10 +129,10 @@ class FakeTrainer:
                     continue
                 finish = cmd is _FINISH
                 if not finish:
-                    self._apply(cmd)
+                    self._apply(*cmd)
                     finish = self._drain()  # what is queued behind it applies at the same boundary
-                if stop_event.is_set():
-                    return self._end("interrupted", "stop requested")
+                if stop_event.is_set() or self._interrupted:
+                    return self._end("interrupted", self._interrupted or "stop requested")
                 if self.status == "stopping":
                     return self._end("early_stopped", self._stop_reason)
                 if finish:
@@ -189,7 +191,7 @@ class FakeTrainer:
                 return False
             if cmd is _FINISH:
                 return True
-            self._apply(cmd)
+            self._apply(*cmd)
 
     def _end(self, status: str, reason: str = "") -> dict:
         """What the engine's finish sends for ``status`` (a completed run: see :meth:`finish`)."""
@@ -207,20 +209,21 @@ class FakeTrainer:
             except queue.Empty:
                 break
             if cmd is not _FINISH:
-                self._reject(cmd, _ENDED)
+                self._reject(cmd[0], _ENDED, cmd[1])
         summary = {"status": status, "reason": reason, "preset": self.preset, "steps": self.step,
                    "final_lr": self.hyperparameters.get("lr")}
         self._status(status, reason, "end")
         self.emit(E.RunFinished(status=status, summary=summary, run_dir=self.run_dir))
         return summary
 
-    def _ack(self, cmd: C.Command, detail: str, key: str = "", old: float | None = None, new: float | None = None) -> None:
-        self.emit(E.CommandApplied(command=cmd.name, detail=detail, step=self.step, key=key, old=old, new=new))
+    def _ack(self, cmd: C.Command, detail: str, key: str = "", old: float | None = None, new: float | None = None,
+             origin: str = "") -> None:
+        self.emit(E.CommandApplied(command=cmd.name, detail=detail, step=self.step, key=key, old=old, new=new, origin=origin))
 
-    def _reject(self, cmd: C.Command, reason: str) -> None:
-        self.emit(E.CommandRejected(command=cmd.name, reason=reason, step=self.step))
+    def _reject(self, cmd: C.Command, reason: str, origin: str = "") -> None:
+        self.emit(E.CommandRejected(command=cmd.name, reason=reason, step=self.step, origin=origin))
 
-    def _apply(self, cmd: C.Command) -> None:
+    def _apply(self, cmd: C.Command, origin: str = "") -> None:
         """Apply one command as the engine does: the same decision (core.control.decide), then the
         engine's events in the engine's order (Trainer._apply)."""
         hp = self.hyperparameters
@@ -231,19 +234,21 @@ class FakeTrainer:
         d = control.decide(cmd, self.status, state, group, good_step=self.good_step,
                            nonfinite_pause=self.status == "paused" and self._paused_for_nonfinite)
         if d.rejected:
-            return self._reject(cmd, d.rejected)
+            return self._reject(cmd, d.rejected, origin)
         detail = d.applied
         if d.effect == "save":
             detail = f"saved {self._checkpoint(getattr(cmd, 'reason', '') or 'manual')}"
         elif d.effect == "validate":
             self.emit(E.ValidationMetrics(step=self.step, epoch=self._epoch(), metrics=self._validation()))
+        elif d.effect == "interrupt":
+            self._interrupted = f"stop requested ({getattr(cmd, 'reason', '') or 'user'})"
         for name, value in {**d.changes, **d.optimizer}.items():
             hp[{"base_lr": "lr", "beta1": "momentum"}.get(name, name)] = value
         if d.status and not d.status_after_ack:
             if d.status[0] == "stopping":
                 self._stop_reason = d.status[1]
             self._status(*d.status)
-        self._ack(cmd, detail, key=d.key, old=d.old, new=d.new)
+        self._ack(cmd, detail, key=d.key, old=d.old, new=d.new, origin=origin)
         if d.status and d.status_after_ack:
             self._status(*d.status)
         return None

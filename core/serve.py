@@ -1,0 +1,188 @@
+"""The trainer process: one run, its own session, its control endpoint; outlives the terminal.
+
+``tui-train run`` starts it (:func:`spawn`) and attaches the TUI to it; a hang-up of the terminal
+does not reach it (it leaves the terminal's session), and it trains on until the run ends, a
+viewer sends ``Interrupt``/``Stop``, or it gets SIGTERM/SIGHUP itself (then it saves and ends as
+``interrupted`` within 5 s, as a headless run does: it *is* a headless run, printing its lines
+to ``<run_dir>/trainer.log``).
+
+Start-up handshake: the spawner writes a JSON spec to the child's stdin; the child answers with
+one JSON line on stdout, ``{"ready": true, "socket", "run_dir", "pid"}`` once the run directory
+and the endpoint exist, or ``{"ready": false, "error": "<one line>", "code": 2}`` for bad input;
+then its stdout and stderr go to trainer.log.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import warnings
+from collections.abc import Iterator
+from pathlib import Path
+
+from core import events as E
+
+LOG_NAME = "trainer.log"
+"""The trainer process's own output (progress lines, warnings) in its run directory."""
+
+READY_TIMEOUT = 300.0
+"""Seconds the spawner waits for the ready line (data loading can take a while on first use)."""
+
+
+@contextlib.contextmanager
+def hosting(trainer) -> Iterator:
+    """Host the prepared ``trainer``'s control endpoint while the block runs: every record the
+    run log writes goes to the viewers, their commands to ``trainer.submit``."""
+    from core.endpoint import Endpoint
+
+    endpoint = Endpoint(trainer.run_dir, trainer.submit, status=lambda: trainer.status, initial_seq=trainer.run_log.seq)
+    endpoint.start()
+    trainer.run_log.listeners.append(endpoint.publish)
+    try:
+        yield endpoint
+    finally:
+        with contextlib.suppress(ValueError):
+            trainer.run_log.listeners.remove(endpoint.publish)
+        endpoint.close()
+
+
+def spec_for(config, *, runs_dir, preset: str | None, resume=None, resume_overrides=()) -> dict:
+    """The JSON spec a trainer process is started from (plain values only)."""
+    from core.config import to_dict
+
+    return {"config": to_dict(config), "runs_dir": str(runs_dir), "preset": preset,
+            "resume": str(resume) if resume else None, "resume_overrides": list(resume_overrides)}
+
+
+def spawn(spec: dict, timeout: float = READY_TIMEOUT) -> tuple[subprocess.Popen, dict]:
+    """Start a trainer process in a session of its own; return (process, its ready line as a dict:
+    ``ready`` true with socket/run_dir/pid, or false with error and code)."""
+    import core
+
+    env = dict(os.environ)
+    # the child imports the same core as this process, not one the working directory might hold
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(Path(core.__file__).resolve().parent.parent), env.get("PYTHONPATH")]))
+    errors = tempfile.TemporaryFile()  # noqa: SIM115 - handed to the child as its stderr, read after
+    proc = subprocess.Popen([sys.executable, "-P", "-c", "from core.serve import main; main()"], stdin=subprocess.PIPE,
+                            stdout=subprocess.PIPE, stderr=errors, start_new_session=True, env=env)
+    try:
+        proc.stdin.write(json.dumps(spec).encode() + b"\n")
+        proc.stdin.close()
+    except OSError:
+        pass
+    line = _read_line(proc, timeout)
+    try:
+        answer = json.loads(line) if line else {}
+    except ValueError:
+        answer = {}
+    if not isinstance(answer, dict) or "ready" not in answer:
+        errors.seek(0)
+        tail = [x for x in errors.read().decode(errors="replace").splitlines() if x.strip()]
+        code = proc.poll()
+        answer = {"ready": False, "code": 1, "error": f"the training process did not start ({tail[-1] if tail else f'exit code {code}'})"}
+    errors.close()
+    return proc, answer
+
+
+def _read_line(proc: subprocess.Popen, timeout: float) -> bytes:
+    import selectors
+
+    sel = selectors.DefaultSelector()
+    sel.register(proc.stdout, selectors.EVENT_READ)
+    buf = b""
+    deadline = _now() + timeout
+    while b"\n" not in buf and _now() < deadline:
+        if not sel.select(timeout=0.5):
+            if proc.poll() is not None:
+                break
+            continue
+        chunk = os.read(proc.stdout.fileno(), 65536)
+        if not chunk:
+            break
+        buf += chunk
+    sel.close()
+    proc.stdout.close()
+    return buf.split(b"\n", 1)[0]
+
+
+def _now() -> float:
+    import time
+
+    return time.monotonic()
+
+
+def _answer(message: dict) -> None:
+    sys.stdout.write(json.dumps(message) + "\n")
+    sys.stdout.flush()
+
+
+def _to_log(run_dir: Path) -> None:
+    """From now on fds 1 and 2 (and so print, warnings, the printer) go to trainer.log."""
+    sys.stdout.flush()
+    sys.stderr.flush()
+    fd = os.open(run_dir / LOG_NAME, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+    for target in (1, 2):
+        os.dup2(fd, target)
+    os.close(fd)
+    devnull = os.open(os.devnull, os.O_RDONLY)
+    os.dup2(devnull, 0)
+    os.close(devnull)
+
+
+def main() -> None:
+    """The trainer process (see the module docstring); exits with the headless exit codes."""
+    from core.checkpoint import CheckpointError
+    from core.config import ConfigError, from_dict
+    from core.data import DataError
+    from core.engine import Trainer
+    from core.headless import run_headless
+
+    try:
+        spec = json.loads(sys.stdin.readline())
+        config = from_dict(spec["config"], "trainer spec")
+        trainer = Trainer(config, runs_dir=spec["runs_dir"], preset=spec.get("preset"), resume=spec.get("resume"),
+                          resume_overrides=spec.get("resume_overrides") or ())
+        held: list[E.Event] = []
+        warnings.showwarning = _warning_to(trainer, held)
+        trainer.prepare()
+    except (ConfigError, DataError, CheckpointError) as e:
+        _answer({"ready": False, "code": 2, "error": str(e)})
+        os._exit(2)
+    except Exception as e:  # noqa: BLE001 - anything else that stops the start: say it in one line
+        from core.errors import one_line
+
+        _answer({"ready": False, "code": 1, "error": one_line(e)})
+        os._exit(1)
+    code = 1
+    try:
+        with hosting(trainer) as endpoint:
+            _answer({"ready": True, "socket": str(endpoint.path), "run_dir": str(trainer.run_dir.resolve()), "pid": os.getpid()})
+            _to_log(trainer.run_dir)
+
+            def release_held(event: E.Event) -> None:
+                if isinstance(event, E.RunStarted):
+                    for ev in held:
+                        trainer.report(ev)
+                    held.clear()
+
+            trainer.run_log.listeners.append(lambda seq, ev: release_held(ev))
+            code = run_headless(trainer)
+    finally:
+        sys.stdout.flush()
+        os._exit(code)
+
+
+def _warning_to(trainer, held: list):
+    """Python warnings become RunWarning events (held until the run has started)."""
+    def show(message, category, filename, lineno, file=None, line=None):
+        text = f"{category.__name__}: {str(message).splitlines()[0] if str(message) else ''} ({Path(filename).name}:{lineno})"
+        ev = E.RunWarning(message=text[:300], step=trainer.state.step)
+        if trainer.status == "starting":
+            held.append(ev)
+        else:
+            trainer.report(ev)
+    return show

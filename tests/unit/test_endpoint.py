@@ -1,0 +1,236 @@
+"""The control endpoint in-process: owner-only socket, several viewers, hostile bytes, slow viewers."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import stat
+import threading
+import time
+from pathlib import Path
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from core import commands as C
+from core import endpoint as EP
+from core import events as E
+from core import protocol as P
+
+
+@pytest.fixture
+def served(tmp_path, monkeypatch):
+    """An endpoint over a recording ``submit``, in a private runtime folder; closed after the test."""
+    monkeypatch.setenv("XDG_RUNTIME_DIR", str(tmp_path / "xdg"))
+    (tmp_path / "xdg").mkdir(mode=0o700)
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    got: list[tuple[C.Command, str]] = []
+    ep = EP.Endpoint(run_dir, lambda cmd, origin: got.append((cmd, origin)), status=lambda: "running")
+    ep.start()
+    yield ep, got, run_dir
+    ep.close()
+
+
+def wait(pred, timeout=5.0):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if pred():
+            return True
+        time.sleep(0.01)
+    return False
+
+
+def raw(path: Path) -> socket.socket:
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    s.settimeout(5)
+    s.connect(str(path))
+    return s
+
+
+def read_line(s: socket.socket) -> dict:
+    buf = b""
+    while b"\n" not in buf:
+        chunk = s.recv(65536)
+        if not chunk:
+            raise ConnectionError("closed")
+        buf += chunk
+    return json.loads(buf.split(b"\n", 1)[0])
+
+
+def test_socket_is_owner_only_and_the_run_dir_points_to_it(served):
+    ep, _, run_dir = served
+    assert stat.S_IMODE(os.stat(ep.path).st_mode) == 0o600
+    assert stat.S_IMODE(os.stat(ep.path.parent).st_mode) == 0o700
+    assert len(os.fsencode(ep.path)) <= EP.SOCKET_PATH_MAX
+    ptr = EP.read_pointer(run_dir)
+    assert ptr is not None and ptr.socket == ep.path and ptr.pid == os.getpid()
+    assert EP.probe(run_dir) == (ptr, "")
+
+
+def test_commands_from_several_viewers_and_events_to_all(served):
+    ep, got, run_dir = served
+    a, b = EP.Connection(ep.path, viewer="tui"), EP.Connection(ep.path, viewer="ctl")
+    assert a.viewer_id != b.viewer_id and a.viewer_id.startswith("tui-") and b.viewer_id.startswith("ctl-")
+    assert a.run_dir == run_dir and a.status == "running" and a.seq == 0
+    a.send(C.Pause())
+    b.send(C.SetLearningRate(0.01))
+    assert wait(lambda: len(got) == 2)
+    assert (C.Pause(), a.viewer_id) in got and (C.SetLearningRate(0.01), b.viewer_id) in got
+    ack = E.CommandApplied(command="Pause", detail="paused", step=3, origin=a.viewer_id)
+    ep.publish(1, ack)
+    for conn in (a, b):
+        event, seq, _ = next(e for e in conn.events(timeout=1) if e[0] is not None)
+        assert (event, seq) == (ack, 1)
+    assert ep.viewers == 2
+    a.close()
+    assert wait(lambda: ep.viewers == 1)
+    b.close()
+
+
+def test_a_late_viewer_is_told_where_the_files_end(served):
+    ep, _, _ = served
+    for seq in range(1, 6):
+        ep.publish(seq, E.RunNote(message=f"n{seq}", step=seq))
+    assert wait(lambda: ep._seq == 5)
+    conn = EP.Connection(ep.path)
+    assert conn.seq == 5  # events 1..5 are in the run directory; only later ones come live
+    ep.publish(6, E.RunNote(message="n6", step=6))
+    event, seq, _ = next(e for e in conn.events(timeout=1) if e[0] is not None)
+    assert seq == 6 and event.message == "n6"
+    conn.close()
+
+
+@pytest.mark.parametrize("line,closes", [
+    (b"not json", False),
+    (b'{"v": 1, "type": "command", "request": 1, "command": "Teleport", "args": {}}', False),
+    (b'{"v": 1, "type": "command", "request": 2, "command": "SetLearningRate", "args": {"lr": "fast"}}', False),
+    (b'{"v": 1, "type": "welcome"}', False),
+    (b'{"v": 99, "type": "command"}', True),
+    (b"x" * (P.MAX_CLIENT_LINE + 10), True),
+])
+def test_bad_messages_get_an_error_and_the_endpoint_serves_on(served, line, closes):
+    ep, got, _ = served
+    s = raw(ep.path)
+    s.sendall(P.encode(P.hello("script"), limit=P.MAX_CLIENT_LINE))
+    assert read_line(s)["type"] == "welcome"
+    s.sendall(line + b"\n")
+    reply = read_line(s)
+    assert reply["type"] == "error" and reply["reason"]
+    if closes:
+        assert s.recv(100) == b""  # closed after the error
+    else:
+        s.sendall(P.encode(P.command_message(C.Validate(), 9), limit=P.MAX_CLIENT_LINE))
+        assert wait(lambda: got == [(C.Validate(), got[0][1])] if got else False)
+    s.close()
+    conn = EP.Connection(ep.path)  # and a new viewer is served
+    conn.close()
+
+
+def test_commands_before_hello_are_refused(served):
+    ep, got, _ = served
+    s = raw(ep.path)
+    s.sendall(P.encode(P.command_message(C.Pause(), 1), limit=P.MAX_CLIENT_LINE))
+    assert read_line(s)["type"] == "error"
+    time.sleep(0.1)
+    assert got == []
+    s.close()
+
+
+def test_a_viewer_that_stops_reading_is_dropped_and_the_others_go_on(tmp_path, monkeypatch):
+    monkeypatch.setenv("XDG_RUNTIME_DIR", str(tmp_path))
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    ep = EP.Endpoint(run_dir, lambda c, o: None, out_limit=256 * 1024)
+    ep.start()
+    try:
+        stuck = raw(ep.path)
+        stuck.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        stuck.sendall(P.encode(P.hello("stuck"), limit=P.MAX_CLIENT_LINE))  # ... and never reads again
+        live = EP.Connection(ep.path, viewer="live")
+        received = []
+        reader = threading.Thread(target=lambda: received.extend(s for e, s, _ in live.events(0.1) if e is not None), daemon=True)
+        reader.start()
+        publish_seconds = 0.0
+        for batch in range(30):  # about 1.7 MB in all, at the pace of a live viewer (log intervals)
+            t0 = time.perf_counter()
+            for seq in range(batch * 100 + 1, batch * 100 + 101):
+                ep.publish(seq, E.RunNote(message="x" * 500, step=seq))  # never blocks, whoever is stuck
+            publish_seconds += time.perf_counter() - t0
+            assert wait(lambda n=batch * 100 + 100: received[-1:] == [n], 10)
+        assert ep.dropped and all(v.startswith("stuck-") for v in ep.dropped), ep.dropped
+        assert received == list(range(1, 3001))  # the live viewer got everything, in order
+        assert publish_seconds < 5  # publish only queues (not a benchmark: a hang would be minutes)
+        live.close()
+    finally:
+        ep.close()
+
+
+def test_another_user_is_not_served(served, monkeypatch):
+    ep, _, _ = served
+    monkeypatch.setattr(EP, "_peer_uid", lambda sock: os.getuid() + 1)
+    s = raw(ep.path)
+    try:
+        s.sendall(P.encode(P.hello("intruder"), limit=P.MAX_CLIENT_LINE))
+        answer = s.recv(100)
+    except (ConnectionResetError, BrokenPipeError):
+        answer = b""
+    assert answer == b""  # closed without a word
+    assert ep.viewers == 0
+
+
+def test_close_removes_socket_and_pointer(tmp_path, monkeypatch):
+    monkeypatch.setenv("XDG_RUNTIME_DIR", str(tmp_path))
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    ep = EP.Endpoint(run_dir, lambda c, o: None)
+    path = ep.start()
+    conn = EP.Connection(path)
+    ep.publish(1, E.RunNote(message="last words"))
+    ep.close()
+    assert not path.exists() and not (run_dir / EP.POINTER).exists()
+    assert [e.message for e, _, _ in conn.events(0.5) if e is not None] == ["last words"]  # sent before closing
+    assert conn.closed
+
+
+def test_a_stale_pointer_is_cleaned_and_reported(tmp_path, monkeypatch):
+    monkeypatch.setenv("XDG_RUNTIME_DIR", str(tmp_path))
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    dead = 2**22 + 12345  # above the default pid_max: no such process
+    sock = tmp_path / "tui-train" / "dead.sock"
+    sock.parent.mkdir(mode=0o700, exist_ok=True)
+    sock.write_text("")
+    (run_dir / EP.POINTER).write_text(json.dumps({"socket": str(sock), "pid": dead, "host": socket.gethostname()}))
+    ptr, why = EP.probe(run_dir)
+    assert ptr is None and f"trainer pid {dead} is gone" in why and "cleaned" in why
+    assert not (run_dir / EP.POINTER).exists() and not sock.exists()
+    assert EP.live_runs(tmp_path) == []
+
+
+def test_the_socket_folder_must_be_private(tmp_path, monkeypatch):
+    monkeypatch.setenv("XDG_RUNTIME_DIR", str(tmp_path))
+    (tmp_path / "tui-train").mkdir(mode=0o755)
+    os.chmod(tmp_path / "tui-train", 0o755)
+    assert stat.S_IMODE(os.stat(EP.runtime_dir()).st_mode) == 0o700  # tightened
+    monkeypatch.setattr(os, "getuid", lambda: 12345)  # a folder owned by someone else is refused
+    with pytest.raises(EP.EndpointError, match="not a folder owned by this user"):
+        EP.runtime_dir()
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(junk=st.lists(st.binary(max_size=300), min_size=1, max_size=6))
+def test_fuzzed_bytes_never_take_the_endpoint_down(served, junk):
+    ep, _, _ = served
+    s = raw(ep.path)
+    try:
+        for chunk in junk:
+            s.sendall(chunk)
+        s.sendall(b"\n")
+    except OSError:
+        pass  # it may close on us: that is allowed
+    s.close()
+    conn = EP.Connection(ep.path)  # still serving
+    conn.close()

@@ -1,0 +1,156 @@
+"""A real trainer process behind its control endpoint: start, several viewers, detach, attach, end.
+
+Each test starts the trainer process as `tui-train run` does (core.serve, its own session), on a
+tiny digits run, and drives it with core.remote.RemoteTrainer and core.endpoint.Connection.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import queue
+import signal
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from core import commands as C
+from core import events as E
+from core.config import from_dict
+from core.endpoint import POINTER, Connection, live_runs, probe
+from core.remote import RemoteTrainer
+
+TIMEOUT = 60.0
+
+
+def tiny(epochs: int = 200, **train):
+    return from_dict({
+        "name": "tiny", "data": {"dataset": "digits", "batch_size": 64}, "model": {"name": "mlp", "hidden": [16]},
+        "optim": {"name": "sgd", "lr": 0.05}, "train": {"epochs": epochs, "log_every": 5, "device": "cpu", "num_threads": 1, **train},
+        "checkpoint": {"save_best": False},
+    })
+
+
+class Viewer:
+    """A RemoteTrainer run in a thread, its events collected."""
+
+    def __init__(self, trainer: RemoteTrainer):
+        self.trainer = trainer
+        self.q: queue.SimpleQueue = queue.SimpleQueue()
+        self.events: list[E.Event] = []
+        self.stop = threading.Event()
+        self.result: dict = {}
+        self.thread = threading.Thread(target=lambda: self.result.update(trainer.run(self.stop, self.q.put)), daemon=True)
+        self.thread.start()
+
+    def wait_for(self, pred, timeout=TIMEOUT) -> E.Event:
+        deadline = time.monotonic() + timeout
+        for ev in self.events:
+            if pred(ev):
+                return ev
+        while time.monotonic() < deadline:
+            try:
+                ev = self.q.get(timeout=0.05)
+            except queue.Empty:
+                if not self.thread.is_alive() and self.q.empty():
+                    break
+                continue
+            self.events.append(ev)
+            if pred(ev):
+                return ev
+        raise AssertionError(f"not seen; last events: {[e.kind for e in self.events[-8:]]}")
+
+    def detach(self) -> None:
+        self.stop.set()
+        self.thread.join(10)
+        assert not self.thread.is_alive()
+
+
+def paused(ev) -> bool:
+    return isinstance(ev, E.StatusChanged) and ev.status == "paused"
+
+
+def test_start_pause_second_viewer_detach_attach_and_stop(tmp_path):
+    first = RemoteTrainer(tiny(), runs_dir=tmp_path / "runs", preset="tiny")
+    first.submit(C.Pause())  # queued until connected
+    a = Viewer(first)
+    started = a.wait_for(lambda e: isinstance(e, E.RunStarted))
+    a.wait_for(paused)
+    run_dir = Path(started.run_dir)
+    ptr, why = probe(run_dir)
+    assert ptr is not None and ptr.pid == first.pid != os.getpid(), why
+    assert [p.run_dir for p in live_runs(tmp_path / "runs")] == [run_dir]
+
+    # a second viewer (a script) changes the LR: applied once, both see the acknowledgement, with its origin
+    ctl = Connection(ptr.socket, viewer="ctl")
+    assert ctl.status == "paused" and ctl.seq > 0
+    ctl.send(C.SetLearningRate(0.02))
+    ack = a.wait_for(lambda e: isinstance(e, E.CommandApplied) and e.key == "lr")
+    assert ack.origin == ctl.viewer_id and ack.new == 0.02
+    seen = next(e for e, _, _ in ctl.events(0.2) if isinstance(e, E.CommandApplied) and e.key == "lr")
+    assert seen == ack
+    ctl.close()
+    pause_ack = next(e for e in a.events if isinstance(e, E.CommandApplied) and e.command == "Pause")
+    assert pause_ack.origin == first.viewer_id
+    records = [json.loads(x) for x in (run_dir / "events.jsonl").read_text().splitlines()]
+    assert [(r["command"], r["origin"]) for r in records if r["event"] == "CommandApplied"] == [
+        ("Pause", first.viewer_id), ("SetLearningRate", ctl.viewer_id)]
+
+    # detach: the run goes on (still paused, still live)
+    a.detach()
+    assert first.detached and a.result == {}
+    assert probe(run_dir)[0] is not None
+
+    # attach again: the history comes from the run directory, then live events; it steers
+    again = RemoteTrainer(attach=run_dir)
+    b = Viewer(again)
+    b.wait_for(lambda e: isinstance(e, E.CommandApplied) and e.key == "lr")  # from the files
+    assert isinstance(b.events[0], E.RunStarted)
+    again.submit(C.Resume())
+    b.wait_for(lambda e: isinstance(e, E.StatusChanged) and e.status == "running" and e.cause == "command")
+    b.wait_for(lambda e: isinstance(e, E.StepMetrics))
+    again.submit(C.Interrupt())
+    fin = b.wait_for(lambda e: isinstance(e, E.RunFinished))
+    assert fin.status == "interrupted"
+    assert any(isinstance(e, E.CheckpointSaved) and e.reason == "interrupt" for e in b.events)
+    b.thread.join(10)
+    assert b.result["status"] == "interrupted" and again.finished
+    seqs = [json.loads(x)["seq"] for f in ("events", "metrics") for x in (run_dir / f"{f}.jsonl").read_text().splitlines()]
+    assert sorted(seqs) == list(range(1, len(seqs) + 1))  # one count over both files, none lost
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and (run_dir / POINTER).exists():
+        time.sleep(0.05)
+    assert not (run_dir / POINTER).exists() and not ptr.socket.exists()  # the endpoint is gone with the run
+    assert (run_dir / "trainer.log").read_text().strip()  # the trainer's own lines
+
+
+def test_bad_input_is_one_line_and_nothing_hangs(tmp_path):
+    cfg = from_dict({"name": "bad", "data": {"dataset": str(tmp_path / "missing.py") + ":Data"}})
+    v = Viewer(RemoteTrainer(cfg, runs_dir=tmp_path / "runs", preset="bad"))
+    failed = v.wait_for(lambda e: isinstance(e, E.RunFailed))
+    assert "missing.py" in failed.message and "\n" not in failed.message
+    v.thread.join(10)
+    assert not v.thread.is_alive()
+
+
+@pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGTERM])
+def test_the_trainer_process_ending_is_reported(tmp_path, sig):
+    trainer = RemoteTrainer(tiny(), runs_dir=tmp_path / "runs", preset="tiny")
+    trainer.submit(C.Pause())
+    v = Viewer(trainer)
+    started = v.wait_for(lambda e: isinstance(e, E.RunStarted))
+    v.wait_for(paused)
+    t0 = time.monotonic()
+    os.kill(trainer.pid, sig)
+    if sig == signal.SIGTERM:  # saves and ends interrupted, within 5 s
+        fin = v.wait_for(lambda e: isinstance(e, E.RunFinished))
+        assert fin.status == "interrupted" and time.monotonic() - t0 < 5.0
+        assert any(isinstance(e, E.CheckpointSaved) and e.reason == "interrupt" for e in v.events)
+    else:  # killed: reported as failed, never a hang; the stale pointer is cleaned when probed
+        failed = v.wait_for(lambda e: isinstance(e, E.RunFailed))
+        assert "ended unexpectedly" in failed.message and "signal 9" in failed.message
+        ptr, why = probe(Path(started.run_dir))
+        assert ptr is None and "stale" in why and not (Path(started.run_dir) / POINTER).exists()
+    v.thread.join(10)
