@@ -19,9 +19,14 @@ MAX_STEP_EVENTS = 4096
 """At most this many StepMetrics of the history reach a viewer (min/max-preserving buckets)."""
 
 
-def read_records(run_dir: Path, upto_seq: int | None = None) -> list[dict]:
+STEP_LINE = b'{"event": "StepMetrics"'
+"""How every StepMetrics line of metrics.jsonl starts (skipped without parsing when steps.f64 has them)."""
+
+
+def read_records(run_dir: Path, upto_seq: int | None = None, skip_steps: bool = False) -> list[dict]:
     """Every complete record of both files, in seq order (up to ``upto_seq``); a torn last line
-    (the trainer is writing it) and lines that are not records are skipped."""
+    (the trainer is writing it) and lines that are not records are skipped, and so are the
+    StepMetrics lines with ``skip_steps``."""
     records: list[tuple[int, int, dict]] = []
     for order, name in enumerate(("events", "metrics")):
         path = Path(run_dir) / f"{name}.jsonl"
@@ -31,7 +36,7 @@ def read_records(run_dir: Path, upto_seq: int | None = None) -> list[dict]:
         except OSError:
             continue
         for i, line in enumerate(lines):
-            if not line.strip():
+            if not line.strip() or (skip_steps and line.startswith(STEP_LINE)):
                 continue
             try:
                 rec = json.loads(line)
@@ -76,7 +81,45 @@ def thin_steps(events: list[E.Event], limit: int = MAX_STEP_EVENTS) -> list[E.Ev
     return [e for i, e in enumerate(events) if not isinstance(e, E.StepMetrics) or i in keep]
 
 
+def read_steps(path: Path, upto_seq: int | None = None, limit: int = MAX_STEP_EVENTS) -> list[tuple[int, E.StepMetrics]]:
+    """(seq, StepMetrics) from steps.f64, thinned to about ``limit`` as :func:`thin_steps` does."""
+    import numpy as np
+
+    from core.runlog import STEP_FIELDS
+
+    width = len(STEP_FIELDS)
+    raw = np.fromfile(path, dtype="<f8")
+    rows = raw[: raw.size - raw.size % width].reshape(-1, width)
+    if upto_seq is not None:
+        rows = rows[rows[:, 0] <= upto_seq]
+    n = rows.shape[0]
+    if n > limit:
+        per = math.ceil(n / max(1, limit // 3))
+        pad = (-n) % per
+        loss = rows[:, 4]
+        low = np.concatenate([np.where(np.isfinite(loss), loss, np.inf), np.full(pad, np.inf)]).reshape(-1, per)
+        high = np.concatenate([np.where(np.isfinite(loss), loss, np.inf), np.full(pad, -np.inf)]).reshape(-1, per)
+        starts = np.arange(low.shape[0]) * per
+        keep = np.unique(np.concatenate([starts + low.argmin(1), starts + high.argmax(1), np.minimum(starts + per, n) - 1]))
+        rows = rows[keep[keep < n]]
+    out = []
+    for seq, step, epoch, progress, loss, lr, acc, sps, elapsed in rows.tolist():
+        out.append((int(seq), E.StepMetrics(step=int(step), epoch=int(epoch), epoch_progress=progress, loss=loss, lr=lr,
+                                            samples_per_second=sps, accuracy=None if math.isnan(acc) else acc, elapsed=elapsed)))
+    return out
+
+
 def read_history(run_dir: Path, upto_seq: int | None = None, step_limit: int = MAX_STEP_EVENTS) -> list[E.Event]:
-    """The run's events so far (up to ``upto_seq``), step metrics thinned to ``step_limit``."""
-    events = [e for e in (to_event(r) for r in read_records(run_dir, upto_seq)) if e is not None]
-    return thin_steps(events, step_limit)
+    """The run's events so far (up to ``upto_seq``), step metrics thinned to ``step_limit``: from
+    steps.f64 where the run has one (fast), else from metrics.jsonl."""
+    from core.runlog import STEPS_NAME
+
+    steps_file = Path(run_dir) / STEPS_NAME
+    if not steps_file.is_file():
+        events = [e for e in (to_event(r) for r in read_records(run_dir, upto_seq)) if e is not None]
+        return thin_steps(events, step_limit)
+    others = [(int(r.get("seq", -1)), e) for r in read_records(run_dir, upto_seq, skip_steps=True)
+              if (e := to_event(r)) is not None]
+    steps = read_steps(steps_file, upto_seq, step_limit)
+    merged = sorted(others + steps, key=lambda t: t[0])
+    return [e for _, e in merged]

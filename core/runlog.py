@@ -10,7 +10,9 @@ flushed, so a viewer that reads the files sees everything up to the last event.
 from __future__ import annotations
 
 import json
+import math
 import os
+import struct
 import threading
 import time
 from collections.abc import Callable
@@ -24,6 +26,16 @@ from core import events as E
 
 METRIC_EVENTS = (E.StepMetrics, E.EpochMetrics, E.ValidationMetrics, E.TestMetrics)
 """Events written to metrics.jsonl; every other event goes to events.jsonl."""
+
+STEPS_NAME = "steps.f64"
+"""Every StepMetrics again, as fixed records of float64 (:data:`STEP_FIELDS`), so that a viewer
+attaching to a run with a million logged steps reads them in milliseconds instead of parsing a
+million JSON lines (~5 s). metrics.jsonl stays the complete, readable record."""
+
+STEP_FIELDS = ("seq", "step", "epoch", "epoch_progress", "loss", "lr", "accuracy", "samples_per_second", "elapsed")
+"""The columns of steps.f64 (accuracy NaN when the task has none)."""
+
+_STEP_RECORD = struct.Struct(f"<{len(STEP_FIELDS)}d")
 
 
 def new_run_dir(runs_dir: Path, preset: str) -> Path:
@@ -65,6 +77,16 @@ def last_seq(path: Path) -> int:
             return sum(1 for _ in f)
     except OSError:
         return 0
+
+
+def _end_with_newline(path: Path) -> None:
+    try:
+        with open(path, "rb+") as f:
+            f.seek(0, os.SEEK_END)
+            if f.tell() and (f.seek(-1, os.SEEK_END), f.read(1))[1] != b"\n":
+                f.write(b"\n")
+    except FileNotFoundError:
+        pass
 
 
 def json_default(o: Any) -> Any:
@@ -122,13 +144,21 @@ class RunLog:
         self.listeners: list[Callable[[int, E.Event], None]] = []
         """Called with (seq, event) after each record is written (the control endpoint)."""
         self._files: dict[str, Any] = {}
+        self._steps: Any = None
 
     def open(self, config_toml: str) -> None:
         """Write config.toml and open the JSONL files for appending (a resumed run adds to them)."""
         (self.run_dir / "config.toml").write_text(config_toml, encoding="utf-8")
         paths = {name: self.run_dir / f"{name}.jsonl" for name in ("metrics", "events")}
         self.seq = max(last_seq(p) for p in paths.values())  # a resumed run counts on
+        for path in paths.values():  # a record torn by a killed trainer must not swallow the next one
+            _end_with_newline(path)
         self._files = {name: open(p, "a", encoding="utf-8") for name, p in paths.items()}  # noqa: SIM115
+        steps = self.run_dir / STEPS_NAME
+        # a run directory from before steps.f64 existed keeps reading its steps from metrics.jsonl
+        if steps.exists() or self.seq == 0:
+            self._steps = open(steps, "ab")  # noqa: SIM115
+            self._steps.truncate(self._steps.tell() - self._steps.tell() % _STEP_RECORD.size)  # a torn record
 
     def write(self, event: E.Event) -> None:
         """Append one event as a JSON line (with its seq and the wall time), flush, tell the listeners."""
@@ -141,6 +171,11 @@ class RunLog:
         rec["time"] = round(time.time(), 3)
         f.write(json.dumps(rec, default=json_default, allow_nan=True) + "\n")
         f.flush()
+        if self._steps is not None and isinstance(event, E.StepMetrics):
+            acc = event.accuracy if event.accuracy is not None else math.nan
+            self._steps.write(_STEP_RECORD.pack(self.seq, event.step, event.epoch, event.epoch_progress, event.loss, event.lr,
+                                                acc, event.samples_per_second, event.elapsed))
+            self._steps.flush()
         for listener in self.listeners:
             listener(self.seq, event)
 
@@ -149,6 +184,9 @@ class RunLog:
         for f in self._files.values():
             f.close()
         self._files = {}
+        if self._steps is not None:
+            self._steps.close()
+            self._steps = None
 
     def write_summary(self, summary: dict) -> None:
         """Write summary.json atomically (temporary file, then os.replace)."""
