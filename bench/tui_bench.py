@@ -103,7 +103,7 @@ def section_c(size: str, reps: int, data_dir: Path, work: Path, out) -> None:
     h, t = statistics.median(res["headless"]), statistics.median(res["tui"])
     out("\n## (c) the real TUI attached vs headless, same run\n")
     out(f"mnist-simple ({epochs} epoch(s){', subset ' + str(subset) if subset else ''}), 1 intra-op thread; the TUI in a "
-        f"120x40 tmux pane (a real terminal), trainer in its child process (the default); median of {reps} alternating reps. "
+        f"120x40 tmux pane (a real terminal), trainer in its process of its own (the default); median of {reps} alternating reps. "
         "Goal: >= 0.97x.\n")
     out(table([[f"{h:,.0f}", f"{t:,.0f}", f"**{t / h:.2f}x**", str([round(x) for x in res["headless"]]),
                 str([round(x) for x in res["tui"]])]],
@@ -223,19 +223,20 @@ def section_f_ui(size: str, out) -> None:
 # --------------------------------------------------------------------------- (e)
 
 def section_e(size: str, data_dir: Path, work: Path, out) -> None:
-    """Pilot + the real engine in its child process on the MNIST MLP: press space / apply an LR
+    """Pilot + the real trainer process (over its control socket) on the MNIST MLP: press space / apply an LR
     change and time until the engine's acknowledgement reaches the app; count optimizer steps
     after the pause was acknowledged."""
+    from core import commands as C
     from core import events as E
     from core.config import load_config
-    from core.process import ProcessTrainer
+    from core.remote import RemoteTrainer
     from tui.app import build_app
 
     trials = {"tiny": 3, "quick": 20, "full": 50}[size]
     cfg = load_config("mnist-mlp", [f'data.data_dir="{data_dir}"', "train.epochs=1000", "train.log_every=1", "train.num_threads=1"])
     seen: list[tuple[float, E.Event]] = []
 
-    class Timed(ProcessTrainer):
+    class Timed(RemoteTrainer):
         def run(self, stop_event=None, sink=None):
             def timed(ev):
                 seen.append((time.perf_counter(), ev))
@@ -278,6 +279,10 @@ def section_e(size: str, data_dir: Path, work: Path, out) -> None:
                 # awaited here, before paused_step changes
                 await _until(pilot, seen, n1, lambda e: isinstance(e, E.StepMetrics) and e.step > paused_step)  # noqa: B023
                 await pilot.pause(0.2)
+            app.submit(C.Interrupt("bench"))  # end the run: quitting would only detach from it
+            deadline = time.monotonic() + 60
+            while app.status not in E.FINAL_STATUSES and time.monotonic() < deadline:
+                await pilot.pause(0.05)
             await pilot.press("q")
         return {"pause": pause_ms, "lr": lr_ms, "steps_after": steps_after}
 
@@ -287,7 +292,7 @@ def section_e(size: str, data_dir: Path, work: Path, out) -> None:
         s = sorted(v)
         return s[min(len(s) - 1, round(q * (len(s) - 1)))]
 
-    out("\n## (e) key press to engine action (Pilot, real engine in its child process, MNIST MLP, log_every 1)\n")
+    out("\n## (e) key press to engine action (Pilot, the real trainer process over its control socket, MNIST MLP, log_every 1)\n")
     out(f"{trials} trials. Pause: from the key press to the engine's StatusChanged(paused) arriving in the app; "
         "LR: from Enter in the dialog to the engine's CommandApplied(lr) arriving. Goal: 0 steps after the pause is "
         "acknowledged, the new LR on the very next step, p99 <= 100 ms.\n")
@@ -349,9 +354,12 @@ def _startup_times(runs: Path, cmd: list[str]) -> tuple[float | None, float | No
             if "RUNNING" in scr and "step" in scr:
                 running = time.perf_counter() - t0
             time.sleep(0.01)
-        tm.keys("q")
+        tm.keys("q")  # the quit dialog: s stops the run (q again would detach and leave it training)
         time.sleep(0.3)
-        tm.keys("q")
+        tm.keys("s")
+        deadline = time.monotonic() + 15
+        while time.monotonic() < deadline and not list(runs.glob("*/summary.json")):
+            time.sleep(0.1)
     finally:
         tm.kill()
     return first, running

@@ -1,7 +1,8 @@
 """What a front end needs from a trainer: the one contract every trainer keeps.
 
-:class:`core.engine.Trainer` (in a thread), :class:`core.process.ProcessTrainer` (in a child
-process) and :class:`core.testing.FakeTrainer` (scripted, for tests) all satisfy it;
+:class:`core.engine.Trainer` (in a thread), :class:`core.remote.RemoteTrainer` (a trainer process
+of its own, over the run's control endpoint) and :class:`core.testing.FakeTrainer` (scripted, for
+tests) all satisfy it;
 ``tests/unit/test_contract.py`` runs one command script against the fake and the real engine and
 compares the events they send back.
 """
@@ -21,6 +22,10 @@ Sink = Callable[[E.Event], None]
 
 class TrainerLike(Protocol):
     """Commands in (``submit``, thread-safe, never blocks), events out (``run``'s sink)."""
+
+    detachable: bool
+    """True when setting run()'s stop_event leaves the run going (a trainer process of its own);
+    False when it ends the run as interrupted (an in-thread trainer)."""
 
     def submit(self, command: C.Command, origin: str = "") -> None:
         """Queue a command; it applies at the next step boundary and is acknowledged by an event

@@ -89,6 +89,9 @@ class _Prepared:
 class Trainer:
     """Trains one run. Thread-safe entry points: :meth:`submit`; everything else is the owner's."""
 
+    detachable = False
+    """A viewer cannot leave an in-thread run going: the run ends with its process (core.remote can)."""
+
     def __init__(self, config: RunConfig, *, runs_dir: str | Path = "runs", preset: str | None = None,
                  resume: str | Path | None = None, resume_overrides: list[str] | tuple = ()):
         self.config = config

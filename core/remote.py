@@ -26,6 +26,9 @@ from core.endpoint import Connection, EndpointError, probe
 class RemoteTrainer:
     """The trainer contract over a control endpoint (a new trainer process, or ``attach`` to a live run)."""
 
+    detachable = True
+    """Setting run()'s stop_event leaves the run going (a viewer detaches)."""
+
     def __init__(self, config=None, *, runs_dir: str | Path = "runs", preset: str | None = None,
                  resume: str | Path | None = None, resume_overrides: list[str] | tuple = (),
                  attach: str | Path | None = None, viewer: str = "tui"):

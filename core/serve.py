@@ -116,8 +116,13 @@ def _now() -> float:
 
 
 def _answer(message: dict) -> None:
-    sys.stdout.write(json.dumps(message) + "\n")
-    sys.stdout.flush()
+    """The ready line. A spawner that is gone already (its viewer detached while we started)
+    does not stop the run: the run directory and the endpoint are there to attach to."""
+    try:
+        sys.stdout.write(json.dumps(message) + "\n")
+        sys.stdout.flush()
+    except (BrokenPipeError, OSError, ValueError):
+        pass
 
 
 def _to_log(run_dir: Path) -> None:

@@ -28,9 +28,11 @@ _ENDED = "the run has ended"
 class FakeTrainer:
     """Scripted trainer: emits ``script`` after RunStarted, then serves commands until the run ends.
 
-    The run ends on Stop (early_stopped), on ``stop_event`` (interrupted), on :meth:`finish` or
-    right after the script with ``auto_finish`` (completed). It takes no steps of its own: the step
-    it reports is the last scripted StepMetrics/EpochMetrics step.
+    The run ends on Stop (early_stopped), on Interrupt or ``stop_event`` (interrupted), on
+    :meth:`finish` or right after the script with ``auto_finish`` (completed). With
+    ``detachable``, ``stop_event`` instead makes run() return {} with the run still going (as
+    :class:`core.remote.RemoteTrainer` does: the viewer detaches), and ``detached`` says so. It
+    takes no steps of its own: the step it reports is the last scripted StepMetrics/EpochMetrics step.
     """
 
     def __init__(
@@ -47,6 +49,7 @@ class FakeTrainer:
         hyperparameters: dict | None = None,
         auto_finish: bool = False,
         start: bool = True,
+        detachable: bool = False,
     ) -> None:
         self.config = config
         """The config it was built with; only ``checkpoint.save_last`` is read (default True)."""
@@ -72,6 +75,11 @@ class FakeTrainer:
         """End as completed right after the script instead of serving commands."""
         self.start = start
         """Emit RunStarted and StatusChanged('running') before the script."""
+        self.detachable = detachable
+        """Setting run()'s stop_event leaves the run going (a trainer process of its own) instead
+        of ending it as interrupted (an in-thread trainer): see :class:`core.contract.TrainerLike`."""
+        self.detached = False
+        """run() returned because stop_event was set while the run went on (``detachable`` only)."""
         self.commands: list[C.Command] = []
         """Every command submitted, in order."""
         self.started = threading.Event()
@@ -122,7 +130,7 @@ class FakeTrainer:
                 return self._end("completed")
             while True:  # one pass = one step boundary of the engine
                 if stop_event.is_set():
-                    return self._end("interrupted", "stop requested")
+                    return self._leave()
                 try:
                     cmd = self._inbox.get(timeout=0.02)
                 except queue.Empty:
@@ -131,8 +139,10 @@ class FakeTrainer:
                 if not finish:
                     self._apply(*cmd)
                     finish = self._drain()  # what is queued behind it applies at the same boundary
-                if stop_event.is_set() or self._interrupted:
-                    return self._end("interrupted", self._interrupted or "stop requested")
+                if self._interrupted:
+                    return self._end("interrupted", self._interrupted)
+                if stop_event.is_set():
+                    return self._leave()
                 if self.status == "stopping":
                     return self._end("early_stopped", self._stop_reason)
                 if finish:
@@ -164,6 +174,13 @@ class FakeTrainer:
         self._inbox.put(_FINISH)
 
     # -- internals -------------------------------------------------------------------------
+    def _leave(self) -> dict:
+        """stop_event is set: a detachable fake detaches (the run goes on), another one ends interrupted."""
+        if self.detachable:
+            self.detached = True
+            return {}
+        return self._end("interrupted", "stop requested")
+
     def _status(self, status: str, reason: str, cause: str) -> None:
         self.emit(E.StatusChanged(status=status, reason=reason, step=self.step, cause=cause))
 

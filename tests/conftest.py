@@ -34,3 +34,32 @@ def mnist_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
     for f in MNIST_FILES:
         (raw / f).symlink_to(src / f)
     return root
+
+
+@pytest.fixture(autouse=True)
+def no_trainer_left_behind(request):
+    """A trainer process outlives its viewer by design: a test that leaves one training (a failed
+    assertion before it stopped the run) must not leave it eating CI's two cores. After each
+    test, every live endpoint under the test's tmp folder is ended (SIGKILL) and reported."""
+    base = request.getfixturevalue("tmp_path") if "tmp_path" in request.fixturenames else None
+    yield
+    if base is None:
+        return
+    import json
+    import signal
+
+    left = []
+    for pointer in base.rglob("endpoint.json"):
+        try:
+            pid = int(json.loads(pointer.read_text())["pid"])
+        except (OSError, ValueError, KeyError, TypeError):
+            continue
+        if pid == os.getpid():
+            continue
+        try:
+            os.kill(pid, signal.SIGKILL)
+            left.append(pid)
+        except ProcessLookupError:
+            pass
+    if left:
+        pytest.fail(f"the test left trainer process(es) {left} running (killed now): stop the run it started")

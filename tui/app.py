@@ -5,6 +5,13 @@ Events travel engine -> ``queue.SimpleQueue`` -> a 10 Hz timer that drains all o
 ``batch_update()`` (STYLE.md habit 4) and hands each to ``DashboardScreen.apply``. Commands travel
 the other way: the dashboard posts ``DashboardScreen.CommandRequested``, the app submits it
 (``TrainApp.submit``) to the trainer. Keys, palette entries and help rows come from ``tui.keys``.
+
+The real trainer is a process of its own (``core.remote.RemoteTrainer``: the run outlives this
+app). Leaving is then a choice: *detach* (``d``, the quit dialog's Detach, a hang-up by default)
+lets the run go on, *stop* (the quit dialog's Stop) submits ``Interrupt`` and quits once the run
+has ended. The in-thread trainer (``TUI_TRAIN_IN_PROCESS=1``, tests) is not detachable: quitting
+sets its stop event, which saves and ends the run, as before. ``attach`` opens the dashboard on a
+run already training, ``live`` on a picker of such runs.
 """
 
 from __future__ import annotations
@@ -26,6 +33,7 @@ from textual.screen import Screen
 
 from core import commands as C
 from core import config as cfgmod
+from core import endpoint
 from core import events as E
 from core.config import RunConfig
 from core.contract import TrainerLike
@@ -33,13 +41,15 @@ from tui import keys
 from tui.screens.dashboard_screen import DashboardScreen
 from tui.screens.help_screen import HelpScreen
 from tui.screens.launcher_screen import LauncherScreen
-from tui.screens.quit_dialog import QuitDialog
+from tui.screens.quit_dialog import DETACH, STOP, QuitDialog
+from tui.screens.run_picker import RunPicker
 
 POLL_INTERVAL = 0.1
 """Seconds between two drains of the event queue (10 Hz)."""
 
 SAVE_BEFORE_QUIT_TIMEOUT = 5.0
-"""'Save & quit' waits this long for CheckpointSaved, then quits anyway."""
+"""The quit dialog's Stop waits this long for the run to end, then quits anyway (a trainer process
+finishes saving on its own)."""
 
 TERMINATE_DEADLINE = 4.5
 """After SIGHUP/SIGTERM the process exits within this many seconds, whatever Textual does."""
@@ -50,6 +60,12 @@ JOIN_TIMEOUT = 15.0
 
 TrainerFactory = Callable[[RunConfig, str], TrainerLike]
 """(config, preset name) -> trainer."""
+
+AttachFactory = Callable[[Path], TrainerLike]
+"""(a live run's directory) -> a trainer attached to it."""
+
+HANGUP_CHOICES = ("detach", "stop")
+"""What a hang-up of this terminal (SIGHUP/SIGTERM) does to a detachable run: leave it going, or end it."""
 
 
 class _ThreadDone:
@@ -62,18 +78,18 @@ can offer roll back / resume / stop (NonFiniteDialog). Guarded by
 tests/functional/test_dashboard_engine.py::test_real_engine_nonfinite_loss_pauses_and_offers_rollback
 and test_dashboard_fake.py::test_launcher_starts_the_run_with_edits (``on_nonfinite == 'pause'``)."""
 
-QUIT_WAITS_FOR = (E.CheckpointSaved, E.RunFinished, E.RunFailed)
-"""'Save & quit' exits on the first of these (the checkpoint is written, or the run is over)."""
+QUIT_WAITS_FOR = (E.RunFinished, E.RunFailed)
+"""The quit dialog's Stop exits on the first of these (the run is over, its checkpoint saved)."""
 
 
 def default_trainer_factory(runs_dir: Path, resume: Path | None = None, overrides: list[str] | tuple = (),
                             resume_preset: str | None = None, in_process: bool = False) -> TrainerFactory:
     """A factory building the real engine.
 
-    By default the trainer runs in a child process (core.process.ProcessTrainer): the UI then
-    costs training no interpreter time, and this process never imports torch. ``in_process``
-    (or TUI_TRAIN_IN_PROCESS=1) trains in a thread of this process instead, as the Pilot tests
-    with the real engine do.
+    By default the trainer is a process of its own (core.remote.RemoteTrainer, core.serve), in its
+    own session: the run outlives this app and its terminal, the UI costs training no interpreter
+    time, and this process never imports torch. ``in_process`` (or TUI_TRAIN_IN_PROCESS=1) trains
+    in a thread of this process instead, as the Pilot tests with the real engine do.
 
     With ``resume``, the first trainer continues that checkpoint or run directory (its own config,
     with ``overrides`` applied); later runs started from the launcher are new runs.
@@ -85,7 +101,7 @@ def default_trainer_factory(runs_dir: Path, resume: Path | None = None, override
         if in_process:
             from core.engine import Trainer
         else:
-            from core.process import ProcessTrainer as Trainer
+            from core.remote import RemoteTrainer as Trainer
 
         resume_from, pending["resume"] = pending["resume"], None
         if resume_from is not None:
@@ -94,6 +110,13 @@ def default_trainer_factory(runs_dir: Path, resume: Path | None = None, override
         return Trainer(config, runs_dir=runs_dir, preset=preset)
 
     return make
+
+
+def default_attach_factory(run_dir: Path) -> TrainerLike:
+    """A trainer attached to the live run in ``run_dir`` (through its control endpoint)."""
+    from core.remote import RemoteTrainer
+
+    return RemoteTrainer(attach=run_dir)
 
 
 class TrainApp(App[int]):
@@ -106,8 +129,11 @@ class TrainApp(App[int]):
     def __init__(self, *, config: RunConfig | None, preset: str | None, runs_dir: Path,
                  presets_dirs: list[Path] | tuple = (), trainer_factory: TrainerFactory | None = None,
                  start_immediately: bool = False, resume: Path | None = None, overrides: list[str] | tuple = (),
-                 poll_interval: float = POLL_INTERVAL) -> None:
+                 poll_interval: float = POLL_INTERVAL, attach: Path | None = None, live: list | None = None,
+                 on_hangup: str = "detach", attach_factory: AttachFactory | None = None) -> None:
         super().__init__()
+        if on_hangup not in HANGUP_CHOICES:
+            raise ValueError(f"on_hangup: {on_hangup!r} is not one of {', '.join(HANGUP_CHOICES)}")
         self.resume = Path(resume) if resume else None
         """Checkpoint or run directory the first run continues (the default factory only)."""
         self.overrides = list(overrides)
@@ -125,6 +151,14 @@ class TrainApp(App[int]):
         """Builds the trainer for a run (called in the training thread)."""
         self.start_immediately = start_immediately
         """Go straight to the dashboard when a config is given."""
+        self.attach_to = Path(attach) if attach else None
+        """A live run's directory: the app opens its dashboard, attached (no launcher)."""
+        self.live = list(live) if live else []
+        """Live runs to pick from at start (:class:`core.endpoint.Pointer` entries), when not ``attach``."""
+        self.on_hangup = on_hangup
+        """'detach' (the run goes on) or 'stop' (Interrupt, save, end) when this terminal hangs up."""
+        self.attach_factory: AttachFactory = attach_factory or default_attach_factory
+        """Builds the trainer that attaches to a live run (called in the training thread)."""
         self.poll_interval = poll_interval
         """Seconds between event drains."""
         self.handle_signals = False
@@ -144,13 +178,17 @@ class TrainApp(App[int]):
         """Preset of the last run started."""
         self.events_handled = 0
         """Events drained so far (tests wait on it)."""
+        self.detached = False
+        """This app left the run training (d, the quit dialog's Detach, a hang-up): run_tui says how to come back."""
+        self.stop_requested = False
+        """Stop was asked of a detachable run (the quit dialog, a hang-up with on_hangup 'stop')."""
         self._events: queue.SimpleQueue = queue.SimpleQueue()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._thread_done = True
         self._pending: list[C.Command] = []
         self._lock = threading.Lock()
-        self._quit_after_checkpoint = False
+        self._quit_after_stop = False
         self._track = E.exhaustive({
             E.RunStarted: self._on_run_started,
             E.StatusChanged: self._on_status,
@@ -166,15 +204,20 @@ class TrainApp(App[int]):
         self.set_interval(self.poll_interval, self.pump_events)
         if self.handle_signals:
             self._install_signal_handlers()
-        if self.initial_config is not None and self.start_immediately:
+        if self.attach_to is not None:
+            self.attach_run(self.attach_to)
+        elif self.live:
+            self.pick_live_run(self.live, on_cancel=lambda: self.exit(0, return_code=0))
+        elif self.initial_config is not None and self.start_immediately:
             label = self.initial_preset or (f"resume {self.resume.name}" if self.resume else self.initial_config.name)
             self.start_run(self.initial_config, label)
         else:
-            self.push_screen(LauncherScreen(presets_dirs=self.presets_dirs, config=self.initial_config,
-                                            preset=self.initial_preset, overrides=self.overrides))
+            self.push_screen(self._launcher())
 
     def on_unmount(self) -> None:
-        self._stop.set()  # quitting the app ends training (STYLE.md habit 8)
+        # quitting the app ends in-thread training (STYLE.md habit 8); a trainer process is left
+        # (detached) and goes on, or ends on its own after the Interrupt that Stop sent
+        self._stop.set()
 
     @property
     def run_active(self) -> bool:
@@ -185,6 +228,11 @@ class TrainApp(App[int]):
     def failed(self) -> bool:
         """The last run failed."""
         return self.status == "failed"
+
+    @property
+    def detachable(self) -> bool:
+        """The current run's trainer can be left going (``TrainerLike.detachable``); False before it is built."""
+        return bool(getattr(self.trainer, "detachable", False))
 
     # -- starting runs ---------------------------------------------------------------------------
     def on_launcher_screen_start_requested(self, message: LauncherScreen.StartRequested) -> None:
@@ -197,12 +245,25 @@ class TrainApp(App[int]):
             return
         config = cfgmod.replace(config, **{"train.on_nonfinite": "pause"})  # see NONFINITE_PAUSE
         self.last_config, self.last_preset = config, preset
+        self._begin(DashboardScreen(preset, config), lambda: self.trainer_factory(config, preset))
+
+    def attach_run(self, run_dir: Path) -> None:
+        """Show a fresh dashboard attached to the live run in ``run_dir``: its history, then the live events."""
+        if self.run_active:
+            self.notify("a run is already active", severity="warning")
+            return
+        run_dir = Path(run_dir)
+        self._begin(DashboardScreen(run_dir.name, attached=True), lambda: self.attach_factory(run_dir))
+
+    def _begin(self, dashboard: DashboardScreen, make: Callable[[], TrainerLike]) -> None:
+        """Show ``dashboard`` and run the trainer ``make()`` builds in a daemon thread."""
         self.status, self.run_dir, self.trainer = "starting", None, None
         self._events = queue.SimpleQueue()
         self._stop = threading.Event()
         self._pending = []
-        self._quit_after_checkpoint = False
-        self.dashboard = DashboardScreen(preset, config)
+        self._quit_after_stop = False
+        self.detached = self.stop_requested = False
+        self.dashboard = dashboard
         if isinstance(self.screen, LauncherScreen):
             self.switch_screen(self.dashboard)
         else:
@@ -211,15 +272,15 @@ class TrainApp(App[int]):
         # A plain daemon thread rather than a thread worker: Textual runs those in asyncio's
         # default executor, which is joined (up to minutes) when the app's loop closes, so a busy
         # trainer could hold the exit. run_tui joins this one with a timeout instead.
-        self._thread = threading.Thread(target=self._train, args=(config, preset, self._stop, self._events.put),
+        self._thread = threading.Thread(target=self._train, args=(make, self._stop, self._events.put),
                                         name="tui-train-trainer", daemon=True)
         self._thread.start()
         self._push_run_active()
 
-    def _train(self, config: RunConfig, preset: str, stop: threading.Event, sink: Callable[[E.Event], None]) -> None:
+    def _train(self, make: Callable[[], TrainerLike], stop: threading.Event, sink: Callable[[E.Event], None]) -> None:
         """The training thread: build the trainer, run it; never raises, always ends with _ThreadDone."""
         try:
-            trainer = self.trainer_factory(config, preset)
+            trainer = make()
             with self._lock:
                 self.trainer = trainer
                 pending, self._pending = self._pending, []
@@ -237,18 +298,48 @@ class TrainApp(App[int]):
             self.notify("the run is still active: stop it first (e) or quit (q)", severity="warning")
             return
         self.dashboard = None
-        launcher = LauncherScreen(presets_dirs=self.presets_dirs, config=self.last_config,
-                                  preset=self.last_preset, message=message, overrides=self.overrides)
+        launcher = self._launcher(message)
         self.switch_screen(launcher) if len(self.screen_stack) > 1 else self.push_screen(launcher)
 
+    def _launcher(self, message: str = "") -> LauncherScreen:
+        return LauncherScreen(presets_dirs=self.presets_dirs, config=self.last_config, preset=self.last_preset,
+                              message=message, overrides=self.overrides, live=self.find_live_runs())
+
+    def find_live_runs(self) -> list:
+        """Runs training now under the runs directory, newest first (stale endpoints are cleaned);
+        [] when it cannot be read. Cheap: a glob and one connect per pointer."""
+        try:
+            return list(endpoint.live_runs(self.runs_dir))
+        except (OSError, endpoint.EndpointError) as exc:
+            self.log.warning(f"cannot list live runs in {self.runs_dir}: {exc}")
+            return []
+
+    def pick_live_run(self, runs: list, on_cancel: Callable[[], object] | None = None) -> None:
+        """Show the picker of ``runs``; attach to the one chosen (Esc: ``on_cancel``, else stay)."""
+        def chosen(run_dir: Path | None) -> None:
+            if run_dir is not None:
+                self.attach_run(run_dir)
+            elif on_cancel is not None:
+                on_cancel()
+
+        self.push_screen(RunPicker(runs), chosen)
+
     def _push_run_active(self) -> None:
-        """Tell the dashboard whether commands can be sent now (it shows the keys that apply)."""
+        """Tell the dashboard whether commands can be sent now, and whether d can leave the run going."""
         if self.dashboard is not None:
-            self.dashboard.set_run_active(self.run_active)
+            self.dashboard.set_run_active(self.run_active, self.detachable)
 
     @on(DashboardScreen.NewRunRequested)
     def _new_run_requested(self) -> None:
         self.show_launcher()
+
+    @on(LauncherScreen.AttachRequested)
+    def _attach_requested(self, message: LauncherScreen.AttachRequested) -> None:
+        self.pick_live_run(message.runs)
+
+    @on(DashboardScreen.DetachRequested)
+    def _detach_requested(self) -> None:
+        self.detach()
 
     # -- commands --------------------------------------------------------------------------------
     @on(DashboardScreen.CommandRequested)
@@ -304,17 +395,21 @@ class TrainApp(App[int]):
         self._push_run_active()
         if self.dashboard is not None and self.dashboard.ready:
             self.dashboard.apply(ev)
-        if self._quit_after_checkpoint and type(ev) in QUIT_WAITS_FOR:
+        if self._quit_after_stop and type(ev) in QUIT_WAITS_FOR:
             self._exit_now()
 
     def _thread_ended(self) -> None:
         self._thread_done = True
-        if self.status not in E.FINAL_STATUSES:
+        if self.status not in E.FINAL_STATUSES and getattr(self.trainer, "detached", False):
+            # the trainer process dropped this viewer (too slow?): the run goes on without us
+            if self.dashboard is not None:
+                self.dashboard.note("this viewer was disconnected; the run goes on: attach again", style="yellow")
+        elif self.status not in E.FINAL_STATUSES:
             self.status = "interrupted" if self._stop.is_set() else "stopped"
             if self.dashboard is not None:
                 self.dashboard.show_thread_ended(self.status)
         self._push_run_active()
-        if self._quit_after_checkpoint:
+        if self._quit_after_stop:
             self._exit_now()
 
     def _on_run_started(self, ev: E.RunStarted) -> None:
@@ -329,24 +424,48 @@ class TrainApp(App[int]):
 
     # -- quitting --------------------------------------------------------------------------------
     def action_request_quit(self) -> None:
-        """q: quit now when idle; while a run is active ask, offering to save first."""
+        """q: quit now when idle; while a run is active ask: stop it, detach (when it can go on) or cancel."""
         if isinstance(self.screen, QuitDialog):
-            self._exit_now()
+            self.screen.dismiss(self.screen.default)  # q (or Ctrl+C) again: Detach when offered, else Stop
             return
         if not self.run_active:
             self._exit_now()
             return
 
         def answered(choice: str | None) -> None:
-            if choice == "save" and self.run_active:
-                self._quit_after_checkpoint = True
-                self.submit(C.SaveCheckpoint(reason="manual"))
-                self.notify("saving a checkpoint, then quitting…")
-                self.set_timer(SAVE_BEFORE_QUIT_TIMEOUT, self._exit_now)
-            elif choice is not None:
-                self._exit_now()
+            if choice == DETACH:
+                self.detach()
+            elif choice == STOP:
+                self.stop_and_quit()
 
-        self.push_screen(QuitDialog(), answered)
+        self.push_screen(QuitDialog(detachable=self.detachable), answered)
+
+    def detach(self) -> bool:
+        """Quit and leave the run training (a detachable trainer only); False (and a notice) otherwise."""
+        if not self.run_active:
+            self.notify("no active run", severity="warning")
+            return False
+        if not self.detachable:
+            self.notify("this run cannot be left training (it runs inside this app): stop it or quit", severity="warning")
+            return False
+        self.detached = True
+        self._exit_now()  # the stop event detaches a trainer process: the connection closes, the run goes on
+        return True
+
+    def stop_and_quit(self, reason: str = "quit") -> None:
+        """End the run, then quit. A trainer process gets ``Interrupt`` (it finishes the step, saves
+        and ends as interrupted) and the app quits once the run has ended, or after
+        SAVE_BEFORE_QUIT_TIMEOUT anyway (it finishes saving on its own). An in-thread trainer's stop
+        event does the same, so the app quits at once and run_tui waits for the thread."""
+        if not (self.run_active and self.detachable):
+            self._exit_now()
+            return
+        self.stop_requested = self._quit_after_stop = True
+        self.submit(C.Interrupt(reason))
+        if self.dashboard is not None:
+            self.dashboard.note("stopping: saving a checkpoint…", style="yellow")
+        self.notify("stopping: saving a checkpoint…")
+        self.set_timer(SAVE_BEFORE_QUIT_TIMEOUT, self._exit_now)
 
     async def action_quit(self) -> None:
         """ctrl+q and the palette's Quit go through the same question."""
@@ -354,8 +473,25 @@ class TrainApp(App[int]):
 
     def _exit_now(self) -> None:
         self._stop.set()
-        code = 1 if self.failed else 0
+        code = 0 if self.detached else 1 if self.failed else 0
         self.exit(code, return_code=code)
+
+    def exit_code(self) -> int:
+        """What the process exits with: 0 after a detach or a finished run, 1 after a failure,
+        130 after an interrupt (as headless: see core.headless.EXIT_CODES)."""
+        if self.detached:
+            return 0
+        if self.failed:
+            return 1
+        if self.stop_requested and self.status not in E.FINAL_STATUSES:
+            return 130  # asked to stop; the trainer process is still saving on its own
+        return 130 if self.status == "interrupted" else 0
+
+    def left_running(self) -> bool:
+        """The run goes on without this app: it detached, or the trainer process dropped it."""
+        if self.status in E.FINAL_STATUSES:
+            return False
+        return self.detached or (bool(getattr(self.trainer, "detached", False)) and not self.stop_requested)
 
     def stop_training(self, timeout: float = JOIN_TIMEOUT) -> bool:
         """Set the stop event and wait up to ``timeout`` s for the thread; True if it ended."""
@@ -378,7 +514,7 @@ class TrainApp(App[int]):
 
     def _install_signal_handlers(self) -> None:
         # Textual handles neither SIGHUP nor SIGTERM, and after a hang-up its shutdown can hang:
-        # stop training (the engine saves), exit, and let a watchdog end the process (STYLE.md traps).
+        # detach or stop the run (_on_terminate), exit, and let a watchdog end the process (STYLE.md traps).
         try:
             loop = asyncio.get_running_loop()
             for sig in (signal.SIGHUP, signal.SIGTERM):
@@ -387,18 +523,41 @@ class TrainApp(App[int]):
             pass
 
     def _on_terminate(self) -> None:
-        # Textual cannot be trusted to shut down once its terminal is gone (STYLE.md): the run is
-        # saved by the trainer within a step, and the process is gone within 5 s of the signal.
+        # Textual cannot be trusted to shut down once its terminal is gone (STYLE.md): the process
+        # is gone within TERMINATE_DEADLINE of the signal, whatever Textual does. A detachable run
+        # is left going (on_hangup 'detach') or sent Interrupt (on_hangup 'stop': the trainer
+        # process saves and ends on its own, and we wait for that end while the deadline allows);
+        # an in-thread run is stopped by the stop event (the engine saves within a step).
         deadline = time.monotonic() + TERMINATE_DEADLINE
-        self._stop.set()
+        stop_remote = self.run_active and self.detachable and self.on_hangup == "stop"
+        if stop_remote:
+            self.stop_requested = True
+            self.submit(C.Interrupt("hangup"))
+        elif self.run_active and self.detachable and not self.stop_requested:
+            self.detached = True
+        thread = self._thread
 
         def watchdog() -> None:
+            if stop_remote and thread is not None:
+                thread.join(max(0.0, deadline - time.monotonic() - 1.0))  # RunFinished ends the thread
             self.stop_training(max(0.1, deadline - time.monotonic() - 0.5))
             time.sleep(max(0.0, deadline - time.monotonic()))  # a healthy shutdown ends us before this
-            os._exit(1 if self.failed else 0 if self.status in ("completed", "early_stopped") else 130)
+            self.drain_after_exit()  # only now: until the deadline the pump must see RunFinished to quit
+            os._exit(self._terminate_code())
 
         threading.Thread(target=watchdog, name="tui-train-watchdog", daemon=True).start()
-        self._exit_now()
+        if stop_remote:
+            self._quit_after_stop = True  # quit once the run has ended (the pump sees RunFinished)
+        else:
+            self._exit_now()
+
+    def _terminate_code(self) -> int:
+        """The watchdog's exit code: 0 detached or done, 1 failed, 130 otherwise (interrupted)."""
+        if self.detached:
+            return 0
+        if self.failed:
+            return 1
+        return 0 if self.status in ("completed", "early_stopped") else 130
 
     # -- help and palette ------------------------------------------------------------------------
     def action_help(self) -> None:
@@ -413,44 +572,72 @@ class TrainApp(App[int]):
         dash = self.dashboard
         if dash is not None and screen is dash:
             for key in keys.palette_entries(self.run_active):
-                yield SystemCommand(key.title, key.palette_help, getattr(dash, f"action_{key.action}"))
+                if dash.check_action(key.action, ()) is not False:  # e.g. Detach only when the run can go on
+                    yield SystemCommand(key.title, key.palette_help, getattr(dash, f"action_{key.action}"))
 
 
 def build_app(*, config: RunConfig | None = None, preset: str | None = None, runs_dir: Path = Path("runs"),
               presets_dirs: list[Path] | tuple = (), trainer_factory: TrainerFactory | None = None,
               start_immediately: bool = False, resume: Path | None = None,
-              overrides: list[str] | tuple = ()) -> TrainApp:
+              overrides: list[str] | tuple = (), attach: Path | None = None, live: list | None = None,
+              on_hangup: str = "detach", attach_factory: AttachFactory | None = None) -> TrainApp:
     """The one factory: the app with its engine injected (``trainer_factory(config, preset)``).
 
     Without a config, or with ``start_immediately=False``, it opens on the launcher; with a config
     and ``start_immediately=True`` it goes straight to the dashboard and starts training.
     ``resume`` (default factory only) makes that first run continue a checkpoint or run directory;
     ``overrides`` (``--set`` texts) are applied to presets loaded in the launcher and on resume.
+    ``attach`` (a live run's directory) opens straight on its dashboard, attached through
+    ``attach_factory(run_dir)`` (default: ``core.remote.RemoteTrainer(attach=run_dir)``); else
+    ``live`` (live runs, e.g. ``core.endpoint.live_runs()``) opens on a picker of them (Esc quits).
+    ``on_hangup`` ('detach' or 'stop') is what SIGHUP/SIGTERM does to a detachable run.
     """
     return TrainApp(config=config, preset=preset, runs_dir=Path(runs_dir), presets_dirs=list(presets_dirs),
                     trainer_factory=trainer_factory, start_immediately=start_immediately, resume=resume,
-                    overrides=overrides)
+                    overrides=overrides, attach=attach, live=live, on_hangup=on_hangup, attach_factory=attach_factory)
 
 
 def run_tui(*, config: RunConfig | None = None, preset: str | None = None, runs_dir: Path = Path("runs"),
             presets_dirs: list[Path] | tuple = (), trainer_factory: TrainerFactory | None = None,
-            start_immediately: bool = False, resume: Path | None = None, overrides: list[str] | tuple = ()) -> int:
-    """Run the app in this terminal until the user quits. Returns 0, or 1 if the last run failed."""
+            start_immediately: bool = False, resume: Path | None = None, overrides: list[str] | tuple = (),
+            attach: Path | None = None, live: list | None = None, on_hangup: str = "detach",
+            attach_factory: AttachFactory | None = None) -> int:
+    """Run the app in this terminal until the user quits (see :func:`build_app` for the arguments).
+
+    Prints one line once the app has closed: how the run ended, or after a detach how to attach
+    again. Returns 0 (also after a detach), 1 if the last run failed, 130 if it was interrupted.
+    """
     app = build_app(config=config, preset=preset, runs_dir=runs_dir, presets_dirs=presets_dirs,
                     trainer_factory=trainer_factory, start_immediately=start_immediately, resume=resume,
-                    overrides=overrides)
+                    overrides=overrides, attach=attach, live=live, on_hangup=on_hangup, attach_factory=attach_factory)
     app.handle_signals = True
     try:
         app.run()
     finally:
         ended = app.stop_training(JOIN_TIMEOUT)
         app.drain_after_exit()
-    if app.run_dir:
-        note = "" if ended else " (training thread still busy; exiting anyway)"
-        try:
-            print(f"tui-train: {app.status} · {app.run_dir}{note}")
-        except OSError:  # the terminal is gone (hang-up): the run is saved, say nothing
-            pass
-    if app.failed:
-        return 1
-    return 130 if app.status == "interrupted" else 0  # as headless: see core.headless.EXIT_CODES
+    line, code = closing_words(app, ended)
+    if line:
+        _say(line)
+    return code
+
+
+def closing_words(app: TrainApp, thread_ended: bool = True) -> tuple[str, int]:
+    """(the line run_tui prints once the app has closed, '' for none; the exit code)."""
+    run_dir = app.run_dir or getattr(app.trainer, "run_dir", None) or app.attach_to
+    if app.left_running():
+        where = run_dir or ""
+        return f"tui-train: detached; the run goes on · attach again: tui-train attach {where}".rstrip(), 0
+    if not run_dir:
+        return "", app.exit_code()
+    status, note = app.status, "" if thread_ended else " (training thread still busy; exiting anyway)"
+    if app.stop_requested and app.status not in E.FINAL_STATUSES:
+        status, note = "stopping", " (the trainer process finishes saving on its own)"
+    return f"tui-train: {status} · {run_dir}{note}", app.exit_code()
+
+
+def _say(line: str) -> None:
+    try:
+        print(line)
+    except OSError:  # the terminal is gone (hang-up): the run is saved or goes on, say nothing
+        pass

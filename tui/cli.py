@@ -76,6 +76,10 @@ CheckpointArg = Annotated[Path, typer.Argument(
     help="A checkpoint file (.pt) written by tui-train, or a run directory (its newest checkpoint).")]
 ResumeOpt = Annotated[Path | None, typer.Option("--resume",
     help="Continue from a checkpoint file or a run directory (its newest checkpoint). Default: a new run.", show_default=False)]
+OnHangupOpt = Annotated[str, typer.Option("--on-hangup",
+    help="What a hang-up of this terminal (an SSH drop) does to the run: detach (it trains on; `tui-train attach` comes back) "
+         "or stop (save a checkpoint, end as interrupted). Default: detach.")]
+HANGUP_CHOICES = ("detach", "stop")
 
 
 @app.callback()
@@ -96,10 +100,13 @@ def run(
     seed: SeedOpt = None,
     presets_dir: PresetsDirOpt = None,
     resume: ResumeOpt = None,
+    on_hangup: OnHangupOpt = "detach",
 ) -> None:
-    """Train a preset: opens the TUI, or prints progress lines with --headless."""
+    """Train a preset: opens the TUI on a trainer process of its own (detach with d), or prints progress lines with --headless."""
     from core.config import DEFAULT_PRESET
 
+    if on_hangup not in HANGUP_CHOICES:
+        raise fail(f"--on-hangup {on_hangup!r} is not allowed (allowed: {', '.join(HANGUP_CHOICES)})")
     overrides = list(set_ or [])
     if data_dir is not None:
         overrides.append(f"data.data_dir={_quote(str(data_dir))}")
@@ -110,7 +117,7 @@ def run(
     dirs = _presets_dirs(presets_dir)
     headless = headless or not sys.stdout.isatty()
     if resume is not None:
-        raise typer.Exit(_run_resume(resume, runs_dir, headless, overrides))
+        raise typer.Exit(_run_resume(resume, runs_dir, headless, overrides, on_hangup))
     config = _load(preset or DEFAULT_PRESET, overrides, dirs) if (preset or headless) else None
     name = config.name if config is not None else None
     if headless:
@@ -118,7 +125,7 @@ def run(
     from tui.app import run_tui
 
     raise typer.Exit(run_tui(config=config, preset=name, runs_dir=runs_dir, presets_dirs=dirs,
-                             start_immediately=config is not None, overrides=overrides))
+                             start_immediately=config is not None, overrides=overrides, on_hangup=on_hangup))
 
 
 def _run_headless(config, preset: str | None, runs_dir: Path, resume: Path | None = None, overrides: list[str] = ()) -> int:
@@ -133,10 +140,26 @@ def _run_headless(config, preset: str | None, runs_dir: Path, resume: Path | Non
         trainer.prepare()
     except (ConfigError, DataError, CheckpointError) as e:
         raise fail(str(e)) from None
-    return run_headless(trainer)
+    return _host_and_run(trainer, run_headless)
 
 
-def _run_resume(resume: Path, runs_dir: Path, headless: bool, overrides: list[str]) -> int:
+def _host_and_run(trainer, run_headless) -> int:
+    """Train headless in this process, hosting the run's control endpoint (attach, ctl)."""
+    import contextlib
+
+    from core.endpoint import EndpointError
+    from core.serve import hosting
+
+    with contextlib.ExitStack() as stack:
+        try:
+            stack.enter_context(hosting(trainer))
+            typer.echo(f"attach: tui-train attach {trainer.run_dir} · steer: tui-train ctl {trainer.run_dir} pause")
+        except EndpointError as e:
+            typer.echo(f"tui-train: warning: {e}; training without a control endpoint", err=True)
+        return run_headless(trainer)
+
+
+def _run_resume(resume: Path, runs_dir: Path, headless: bool, overrides: list[str], on_hangup: str = "detach") -> int:
     from core.config import from_dict
 
     placeholder = from_dict({})  # replaced by the checkpoint's own config in Trainer.prepare()
@@ -145,7 +168,180 @@ def _run_resume(resume: Path, runs_dir: Path, headless: bool, overrides: list[st
     from tui.app import run_tui
 
     return run_tui(config=placeholder, preset=None, runs_dir=runs_dir, presets_dirs=[], start_immediately=True,
-                   resume=resume, overrides=overrides)
+                   resume=resume, overrides=overrides, on_hangup=on_hangup)
+
+
+RunDirArg = Annotated[Path | None, typer.Argument(
+    help="A live run's directory. Default: the newest live run under --runs-dir.", show_default=False)]
+
+
+def _live_run(run_dir: Path | None, runs_dir: Path, pick: bool = False):
+    """(run directory, None) for one live run, or (None, pointers) when several are live and
+    ``pick``; one-line error (exit 2) when there is none. Stale endpoints are cleaned and said."""
+    from core.endpoint import EndpointError, live_runs, probe
+
+    try:
+        if run_dir is not None:
+            if not run_dir.is_dir():
+                raise fail(f"{run_dir}: no such run directory")
+            ptr, why = probe(run_dir)
+            if ptr is None:
+                raise fail(f"{run_dir}: {why}")
+            return run_dir, None
+        if not runs_dir.is_dir():
+            raise fail(f"--runs-dir {runs_dir}: no such directory (no run has been started there)")
+        runs = live_runs(runs_dir)
+    except EndpointError as e:
+        raise fail(str(e)) from None
+    if not runs:
+        raise fail(f"no live run under {runs_dir} (start one with `tui-train run`, or give a run directory)")
+    if len(runs) > 1 and pick:
+        return None, runs
+    return runs[0].run_dir, None
+
+
+@app.command()
+def attach(run_dir: RunDirArg = None, runs_dir: RunsDirOpt = Path("runs"), on_hangup: OnHangupOpt = "detach") -> None:
+    """Open the dashboard on a live run (the newest, or a list to pick from when several are live); d detaches again."""
+    if on_hangup not in HANGUP_CHOICES:
+        raise fail(f"--on-hangup {on_hangup!r} is not allowed (allowed: {', '.join(HANGUP_CHOICES)})")
+    target, live = _live_run(run_dir, runs_dir, pick=True)
+    if not sys.stdout.isatty():
+        raise fail("attach opens the dashboard and needs a terminal; scripts use `tui-train ctl [RUN_DIR] --events`")
+    from tui.app import run_tui
+
+    raise typer.Exit(run_tui(config=None, preset=None, runs_dir=runs_dir, attach=target, live=live, on_hangup=on_hangup))
+
+
+CTL_ACTIONS = {
+    "pause": "pause", "resume": "resume", "lr VALUE": "set the base learning rate",
+    "set KEY VALUE": "set a live hyperparameter (momentum, weight_decay, grad_clip, patience; lr too)",
+    "save": "save a checkpoint", "validate": "validate now", "stop": "early stop (evaluate, save, end as early_stopped)",
+    "interrupt": "save a checkpoint and end as interrupted (resume later with --resume)",
+}
+"""What ``tui-train ctl`` can send (the form shown in help and errors)."""
+
+
+def _ctl_command(words: list[str]):
+    """The command for ``ctl`` words such as ['lr', '3e-4']; one-line error (exit 2) otherwise."""
+    from core import commands as C
+
+    allowed = " | ".join(CTL_ACTIONS)
+    if not words:
+        raise fail(f"ctl: say what to send ({allowed}), or --events")
+    action, args = words[0], words[1:]
+    expected = {"pause": 0, "resume": 0, "save": 0, "validate": 0, "stop": 0, "interrupt": 0, "lr": 1, "set": 2}
+    if action not in expected:
+        raise fail(f"ctl: unknown action {action!r} (allowed: {allowed})")
+    if len(args) != expected[action]:
+        form = next(k for k in CTL_ACTIONS if k.split()[0] == action)
+        raise fail(f"ctl {action}: expected `ctl {form}`, got {' '.join(words)!r}")
+
+    def number(text: str) -> float:
+        try:
+            return float(text)
+        except ValueError:
+            raise fail(f"ctl {action}: {text!r} is not a number") from None
+
+    simple = {"pause": C.Pause, "resume": C.Resume, "save": C.SaveCheckpoint, "validate": C.Validate}
+    if action in simple:
+        return simple[action]()
+    if action == "stop":
+        return C.Stop("ctl")
+    if action == "interrupt":
+        return C.Interrupt("ctl")
+    if action == "lr" or args[0] == "lr":
+        return C.SetLearningRate(number(args[-1]))
+    return C.SetHyperparameter(args[0], number(args[1]))
+
+
+@app.command()
+def ctl(
+    words: Annotated[list[str] | None, typer.Argument(
+        help="[RUN_DIR] ACTION [VALUE...]; ACTION: " + " | ".join(CTL_ACTIONS) + ". RUN_DIR default: the newest live run.",
+        show_default=False)] = None,
+    events: Annotated[bool, typer.Option("--events", help="Stream the run's events as JSON lines until it ends. Default: off.")] = False,
+    runs_dir: RunsDirOpt = Path("runs"),
+    timeout: Annotated[float, typer.Option("--timeout", help="Seconds to wait for the acknowledgement. Default: 30.")] = 30.0,
+) -> None:
+    """Send one command to a live run and print its acknowledgement (exit 0 applied, 1 rejected), or stream its events."""
+    words = list(words or [])
+    run_dir = None
+    if words and (Path(words[0]).is_dir() or "/" in words[0]):
+        run_dir, words = Path(words[0]), words[1:]
+    if events and words:
+        raise fail("ctl: --events streams; send a command without it")
+    command = None if events else _ctl_command(words)
+    target, _ = _live_run(run_dir, runs_dir)
+    from core.endpoint import EndpointError, probe
+
+    ptr, why = probe(target)
+    if ptr is None:
+        raise fail(f"{target}: {why}")
+    try:
+        raise typer.Exit(_stream(ptr.socket) if command is None else _send(ptr.socket, command, timeout))
+    except EndpointError as e:
+        raise fail(str(e)) from None
+    except KeyboardInterrupt:
+        raise typer.Exit(130) from None
+
+
+def _send(socket_path: Path, command, timeout: float) -> int:
+    """Send ``command``, print its acknowledgement; 0 applied, 1 rejected or no answer, 2 refused as malformed."""
+    import time
+
+    from core import events as E
+    from core.endpoint import Connection
+
+    conn = Connection(socket_path, viewer="ctl")
+    try:
+        request = conn.send(command)
+        deadline = time.monotonic() + timeout
+        for event, _, msg in conn.events(timeout=0.2):
+            if event is None and msg.get("type") == "error" and msg.get("request") in (request, None):
+                typer.echo(f"tui-train: error: the trainer refused the message: {msg.get('reason', '')}", err=True)
+                return EXIT_BAD_INPUT
+            if isinstance(event, E.ValidationMetrics) and command.name == "Validate":
+                typer.echo("validation: " + json.dumps(event.metrics))
+            if isinstance(event, E.CommandApplied | E.CommandRejected) and event.origin == conn.viewer_id:
+                if isinstance(event, E.CommandApplied):
+                    typer.echo(f"{event.command}: {event.detail} (step {event.step})")
+                    return 0
+                typer.echo(f"{event.command} rejected: {event.reason}", err=True)
+                return 1
+            if isinstance(event, E.RunFinished | E.RunFailed):
+                typer.echo(f"tui-train: the run ended before {command.name} applied", err=True)
+                return 1
+            if time.monotonic() > deadline:
+                typer.echo(f"tui-train: no acknowledgement of {command.name} within {timeout:g} s "
+                           "(it applies at the next step boundary; is a step very long?)", err=True)
+                return 1
+        typer.echo(f"tui-train: the trainer closed the connection before acknowledging {command.name}", err=True)
+        return 1
+    finally:
+        conn.close()
+
+
+def _stream(socket_path: Path) -> int:
+    """Print every live event as a JSON line (with its seq) until the run ends."""
+    from core import events as E
+    from core.endpoint import Connection
+
+    conn = Connection(socket_path, viewer="ctl")
+    try:
+        for event, seq, _ in conn.events(timeout=0.5):
+            if event is None:
+                continue
+            try:
+                sys.stdout.write(json.dumps({**E.to_json(event), "seq": seq}, allow_nan=True) + "\n")
+                sys.stdout.flush()
+            except (BrokenPipeError, OSError):
+                return 0  # the reader went away (e.g. | head)
+            if isinstance(event, E.RunFinished | E.RunFailed):
+                return 0
+        return 0
+    finally:
+        conn.close()
 
 
 @presets_app.callback()

@@ -40,6 +40,8 @@ class KeyAction:
     """The help screen's key column, when not the key as displayed."""
     priority: bool = False
     """A priority binding (checked before the focused widget's)."""
+    needs_detachable: bool = False
+    """Only when the run can be left going (the trainer is ``detachable``: a process of its own)."""
 
     @property
     def shown_key(self) -> str:
@@ -75,14 +77,16 @@ DASHBOARD_KEYS: tuple[KeyAction, ...] = (
     KeyAction("t", "toggle_details", "Log/Table",
               "switch the lower panel between the event log and the epoch table (small terminals)",
               "Toggle log / epoch table", "Small terminals: switch the lower panel", show=False),
+    KeyAction("d", "detach", "Detach", "detach: leave the run training; `tui-train attach` comes back",
+              "Detach", "Leave the run training; tui-train attach comes back", needs_run=True, needs_detachable=True),
     KeyAction("n", "new_run", "New run", "new run: back to the launcher (after the run ended)",
               "New run", "Back to the launcher", needs_run=False),
 )
 """The dashboard's keys, in footer order."""
 
 APP_KEYS: tuple[KeyAction, ...] = (
-    KeyAction("q", "request_quit", "Quit", "quit (asks while a run is active, offering to save)"),
-    # Ctrl+C raises no SIGINT in a Textual app: it asks like q, offering to save
+    KeyAction("q", "request_quit", "Quit", "quit (while a run is active it asks: stop and save, detach, or cancel)"),
+    # Ctrl+C raises no SIGINT in a Textual app: it asks like q
     # (tests/functional/test_dashboard_fake.py::test_ctrl_c_asks_like_q_instead_of_killing_the_run)
     KeyAction("ctrl+c", "request_quit", "Quit", show=False, priority=True),
     KeyAction("question_mark", "help", "Help", "this help", "Help: keys", "Show every key binding", key_display="?"),
@@ -93,6 +97,7 @@ OTHER_KEYS: tuple[tuple[str, str], ...] = (
     ("ctrl+p", "command palette: the same actions by name"),
     ("tab / shift+tab", "move the focus; arrows scroll the focused table or log"),
     ("launcher: ↑ ↓ enter", "pick a preset, edit lr / batch size / epochs / optimizer, Enter starts"),
+    ("launcher: a", "attach to a run that is training (shown when there is one)"),
 )
 """Keys the help screen lists that Textual or the launcher's widgets provide."""
 
@@ -111,6 +116,11 @@ def help_rows() -> list[tuple[str, str]]:
 def needs_run(keys: tuple[KeyAction, ...] = DASHBOARD_KEYS) -> dict[str, bool | None]:
     """Action name -> whether it needs an active run (see :attr:`KeyAction.needs_run`)."""
     return {k.action: k.needs_run for k in keys}
+
+
+def needs_detachable(keys: tuple[KeyAction, ...] = DASHBOARD_KEYS) -> frozenset[str]:
+    """Actions offered only when the run can be left going (see :attr:`KeyAction.needs_detachable`)."""
+    return frozenset(k.action for k in keys if k.needs_detachable)
 
 
 def palette_entries(run_active: bool, keys: tuple[KeyAction, ...] = DASHBOARD_KEYS) -> list[KeyAction]:

@@ -241,22 +241,29 @@ async def test_regression_run_plots_r2(tmp_path):
 
 @run_async
 async def test_quit_while_running_offers_save_and_stops_training(tmp_path):
+    # an in-thread trainer (not detachable): q offers Stop (the stop event saves an interrupt
+    # checkpoint and ends the run) or Cancel, never Detach (issue 9; the detachable case is in
+    # test_leaving.py)
     app, fakes = fake_app(tmp_path)
     async with app.run_test(size=SIZE) as pilot:
         await started(pilot, fakes)
         await pilot.press("q")
         await wait_for(pilot, lambda: isinstance(app.screen, QuitDialog))
+        text = screen_text(app)
+        assert "Stop (s)" in text and "Cancel (c)" in text and "Detach" not in text
         await pilot.press("escape")  # stay
         await wait_for(pilot, lambda: not isinstance(app.screen, QuitDialog))
         assert app.is_running
         await pilot.press("q")
         await wait_for(pilot, lambda: isinstance(app.screen, QuitDialog))
-        await pilot.press("s")  # save & quit: SaveCheckpoint, exit once CheckpointSaved arrives
-        await wait_for(pilot, lambda: not app.is_running, what="exit after the checkpoint")
+        await pilot.press("s")  # stop: the app quits at once, the stop event ends the run, saving
+        await wait_for(pilot, lambda: not app.is_running, what="exit")
     fake = fakes[0]
-    assert C.SaveCheckpoint() in fake.commands
     assert fake.finished.wait(5), "the stop event must end training"
     assert app.stop_training(5)
+    app.drain_after_exit()
+    assert fake.commands == [] and fake.status == "interrupted" and not fake.detached
+    assert app.status == "interrupted" and app.exit_code() == 130
 
 
 @run_async
@@ -271,9 +278,10 @@ async def test_ctrl_c_asks_like_q_instead_of_killing_the_run(tmp_path):
         assert app.is_running and not fakes[0].finished.is_set()
         await pilot.press("ctrl+c")
         await wait_for(pilot, lambda: isinstance(app.screen, QuitDialog))
-        await pilot.press("q")
+        await pilot.press("q")  # q again in the dialog: Stop, as the run cannot be left going
         await wait_for(pilot, lambda: not app.is_running, what="exit")
     assert fakes[0].finished.wait(5)
+    assert fakes[0].status == "interrupted"
 
 
 @run_async

@@ -154,3 +154,16 @@ def test_the_trainer_process_ending_is_reported(tmp_path, sig):
         ptr, why = probe(Path(started.run_dir))
         assert ptr is None and "stale" in why and not (Path(started.run_dir) / POINTER).exists()
     v.thread.join(10)
+
+
+def test_a_whole_run_keeps_the_contract_across_the_socket(tmp_path):
+    v = Viewer(RemoteTrainer(tiny(epochs=2, log_every=1), runs_dir=tmp_path / "runs", preset="tiny"))
+    v.thread.join(TIMEOUT)
+    while not v.q.empty():
+        v.events.append(v.q.get())
+    started, finished = v.events[0], v.events[-1]
+    assert isinstance(started, E.RunStarted) and isinstance(finished, E.RunFinished), [e.kind for e in v.events[-5:]]
+    assert finished.status == "completed" and v.result["status"] == "completed"
+    steps = [e.step for e in v.events if isinstance(e, E.StepMetrics)]
+    assert steps == list(range(1, started.total_steps + 1))  # every logged step, once, in order
+    assert sum(isinstance(e, E.EpochMetrics) for e in v.events) == 2 and any(isinstance(e, E.TestMetrics) for e in v.events)

@@ -5,7 +5,7 @@ QuitDialog, ConfirmDialog and NonFiniteDialog are thin subclasses that only say 
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import NamedTuple
 
 from textual import events, on
@@ -31,11 +31,12 @@ class Choice(NamedTuple):
 class ChoiceDialog(ModalScreen[str | None]):
     """A title, a line or two of explanation and a row of buttons; dismisses with the chosen value.
 
-    Each choice's key picks it from anywhere in the dialog; Escape dismisses with ``escape``.
+    Each choice's key picks it from anywhere in the dialog; Escape dismisses with ``escape``;
+    ``also`` maps further keys to values (no button of their own).
     """
 
     def __init__(self, title: str, texts: str | Sequence[str], choices: Sequence[Choice | tuple], *,
-                 focus: str | None = None, escape: str | None = None) -> None:
+                 focus: str | None = None, escape: str | None = None, also: Mapping[str, str | None] | None = None) -> None:
         super().__init__()
         self.heading = title
         """Bold first line."""
@@ -47,6 +48,8 @@ class ChoiceDialog(ModalScreen[str | None]):
         """Key of the choice whose button has the focus (Enter picks it)."""
         self.escape = escape
         """What Escape dismisses with."""
+        self.also = dict(also or {})
+        """Extra key -> value (e.g. q in the quit dialog picks its default)."""
         self._by_key = {c.key: c for c in self.choices}
         self._by_button: dict[Button, Choice] = {}
 
@@ -65,13 +68,16 @@ class ChoiceDialog(ModalScreen[str | None]):
         next(b for b, c in self._by_button.items() if c.key == self.focus_key).focus()
 
     def on_key(self, event: events.Key) -> None:
-        # a choice's key wins over the app's bindings (q in the quit dialog quits, it does not ask again)
+        # a modal screen hides the app's (non-priority) bindings: q in the quit dialog comes here
         if event.key == "escape":
             event.stop()
             self.dismiss(self.escape)
         elif event.key in self._by_key:
             event.stop()
             self.dismiss(self._by_key[event.key].value)
+        elif event.key in self.also:
+            event.stop()
+            self.dismiss(self.also[event.key])
 
     @on(Button.Pressed)
     def _pressed(self, event: Button.Pressed) -> None:

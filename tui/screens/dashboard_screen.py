@@ -2,7 +2,9 @@
 
 Everything it shows comes from engine events routed here by the app (``apply``); its key
 actions only ask the app to submit commands (:class:`DashboardScreen.CommandRequested`, STYLE.md
-habit 9). The app tells it whether a run is active (:meth:`DashboardScreen.set_run_active`).
+habit 9). The app tells it whether a run is active and whether it can be left going
+(:meth:`DashboardScreen.set_run_active`). An attached dashboard is fed the run's history first,
+then the live events, all through ``apply``: what it shows is the state the events end in.
 """
 
 from __future__ import annotations
@@ -35,6 +37,12 @@ NEEDS_RUN = keys.needs_run(keys.DASHBOARD_KEYS)
 """Action -> True (needs an active run), False (needs none) or None (always), from :mod:`tui.keys`;
 an action that does not apply now is hidden in the footer."""
 
+NEEDS_DETACHABLE = keys.needs_detachable(keys.DASHBOARD_KEYS)
+"""Actions hidden unless the trainer is detachable (d), from :mod:`tui.keys`."""
+
+DIALOG_GONE = "gone"
+"""What the non-finite dialog is dismissed with when the run left that pause by itself."""
+
 PANEL_INTERVAL = 0.25
 """Seconds between two updates of the progress lines and the current LR (a bounded rate)."""
 
@@ -64,12 +72,17 @@ class DashboardScreen(Screen):
     class NewRunRequested(Message):
         """n: back to the launcher for a new run (the app decides whether it may)."""
 
-    def __init__(self, preset: str, config: RunConfig | None = None) -> None:
+    class DetachRequested(Message):
+        """d: leave the run training and quit (the app detaches)."""
+
+    def __init__(self, preset: str, config: RunConfig | None = None, *, attached: bool = False) -> None:
         super().__init__()
         self.preset = preset
         """Preset name shown until RunStarted arrives."""
         self.config = config
         """The run's config (for the panel before RunStarted)."""
+        self.attached = attached
+        """Attached to a run already training (its history arrives first)."""
         self.run_task = "classification"
         """From RunStarted."""
         self.metric_key = "accuracy"
@@ -86,7 +99,11 @@ class DashboardScreen(Screen):
         """True once mounted and its widgets are looked up: the app routes events only then."""
         self.run_active = False
         """A run is in progress and takes commands, as the app last said (:meth:`set_run_active`)."""
+        self.detachable = False
+        """The run can be left going (d is offered), as the app last said."""
         self._latest_step: E.StepMetrics | None = None
+        self._nonfinite_reason: str | None = None  # a non-finite pause waiting for its dialog (see flush)
+        self._nonfinite_dialog: NonFiniteDialog | None = None
         self._last_panel_update = 0.0
         self._handlers = E.exhaustive({
             E.RunStarted: self._on_started,
@@ -142,7 +159,7 @@ class DashboardScreen(Screen):
             self._panel.set_all(
                 {"optimizer": c.optim.name, "lr": c.optim.lr, "batch_size": c.data.batch_size, "epochs": c.train.epochs})
         self._header.set_status(self.status)
-        self._log.say(f"starting {self.preset}…")
+        self._log.say(f"attaching to {self.preset}…" if self.attached else f"starting {self.preset}…")
         self.ready = True
 
     # -- plumbing ------------------------------------------------------------------------------
@@ -160,15 +177,18 @@ class DashboardScreen(Screen):
         for plot in self.plots:
             plot.mark(step, kind)
 
-    def set_run_active(self, active: bool) -> None:
-        """The app says whether a run is in progress; the footer then shows the keys that apply."""
-        if active != self.run_active:
-            self.run_active = active
+    def set_run_active(self, active: bool, detachable: bool = False) -> None:
+        """The app says whether a run is in progress (and can be left going); the footer then
+        shows the keys that apply."""
+        if (active, detachable) != (self.run_active, self.detachable):
+            self.run_active, self.detachable = active, detachable
             if self.ready:
                 self.refresh_bindings()  # recomposes the footer (costly): only on a change
 
     def check_action(self, action: str, parameters: tuple) -> bool | None:
         # hidden (False) rather than greyed: an 80-column footer then shows what can be done now
+        if action in NEEDS_DETACHABLE and not self.detachable:
+            return False
         needs = NEEDS_RUN.get(action)
         return True if needs is None else needs == self.run_active
 
@@ -192,7 +212,9 @@ class DashboardScreen(Screen):
             self._on_step(ev)
             return  # the hot path: no log line per step
         if self._latest_step is not None and kind in FLUSH_FIRST:
-            self.flush(force=True)  # keep the order: the epoch's end shows after its last step
+            # keep the order: the epoch's end shows after its last step (only the progress: a
+            # whole flush per epoch would cost an attached viewer replaying 1000s of epochs seconds)
+            self._show_latest_step(force=True)
         self._log.log_event(ev)
         self._handlers[kind](ev)
 
@@ -228,17 +250,38 @@ class DashboardScreen(Screen):
     def _on_status(self, ev: E.StatusChanged) -> None:
         before = self.status
         self._set_status(ev.status)
+        nonfinite = ev.status == "paused" and ev.cause == "nonfinite"
+        # The dialog is asked for here and shown by flush(), after the batch: an attached viewer
+        # replays the history in one batch, and only a non-finite pause the run is still in needs it.
+        self._nonfinite_reason = ev.reason if nonfinite else None
+        if not nonfinite:
+            self._close_nonfinite_dialog()
         if ev.status == "paused":
-            nonfinite = ev.cause == "nonfinite"
             self._mark(ev.step, "nonfinite" if nonfinite else "pause")
-            if nonfinite:
-                self.app.push_screen(NonFiniteDialog(ev.reason), self._after_nonfinite)
         elif ev.status == "running" and before == "paused":
             self._mark(ev.step, "resume")
         elif ev.status in ("stopping", "early_stopped") and before not in ("stopping", "early_stopped"):
             self._mark(ev.step, "early_stop")
 
+    def _show_nonfinite_dialog(self) -> None:
+        reason, self._nonfinite_reason = self._nonfinite_reason, None
+        if reason is None or self.status != "paused" or self._nonfinite_dialog is not None:
+            return
+        self._nonfinite_dialog = NonFiniteDialog(reason)
+        self.app.push_screen(self._nonfinite_dialog, self._after_nonfinite)
+
+    def _close_nonfinite_dialog(self) -> None:
+        """The run left the non-finite pause (another viewer answered, or the history goes on): the
+        dialog no longer applies. Closed when it is on top; one under another dialog stays (its
+        answer would be rejected by the engine, harmlessly)."""
+        dialog = self._nonfinite_dialog
+        if dialog is not None and self.app.screen is dialog:
+            dialog.dismiss(DIALOG_GONE)
+
     def _after_nonfinite(self, choice: str | None) -> None:
+        self._nonfinite_dialog = None
+        if choice == DIALOG_GONE:
+            return
         if choice == "rollback":
             self._submit(C.Rollback(0.5))
         elif choice == "resume":
@@ -266,6 +309,13 @@ class DashboardScreen(Screen):
         redraw the plots that changed (rate-limited by each plot)."""
         self._log.flush()
         self._table.flush(force)
+        if self._nonfinite_reason is not None:
+            self._show_nonfinite_dialog()
+        self._show_latest_step(force)
+        self.refresh_plots()
+
+    def _show_latest_step(self, force: bool = False) -> None:
+        """The latest step's progress and current LR (at most PANEL_INTERVAL apart unless forced)."""
         ev = self._latest_step
         now = time.monotonic()
         if ev is not None and (force or now - self._last_panel_update >= PANEL_INTERVAL):
@@ -274,7 +324,6 @@ class DashboardScreen(Screen):
             self._progress.set_step(ev.step, ev.epoch, ev.epoch_progress, ev.samples_per_second, ev.elapsed)
             if is_finite(ev.lr):
                 self._panel.set_value("lr_now", ev.lr)
-        self.refresh_plots()
 
     def _on_epoch(self, ev: E.EpochMetrics) -> None:
         if self.run_task != "classification" and "r2" not in ev.val and "r2" not in ev.train and self.metric_key == "r2":
@@ -350,3 +399,7 @@ class DashboardScreen(Screen):
 
     def action_new_run(self) -> None:
         self.post_message(self.NewRunRequested())
+
+    def action_detach(self) -> None:
+        """d: quit and leave the run training (the app checks that it can)."""
+        self.post_message(self.DetachRequested())

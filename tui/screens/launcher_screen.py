@@ -1,7 +1,12 @@
-"""The launcher: pick a preset, preview its config, edit the main hyperparameters, Enter starts."""
+"""The launcher: pick a preset, preview its config, edit the main hyperparameters, Enter starts.
+
+Runs training now (live endpoints under the runs directory) are shown first, on a line at the top;
+`a` asks to attach to one of them (:class:`LauncherScreen.AttachRequested`).
+"""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 
 from rich.syntax import Syntax
@@ -16,6 +21,7 @@ from textual.widgets.option_list import Option, OptionDoesNotExist
 
 from core import config as cfgmod
 from core.config import ConfigError, RunConfig
+from tui.screens.run_picker import run_dir_of
 
 OPTIMIZERS: tuple[str, ...] = tuple(cfgmod.field_spec("optim.name")[1]["choices"])
 """Choices of the optimizer field: the ones core.config declares for ``optim.name``."""
@@ -44,7 +50,7 @@ def edit_config(base: RunConfig, *, lr: str, batch_size: str, epochs: str, optim
 class LauncherScreen(Screen):
     """Presets (bundled, working directory, --presets-dir) with descriptions and an editable form."""
 
-    BINDINGS = [("ctrl+s", "start", "Start"), ("escape", "focus_list", "Presets")]
+    BINDINGS = [("ctrl+s", "start", "Start"), ("escape", "focus_list", "Presets"), ("a", "attach", "Attach")]
 
     class StartRequested(Message):
         """The user asked to start a run with this validated config."""
@@ -56,9 +62,20 @@ class LauncherScreen(Screen):
             self.preset = preset
             """The preset name (or the given config's name)."""
 
+    class AttachRequested(Message):
+        """a: the user wants to attach to one of the runs training now (the app asks which)."""
+
+        def __init__(self, runs: Sequence[object]) -> None:
+            super().__init__()
+            self.runs = list(runs)
+            """The live runs shown (:class:`core.endpoint.Pointer` entries, newest first)."""
+
     def __init__(self, *, presets_dirs: list[Path] | tuple = (), config: RunConfig | None = None,
-                 preset: str | None = None, message: str = "", overrides: list[str] | tuple = ()) -> None:
+                 preset: str | None = None, message: str = "", overrides: list[str] | tuple = (),
+                 live: Sequence[object] = ()) -> None:
         super().__init__()
+        self.live = list(live)
+        """Runs training now (:class:`core.endpoint.Pointer` entries, newest first), shown first; `a` attaches."""
         self.overrides = list(overrides)
         """``--set`` texts from the command line, applied to every preset loaded here."""
         self.presets_dirs = list(presets_dirs)
@@ -78,6 +95,8 @@ class LauncherScreen(Screen):
 
     # -- layout ------------------------------------------------------------------------------
     def compose(self) -> ComposeResult:
+        if self.live:
+            yield Static(Text(self.live_line(), style="bold"), id="live-runs")
         with Horizontal(id="launcher"):
             with Vertical(id="preset-pane"):
                 yield Label("Presets", classes="pane-title")
@@ -99,6 +118,21 @@ class LauncherScreen(Screen):
                 with VerticalScroll(id="preview-scroll"):
                     yield Static("", id="preview")
         yield Footer()
+
+    def live_line(self) -> str:
+        """'2 runs training · a: attach' (one run: its name), '' when none is."""
+        if not self.live:
+            return ""
+        what = f"{run_dir_of(self.live[0]).name} is training" if len(self.live) == 1 else f"{len(self.live)} runs training"
+        return f"{what} · a: attach"
+
+    def check_action(self, action: str, parameters: tuple) -> bool | None:
+        return bool(self.live) if action == "attach" else True
+
+    def action_attach(self) -> None:
+        """a: ask the app to attach to one of the live runs (it shows the picker)."""
+        if self.live:
+            self.post_message(self.AttachRequested(self.live))
 
     def _options(self) -> list[Option]:
         out = []

@@ -49,7 +49,8 @@ class EventLog(RichLog):
     def flush(self) -> None:
         """Write the lines said since the last flush in one go (one render per drain, not per line)."""
         if self._pending:
-            lines, self._pending = self._pending, []
+            # only what the bounded log keeps (an attached viewer replays thousands of lines at once)
+            lines, self._pending = (self._pending[-self.max_lines:] if self.max_lines else self._pending), []
             self.write(Text("\n").join(lines))
 
     def log_event(self, ev: E.Event) -> None:
