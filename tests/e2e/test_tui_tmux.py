@@ -1,6 +1,7 @@
 """The installed `tui-train` in a real 80x24 terminal (tmux), driven as a person over SSH would:
 keys sent with send-keys, the screen read with capture-pane: one session from the launcher to
-quit, then the faults a run over SSH meets: a closed terminal (SIGHUP), SIGTERM, and Ctrl+C.
+quit, then the faults a run over SSH meets: a closed terminal (SIGHUP), SIGTERM, and Ctrl+C
+(with --on-hangup stop; detaching and attaching are in test_attach_tmux.py).
 
 Each test has a tmux server of its own (``tmux -L <unique>``), killed when it ends. The runs use
 the offline preset digits-mlp, which trains on the CPU fast enough that the step counter moves
@@ -226,13 +227,15 @@ def test_launcher_run_pause_lr_save_early_stop_quit_in_80x24(tmux, tmp_path):
 # ------------------------------------------------------------------------------------------------
 # closing the terminal, SIGTERM, Ctrl+C: the README's table of what happens when, exit within 5 s
 # ------------------------------------------------------------------------------------------------
-def test_closing_the_terminal_saves_and_resume_continues(tmux, tmp_path):
+def test_closing_the_terminal_with_on_hangup_stop_saves_and_resume_continues(tmux, tmp_path):
+    """--on-hangup stop: a hang-up ends the run as before (the default detaches: test_attach_tmux.py)."""
     runs = tmp_path / "runs"
-    tmux.start(shell_line("run", "digits-mlp", "--runs-dir", runs, "--set", "train.epochs=1000", exec_=True), cwd=tmp_path)
+    tmux.start(shell_line("run", "digits-mlp", "--runs-dir", runs, "--set", "train.epochs=1000", "--on-hangup", "stop", exec_=True),
+               cwd=tmp_path)
     tmux.wait_for(running(min_step=50), STARTUP_TIMEOUT, "RUNNING with a few steps done")
     pid = tmux.pane_pid()
     assert "tui-train" in cmdline(pid)
-    procs = {pid} | descendants(pid)  # the app, its training process, multiprocessing's helper
+    procs = {pid} | descendants(pid)  # the app and its training process
     assert len(procs) >= 2, [cmdline(p) for p in procs]
     run_dir = only_run_dir(runs)
 
@@ -264,13 +267,13 @@ def test_closing_the_terminal_saves_and_resume_continues(tmux, tmp_path):
 
 @pytest.fixture(scope="module")
 def sigterm_run(tmp_path_factory):
-    """One TUI run in tmux: Ctrl+C pressed while it trains, then SIGTERM sent to tui-train.
-    Returns what was seen, for the tests below (one run, several contracts)."""
+    """One TUI run in tmux (--on-hangup stop): Ctrl+C pressed while it trains, then SIGTERM sent to
+    tui-train. Returns what was seen, for the tests below (one run, several contracts)."""
     tmp = tmp_path_factory.mktemp("sigterm")
     runs = tmp / "runs"
     pane = Tmux()
     try:
-        pane.start(shell_line("run", "digits-mlp", "--runs-dir", runs, "--set", "train.epochs=1000"), cwd=tmp)
+        pane.start(shell_line("run", "digits-mlp", "--runs-dir", runs, "--set", "train.epochs=1000", "--on-hangup", "stop"), cwd=tmp)
         before = pane.wait_for(running(min_step=50), STARTUP_TIMEOUT, "RUNNING with a few steps done")
         tui = tui_process_in(pane.pane_pid())
         procs = {tui} | descendants(tui)
@@ -325,19 +328,20 @@ def test_header_shows_the_run_directory_at_80x24(sigterm_run):
     assert sigterm_run["run_dir"].name in header, header
 
 
-def test_ctrl_c_opens_the_quit_dialog_offering_to_save(tmux, tmp_path):
-    """README: Ctrl+C in the TUI is the quit dialog, offering to save (not SIGINT)."""
+def test_ctrl_c_opens_the_quit_dialog_and_stop_saves_and_ends_the_run(tmux, tmp_path):
+    """README: Ctrl+C in the TUI is the quit dialog (stop, detach, cancel), not SIGINT; Stop saves
+    an interrupt checkpoint and ends the run."""
     runs = tmp_path / "runs"
     tmux.start(shell_line("run", "digits-mlp", "--runs-dir", runs, "--set", "train.epochs=1000"), cwd=tmp_path)
     tmux.wait_for(running(min_step=50), STARTUP_TIMEOUT, "RUNNING with a few steps done")
     tmux.keys("C-c")
     screen = tmux.wait_for("Quit while the run is active?", 5, "the quit dialog after Ctrl+C")
-    assert "Save & quit" in screen
-    tmux.keys("s")  # save & quit
+    assert "Stop (s)" in screen and "Detach (d)" in screen and "Cancel (c)" in screen, screen
+    tmux.keys("s")  # stop: save and end
     exit_code = int(tmux.wait_for(EXIT_RE, 15, "tui-train to exit").group(1))
     run_dir = only_run_dir(runs)
     summary = wait_summary(run_dir, "interrupted", timeout=5)
-    manual = sorted((run_dir / "checkpoints").glob("*manual*.pt"))
-    assert manual and load(manual[-1])["step"] > 0, sorted(p.name for p in (run_dir / "checkpoints").iterdir())
-    assert summary["steps"] >= load(manual[-1])["step"]
+    interrupt = sorted((run_dir / "checkpoints").glob("*interrupt*.pt"))
+    assert interrupt and load(interrupt[-1])["step"] == summary["steps"] > 0, sorted(p.name for p in (run_dir / "checkpoints").iterdir())
     assert exit_code == 130, tmux.last_screen  # interrupted, as the README's exit codes say
+    assert wait_until(lambda: not (run_dir / "endpoint.json").exists(), 5)  # the trainer process ended with the run
