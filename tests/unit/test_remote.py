@@ -167,3 +167,31 @@ def test_a_whole_run_keeps_the_contract_across_the_socket(tmp_path):
     steps = [e.step for e in v.events if isinstance(e, E.StepMetrics)]
     assert steps == list(range(1, started.total_steps + 1))  # every logged step, once, in order
     assert sum(isinstance(e, E.EpochMetrics) for e in v.events) == 2 and any(isinstance(e, E.TestMetrics) for e in v.events)
+
+
+def test_hostile_bytes_on_the_socket_never_stop_the_trainer(tmp_path):
+    import random
+    import socket
+
+    trainer = RemoteTrainer(tiny(), runs_dir=tmp_path / "runs", preset="tiny")
+    v = Viewer(trainer)
+    started = v.wait_for(lambda e: isinstance(e, E.RunStarted))
+    ptr, _ = probe(Path(started.run_dir))
+    rng = random.Random(0)
+    junk = [b"\x00" * 50, b"{" * 5000, b'{"v": 1, "type": "command", "command": "Pause", "args": {"x": 1}}',
+            b'{"v": 2, "type": "hello"}', b"\xff\xfe" * 100, b"x" * 20000, b'{"v":1,"type":"command","request":1e999}']
+    junk += [bytes(rng.randrange(256) for _ in range(rng.randrange(1, 400))) for _ in range(40)]
+    for payload in junk:
+        s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        s.connect(str(ptr.socket))
+        try:
+            s.sendall(payload + b"\n")
+        except OSError:
+            pass  # closed on us: allowed
+        s.close()
+    step = max(e.step for e in v.events if isinstance(e, E.StepMetrics)) if any(isinstance(e, E.StepMetrics) for e in v.events) else 0
+    v.wait_for(lambda e: isinstance(e, E.StepMetrics) and e.step > step + 20)  # it trains on
+    assert not any(isinstance(e, E.CommandApplied | E.CommandRejected) for e in v.events)  # nothing was applied
+    trainer.submit(C.Interrupt())
+    assert v.wait_for(lambda e: isinstance(e, E.RunFinished)).status == "interrupted"
+    v.thread.join(10)
