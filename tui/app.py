@@ -3,8 +3,9 @@
 The engine is injected (``trainer_factory``), so tests drive the app with ``core.testing.FakeTrainer``.
 Events travel engine -> ``queue.SimpleQueue`` -> a 10 Hz timer that drains all of them inside one
 ``batch_update()`` (STYLE.md habit 4) and hands each to ``DashboardScreen.apply``. Commands travel
-the other way: the dashboard posts ``DashboardScreen.CommandRequested``, the app submits it
-(``TrainApp.submit``) to the trainer. Keys, palette entries and help rows come from ``tui.keys``.
+the other way: the dashboard calls the ``submit`` the app injected (``TrainApp.submit``; a
+message would wait behind a repaint, see ``DashboardScreen.submit_command``), the app hands them to
+the trainer. Keys, palette entries and help rows come from ``tui.keys``.
 
 The real trainer is a process of its own (``core.remote.RemoteTrainer``: the run outlives this
 app). Leaving is then a choice: *detach* (``d``, the quit dialog's Detach, a hang-up by default)
@@ -245,7 +246,7 @@ class TrainApp(App[int]):
             return
         config = cfgmod.replace(config, **{"train.on_nonfinite": "pause"})  # see NONFINITE_PAUSE
         self.last_config, self.last_preset = config, preset
-        self._begin(DashboardScreen(preset, config), lambda: self.trainer_factory(config, preset))
+        self._begin(DashboardScreen(preset, config, submit=self.submit), lambda: self.trainer_factory(config, preset))
 
     def attach_run(self, run_dir: Path) -> None:
         """Show a fresh dashboard attached to the live run in ``run_dir``: its history, then the live events."""
@@ -253,7 +254,7 @@ class TrainApp(App[int]):
             self.notify("a run is already active", severity="warning")
             return
         run_dir = Path(run_dir)
-        self._begin(DashboardScreen(run_dir.name, attached=True), lambda: self.attach_factory(run_dir))
+        self._begin(DashboardScreen(run_dir.name, attached=True, submit=self.submit), lambda: self.attach_factory(run_dir))
 
     def _begin(self, dashboard: DashboardScreen, make: Callable[[], TrainerLike]) -> None:
         """Show ``dashboard`` and run the trainer ``make()`` builds in a daemon thread."""

@@ -18,6 +18,7 @@ from core import events as E
 from core.checkpoint import load
 from core.config import RunConfig, from_dict
 from core.engine import Trainer
+from tests.engine_helpers import Running
 from tests.nan_model import SPEC as NAN_SPEC
 
 TIMEOUT = 60.0
@@ -38,46 +39,14 @@ def tiny(**over) -> RunConfig:
     return from_dict(raw)
 
 
-class Run:
+class Run(Running):
     """A Trainer in a thread, with its events collected."""
 
     def __init__(self, cfg, tmp_path: Path, commands=(), stop_event=None):
-        self.trainer = Trainer(cfg, runs_dir=tmp_path / "runs")
+        trainer = Trainer(cfg, runs_dir=tmp_path / "runs")
         for c in commands:  # queued before the run: they apply at the first step boundary
-            self.trainer.submit(c)
-        self.q: queue.SimpleQueue = queue.SimpleQueue()
-        self.events: list[E.Event] = []
-        self.stop = stop_event or threading.Event()
-        self.result: dict = {}
-        self.thread = threading.Thread(target=lambda: self.result.update(self.trainer.run(self.stop, self.q.put)), daemon=True)
-        self.thread.start()
-
-    def wait_for(self, pred, timeout=TIMEOUT) -> E.Event:
-        deadline = time.monotonic() + timeout
-        for ev in self.events:
-            if pred(ev):
-                return ev
-        while time.monotonic() < deadline:
-            try:
-                ev = self.q.get(timeout=0.05)
-            except queue.Empty:
-                if not self.thread.is_alive() and self.q.empty():
-                    break
-                continue
-            self.events.append(ev)
-            if pred(ev):
-                return ev
-        raise AssertionError(f"event not seen; last events: {[e.kind for e in self.events[-8:]]}")
-
-    def finish(self) -> list[E.Event]:
-        self.thread.join(TIMEOUT)
-        assert not self.thread.is_alive(), "trainer did not finish"
-        while not self.q.empty():
-            self.events.append(self.q.get())
-        return self.events
-
-    def of(self, kind) -> list:
-        return [e for e in self.events if isinstance(e, kind)]
+            trainer.submit(c)
+        super().__init__(trainer, stop_event)
 
 
 def test_full_run_emits_the_contract_and_writes_the_run_dir(tmp_path):

@@ -7,7 +7,7 @@ import shutil
 
 from core import events as E
 from core.history import read_history, read_records
-from core.runlog import STEPS_NAME, RunLog
+from core.runlog import OTHER_METRICS_NAME, STEPS_NAME, RunLog
 
 
 def write_run(run_dir, n_steps: int, spike_at: int | None = None, nan_at: int | None = None) -> None:
@@ -38,6 +38,9 @@ def test_small_history_is_every_event_in_order_from_either_source(tmp_path):
     (tmp_path / "legacy" / STEPS_NAME).unlink()  # a run directory from before steps.f64: JSON only
     slow = read_history(tmp_path / "legacy")
     assert fast == slow
+    shutil.copytree(tmp_path / "run", tmp_path / "no-index")
+    (tmp_path / "no-index" / OTHER_METRICS_NAME).unlink()  # steps.f64 but no epochs.jsonl: metrics.jsonl is searched
+    assert read_history(tmp_path / "no-index") == fast
     kinds = [e.kind for e in fast]
     assert kinds[0] == "RunStarted" and kinds[-1] == "EpochMetrics" and kinds.count("StepMetrics") == 50
     assert kinds.index("CommandApplied") == 1 + 25  # after the 25th step, where it was written

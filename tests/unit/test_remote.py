@@ -8,9 +8,7 @@ from __future__ import annotations
 
 import json
 import os
-import queue
 import signal
-import threading
 import time
 from pathlib import Path
 
@@ -21,8 +19,7 @@ from core import events as E
 from core.config import from_dict
 from core.endpoint import POINTER, Connection, live_runs, probe
 from core.remote import RemoteTrainer
-
-TIMEOUT = 60.0
+from tests.engine_helpers import TIMEOUT, Running
 
 
 def tiny(epochs: int = 200, **train):
@@ -33,34 +30,8 @@ def tiny(epochs: int = 200, **train):
     })
 
 
-class Viewer:
+class Viewer(Running):
     """A RemoteTrainer run in a thread, its events collected."""
-
-    def __init__(self, trainer: RemoteTrainer):
-        self.trainer = trainer
-        self.q: queue.SimpleQueue = queue.SimpleQueue()
-        self.events: list[E.Event] = []
-        self.stop = threading.Event()
-        self.result: dict = {}
-        self.thread = threading.Thread(target=lambda: self.result.update(trainer.run(self.stop, self.q.put)), daemon=True)
-        self.thread.start()
-
-    def wait_for(self, pred, timeout=TIMEOUT) -> E.Event:
-        deadline = time.monotonic() + timeout
-        for ev in self.events:
-            if pred(ev):
-                return ev
-        while time.monotonic() < deadline:
-            try:
-                ev = self.q.get(timeout=0.05)
-            except queue.Empty:
-                if not self.thread.is_alive() and self.q.empty():
-                    break
-                continue
-            self.events.append(ev)
-            if pred(ev):
-                return ev
-        raise AssertionError(f"not seen; last events: {[e.kind for e in self.events[-8:]]}")
 
     def detach(self) -> None:
         self.stop.set()

@@ -10,6 +10,7 @@ then the live events, all through ``apply``: what it shows is the state the even
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 
 from textual.app import ComposeResult
 from textual.containers import Horizontal, Vertical
@@ -75,8 +76,14 @@ class DashboardScreen(Screen):
     class DetachRequested(Message):
         """d: leave the run training and quit (the app detaches)."""
 
-    def __init__(self, preset: str, config: RunConfig | None = None, *, attached: bool = False) -> None:
+    def __init__(self, preset: str, config: RunConfig | None = None, *, attached: bool = False,
+                 submit: Callable[[C.Command], object] | None = None) -> None:
         super().__init__()
+        self.submit_command = submit
+        """Where commands go at once (the app's ``submit``, injected). Without it they travel as a
+        CommandRequested message, which waits behind the repaint the key press caused: through the
+        message, bench (e) measured key-to-acknowledgement p50 51 ms / p99 232 ms for an LR change,
+        against 11 / 23 ms before."""
         self.preset = preset
         """Preset name shown until RunStarted arrives."""
         self.config = config
@@ -350,7 +357,10 @@ class DashboardScreen(Screen):
 
     # -- actions (they submit commands; the screen changes when events come back) ---------------
     def _submit(self, command: C.Command) -> None:
-        self.post_message(self.CommandRequested(command))
+        if self.submit_command is not None:
+            self.submit_command(command)
+        else:
+            self.post_message(self.CommandRequested(command))
 
     def action_toggle_pause(self) -> None:
         """Pause when running, resume when paused, as the engine last reported."""
