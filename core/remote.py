@@ -50,6 +50,7 @@ class RemoteTrainer:
         """run() returned because stop_event was set while the run went on."""
         self.finished = False
         """The run ended (RunFinished or RunFailed arrived)."""
+        self._prefetched = None  # a Future of (Connection, history) from prefetch(), used by the first run()
         self._conn: Connection | None = None
         self._pending: list[C.Command] = []
         self._lock = threading.Lock()
@@ -73,14 +74,21 @@ class RemoteTrainer:
         stop_event = stop_event or threading.Event()
         sink = sink or (lambda e: None)
         try:
-            conn = self._connect(sink)
+            if self._prefetched is not None:
+                conn, history = self._prefetched.result()
+                self.run_dir, self.viewer_id, self._prefetched = conn.run_dir, conn.viewer_id, None
+            else:
+                conn = self._connect(sink)
+                history = None
         except EndpointError as e:
             return _failed(sink, str(e))
         if conn is None:
             return {}
-        from core.history import read_history
+        if history is None:
+            from core.history import read_history
 
-        for event in read_history(conn.run_dir, conn.seq):
+            history = read_history(conn.run_dir, conn.seq)
+        for event in history:
             sink(event)
         with self._lock:
             self._conn, pending, self._pending = conn, self._pending, []
@@ -89,6 +97,27 @@ class RemoteTrainer:
         summary = self._follow(conn, stop_event, sink)
         conn.close()
         return summary
+
+    def prefetch(self) -> None:
+        """Attach and read the history in a thread now, so that run() finds them ready: a viewer
+        that starts by importing its UI (0.6 s for Textual) overlaps the two (attach only)."""
+        if self.attach_to is None or self._prefetched is not None:
+            return
+        from concurrent.futures import Future
+
+        future: Future = Future()
+
+        def fetch() -> None:
+            try:
+                from core.history import read_history
+
+                conn = self._connect(lambda e: None)
+                future.set_result((conn, read_history(conn.run_dir, conn.seq)))
+            except BaseException as e:  # noqa: BLE001 - handed to run(), which reports it
+                future.set_exception(e)
+
+        self._prefetched = future
+        threading.Thread(target=fetch, name="tui-train-prefetch", daemon=True).start()
 
     # -- internals -------------------------------------------------------------------------------
     def _connect(self, sink: Sink) -> Connection | None:

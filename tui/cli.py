@@ -208,9 +208,21 @@ def attach(run_dir: RunDirArg = None, runs_dir: RunsDirOpt = Path("runs"), on_ha
     target, live = _live_run(run_dir, runs_dir, pick=True)
     if not sys.stdout.isatty():
         raise fail("attach opens the dashboard and needs a terminal; scripts use `tui-train ctl [RUN_DIR] --events`")
+    from core.remote import RemoteTrainer
+
+    first = RemoteTrainer(attach=target) if target is not None else None
+    if first is not None:
+        first.prefetch()  # connect and read the history while Textual imports (bench j)
+
+    def attach_factory(chosen: Path):
+        nonlocal first
+        trainer, first = (first, None) if first is not None and Path(chosen) == target else (RemoteTrainer(attach=chosen), first)
+        return trainer
+
     from tui.app import run_tui
 
-    raise typer.Exit(run_tui(config=None, preset=None, runs_dir=runs_dir, attach=target, live=live, on_hangup=on_hangup))
+    raise typer.Exit(run_tui(config=None, preset=None, runs_dir=runs_dir, attach=target, live=live, on_hangup=on_hangup,
+                             attach_factory=attach_factory))
 
 
 CTL_ACTIONS = {
