@@ -96,10 +96,19 @@ class Tmux:
         self.tmux("send-keys", "-t", self.target, "-l", text)
         time.sleep(pause)
 
-    def replace_input(self, text: str) -> None:
-        """Replace the focused Textual Input's text (End, Ctrl+U deletes left of the cursor, type)."""
-        self.keys("End", "C-u")
-        self.type(text)
+    def replace_input(self, text: str, tries: int = 3) -> None:
+        """Replace the focused Textual Input's text (End, Ctrl+U deletes left of the cursor, type),
+        and wait until the screen shows it: keys sent while a dialog is still being mounted on a
+        busy machine can reach the screen below it (seen in CI), so the typing is tried again."""
+        for _ in range(tries):
+            self.keys("End", "C-u")
+            self.type(text)
+            deadline = time.monotonic() + 2.0
+            while time.monotonic() < deadline:
+                if text in self.screen():
+                    return
+                time.sleep(0.05)
+        raise AssertionError(f"typed {text!r} {tries} times and the screen never showed it:\n{self.last_screen}")
 
     # -- screen ----------------------------------------------------------------------------------
     def screen(self) -> str:
