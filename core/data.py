@@ -280,6 +280,8 @@ class _Portable(Dataset):
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         ensure_user_modules(state["modules"])
+        # bytes __getstate__ pickled in this program, handed to its own spawned DataLoader workers
+        # (never read from a file or a socket)
         self.ds = pickle.loads(state["payload"])
 
 

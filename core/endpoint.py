@@ -31,6 +31,7 @@ import os
 import queue
 import selectors
 import socket
+import stat
 import struct
 import tempfile
 import threading
@@ -72,8 +73,6 @@ def runtime_dir() -> Path:
         st = os.lstat(folder)
     except OSError as e:
         raise EndpointError(f"{folder}: cannot create the socket folder ({e.strerror or e})") from None
-    import stat
-
     if not stat.S_ISDIR(st.st_mode) or st.st_uid != os.getuid():
         raise EndpointError(f"{folder}: not a folder owned by this user; refusing to put a control socket there")
     if st.st_mode & 0o077:
@@ -218,8 +217,6 @@ class Endpoint:
         """The socket, once started."""
         self.dropped: list[str] = []
         """Ids of viewers dropped for falling behind (for tests and the log)."""
-        self.on_viewer: Callable[[str, str], None] = lambda viewer, what: None
-        """Called from the server thread when a viewer 'attached', 'left' or was 'dropped'."""
         self._seq = initial_seq  # the last seq distributed to viewers (the server thread's)
         self._outbox: queue.SimpleQueue = queue.SimpleQueue()
         self._poked = False
@@ -347,7 +344,6 @@ class Endpoint:
                 v.outbuf += line
                 if len(v.outbuf) > self.out_limit:
                     self.dropped.append(v.id)
-                    self.on_viewer(v.id, "dropped")
                     self._drop(v)
                 else:
                     self._want_write(v)
@@ -381,7 +377,7 @@ class Endpoint:
         except OSError:
             data = b""
         if not data:
-            self._drop(viewer, left=True)
+            self._drop(viewer)
             return
         if viewer.closing:
             return
@@ -406,7 +402,7 @@ class Endpoint:
             return
         kind = msg["type"]
         if kind == "bye":
-            self._drop(viewer, left=True)
+            self._drop(viewer)
         elif kind == "hello":
             self._greet(viewer, msg)
         elif not viewer.greeted:
@@ -431,7 +427,6 @@ class Endpoint:
         # events still queued have seq > self._seq and will reach it: it reads the rest from the files
         self._reply(viewer, P.welcome(viewer.id, str(self.run_dir), self.status(), self._seq))
         viewer.greeted = True
-        self.on_viewer(viewer.id, "attached")
 
     def _reply(self, viewer: _Viewer, message: dict, close: bool = False) -> None:
         viewer.outbuf += P.encode(message)
@@ -449,7 +444,7 @@ class Endpoint:
         except (BlockingIOError, InterruptedError):
             return
         except OSError:
-            self._drop(viewer, left=True)
+            self._drop(viewer)
             return
         del viewer.outbuf[:sent]
         if not viewer.outbuf:
@@ -459,15 +454,13 @@ class Endpoint:
             with contextlib.suppress(KeyError, ValueError):
                 self._sel.modify(viewer.sock, selectors.EVENT_READ, viewer)
 
-    def _drop(self, viewer: _Viewer, left: bool = False) -> None:
+    def _drop(self, viewer: _Viewer) -> None:
         if self._viewers.pop(viewer.number, None) is None:
             return
         with contextlib.suppress(KeyError, ValueError):
             self._sel.unregister(viewer.sock)
         with contextlib.suppress(OSError):
             viewer.sock.close()
-        if left and viewer.greeted:
-            self.on_viewer(viewer.id, "left")
 
     def _shutdown(self) -> None:
         for viewer in list(self._viewers.values()):
@@ -511,17 +504,21 @@ class Connection:
         """The trainer closed the connection (the run ended, or it dropped us)."""
         self._send(P.hello(viewer))
         msg = self.receive(timeout)
-        if msg is None or msg.get("type") != "welcome":
+        try:
+            welcome = P.welcome_from_message(msg) if msg is not None else None
+        except P.ProtocolError:
+            welcome = None
+        if welcome is None:
             reason = msg.get("reason") if isinstance(msg, dict) else "no answer"
             self.close()
             raise EndpointError(f"{socket_path}: the trainer did not welcome us ({reason})")
-        self.viewer_id: str = str(msg.get("viewer_id", ""))
+        self.viewer_id: str = welcome.viewer_id
         """Our id, as acknowledgements name us in ``origin``."""
-        self.run_dir = Path(str(msg.get("run_dir", "")))
+        self.run_dir = Path(welcome.run_dir)
         """The run directory."""
-        self.status: str = str(msg.get("status", ""))
+        self.status: str = welcome.status
         """The run's status when we attached."""
-        self.seq: int = int(msg.get("seq", 0))
+        self.seq: int = welcome.seq
         """Events up to this seq are in the run directory's files; later ones arrive here."""
 
     def _send(self, message: dict) -> None:

@@ -188,8 +188,9 @@ class RunLog:
             self._steps.write(_STEP_RECORD.pack(self.seq, event.step, event.epoch, event.epoch_progress, event.loss, event.lr,
                                                 acc, event.samples_per_second, event.elapsed))
             self._steps.flush()
-        for listener in self.listeners:
-            listener(self.seq, event)
+        seq = self.seq
+        for listener in tuple(self.listeners):  # a listener may remove itself
+            listener(seq, event)
 
     def close(self) -> None:
         """Close the JSONL files; later events are not written."""

@@ -17,9 +17,11 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import selectors
 import subprocess
 import sys
 import tempfile
+import time
 import warnings
 from collections.abc import Iterator
 from pathlib import Path
@@ -89,13 +91,11 @@ def spawn(spec: dict, timeout: float = READY_TIMEOUT) -> tuple[subprocess.Popen,
 
 
 def _read_line(proc: subprocess.Popen, timeout: float) -> bytes:
-    import selectors
-
     sel = selectors.DefaultSelector()
     sel.register(proc.stdout, selectors.EVENT_READ)
     buf = b""
-    deadline = _now() + timeout
-    while b"\n" not in buf and _now() < deadline:
+    deadline = time.monotonic() + timeout
+    while b"\n" not in buf and time.monotonic() < deadline:
         if not sel.select(timeout=0.5):
             if proc.poll() is not None:
                 break
@@ -107,12 +107,6 @@ def _read_line(proc: subprocess.Popen, timeout: float) -> bytes:
     sel.close()
     proc.stdout.close()
     return buf.split(b"\n", 1)[0]
-
-
-def _now() -> float:
-    import time
-
-    return time.monotonic()
 
 
 def _answer(message: dict) -> None:
@@ -168,13 +162,15 @@ def main() -> None:
             _answer({"ready": True, "socket": str(endpoint.path), "run_dir": str(trainer.run_dir.resolve()), "pid": os.getpid()})
             _to_log(trainer.run_dir)
 
-            def release_held(event: E.Event) -> None:
+            def release_held(seq: int, event: E.Event) -> None:
+                """Once RunStarted is written, the warnings of the start-up follow it; then it leaves."""
                 if isinstance(event, E.RunStarted):
+                    trainer.run_log.listeners.remove(release_held)
                     for ev in held:
                         trainer.report(ev)
                     held.clear()
 
-            trainer.run_log.listeners.append(lambda seq, ev: release_held(ev))
+            trainer.run_log.listeners.append(release_held)
             code = run_headless(trainer)
     finally:
         sys.stdout.flush()

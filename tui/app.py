@@ -343,10 +343,6 @@ class TrainApp(App[int]):
         self.detach()
 
     # -- commands --------------------------------------------------------------------------------
-    @on(DashboardScreen.CommandRequested)
-    def _command_requested(self, message: DashboardScreen.CommandRequested) -> None:
-        self.submit(message.command)
-
     def submit(self, command: C.Command) -> bool:
         """Send a command to the engine; False (and a notice) when no run is active."""
         if not self.run_active:

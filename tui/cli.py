@@ -176,8 +176,8 @@ RunDirArg = Annotated[Path | None, typer.Argument(
 
 
 def _live_run(run_dir: Path | None, runs_dir: Path, pick: bool = False):
-    """(run directory, None) for one live run, or (None, pointers) when several are live and
-    ``pick``; one-line error (exit 2) when there is none. Stale endpoints are cleaned and said."""
+    """(its endpoint pointer, None) for one live run, or (None, pointers) when several are live
+    and ``pick``; one-line error (exit 2) when there is none. Stale endpoints are cleaned and said."""
     from core.endpoint import EndpointError, live_runs, probe
 
     try:
@@ -187,7 +187,7 @@ def _live_run(run_dir: Path | None, runs_dir: Path, pick: bool = False):
             ptr, why = probe(run_dir)
             if ptr is None:
                 raise fail(f"{run_dir}: {why}")
-            return run_dir, None
+            return ptr, None
         if not runs_dir.is_dir():
             raise fail(f"--runs-dir {runs_dir}: no such directory (no run has been started there)")
         runs = live_runs(runs_dir)
@@ -197,7 +197,7 @@ def _live_run(run_dir: Path | None, runs_dir: Path, pick: bool = False):
         raise fail(f"no live run under {runs_dir} (start one with `tui-train run`, or give a run directory)")
     if len(runs) > 1 and pick:
         return None, runs
-    return runs[0].run_dir, None
+    return runs[0], None
 
 
 @app.command()
@@ -205,7 +205,8 @@ def attach(run_dir: RunDirArg = None, runs_dir: RunsDirOpt = Path("runs"), on_ha
     """Open the dashboard on a live run (the newest, or a list to pick from when several are live); d detaches again."""
     if on_hangup not in HANGUP_CHOICES:
         raise fail(f"--on-hangup {on_hangup!r} is not allowed (allowed: {', '.join(HANGUP_CHOICES)})")
-    target, live = _live_run(run_dir, runs_dir, pick=True)
+    ptr, live = _live_run(run_dir, runs_dir, pick=True)
+    target = ptr.run_dir if ptr is not None else None
     if not sys.stdout.isatty():
         raise fail("attach opens the dashboard and needs a terminal; scripts use `tui-train ctl [RUN_DIR] --events`")
     from core.remote import RemoteTrainer
@@ -284,12 +285,9 @@ def ctl(
     if events and words:
         raise fail("ctl: --events streams; send a command without it")
     command = None if events else _ctl_command(words)
-    target, _ = _live_run(run_dir, runs_dir)
-    from core.endpoint import EndpointError, probe
+    ptr, _ = _live_run(run_dir, runs_dir)
+    from core.endpoint import EndpointError
 
-    ptr, why = probe(target)
-    if ptr is None:
-        raise fail(f"{target}: {why}")
     try:
         raise typer.Exit(_stream(ptr.socket) if command is None else _send(ptr.socket, command, timeout))
     except EndpointError as e:

@@ -111,7 +111,7 @@ def test_every_consumer_refuses_to_start_without_a_new_type(monkeypatch, tmp_pat
         """An event type no consumer knows yet."""
 
     monkeypatch.setattr(E, "EVENT_TYPES", (*E.EVENT_TYPES, SomethingNew))
-    for owner, build in (("EventLog", EventLog), ("DashboardScreen", lambda: DashboardScreen("tiny")),
+    for owner, build in (("EventLog", EventLog), ("DashboardScreen", lambda: DashboardScreen("tiny", submit=lambda command: None)),
                          ("TrainApp", lambda: build_app(runs_dir=tmp_path))):
         with pytest.raises(TypeError, match=rf"{owner}: .*missing: SomethingNew"):
             build()

@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 import threading
 import time
+import types
 from pathlib import Path
 
 import pytest
@@ -23,6 +24,7 @@ from core.testing import FakeTrainer
 from tests.functional.helpers import fake_app, run_async, screen_text, settle, wait_for
 from tui import app as appmod
 from tui.app import build_app, closing_words
+from tui.screens import run_picker
 from tui.screens.help_screen import HelpScreen
 from tui.screens.launcher_screen import LauncherScreen
 from tui.screens.nonfinite_dialog import NonFiniteDialog
@@ -251,8 +253,12 @@ def test_on_hangup_must_be_detach_or_stop(tmp_path):
 # --------------------------------------------------------------------------- live runs, the picker
 
 
+NOW = 1_800_000_000.0
+"""The clock the picker reads in these tests (its ages are then exact, however busy the machine)."""
+
+
 def pointers(tmp_path: Path, *names: str) -> list[Pointer]:
-    now = time.time()
+    now = NOW
     return [Pointer(run_dir=tmp_path / name, socket=tmp_path / f"{name}.sock", pid=1000 + i, host="",
                     started=now - 60 * (i + 1)) for i, name in enumerate(names)]
 
@@ -260,6 +266,7 @@ def pointers(tmp_path: Path, *names: str) -> list[Pointer]:
 def attach_app(tmp_path: Path, monkeypatch, live_now: list[Pointer], **kwargs):
     """An app whose live_runs() finds ``live_now`` and whose attached trainers are detachable fakes."""
     monkeypatch.setattr("core.endpoint.live_runs", lambda runs_dir: list(live_now))
+    monkeypatch.setattr(run_picker, "time", types.SimpleNamespace(time=lambda: NOW))
     made: list[tuple[Path, FakeTrainer]] = []
 
     def attach_factory(run_dir: Path) -> FakeTrainer:

@@ -301,3 +301,21 @@ def test_cli_import_and_help_do_not_import_torch():
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, cwd=REPO)
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip() == "ok"
+
+
+@pytest.mark.parametrize("args,fragment", [
+    (["run", "digits-mlp", "--on-hangup", "explode"], "--on-hangup 'explode'"),
+    (["attach", "--on-hangup", "explode"], "--on-hangup 'explode'"),
+    (["ctl", "--events", "pause"], "--events streams"),
+    (["ctl", "lr", "fast"], "'fast' is not a number"),
+    (["ctl", "warp"], "unknown action 'warp'"),
+])
+def test_endpoint_commands_refuse_bad_input_in_one_line(args, fragment):
+    assert_bad_input(invoke(args), fragment)
+
+
+def test_attach_and_ctl_name_a_missing_runs_dir_or_run_dir(tmp_path):
+    assert_bad_input(invoke(["attach", "--runs-dir", str(tmp_path / "nope")]), "no such directory")
+    assert_bad_input(invoke(["ctl", "--runs-dir", str(tmp_path / "nope"), "pause"]), "no such directory")
+    (tmp_path / "run").mkdir()
+    assert_bad_input(invoke(["attach", str(tmp_path / "run")]), "no live endpoint")
