@@ -414,7 +414,7 @@ async def test_an_attached_run_still_in_a_nonfinite_pause_asks_once(tmp_path):
 async def test_a_long_history_costs_one_table_and_log_write_per_drain(tmp_path, monkeypatch):
     # an attached viewer is handed thousands of events at once: each drain writes the epoch table
     # and the event log once (not once per epoch), and the log keeps only what it can show
-    from tui.widgets.epoch_table import EpochTable
+    from tui.widgets.epoch_table import MAX_ROWS, EpochTable
 
     calls = {"table": 0, "pump": 0}
     real_flush, real_pump = EpochTable.flush, appmod.TrainApp.pump_events
@@ -447,9 +447,11 @@ async def test_a_long_history_costs_one_table_and_log_write_per_drain(tmp_path, 
     app = build_app(runs_dir=tmp_path, attach=tmp_path / "run-x", attach_factory=attach_factory)
     async with app.run_test(size=SIZE) as pilot:
         await wait_for(pilot, lambda: fakes and fakes[0].started.is_set()
-                       and app.dashboard.query_one(EpochTable).row_count == 600, timeout=20, what="the history shown")
+                       and app.dashboard.query_one(EpochTable).row_count == MAX_ROWS, timeout=20, what="the history shown")
         await settle(pilot)
         assert calls["table"] <= calls["pump"] + 2
+        table = app.dashboard.query_one(EpochTable)  # the newest MAX_ROWS epochs, in order
+        assert [table.get_row_at(i)[0] for i in (0, MAX_ROWS - 1)] == [str(600 - MAX_ROWS + 1), "600"]
         log = app.dashboard.query_one(EventLog)
         assert len(log.lines) <= 1000 and log_text(app).splitlines()[-1].endswith("e599.pt")
         assert badge(app) == "RUNNING"

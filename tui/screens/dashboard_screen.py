@@ -44,7 +44,7 @@ NEEDS_DETACHABLE = keys.needs_detachable(keys.DASHBOARD_KEYS)
 DIALOG_GONE = "gone"
 """What the non-finite dialog is dismissed with when the run left that pause by itself."""
 
-PANEL_INTERVAL = 0.25
+PANEL_INTERVAL = 1.0
 """Seconds between two updates of the progress lines and the current LR (a bounded rate)."""
 
 USER_CHECKPOINTS = ("manual", "early_stop", "interrupt", "error")

@@ -13,6 +13,11 @@ BEST_MARK = "★"
 """Marks the best epoch on the monitored metric."""
 
 
+MAX_ROWS = 300
+"""The table keeps the newest this many epochs (a DataTable measures every cell of every row it
+adds: a thousand replayed epochs cost most of a second); all of them are in the run directory."""
+
+
 class EpochTable(DataTable):
     """DataTable of EpochMetrics events (accuracy for classification, R² for regression)."""
 
@@ -66,8 +71,13 @@ class EpochTable(DataTable):
             return
         self._last_flush = now
         pending, self._pending = self._pending, []
-        for ev in pending:
+        for ev in pending[:-MAX_ROWS]:  # replayed history beyond the bound: only the star is kept
+            if ev.is_best:
+                self.best_epoch = ev.epoch
+        for ev in pending[-MAX_ROWS:]:
             self._add(ev)
+        for key in list(self.rows)[:max(0, self.row_count - MAX_ROWS)]:
+            self.remove_row(key)
         self.move_cursor(row=self.row_count - 1)
 
     def _add(self, ev: EpochMetrics) -> None:

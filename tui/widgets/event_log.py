@@ -49,9 +49,23 @@ class EventLog(RichLog):
     def flush(self) -> None:
         """Write the lines said since the last flush in one go (one render per drain, not per line)."""
         if self._pending:
-            # only what the bounded log keeps (an attached viewer replays thousands of lines at once)
-            lines, self._pending = (self._pending[-self.max_lines:] if self.max_lines else self._pending), []
+            lines, self._pending = self._kept(self._pending), []
             self.write(Text("\n").join(lines))
+
+    def _kept(self, lines: list[Text]) -> list[Text]:
+        """The newest of ``lines`` that the bounded log would keep once wrapped (an attached viewer
+        replays thousands of entries at once: wrapping those it would drop costs half a second)."""
+        if not self.max_lines:
+            return lines
+        width = self.scrollable_content_region.width
+        if width <= 0:  # not laid out yet: at most one row per entry
+            return lines[-self.max_lines:]
+        rows = 0
+        for i in range(len(lines) - 1, -1, -1):
+            rows += max(1, -(-lines[i].cell_len // width))
+            if rows >= self.max_lines:
+                return lines[i:]
+        return lines
 
     def log_event(self, ev: E.Event) -> None:
         """Write the line(s) for an engine event (StepMetrics has none: the plots show it)."""

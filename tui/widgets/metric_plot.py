@@ -94,7 +94,7 @@ def x_ticks(lo: float, hi: float, count: int) -> tuple[list[float], list[str]]:
 class MetricPlot(PlotextPlot):
     """Series of (step, value) drawn with plotext; interventions as lettered vertical lines."""
 
-    def __init__(self, title: str, *, min_interval: float = 0.5, id: str | None = None, classes: str | None = None) -> None:
+    def __init__(self, title: str, *, min_interval: float = 1.0, id: str | None = None, classes: str | None = None) -> None:
         super().__init__(id=id, classes=classes)
         self.title = title
         """Shown above the plot."""

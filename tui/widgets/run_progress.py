@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+from rich.console import RenderableType
 from rich.progress_bar import ProgressBar
 from rich.table import Table
 from rich.text import Text
-from textual.widgets import Static
+from textual.widget import Widget
 
 from tui import format as fmt
 from tui.series import is_finite
@@ -15,8 +16,12 @@ def _clamp01(value: float | None) -> float:
     return min(1.0, max(0.0, float(value))) if is_finite(value) else 0.0
 
 
-class RunProgress(Static):
-    """Two lines: epoch bar, then run bar with step, samples/s and ETA (test metrics when done)."""
+class RunProgress(Widget):
+    """Two lines: epoch bar, then run bar with step, samples/s and ETA (test metrics when done).
+
+    The setters only record values and ask for a repaint; :meth:`render` builds the lines when the
+    compositor draws, so a batch of updates (an attached viewer replays a thousand epochs at once)
+    costs one render per frame, not one per update."""
 
     def __init__(self, **kwargs) -> None:
         super().__init__(**kwargs)
@@ -41,14 +46,11 @@ class RunProgress(Static):
         self.run_task = "classification"
         """'classification' or 'regression'."""
 
-    def on_mount(self) -> None:
-        self._render_progress()
-
     def set_plan(self, epochs: int, total_steps: int, start_step: int = 0, start_epoch: int = 0, task: str = "classification") -> None:
         """From RunStarted."""
         self.epochs, self.total_steps, self.start_step, self.run_task = epochs, total_steps, start_step, task
         self.step, self.epoch = start_step, start_epoch
-        self._render_progress()
+        self.refresh()
 
     def set_step(self, step: int, epoch: int, epoch_progress: float, samples_per_second: float, elapsed: float) -> None:
         """From StepMetrics."""
@@ -56,17 +58,17 @@ class RunProgress(Static):
         self.epoch_progress = _clamp01(epoch_progress)
         self.samples_per_second = samples_per_second if is_finite(samples_per_second) else None
         self.elapsed = elapsed if is_finite(elapsed) else None
-        self._render_progress()
+        self.refresh()
 
     def set_epoch_done(self, epoch: int, step: int) -> None:
         """From EpochMetrics."""
         self.epoch, self.step, self.epoch_progress = epoch, step, 1.0
-        self._render_progress()
+        self.refresh()
 
     def set_test(self, metrics: dict) -> None:
         """From TestMetrics: shown instead of the ETA."""
         self.test = dict(metrics)
-        self._render_progress()
+        self.refresh()
 
     @property
     def eta(self) -> float | None:
@@ -84,7 +86,7 @@ class RunProgress(Static):
         grid.add_row(label, ProgressBar(total=1.0, completed=fraction), right)
         return grid
 
-    def _render_progress(self) -> None:
+    def render(self) -> RenderableType:
         epochs = max(self.epochs, 1)
         epoch_label = f"epoch {min(self.epoch + 1, epochs)}/{self.epochs or '?'}"
         total = self.total_steps
@@ -98,7 +100,7 @@ class RunProgress(Static):
         width = max(len(epoch_label), len(f"step {self.step}/{total}"))
         table.add_row(self._bar_line(epoch_label.ljust(width), self.epoch_progress, f"{self.epoch_progress * 100:3.0f}%"))
         table.add_row(self._bar_line(f"step {self.step}/{total}".ljust(width), run_frac, right))
-        self.update(table, layout=False)  # fixed height (app.tcss): no layout pass per update
+        return table  # fixed height (app.tcss): a repaint, never a layout pass
 
     def _test_text(self) -> Text:
         m = self.test or {}
