@@ -16,7 +16,6 @@ datasets with the same seeded order and normalizes/augments each batch on the de
 from __future__ import annotations
 
 import hashlib
-import math
 import pickle
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -179,9 +178,41 @@ class Data:
             raise DataError(f"data.augment needs image data (C, H, W) but {name} gives inputs of shape "
                             f"{self.input_shape}: set rotation, translate and crop_padding to 0 and hflip to false")
 
+    rank = 0
+    """This process's rank among ``world`` (see :meth:`set_shard`)."""
+    world = 1
+    """Processes sharing each epoch (torchrun); 1 for a single process."""
+
+    def set_shard(self, rank: int, world: int) -> None:
+        """Train and evaluate only this rank's shard: of each global batch (``batch_size`` x
+        ``world`` consecutive samples of the epoch's order) rank r takes the r-th part, and of each
+        evaluation split the r-th contiguous part. Across the ranks every sample is seen once."""
+        if not 0 <= rank < world:
+            raise ValueError(f"rank {rank} is not in a world of {world}")
+        if world > 1 and self.train_size < world:
+            raise DataError(f"{self.name}: the train split has {self.train_size} samples, fewer than the {world} processes "
+                            "that would share it")
+        self.rank, self.world = rank, world
+
     def steps_per_epoch(self, batch_size: int) -> int:
-        """Training batches per epoch, the last partial batch included."""
-        return math.ceil(self.train_size / batch_size)
+        """Training batches per epoch, the last partial batch included (global batches when
+        sharded: the same count on every rank; a last global batch smaller than the world size
+        joins the one before it, so that no rank gets an empty batch)."""
+        n, g = self.train_size, batch_size * self.world
+        full, rest = divmod(n, g)
+        return full + (1 if rest >= self.world or (rest > 0 and full == 0) else 0)
+
+    def batch_span(self, index: int, batch_size: int) -> tuple[int, int]:
+        """[start, end) in the epoch's order of this rank's part of batch ``index``."""
+        n, g, count = self.train_size, batch_size * self.world, self.steps_per_epoch(batch_size)
+        lo = index * g
+        hi = n if index == count - 1 else min(n, lo + g)
+        size = hi - lo
+        return lo + size * self.rank // self.world, lo + size * (self.rank + 1) // self.world
+
+    def eval_span(self, size: int) -> tuple[int, int]:
+        """[start, end) of this rank's contiguous part of an evaluation split of ``size`` samples."""
+        return size * self.rank // self.world, size * (self.rank + 1) // self.world
 
     def describe(self) -> str:
         """One line, e.g. ``mnist: 54,000 train / 6,000 val / 10,000 test, 1x28x28, 10 classes``."""
@@ -234,22 +265,24 @@ class TensorData(Data):
             order = order.pin_memory()
         order = order.to(self.device, non_blocking=True)
         for i in range(start, self.steps_per_epoch(batch_size)):
-            idx = order[i * batch_size:(i + 1) * batch_size]
+            lo, hi = self.batch_span(i, batch_size)
+            idx = order[lo:hi]
             xb, yb = x[idx], y[idx]
             if self._augment.active:
-                xb = self._augment(xb, epoch, i)
+                xb = self._augment(xb, epoch, i * self.world + self.rank)  # per rank: no repeated draws
             yield xb, yb
 
     def eval_batches(self, split: str, batch_size: int) -> Iterator[tuple[Tensor, Tensor]]:
         self._check_split(split)
         self._check_batch_args(batch_size)
         x, y = self._splits[split]
-        for i in range(0, x.shape[0], batch_size):
-            yield x[i:i + batch_size], y[i:i + batch_size]
+        lo, hi = self.eval_span(x.shape[0])
+        for i in range(lo, hi, batch_size):
+            yield x[i:min(i + batch_size, hi)], y[i:min(i + batch_size, hi)]
 
 
-class _OrderSampler(Sampler[int]):
-    """Yields the indices it is given: the DataLoader path's order is owned by :func:`epoch_order`
+class _OrderSampler(Sampler):
+    """Yields the indices (or batches of indices) it is given: the DataLoader path's order is owned by :func:`epoch_order`
     (a RandomSampler draws an extra permutation at each epoch end and cannot resume mid-epoch)."""
 
     def __init__(self, indices: Sequence[int]) -> None:
@@ -300,14 +333,18 @@ class LoaderData(Data):
             self._norm = (torch.tensor(self.mean).view(shape).to(self.device),
                           torch.tensor(self.std).view(shape).to(self.device))
 
-    def _loader(self, ds: Dataset, batch_size: int, sampler: Sampler | None) -> DataLoader:
+    def _loader(self, ds: Dataset, batch_size: int, sampler: Sampler | None, batched: bool = False) -> DataLoader:
+        """A DataLoader over ``ds``; ``batched``: ``sampler`` yields whole batches (lists of indices)."""
         extra: dict[str, Any] = {}
         if self._num_workers > 0:
             # Forking from a process that already runs threads (the UI) can deadlock.
             extra["multiprocessing_context"] = "spawn"
             ds = _Portable(ds)
-        return DataLoader(ds, batch_size=batch_size, sampler=sampler, shuffle=False, drop_last=False,
-                          num_workers=self._num_workers, pin_memory=self.device.type == "cuda", **extra)
+        if batched:
+            extra["batch_sampler"] = sampler
+        else:
+            extra.update(batch_size=batch_size, sampler=sampler, shuffle=False, drop_last=False)
+        return DataLoader(ds, num_workers=self._num_workers, pin_memory=self.device.type == "cuda", **extra)
 
     def _prepare(self, x: Tensor, y: Tensor) -> tuple[Tensor, Tensor]:
         x = torch.as_tensor(x).to(self.device, non_blocking=True)
@@ -329,21 +366,24 @@ class LoaderData(Data):
         self._check_batch_args(batch_size, start)
         if start >= self.steps_per_epoch(batch_size):
             return
-        order = epoch_order(self.seed, epoch, self.train_size)[start * batch_size:]
-        loader = self._loader(self._splits["train"], batch_size, _OrderSampler(order.tolist()))
+        order = epoch_order(self.seed, epoch, self.train_size).tolist()
+        batches = [order[slice(*self.batch_span(i, batch_size))] for i in range(start, self.steps_per_epoch(batch_size))]
+        loader = self._loader(self._splits["train"], batch_size, _OrderSampler(batches), batched=True)
         for i, (x, y) in enumerate(loader, start=start):
             x, y = self._prepare(x, y)
             if self._augment.active:
-                x = self._augment(x, epoch, i)
+                x = self._augment(x, epoch, i * self.world + self.rank)
             yield x, y
 
     def eval_batches(self, split: str, batch_size: int) -> Iterator[tuple[Tensor, Tensor]]:
         self._check_split(split)
         self._check_batch_args(batch_size)
         ds = self._splits[split]
-        if len(ds) == 0:
+        lo, hi = self.eval_span(len(ds))
+        if hi <= lo:
             return
-        for x, y in self._loader(ds, batch_size, None):
+        sampler = None if (lo, hi) == (0, len(ds)) else _OrderSampler(list(range(lo, hi)))
+        for x, y in self._loader(ds, batch_size, sampler):
             yield self._prepare(x, y)
 
 

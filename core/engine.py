@@ -12,12 +12,15 @@ prepare, epochs, steps, step boundaries, finish. Each concern it uses is its own
 - the run directory's files: :mod:`core.runlog`
 - evaluation: :mod:`core.evaluation`; early stopping: :mod:`core.early_stopping`
 - the clock and interval metrics: :mod:`core.meters`; the thread count: :mod:`core.threads`
+- several processes (torchrun): :mod:`core.distributed`; the loop meets the other ranks at sync
+  points (:meth:`Trainer._sync_commands`) and in the sums of metrics, and only rank 0 writes
 
 The loop syncs the device only at log intervals (STYLE.md habit 6).
 """
 
 from __future__ import annotations
 
+import json
 import math
 import queue
 import threading
@@ -34,6 +37,7 @@ from core import control
 from core import events as E
 from core.config import ConfigError, RunConfig, to_dict, to_toml
 from core.contract import Sink
+from core.distributed import World, rng_from_json, rng_to_json
 from core.early_stopping import EarlyStopping
 from core.errors import first_line
 from core.evaluation import Interrupted, evaluate
@@ -50,6 +54,19 @@ def failure_message(exc: BaseException) -> str:
     if isinstance(exc, ConfigError) or type(exc).__name__ in ("DataError", "CheckpointError"):
         return str(exc)
     return first_line(exc, typed=True)
+
+
+class _NoLog:
+    """The run log of a rank > 0: rank 0 writes the run directory, the other ranks write nothing."""
+
+    summary_written = True
+
+    def open(self, config_toml: str) -> None: ...
+    def write(self, event: E.Event) -> None: ...
+    def write_summary(self, summary: dict) -> None: ...
+    def write_traceback(self, text: str) -> str:
+        return ""
+    def close(self) -> None: ...
 
 
 class _EndRun(Exception):
@@ -78,8 +95,8 @@ class _Prepared:
     """The epoch's train sums so far."""
     interval: Interval
     """The current log interval's device tensors."""
-    log: RunLog
-    """The run directory's files."""
+    log: RunLog | _NoLog
+    """The run directory's files (rank 0's; nothing on the other ranks)."""
     ckpt_dir: Path
     """<run_dir>/checkpoints."""
     last_lr: float
@@ -93,7 +110,8 @@ class Trainer:
     """A viewer cannot leave an in-thread run going: the run ends with its process (core.remote can)."""
 
     def __init__(self, config: RunConfig, *, runs_dir: str | Path = "runs", preset: str | None = None,
-                 resume: str | Path | None = None, resume_overrides: list[str] | tuple = ()):
+                 resume: str | Path | None = None, resume_overrides: list[str] | tuple = (), world: World | None = None,
+                 run_dir: str | Path | None = None):
         self.config = config
         """The resolved config (replaced by the checkpoint's on resume)."""
         self.preset = preset or config.name
@@ -104,8 +122,10 @@ class Trainer:
         """Checkpoint file or run directory to continue from."""
         self.resume_overrides = list(resume_overrides)
         """``--set`` style overrides applied to the checkpoint's config on resume (e.g. data.data_dir)."""
-        self.run_dir: Path | None = None
-        """Set by :meth:`prepare`."""
+        self.run_dir: Path | None = Path(run_dir) if run_dir else None
+        """Set by :meth:`prepare` (given: a new run uses this directory, e.g. one torchrun restarts into)."""
+        self.world = world or World()
+        """This process's rank in the run (``World()``: a single process)."""
         self.status = "starting"
         """The run's status, as last announced (see core.events.STATUSES)."""
         self.state = TrainingState()
@@ -121,6 +141,8 @@ class Trainer:
         self._log: RunLog | None = None
         self._status_reason, self._status_cause = "", ""
         self._interrupted = ""  # the reason of an Interrupt command, once applied
+        self._world_note = ""  # a resume with another world size says so once the run has started
+        self._stop_agreed = False  # several ranks: a stop every rank saw at the same sync point
         self._wall0 = time.perf_counter()
 
     # ------------------------------------------------------------------ public API
@@ -160,8 +182,8 @@ class Trainer:
         if self._p is not None:
             return
         payload = self._load_resume_payload() if self.resume_from is not None else None
-        cfg, es = self.config, self.config.early_stopping
-        rt = build(cfg)
+        cfg, es, world = self.config, self.config.early_stopping, self.world
+        rt = build(cfg, world)
         self.state = TrainingState(base_lr=cfg.optim.lr, grad_clip=cfg.optim.grad_clip, patience=es.patience)
         plateau = Plateau(cfg.schedule.plateau_factor, cfg.schedule.plateau_patience, cfg.monitor_mode)
         early = EarlyStopping(es.monitor, cfg.monitor_mode, es.min_delta, es.enabled)
@@ -169,18 +191,25 @@ class Trainer:
         if payload is not None:
             ckpt.restore_payload(payload, rt.model, rt.optimizer, rt.device, self.resume_file)
             self.state.load_state_dict(payload)
+            self._resume_world(payload, rt)
             early.load_state_dict(payload)
             plateau.load_state_dict(payload["plateau"])
             clock.total = float(payload["train_seconds"])
             if self.state.batch:  # mid-epoch: the epoch's train metrics go on
                 totals = EpochTotals.from_list(payload.get("epoch_acc", [0.0, 0.0, 0]))
             self.run_dir = ckpt.run_dir_of(self.resume_file)
-        else:
-            self.run_dir = new_run_dir(self.runs_dir, self.preset)
-        self._log = log = RunLog(self.run_dir)
+        elif world.is_main:
+            if self.run_dir is not None:
+                self.run_dir.mkdir(parents=True, exist_ok=True)
+            else:
+                self.run_dir = new_run_dir(self.runs_dir, self.preset)
+        if world.enabled:  # every rank knows the run directory (rank 0's)
+            self.run_dir = Path(world.broadcast_text(str(self.run_dir) if world.is_main else ""))
+        self._log = log = RunLog(self.run_dir) if world.is_main else _NoLog()
         ckpt_dir = self.run_dir / "checkpoints"
-        ckpt_dir.mkdir(parents=True, exist_ok=True)
-        ckpt.clean_stale(ckpt_dir)
+        if world.is_main:
+            ckpt_dir.mkdir(parents=True, exist_ok=True)
+            ckpt.clean_stale(ckpt_dir)
         log.open(to_toml(cfg))
         self._p = _Prepared(rt=rt, plateau=plateau, early=early, clock=clock, good=LastGood(), totals=totals,
                             interval=Interval(rt.task == "classification"), log=log, ckpt_dir=ckpt_dir, last_lr=0.0)
@@ -201,6 +230,8 @@ class Trainer:
             self._emit(self._run_started())
             self.p.good.keep(self.model, self.optimizer, self.state.step, force=True)
             self._set_status("running", "resumed" if self.resume_from else "started", "start")
+            if self._world_note:
+                self._emit(E.RunWarning(message=self._world_note, step=self.state.step))
             try:
                 self._train()
                 status, reason = "completed", "all epochs done"
@@ -214,6 +245,7 @@ class Trainer:
         finally:
             if self._log is not None:
                 self._log.close()
+            self.world.close()
 
     def hyperparameters(self) -> dict:
         """Current hyperparameters as plain values (for panels and RunStarted)."""
@@ -266,9 +298,10 @@ class Trainer:
         p.clock.take_lap()
         p.clock.start()
         micro = 0
+        sync_every = cfg.train.log_every  # several ranks: they meet every log_every steps (BENCHMARKS.md)
         for x, y in p.rt.data.train_batches(st.epoch, cfg.data.batch_size, start=st.batch):
             if micro == 0:
-                self._step_boundary()
+                self._step_boundary(sync=st.step % sync_every == 0)
             self._train_batch(x, y)
             st.batch += 1
             micro = (micro + 1) % accum
@@ -327,12 +360,22 @@ class Trainer:
         if cfg.checkpoint.every_steps and st.step % cfg.checkpoint.every_steps == 0:
             self._checkpoint("periodic")
 
-    def _step_boundary(self) -> None:
-        """Apply queued commands; wait here while paused (the clock stopped); honour the stop event."""
-        self._drain_commands()
+    def _step_boundary(self, sync: bool = True) -> None:
+        """Apply queued commands; wait here while paused (the clock stopped); honour the stop event.
+        Several ranks: only boundaries with ``sync`` meet the other ranks (every ``log_every``
+        steps and at each epoch's end), and commands apply there."""
+        if self.world.enabled:
+            if not sync:
+                return
+            self._sync_commands()
+        else:
+            self._drain_commands()
         if self.status == "paused":
             with self.p.clock.held():
-                while self.status == "paused" and not self._stop.is_set() and not self._interrupted:
+                while self.status == "paused" and not self._stopping() and not self._interrupted:
+                    if self.world.enabled:
+                        self._sync_commands(wait=0.1)
+                        continue
                     try:
                         self._apply(*self._commands.get(timeout=0.1))
                     except queue.Empty:
@@ -340,10 +383,14 @@ class Trainer:
                     # what was queued behind the command that ended the pause (e.g. Rollback, Stop)
                     # applies before the next step, not after it
                     self._drain_commands()
-        if self._stop.is_set() or self._interrupted:
+        if self._stopping() or self._interrupted:
             raise _EndRun("interrupted", self._interrupted or "stop requested")
         if self.status == "stopping":
             raise _EndRun("early_stopped", self._status_reason)
+
+    def _stopping(self) -> bool:
+        """The stop event, as every rank saw it at the last sync point (several ranks), or now."""
+        return self._stop_agreed if self.world.enabled else self._stop.is_set()
 
     def _drain_commands(self) -> None:
         if self._commands.empty():  # the common case, checked without raising queue.Empty
@@ -353,6 +400,33 @@ class Trainer:
                 cmd, origin = self._commands.get_nowait()
             except queue.Empty:
                 return
+            self._apply(cmd, origin)
+
+    def _sync_commands(self, wait: float = 0.0) -> None:
+        """Several ranks: rank 0's queued commands (waiting up to ``wait`` s for a first one) go to
+        every rank as JSON, with whether any rank was asked to stop; every rank applies the same
+        commands in the same order, so that they stay at the same step with the same values."""
+        from core import protocol as P
+
+        pending: list[tuple[C.Command, str]] = []
+        if self.world.is_main:
+            try:
+                pending.append(self._commands.get(timeout=wait) if wait > 0 else self._commands.get_nowait())
+                while True:
+                    pending.append(self._commands.get_nowait())
+            except queue.Empty:
+                pass
+        payload = b""
+        if pending:
+            payload = "\n".join(json.dumps({"origin": origin, **P.command_message(cmd, 0)}) for cmd, origin in pending).encode()
+        data, stop = self.world.sync(payload, self._stop.is_set())
+        self._stop_agreed = self._stop_agreed or stop
+        if stop:
+            self._stop.set()
+        for line in data.decode().splitlines() if data else ():
+            msg = json.loads(line)
+            origin = str(msg.pop("origin", ""))
+            cmd, _ = P.command_from_message(msg)
             self._apply(cmd, origin)
 
     def _end_epoch(self, seconds: float) -> None:
@@ -450,6 +524,11 @@ class Trainer:
         with p.clock.held(interruption=False):
             loss_sum, correct = acc.sums(p.rt.device)  # the host sync
             seconds, n = p.clock.take_lap(), acc.n
+            keep_good = False
+            if self.world.enabled:  # the run's sums; rank 0 decides when the last-good snapshot is due
+                loss_sum, correct, n, due = self.world.all_sum([loss_sum, correct, float(n),
+                                                                float(self.world.is_main and p.good.due())])
+                n, keep_good = int(n), due > 0
             st.train_samples += n
             p.totals.add(loss_sum, correct, n)
             loss = loss_sum / n
@@ -460,10 +539,12 @@ class Trainer:
             p.interval = Interval(acc.classification)
             if not react:  # the run is ending: log the interval, decide nothing more
                 return
-            if not math.isfinite(loss):
+            if not math.isfinite(loss):  # the run's loss: every rank pauses (or stops) at once
                 self._nonfinite(loss)
-            else:
+            elif not self.world.enabled:
                 p.good.keep(p.rt.model, p.rt.optimizer, st.step)
+            elif keep_good:
+                p.good.keep(p.rt.model, p.rt.optimizer, st.step, force=True)
 
     def _nonfinite(self, loss: float) -> None:
         """A non-finite loss: pause for the user (TUI) or save the last good state and fail."""
@@ -483,10 +564,12 @@ class Trainer:
         """(metrics, confusion) on 'val' or 'test'. Validation checks the stop event between
         batches and, when it is set, ends the run as interrupted (the resumed run redoes it)."""
         cfg, rt = self.config, self.p.rt
-        stop = self._stop if interruptible and split != "test" else None
+        # several ranks evaluate their shards to the end and sum (a rank leaving early would hang the others)
+        stop = self._stop if interruptible and split != "test" and not self.world.enabled else None
         try:
-            return evaluate(rt.model, rt.data, rt.loss_fn, split, cfg.data.eval_batch_size, rt.device, forward=rt.forward,
-                            autocast=rt.autocast, channels_last=cfg.train.channels_last, stop=stop)
+            return evaluate(rt.model, rt.data, rt.loss_fn, split, cfg.data.eval_batch_size, rt.device, forward=rt.eval_forward,
+                            autocast=rt.autocast, channels_last=cfg.train.channels_last, stop=stop,
+                            world=self.world if self.world.enabled else None)
         except Interrupted:
             raise _EndRun("interrupted", "stop requested during validation") from None
 
@@ -500,7 +583,11 @@ class Trainer:
                 if not weights_finite(p.rt.model):
                     self._emit(E.RunError(message=f"checkpoint ({reason}) not saved: the weights hold non-finite values", step=st.step))
                     return None
-                path = ckpt.save_atomic(self._payload(reason), p.ckpt_dir / ckpt.checkpoint_name(st.step, reason))
+                # every rank hands rank 0 its RNG states (a collective: all ranks checkpoint at the same step)
+                rngs = self.world.gather_json(rng_to_json(ckpt.rng_state(p.rt.device))) if self.world.enabled else None
+                if not self.world.is_main:
+                    return None
+                path = ckpt.save_atomic(self._payload(reason, rngs), p.ckpt_dir / ckpt.checkpoint_name(st.step, reason))
             except Exception as e:  # noqa: BLE001 - disk full is RuntimeError, permissions OSError
                 self._emit(E.RunError(message=f"checkpoint ({reason}) not saved: {first_line(e, typed=True)}", step=st.step))
                 return None
@@ -508,14 +595,33 @@ class Trainer:
         self._emit(E.CheckpointSaved(path=str(path.resolve()), step=st.step, epoch=st.epoch, reason=reason))
         return path
 
-    def _payload(self, reason: str) -> dict:
-        """The checkpoint of this moment: every concern's state under the format's keys."""
+    def _payload(self, reason: str, rank_rngs: list | None = None) -> dict:
+        """The checkpoint of this moment: every concern's state under the format's keys (and, for
+        several ranks, the world size and every rank's RNG states)."""
         st, p = self.state, self.p
         training = {**st.state_dict(), **p.early.state_dict(), "plateau": p.plateau.state_dict(),
+                    "world_size": self.world.world_size, **({"rank_rng": rank_rngs} if rank_rngs else {}),
                     "train_seconds": p.clock.total, "train_samples": st.train_samples + p.interval.n,
                     "epoch_acc": [0.0, 0.0, 0] if st.batch == 0 else p.totals.with_pending(p.interval, p.rt.device)}
         return ckpt.build_payload(reason, model=p.rt.model, optimizer=p.rt.optimizer, config=to_dict(self.config),
                                   preset=self.preset, data=p.rt.data, training=training, device=p.rt.device)
+
+    def _resume_world(self, payload: dict, rt) -> None:
+        """Resuming with several ranks: each takes its own RNG states when the world size is the
+        checkpoint's (then resume is exact); with another world size the position in the epoch is
+        kept by samples seen (a few samples may be seen twice, and the run is not bit-identical)."""
+        saved = int(payload.get("world_size", 1) or 1)
+        world, st = self.world, self.state
+        rank_rng = payload.get("rank_rng")
+        if saved == world.world_size:
+            if world.enabled and isinstance(rank_rng, list) and len(rank_rng) == world.world_size:
+                ckpt.rng_restore(rng_from_json(rank_rng[world.rank]), rt.device)
+            return
+        if st.batch:
+            batch = self.config.data.batch_size
+            st.batch = min(st.batch * batch * saved // (batch * world.world_size), rt.batches_per_epoch)
+        self._world_note = (f"resumed with {world.world_size} process(es) from a checkpoint of {saved}: "
+                            "training goes on, not bit-identical to an uninterrupted run")
 
     def _load_resume_payload(self) -> dict:
         self.resume_file, payload, self.config = ckpt.load_for_resume(self.resume_from, self.resume_overrides)
@@ -548,6 +654,8 @@ class Trainer:
                 break
             self._reject(cmd, "the run has ended", origin)
         summary = self._summary(status, reason, test)
+        if self.world.enabled:
+            summary["ranks_agree"] = self._ranks_agree()
         p.log.write_summary(summary)
         self._set_status(status, reason, "end")
         if status == "failed":
@@ -563,7 +671,8 @@ class Trainer:
         if self.run_dir is not None:
             log = self._log or RunLog(self.run_dir)
             tb_path = log.write_traceback(tb)
-            if self._p is not None and not isinstance(exc, KeyboardInterrupt):
+            # several ranks: a failure is one rank's, not a point they all reach: no collective checkpoint
+            if self._p is not None and not isinstance(exc, KeyboardInterrupt) and not self.world.enabled:
                 try:
                     self._checkpoint("error")
                 except Exception:  # noqa: BLE001 - best effort; the failure itself is reported below
@@ -582,10 +691,33 @@ class Trainer:
         p = self._p
         return summary(status, reason, config=self.config, state=self.state, preset=self.preset, run_dir=self.run_dir,
                        device=p.rt.device if p else None, task=p.rt.task if p else None, early=p.early if p else None,
-                       test=test, wall_seconds=time.perf_counter() - self._wall0, train_seconds=p.clock.total if p else 0.0)
+                       test=test, wall_seconds=time.perf_counter() - self._wall0, train_seconds=p.clock.total if p else 0.0,
+                       world_size=self.world.world_size)
+
+    def _ranks_agree(self) -> bool:
+        """Several ranks at the end: every rank has the same step, epoch, live values and weights
+        (a RunError says which differ otherwise)."""
+        st, p = self.state, self.p
+        group = p.rt.optimizer.param_groups[0]
+        with torch.no_grad():
+            checksum = float(sum(w.double().sum() for w in p.rt.model.parameters()))
+        mine = [st.step, st.epoch, st.base_lr, float(group.get("lr", 0.0)), float(group.get("momentum", 0.0) or 0.0),
+                float(group.get("weight_decay", 0.0)), st.grad_clip, checksum]
+        every = self.world.gather_json(mine)
+        if every is None:
+            return True  # rank 0 reports
+        if all(v == every[0] for v in every):
+            return True
+        names = ("step", "epoch", "base lr", "lr", "momentum", "weight decay", "grad clip", "weights")
+        differ = [n for i, n in enumerate(names) if len({json.dumps(v[i]) for v in every}) > 1]
+        self._emit(E.RunError(message=f"the {len(every)} ranks disagree at the end on: {', '.join(differ)}", step=st.step))
+        return False
 
     def _emit(self, event: E.Event) -> None:
-        """Log to the run directory, then hand to the sink (never blocks: a queue put)."""
+        """Log to the run directory, then hand to the sink (never blocks: a queue put). Rank 0
+        reports for the run; the other ranks report nothing."""
+        if not self.world.is_main:
+            return
         if self._log is not None:
             self._log.write(event)
         self._sink(event)
@@ -597,5 +729,5 @@ class Trainer:
             epochs=self.config.train.epochs, steps_per_epoch=rt.steps_per_epoch, total_steps=rt.total_steps,
             train_size=rt.data.train_size, val_size=rt.data.val_size, test_size=rt.data.test_size,
             num_params=rt.num_params, model=rt.summary, hyperparameters=self.hyperparameters(),
-            live=("lr",) + C.LIVE_HYPERPARAMETERS, start_step=st.step, start_epoch=st.epoch)
+            live=("lr",) + C.LIVE_HYPERPARAMETERS, start_step=st.step, start_epoch=st.epoch, world_size=self.world.world_size)
 

@@ -19,15 +19,19 @@ class Interrupted(Exception):
 
 def evaluate(model: torch.nn.Module, data, loss_fn, split: str, batch_size: int, device: torch.device, *,
              forward=None, autocast=contextlib.nullcontext, channels_last: bool = False,
-             stop: threading.Event | None = None) -> tuple[dict, list]:
+             stop: threading.Event | None = None, world=None) -> tuple[dict, list]:
     """(metrics, confusion matrix rows) of ``model`` on ``data``'s 'val' or 'test' split ({} and
     [] when it is empty). ``forward`` is what to call (the compiled model; default ``model``).
 
     With ``stop``, the event is checked between batches and :class:`Interrupted` raised when it is
     set: metrics of a cut-short pass must never feed best checkpoints, early stopping or the
     plateau schedule. The model's train/eval mode is restored.
+
+    With ``world`` (core.distributed.World of several ranks), ``data`` gives this rank's shard
+    and the sums (confusion matrix, loss, counts) are added over the ranks before the metrics
+    are computed: the metrics of the whole split, never an average of averages.
     """
-    if (data.val_size if split == "val" else data.test_size) == 0:
+    if (data.val_size if split == "val" else data.test_size) == 0:  # the whole split's size: the same on every rank
         return {}, []
     forward = forward or model
     was_training = model.training
@@ -44,6 +48,8 @@ def evaluate(model: torch.nn.Module, data, loss_fn, split: str, batch_size: int,
                     out = forward(x)
                 out = out.float()
                 acc.update(out, y, loss_fn(out, y, "sum"))
+        if world is not None:
+            acc.reduce(world)
         return acc.compute()
     finally:
         model.train(was_training)

@@ -67,6 +67,8 @@ class RunStarted(Event):
     """First step (non-zero when resumed)."""
     start_epoch: int = 0
     """First epoch (non-zero when resumed)."""
+    world_size: int = 1
+    """Processes training the run (torchrun ranks); samples/s and metrics are the whole run's."""
 
 
 @dataclass(frozen=True)

@@ -43,6 +43,10 @@ class LastGood:
         """A snapshot exists."""
         return self.step is not None
 
+    def due(self) -> bool:
+        """A snapshot would be taken now (none yet, or the last is GOOD_EVERY_S old)."""
+        return not self.available or time.monotonic() - self._time >= GOOD_EVERY_S
+
     def keep(self, model: torch.nn.Module, optimizer: torch.optim.Optimizer, step: int, force: bool = False) -> None:
         """Take a snapshot, unless one is younger than GOOD_EVERY_S (``force`` ignores that) or
         the weights or optimizer state hold non-finite values."""

@@ -80,7 +80,8 @@ class Printer:
 
     def _started(self, ev: E.RunStarted) -> None:
         self.epochs, self.total_steps = ev.epochs, ev.total_steps
-        self.line(f"run {ev.preset} on {ev.device}: {ev.model}; {ev.train_size} train / {ev.val_size} val / "
+        where = ev.device if ev.world_size <= 1 else f"{ev.device} x {ev.world_size} processes"
+        self.line(f"run {ev.preset} on {where}: {ev.model}; {ev.train_size} train / {ev.val_size} val / "
                   f"{ev.test_size} test samples; {ev.epochs} epochs x {ev.steps_per_epoch} steps")
         self.line(f"run directory: {ev.run_dir}")
 
@@ -128,7 +129,7 @@ def run_headless(trainer, out: TextIO | None = None, install_signals: bool = Tru
     events: queue.SimpleQueue = queue.SimpleQueue()
     stop = threading.Event()
     done = threading.Event()
-    status = ["failed"]
+    status = [""]  # the final status its last event reports ("" until then)
     previous = {}
 
     def handle(ev: E.Event) -> None:
@@ -175,4 +176,5 @@ def run_headless(trainer, out: TextIO | None = None, install_signals: bool = Tru
         printer_thread.join(timeout=10)
         for sig, handler in previous.items():
             signal.signal(sig, handler)
-    return EXIT_CODES.get(status[0], 1)
+    # a rank > 0 of a torchrun group reports no events: its trainer's own final status counts
+    return EXIT_CODES.get(status[0] or str(getattr(trainer, "status", "failed")), 1)

@@ -27,6 +27,11 @@ class ClassificationAccumulator:
         self.loss_sum += loss_sum.detach().double()
         self.count += target.shape[0]
 
+    def reduce(self, world) -> None:
+        """Add the other ranks' sums to these (core.distributed.World)."""
+        world.all_reduce_([self.confusion, self.loss_sum])
+        self.count = int(world.all_sum([float(self.count)])[0])
+
     def compute(self) -> tuple[dict, list[list[int]]]:
         """(metrics, confusion matrix rows) as plain Python values."""
         cm = self.confusion.view(self.num_classes, self.num_classes).cpu()
@@ -71,6 +76,11 @@ class RegressionAccumulator:
         self.y_sq += (y**2).sum()
         self.loss_sum += loss_sum.detach().double()
         self.count += y.numel()
+
+    def reduce(self, world) -> None:
+        """Add the other ranks' sums to these (core.distributed.World)."""
+        world.all_reduce_([self.loss_sum, self.se, self.ae, self.y_sum, self.y_sq])
+        self.count = int(world.all_sum([float(self.count)])[0])
 
     def compute(self) -> tuple[dict, list]:
         """(metrics, []) as plain Python values (regression has no confusion matrix)."""

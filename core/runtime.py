@@ -20,6 +20,7 @@ import torch
 import torch.nn.functional as F
 
 from core.config import ConfigError, RunConfig, check_monitor
+from core.distributed import World
 from core.threads import ThreadTuner, thread_candidates
 
 LossFn = Callable[..., torch.Tensor]
@@ -101,7 +102,11 @@ class Runtime:
     model: torch.nn.Module
     """The model (its state_dict is what checkpoints hold)."""
     forward: Callable[[torch.Tensor], torch.Tensor]
-    """The model, or its torch.compile'd form: what the step calls."""
+    """The model, or its torch.compile'd form (inside DistributedDataParallel when several
+    processes train the run): what the training step calls."""
+    eval_forward: Callable[[torch.Tensor], torch.Tensor]
+    """What evaluation calls: as ``forward`` but never DDP-wrapped (each rank evaluates its own
+    shard, then the sums are all-reduced)."""
     optimizer: torch.optim.Optimizer
     """The optimizer over the model's parameters."""
     loss_fn: LossFn
@@ -146,32 +151,55 @@ def check_task_fit(cfg: RunConfig, task: str) -> None:
     check_monitor(cfg, task, "early_stopping.monitor")
 
 
-def build(cfg: RunConfig) -> Runtime:
+def build(cfg: RunConfig, world: World | None = None) -> Runtime:
     """Device, seed, data, model, optimizer and loss for ``cfg``. Raises ConfigError / DataError.
 
     The order is part of exact resume: the seed comes before the data split and the model's
     initialisation, and a checkpoint's RNG state is restored after all of it.
+
+    With a ``world`` of several processes: this rank's CUDA device (one GPU per local rank), the
+    process group, cores / local ranks intra-op threads (unless train.num_threads says), this
+    rank's data shard, and the model inside DistributedDataParallel. Every rank initialises the
+    model from the same seed (DDP also copies rank 0's weights); ranks > 0 then reseed their
+    streams (dropout) so that they do not repeat rank 0's; augmentation draws per (rank, batch).
     """
     from core.models import count_params, describe_model
 
+    world = world or World()
     if cfg.train.num_threads:
         torch.set_num_threads(cfg.train.num_threads)
+    elif world.enabled:
+        torch.set_num_threads(max(1, (os.cpu_count() or 1) // max(1, world.local_world_size)))
     device = pick_device(cfg.train.device)
+    if world.enabled and device.type == "cuda":
+        device = torch.device("cuda", world.local_rank)
+    world.start(device)
     candidates = thread_candidates(device, cfg)
-    tuner = ThreadTuner(candidates) if len(candidates) > 1 else None
+    tuner = ThreadTuner(candidates) if len(candidates) > 1 and not world.enabled else None
     configure_torch(cfg, device)
     seed_everything(cfg.train.seed)
     data = load_data_for(cfg, device)
+    data.set_shard(world.rank, world.world_size)
     check_task_fit(cfg, data.task)
     model = build_model_for(cfg, data, device)
     if cfg.train.channels_last and len(data.input_shape) == 3:
         model = model.to(memory_format=torch.channels_last)
+    plain = torch.compile(model) if cfg.train.compile else model
+    forward = plain
+    if world.enabled:
+        from torch.nn.parallel import DistributedDataParallel
+
+        forward = DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
+        if cfg.train.compile:
+            forward = torch.compile(forward)
+        if world.rank > 0:
+            seed_everything(cfg.train.seed + 1_000_003 * world.rank)
     batches = data.steps_per_epoch(cfg.data.batch_size)
     steps = math.ceil(batches / cfg.optim.grad_accum)
     total = cfg.train.epochs * steps
     bf16 = cfg.train.bf16
     return Runtime(
-        device=device, data=data, model=model, forward=torch.compile(model) if cfg.train.compile else model,
+        device=device, data=data, model=model, forward=forward, eval_forward=plain,
         optimizer=build_optimizer(cfg, model.parameters()), loss_fn=make_loss(cfg),
         autocast=(lambda: torch.autocast(device.type, dtype=torch.bfloat16)) if bf16 else contextlib.nullcontext,
         batches_per_epoch=batches, steps_per_epoch=steps,

@@ -76,6 +76,14 @@ CheckpointArg = Annotated[Path, typer.Argument(
     help="A checkpoint file (.pt) written by tui-train, or a run directory (its newest checkpoint).")]
 ResumeOpt = Annotated[Path | None, typer.Option("--resume",
     help="Continue from a checkpoint file or a run directory (its newest checkpoint). Default: a new run.", show_default=False)]
+NprocOpt = Annotated[int, typer.Option("--nproc-per-node", min=0,
+    help="Train on N processes of this node with torchrun (one GPU each on CUDA, gloo on CPU). Default: one process.")]
+NnodesOpt = Annotated[str | None, typer.Option(
+    "--nnodes", help="torchrun --nnodes (multi-node, e.g. 2 or 1:4). Default: 1.", show_default=False)]
+RdzvOpt = Annotated[str | None, typer.Option(
+    "--rdzv-endpoint", help="torchrun --rdzv-endpoint HOST:PORT. Default: none (--standalone).", show_default=False)]
+RestartsOpt = Annotated[int | None, typer.Option("--max-restarts", min=0,
+    help="torchrun --max-restarts: a failed group restarts from its newest checkpoint. Default: 0.", show_default=False)]
 OnHangupOpt = Annotated[str, typer.Option("--on-hangup",
     help="What a hang-up of this terminal (an SSH drop) does to the run: detach (it trains on; `tui-train attach` comes back) "
          "or stop (save a checkpoint, end as interrupted). Default: detach.")]
@@ -101,6 +109,10 @@ def run(
     presets_dir: PresetsDirOpt = None,
     resume: ResumeOpt = None,
     on_hangup: OnHangupOpt = "detach",
+    nproc_per_node: NprocOpt = 0,
+    nnodes: NnodesOpt = None,
+    rdzv_endpoint: RdzvOpt = None,
+    max_restarts: RestartsOpt = None,
 ) -> None:
     """Train a preset: opens the TUI on a trainer process of its own (detach with d), or prints progress lines with --headless."""
     from core.config import DEFAULT_PRESET
@@ -116,6 +128,14 @@ def run(
         overrides.append(f"train.seed={seed}")
     dirs = _presets_dirs(presets_dir)
     headless = headless or not sys.stdout.isatty()
+    group = {"nnodes": nnodes, "rdzv_endpoint": rdzv_endpoint, "max_restarts": max_restarts}
+    if nproc_per_node or any(v is not None for v in group.values()):
+        if not nproc_per_node:
+            raise fail("--nnodes, --rdzv-endpoint and --max-restarts go with --nproc-per-node N")
+        if os.environ.get("TORCHELASTIC_RUN_ID"):
+            raise fail("--nproc-per-node: this is already a torchrun worker (drop --nproc-per-node, or run without torchrun)")
+        raise typer.Exit(_run_group(preset or DEFAULT_PRESET, overrides, dirs, presets_dir, runs_dir, resume, headless,
+                                    nproc_per_node, group, on_hangup))
     if resume is not None:
         raise typer.Exit(_run_resume(resume, runs_dir, headless, overrides, on_hangup))
     config = _load(preset or DEFAULT_PRESET, overrides, dirs) if (preset or headless) else None
@@ -132,15 +152,82 @@ def _run_headless(config, preset: str | None, runs_dir: Path, resume: Path | Non
     from core.checkpoint import CheckpointError
     from core.config import ConfigError
     from core.data import DataError
+    from core.distributed import DistributedError, from_env
     from core.engine import Trainer
     from core.headless import run_headless
+    from core.launch import remember_run_dir, restart_checkpoint, worker_run_dir
 
-    trainer = Trainer(config, runs_dir=runs_dir, preset=preset, resume=resume, resume_overrides=list(overrides))
+    try:
+        world = from_env()  # a torchrun worker: its rank; else a single process
+    except DistributedError as e:
+        raise fail(str(e)) from None
+    run_dir = worker_run_dir(runs_dir) if os.environ.get("TORCHELASTIC_RUN_ID") else None
+    again = restart_checkpoint(world, run_dir)
+    if again is not None:  # torchrun restarted the group: the run goes on from its newest checkpoint
+        resume = again
+    trainer = Trainer(config, runs_dir=runs_dir, preset=preset, resume=resume, resume_overrides=list(overrides), world=world,
+                      run_dir=None if resume is not None else run_dir)
     try:
         trainer.prepare()
-    except (ConfigError, DataError, CheckpointError) as e:
+    except (ConfigError, DataError, CheckpointError, DistributedError) as e:
         raise fail(str(e)) from None
+    if not world.is_main:  # rank 0 reports and hosts the endpoint; the others train quietly
+        with open(os.devnull, "w") as quiet:
+            return run_headless(trainer, out=quiet)
+    if world.enabled:
+        remember_run_dir(runs_dir, trainer.run_dir)
     return _host_and_run(trainer, run_headless)
+
+
+def _run_group(preset: str, overrides: list[str], dirs: list[Path], presets_dir: Path | None, runs_dir: Path,
+               resume: Path | None, headless: bool, nproc: int, group: dict, on_hangup: str) -> int:
+    """``run --nproc-per-node N``: the same run under torchrun, one worker per process. The preset
+    is checked here first (a bad one gets its one line before any process starts)."""
+    from core import launch
+    from core.runlog import new_run_dir
+
+    config = _load(preset, overrides, dirs)
+    worker = [preset, "--runs-dir", str(runs_dir)]
+    if presets_dir is not None:
+        worker += ["--presets-dir", str(presets_dir)]
+    for item in overrides:
+        worker += ["--set", item]
+    if resume is not None:
+        from core import checkpoint as ckpt
+
+        try:
+            run_dir = ckpt.run_dir_of(ckpt.resolve(resume))
+        except ckpt.CheckpointError as e:
+            raise fail(str(e)) from None
+        worker += ["--resume", str(resume)]
+    else:
+        try:
+            run_dir = new_run_dir(runs_dir, config.name)
+        except OSError as e:
+            raise fail(f"--runs-dir {runs_dir}: cannot create a run directory there ({e.strerror or e})") from None
+    cmd = launch.torchrun_command(nproc, worker, group)
+    if headless:
+        proc = launch.start_group(cmd, run_dir, detached=False)
+        launch.forward_signals(proc)
+        code = proc.wait()
+        try:
+            status = json.loads((run_dir / "summary.json").read_text(encoding="utf-8")).get("status", "failed")
+        except (OSError, ValueError):
+            status = "failed"
+        from core.headless import EXIT_CODES
+
+        if code != 0 and status == "failed":
+            typer.echo(f"tui-train: the run failed: {launch.last_line(run_dir)} (torchrun's report: {run_dir / 'launcher.log'})", err=True)
+        return EXIT_CODES.get(status, 1)
+    proc = launch.start_group(cmd, run_dir, detached=True)
+    why = launch.wait_for_endpoint(proc, run_dir)
+    if why:
+        raise fail(why)
+    from core.remote import RemoteTrainer
+    from tui.app import run_tui
+
+    return run_tui(config=None, preset=None, runs_dir=runs_dir, attach=run_dir, live=None, on_hangup=on_hangup,
+                   attach_factory=lambda chosen: RemoteTrainer(attach=chosen))
 
 
 def _host_and_run(trainer, run_headless) -> int:

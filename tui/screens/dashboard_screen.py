@@ -224,7 +224,9 @@ class DashboardScreen(Screen):
         self.run_task = ev.task
         self.preset = ev.preset
         self.metric_key = "accuracy" if ev.task == "classification" else "r2"
-        self._header.set_run(ev.preset, ev.device, ev.run_dir)
+        # several processes: "cpu x 2 processes"; samples/s and metrics are already the whole run's
+        device = ev.device if ev.world_size <= 1 else f"{ev.device} × {ev.world_size} processes"
+        self._header.set_run(ev.preset, device, ev.run_dir)
         self._progress.set_plan(ev.epochs, ev.total_steps, ev.start_step, ev.start_epoch, ev.task)
         self._table.set_task(ev.task)
         self._metric_plot.set_title("accuracy" if ev.task == "classification" else "R²")

@@ -1,0 +1,199 @@
+"""One run over several processes (torchrun): who is who, and the few collectives the loop needs.
+
+A run started by ``torchrun`` (or ``tui-train run --nproc-per-node N``) has one process per rank.
+Rank 0 owns the run: it hosts the control endpoint, writes the run directory and the checkpoints,
+and decides (STYLE.md: one process owns the model, rank 0 decides for all ranks). Every rank
+trains its shard of each epoch (core.data) inside DistributedDataParallel, and they agree at
+*sync points* through :meth:`World.sync`: rank 0's pending commands travel to every rank as JSON
+bytes (never pickle), together with "a rank was asked to stop", so that every rank applies the
+same commands at the same step. Metrics are summed over ranks (:meth:`World.all_sum`,
+:meth:`World.all_reduce_`), never averaged as averages.
+
+A single-process run has ``World()`` (world size 1): every method is then a no-op returning its
+input, so the loop reads the same either way.
+"""
+
+from __future__ import annotations
+
+import datetime
+import json
+import os
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+
+COLLECTIVE_TIMEOUT_S = float(os.environ.get("TUI_TRAIN_COLLECTIVE_TIMEOUT", "120"))
+"""Seconds a collective may wait for the other ranks before it fails (a rank that died -9 is
+noticed at once by gloo's closed connection; this bounds a rank that hangs)."""
+
+MAX_SYNC_BYTES = 1 << 20
+"""The most command bytes one sync carries (rank 0 never queues more: commands are a few dozen bytes)."""
+
+
+class DistributedError(RuntimeError):
+    """The ranks cannot agree (a desynchronised run, or a launch that is not a torchrun one)."""
+
+
+@dataclass
+class World:
+    """This process's place in the run: rank, world size, and the process groups once started."""
+
+    rank: int = 0
+    """Global rank (0 owns the run)."""
+    world_size: int = 1
+    """Number of processes training the run."""
+    local_rank: int = 0
+    """Rank on this node (the CUDA device index)."""
+    local_world_size: int = 1
+    """Processes on this node (they share its CPU cores)."""
+    restart: int = 0
+    """How many times torchrun restarted the group (TORCHELASTIC_RESTART_COUNT)."""
+    backend: str = ""
+    """'gloo' or 'nccl' once :meth:`start` ran."""
+    _control: Any = field(default=None, repr=False)
+
+    @property
+    def enabled(self) -> bool:
+        """More than one process trains this run."""
+        return self.world_size > 1
+
+    @property
+    def is_main(self) -> bool:
+        """This process owns the run (rank 0)."""
+        return self.rank == 0
+
+    # -- setting up ------------------------------------------------------------------------------
+    def start(self, device: torch.device) -> None:
+        """Join the process group (nccl on CUDA, gloo otherwise) and make the gloo group the
+        control syncs use; pin this rank's CUDA device. No-op for a single process."""
+        if not self.enabled:
+            return
+        import torch.distributed as dist
+
+        if device.type == "cuda":
+            torch.cuda.set_device(self.local_rank)
+        self.backend = "nccl" if device.type == "cuda" else "gloo"
+        timeout = datetime.timedelta(seconds=COLLECTIVE_TIMEOUT_S)
+        if not dist.is_initialized():
+            dist.init_process_group(self.backend, timeout=timeout)
+        self._control = dist.new_group(backend="gloo", timeout=timeout) if self.backend != "gloo" else dist.group.WORLD
+
+    def close(self) -> None:
+        """Leave the process group (at the end of the run)."""
+        if not self.enabled:
+            return
+        import torch.distributed as dist
+
+        if dist.is_initialized():
+            try:
+                dist.destroy_process_group()
+            except Exception:  # noqa: BLE001 - a peer already gone: nothing left to leave
+                pass
+
+    # -- collectives -----------------------------------------------------------------------------
+    def sync(self, payload: bytes, stop: bool) -> tuple[bytes, bool]:
+        """Rank 0's ``payload`` on every rank, and whether any rank asked to stop. One small
+        all-reduce, plus a broadcast of the payload only when there is one."""
+        if not self.enabled:
+            return payload, stop
+        import torch.distributed as dist
+
+        if len(payload) > MAX_SYNC_BYTES:
+            raise DistributedError(f"{len(payload)} bytes of commands in one sync (at most {MAX_SYNC_BYTES})")
+        head = torch.tensor([len(payload) if self.is_main else 0, int(stop)], dtype=torch.int64)
+        dist.all_reduce(head, group=self._control)
+        size, stops = int(head[0]), int(head[1])
+        if size == 0:
+            return b"", stops > 0
+        buf = torch.frombuffer(bytearray(payload), dtype=torch.uint8) if self.is_main else torch.empty(size, dtype=torch.uint8)
+        dist.broadcast(buf, src=0, group=self._control)
+        return buf.numpy().tobytes(), stops > 0
+
+    def all_sum(self, values: list[float]) -> list[float]:
+        """Element-wise sums over the ranks (float64, on the control group)."""
+        if not self.enabled:
+            return values
+        import torch.distributed as dist
+
+        t = torch.tensor(values, dtype=torch.float64)
+        dist.all_reduce(t, group=self._control)
+        return t.tolist()
+
+    def all_reduce_(self, tensors: list[torch.Tensor]) -> None:
+        """Sum each tensor over the ranks, in place, on its device (the main group)."""
+        if not self.enabled:
+            return
+        import torch.distributed as dist
+
+        for t in tensors:
+            dist.all_reduce(t)
+
+    def broadcast_text(self, text: str) -> str:
+        """Rank 0's ``text`` on every rank."""
+        data, _ = self.sync(text.encode() if self.is_main else b"", False)
+        return data.decode() if self.enabled else text
+
+    def gather_json(self, value: Any) -> list[Any] | None:
+        """Every rank's JSON-able ``value``, in rank order, on rank 0 (None elsewhere)."""
+        if not self.enabled:
+            return [value]
+        import torch.distributed as dist
+
+        data = json.dumps(value).encode()
+        sizes = [torch.zeros(1, dtype=torch.int64) for _ in range(self.world_size)]
+        dist.all_gather(sizes, torch.tensor([len(data)], dtype=torch.int64), group=self._control)
+        longest = max(int(s) for s in sizes)
+        mine = torch.zeros(longest, dtype=torch.uint8)
+        mine[:len(data)] = torch.frombuffer(bytearray(data), dtype=torch.uint8) if data else mine[:0]
+        parts = [torch.empty(longest, dtype=torch.uint8) for _ in range(self.world_size)]
+        dist.all_gather(parts, mine, group=self._control)
+        if not self.is_main:
+            return None
+        return [json.loads(p[:int(s)].numpy().tobytes()) for p, s in zip(parts, sizes, strict=True)]
+
+
+def from_env(env: dict | None = None) -> World:
+    """The World torchrun describes in the environment (RANK, WORLD_SIZE, LOCAL_RANK, ...); a
+    plain process gets ``World()``."""
+    env = os.environ if env is None else env
+    try:
+        world = int(env.get("WORLD_SIZE", "1"))
+        if world <= 1:
+            return World(restart=int(env.get("TORCHELASTIC_RESTART_COUNT", "0") or 0))
+        return World(rank=int(env["RANK"]), world_size=world, local_rank=int(env.get("LOCAL_RANK", "0")),
+                     local_world_size=int(env.get("LOCAL_WORLD_SIZE", "1")),
+                     restart=int(env.get("TORCHELASTIC_RESTART_COUNT", "0") or 0))
+    except (KeyError, ValueError) as e:
+        raise DistributedError(f"the torchrun environment is incomplete or malformed ({e}): start the run with torchrun "
+                               "or `tui-train run --nproc-per-node N`") from None
+
+
+def rng_to_json(rng: dict) -> dict:
+    """A :func:`core.checkpoint.rng_state` dict as JSON-able values (to gather it from every rank)."""
+    out: dict[str, Any] = {}
+    for key, value in rng.items():
+        if isinstance(value, torch.Tensor):
+            out[key] = {"tensor": value.tolist(), "dtype": str(value.dtype).removeprefix("torch.")}
+        elif key == "cuda":
+            out[key] = [{"tensor": t.tolist(), "dtype": "uint8"} for t in value]
+        elif key == "numpy":
+            out[key] = [value[0], value[1].tolist(), *value[2:]]
+        else:
+            out[key] = value
+    return out
+
+
+def rng_from_json(data: dict) -> dict:
+    """The inverse of :func:`rng_to_json` (tensors back as tensors)."""
+    out: dict[str, Any] = {}
+    for key, value in data.items():
+        if key == "torch":
+            out[key] = torch.tensor(value["tensor"], dtype=getattr(torch, value["dtype"]))
+        elif key == "cuda":
+            out[key] = [torch.tensor(v["tensor"], dtype=torch.uint8) for v in value]
+        elif key == "numpy":
+            out[key] = [value[0], torch.tensor(value[1], dtype=torch.int64), *value[2:]]
+        else:
+            out[key] = value
+    return out

@@ -1,0 +1,137 @@
+"""Starting a run over several processes with torchrun, and what a torchrun worker needs to know.
+
+``tui-train run PRESET --nproc-per-node N`` runs ``python -m torch.distributed.run ... -m tui.cli
+run PRESET --headless`` (PyTorch's own elastic launcher, nothing home-made). The launcher picks
+the run directory first and hands it to every worker (``TUI_TRAIN_RUN_DIR``), so that a group
+torchrun restarts (``--max-restarts``) continues the same run from its newest checkpoint. A
+group started by hand with ``torchrun`` finds its run directory again through a pointer file
+``<runs_dir>/.torchrun-<TORCHELASTIC_RUN_ID>`` that rank 0 writes.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from core.distributed import World
+
+RUN_DIR_ENV = "TUI_TRAIN_RUN_DIR"
+"""The run directory a torchrun worker trains into (set by the launcher)."""
+
+PASS_THROUGH = ("nnodes", "node_rank", "rdzv_endpoint", "rdzv_backend", "rdzv_id", "max_restarts", "master_port")
+"""Launcher options handed to torchrun as they are (``--nnodes 2`` ...)."""
+
+
+def torchrun_command(nproc: int, worker_args: list[str], options: dict) -> list[str]:
+    """The torchrun command line for ``nproc`` workers per node running ``tui.cli run <worker_args>``.
+    A single node without a rendezvous endpoint runs ``--standalone``."""
+    cmd = [sys.executable, "-m", "torch.distributed.run", f"--nproc-per-node={nproc}"]
+    single = int(options.get("nnodes") or 1) == 1 and not options.get("rdzv_endpoint")
+    if single:
+        cmd.append("--standalone")
+    for key in PASS_THROUGH:
+        value = options.get(key)
+        if value not in (None, ""):
+            cmd.append(f"--{key.replace('_', '-')}={value}")
+    return cmd + ["-m", "tui.cli", "run", *worker_args, "--headless"]
+
+
+def pointer_file(runs_dir: Path) -> Path | None:
+    """Where a hand-started torchrun group keeps its run directory (None outside torchrun)."""
+    run_id = os.environ.get("TORCHELASTIC_RUN_ID", "")
+    if not run_id:
+        return None
+    safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in run_id)
+    return Path(runs_dir) / f".torchrun-{safe}"
+
+
+def worker_run_dir(runs_dir: Path) -> Path | None:
+    """The run directory this torchrun worker's group trains into, when it is already decided
+    (by the launcher, or by rank 0 of a group torchrun restarted); None: rank 0 makes a new one."""
+    given = os.environ.get(RUN_DIR_ENV)
+    if given:
+        return Path(given)
+    ptr = pointer_file(runs_dir)
+    if ptr is not None and ptr.is_file():
+        text = ptr.read_text(encoding="utf-8").strip()
+        return Path(text) if text else None
+    return None
+
+
+def remember_run_dir(runs_dir: Path, run_dir: Path) -> None:
+    """Rank 0 of a hand-started group: write the pointer, so that a restarted group finds the run."""
+    ptr = pointer_file(runs_dir)
+    if ptr is None or os.environ.get(RUN_DIR_ENV):
+        return
+    tmp = ptr.with_name(ptr.name + ".tmp")
+    tmp.write_text(str(Path(run_dir).resolve()) + "\n", encoding="utf-8")
+    os.replace(tmp, ptr)
+
+
+def restart_checkpoint(world: World, run_dir: Path | None) -> Path | None:
+    """A group torchrun restarted continues from the run directory's newest checkpoint (None when
+    this is the first attempt, or nothing was saved yet)."""
+    if world.restart <= 0 or run_dir is None:
+        return None
+    from core import checkpoint as ckpt
+
+    folder = Path(run_dir) / "checkpoints"
+    return Path(run_dir) if folder.is_dir() and ckpt.newest(folder) is not None else None
+
+
+def start_group(cmd: list[str], run_dir: Path, *, detached: bool, log_name: str = "launcher.log") -> subprocess.Popen:
+    """Start torchrun with ``run_dir`` for its workers. ``detached``: in its own session with its
+    output in ``<run_dir>/<log_name>`` (a viewer attaches to rank 0's endpoint; a hang-up of the
+    terminal does not reach the run); otherwise it prints to this terminal, its stderr going to
+    the log (torchrun reports a worker's failure with a traceback: the run's one line says it)."""
+    env = {**os.environ, RUN_DIR_ENV: str(run_dir), "PYTHONUNBUFFERED": "1"}
+    log = open(run_dir / log_name, "ab")  # noqa: SIM115 - handed to the child, closed below
+    try:
+        if detached:
+            return subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=log, stderr=log, env=env, start_new_session=True)
+        # its own process group: a Ctrl+C in the terminal reaches this launcher only, which hands
+        # torchrun one signal (torchrun would pass a second one on, and a second Ctrl+C aborts)
+        return subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stderr=log, env=env, process_group=0)
+    finally:
+        log.close()
+
+
+def wait_for_endpoint(proc: subprocess.Popen, run_dir: Path, timeout: float = 300.0) -> str:
+    """Wait until rank 0 hosts the run's endpoint; '' when it does, else why not (one line)."""
+    from core.endpoint import POINTER
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if (run_dir / POINTER).is_file():
+            return ""
+        code = proc.poll()
+        if code is not None:
+            return f"the training processes ended before the run started (exit code {code}): {last_line(run_dir)}"
+        time.sleep(0.05)
+    return f"the training processes did not start within {timeout:.0f} s: see {run_dir / 'launcher.log'}"
+
+
+def last_line(run_dir: Path, log_name: str = "launcher.log") -> str:
+    """The most telling line of the group's log: a worker's one-line error, else the last line."""
+    try:
+        lines = [ln.strip() for ln in (run_dir / log_name).read_text(encoding="utf-8", errors="replace").splitlines() if ln.strip()]
+    except OSError:
+        return f"see {run_dir / log_name}"
+    for ln in reversed(lines):
+        if ln.startswith("tui-train: "):
+            return ln.removeprefix("tui-train: ")
+    return lines[-1] if lines else f"see {run_dir / log_name}"
+
+
+def forward_signals(proc: subprocess.Popen) -> None:
+    """SIGINT/SIGTERM/SIGHUP to this launcher go to torchrun (which stops every rank at one step)."""
+    def forward(signum, frame):
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGTERM if signum == signal.SIGHUP else signum)
+
+    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        signal.signal(sig, forward)
