@@ -1,0 +1,200 @@
+"""Two-process runs under torchrun (gloo, CPU), started as a user would: `tui-train run PRESET
+--nproc-per-node 2`. Tiny digits runs, so that each takes seconds on 2 cores.
+
+What is checked: the ranks agree at the end (step, epoch, live values, weights: summary
+``ranks_agree``), metrics are the whole split's (the same test accuracy as evaluating the final
+weights on one process), commands from the endpoint reach every rank, resume is bit-identical,
+SIGTERM ends every rank at one step with one checkpoint, and a rank killed with -9 ends the run
+``failed`` or, with --max-restarts, is restarted from the newest checkpoint.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+from core import commands as C
+from core import events as E
+from core.endpoint import POINTER, Connection
+from tests.e2e.test_headless_signals import tui_train
+
+pytestmark = pytest.mark.slow
+
+BASE = ["--set", "train.num_threads=1", "--set", "checkpoint.save_best=false"]
+
+
+def launch(tmp_path: Path, *sets: str, extra: tuple[str, ...] = (), preset: str = "digits-mlp") -> subprocess.Popen:
+    args = [a for s in sets for a in ("--set", s)]
+    return subprocess.Popen(tui_train() + ["run", preset, "--nproc-per-node", "2", "--headless", "--runs-dir",
+                                           str(tmp_path / "runs"), *BASE, *args, *extra],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=tmp_path,
+                            env={**os.environ, "PYTHONUNBUFFERED": "1"})
+
+
+def kill_all(proc: subprocess.Popen) -> None:
+    """The launcher and torchrun's group (its own process group), after a failed assertion."""
+    for pid in rank_pids(proc.pid) + children(proc.pid) + [proc.pid]:
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+
+
+def finish(proc: subprocess.Popen, timeout: float = 180) -> tuple[int, str, str]:
+    try:
+        out, err = proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        kill_all(proc)
+        out, err = proc.communicate()
+        raise AssertionError(f"the run did not end in {timeout} s:\n{out[-3000:]}\n{err[-3000:]}") from None
+    return proc.returncode, out, err
+
+
+def run_dir_of(tmp_path: Path) -> Path:
+    dirs = [p for p in (tmp_path / "runs").iterdir() if p.is_dir()]
+    assert len(dirs) == 1, dirs
+    return dirs[0]
+
+
+def summary(tmp_path: Path) -> dict:
+    return json.loads((run_dir_of(tmp_path) / "summary.json").read_text())
+
+
+def wait_endpoint(tmp_path: Path, proc: subprocess.Popen, timeout: float = 120) -> Path:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        found = list((tmp_path / "runs").glob(f"*/{POINTER}")) if (tmp_path / "runs").is_dir() else []
+        if found:
+            return found[0].parent
+        assert proc.poll() is None, proc.communicate()
+        time.sleep(0.05)
+    raise AssertionError("rank 0 never hosted the endpoint")
+
+
+def ack(conn: Connection, command: C.Command, timeout: float = 60) -> E.Event:
+    conn.send(command)
+    deadline = time.monotonic() + timeout
+    for event, _, _ in conn.events(0.05):
+        if isinstance(event, E.CommandApplied | E.CommandRejected) and event.origin == conn.viewer_id:
+            return event
+        assert time.monotonic() < deadline, f"no acknowledgement of {command}"
+    raise AssertionError(f"the connection ended before {command} was acknowledged")
+
+
+def children(pid: int) -> list[int]:
+    try:
+        return [int(c) for c in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+    except OSError:
+        return []
+
+
+def rank_pids(launcher_pid: int) -> list[int]:
+    """The worker processes (grandchildren of the launcher, children of torchrun)."""
+    return [w for t in children(launcher_pid) for w in children(t)]
+
+
+def test_two_ranks_report_the_whole_splits_and_agree(tmp_path):
+    code, out, err = finish(launch(tmp_path, "train.epochs=2"))
+    assert code == 0, (out[-2000:], err[-2000:])
+    s = summary(tmp_path)
+    assert s["status"] == "completed" and s["world_size"] == 2 and s["ranks_agree"] is True
+    assert "cpu x 2 processes" in out
+    assert s["steps"] == 2 * 21  # 1294 samples / (32 x 2) per global batch, rounded up, x 2 epochs
+    from core.evaluation import evaluate_checkpoint
+
+    single = evaluate_checkpoint(run_dir_of(tmp_path) / "checkpoints" / "last.pt", device="cpu")
+    assert single["metrics"]["accuracy"] == s["test"]["accuracy"]
+    assert abs(single["metrics"]["loss"] - s["test"]["loss"]) < 1e-6
+    assert "Traceback" not in err
+
+
+def test_commands_from_the_endpoint_apply_on_every_rank_at_one_step(tmp_path):
+    proc = launch(tmp_path, "train.epochs=400", "train.log_every=5")
+    try:
+        run_dir = wait_endpoint(tmp_path, proc)
+        conn = Connection(json.loads((run_dir / POINTER).read_text())["socket"], viewer="test")
+        assert isinstance(ack(conn, C.Pause()), E.CommandApplied)
+        assert isinstance(ack(conn, C.SetLearningRate(0.0123)), E.CommandApplied)
+        assert isinstance(ack(conn, C.SetHyperparameter("weight_decay", 0.001)), E.CommandApplied)
+        assert isinstance(ack(conn, C.Resume()), E.CommandApplied)
+        assert isinstance(ack(conn, C.Stop()), E.CommandApplied)
+        conn.close()
+        code, out, err = finish(proc)
+    finally:
+        if proc.poll() is None:
+            kill_all(proc)
+    assert code == 0, (out[-2000:], err[-2000:])
+    s = summary(tmp_path)
+    assert s["status"] == "early_stopped" and s["ranks_agree"] is True, s  # same step, lr, weight decay, weights
+    assert s["final_lr"] == 0.0123 and s["interventions"] >= 5
+    assert s["epochs_completed"] < 400
+
+
+def test_resume_with_the_same_world_size_is_bit_identical(tmp_path):
+    sets = ("train.epochs=3", "train.deterministic=true", "schedule.name=constant")
+    whole, part = tmp_path / "whole", tmp_path / "part"
+    whole.mkdir(), part.mkdir()
+    assert finish(launch(whole, *sets))[0] == 0
+    assert finish(launch(part, *sets, "train.max_steps=30"))[0] == 0  # ends mid-epoch 2
+    assert summary(part)["steps"] == 30
+    code, out, err = finish(launch(part, "train.max_steps=0", extra=("--resume", str(run_dir_of(part)))))
+    assert code == 0, (out[-2000:], err[-2000:])
+    assert summary(part)["steps"] == summary(whole)["steps"] == 63
+    a = torch.load(run_dir_of(whole) / "checkpoints" / "last.pt", weights_only=True)["model"]
+    b = torch.load(run_dir_of(part) / "checkpoints" / "last.pt", weights_only=True)["model"]
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_sigterm_to_the_launcher_ends_every_rank_at_one_step_with_one_checkpoint(tmp_path):
+    proc = launch(tmp_path, "train.epochs=400", "train.log_every=5")
+    try:
+        run_dir = wait_endpoint(tmp_path, proc)
+        time.sleep(1.0)
+        proc.send_signal(signal.SIGTERM)
+        code, out, err = finish(proc, timeout=60)
+    finally:
+        if proc.poll() is None:
+            kill_all(proc)
+    assert code == 130, (out[-2000:], err[-2000:])
+    s = summary(tmp_path)
+    assert s["status"] == "interrupted" and s["ranks_agree"] is True
+    assert len(list((run_dir / "checkpoints").glob("*interrupt*.pt"))) == 1
+
+
+# 2 restarts allowed: once in three tries here, the restarted group's gloo connection was refused
+# at its start (torchrun then restarts it again, as --max-restarts is there for)
+@pytest.mark.parametrize("restarts", [0, 2])
+def test_a_rank_killed_with_kill_9_fails_the_run_or_is_restarted_from_its_checkpoint(tmp_path, restarts):
+    extra = ("--max-restarts", str(restarts)) if restarts else ()
+    proc = launch(tmp_path, "train.epochs=6", "train.log_every=5", "checkpoint.every_steps=10", extra=extra)
+    try:
+        run_dir = wait_endpoint(tmp_path, proc)
+        deadline = time.monotonic() + 60
+        while not list((run_dir / "checkpoints").glob("step-*-periodic.pt")):
+            assert time.monotonic() < deadline and proc.poll() is None, "no periodic checkpoint"
+            time.sleep(0.05)
+        workers = rank_pids(proc.pid)
+        assert len(workers) == 2, workers
+        t0 = time.monotonic()
+        os.kill(workers[-1], signal.SIGKILL)
+        code, out, err = finish(proc, timeout=120)
+        took = time.monotonic() - t0
+    finally:
+        if proc.poll() is None:
+            kill_all(proc)
+    s = summary(tmp_path)
+    if restarts:
+        assert code == 0, (out[-2000:], err[-2000:])
+        assert s["status"] == "completed" and s["epochs_completed"] == 6 and s["ranks_agree"] is True
+        assert "status: running (resumed)" in out
+    else:
+        assert code == 1 and took < 30, (code, took, out[-2000:], err[-2000:])
+        assert s["status"] == "failed", s
+        assert err.strip().startswith("tui-train: the run failed") and "Traceback" not in err, err
