@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import queue
 import threading
 import time
@@ -47,6 +48,9 @@ from core.runlog import RunLog, new_run_dir, summary
 from core.runtime import Runtime, build
 from core.schedule import Plateau, factor
 from core.state import TrainingState
+
+SYNC_EVERY = int(os.environ.get("TUI_TRAIN_SYNC_EVERY", "0") or 0)
+"""Steps between two sync points of a run over several processes (0: train.log_every)."""
 
 
 def failure_message(exc: BaseException) -> str:
@@ -298,7 +302,9 @@ class Trainer:
         p.clock.take_lap()
         p.clock.start()
         micro = 0
-        sync_every = cfg.train.log_every  # several ranks: they meet every log_every steps (BENCHMARKS.md)
+        # several ranks meet every log_every steps (BENCHMARKS.md (k): every step costs more than
+        # 2% of a small model's step); TUI_TRAIN_SYNC_EVERY=1 makes them meet at every step
+        sync_every = SYNC_EVERY or cfg.train.log_every
         for x, y in p.rt.data.train_batches(st.epoch, cfg.data.batch_size, start=st.batch):
             if micro == 0:
                 self._step_boundary(sync=st.step % sync_every == 0)

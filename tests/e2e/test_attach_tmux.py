@@ -154,3 +154,29 @@ def test_closing_the_terminal_detaches_and_the_run_trains_on(logins, tmp_path):
     summary = wait_summary(run_dir, "interrupted", timeout=10)
     assert summary["steps"] > 20
     assert json.loads((run_dir / "summary.json").read_text())["status"] == "interrupted"
+
+
+def test_the_tui_on_a_two_process_run_pauses_changes_the_lr_and_stops_both_ranks_early(logins, tmp_path):
+    runs = tmp_path / "runs"
+    login = logins()
+    login.start(shell_line("run", "digits-mlp", "--nproc-per-node", "2", "--runs-dir", runs, "--set", "train.epochs=3000",
+                           "--set", "train.log_every=5"), cwd=tmp_path, width=120, height=40)
+    login.wait_for(running(min_step=10), STARTUP_TIMEOUT * 2, "RUNNING on 2 processes")
+    assert "× 2 processes" in login.last_screen
+    run_dir = only_run_dir(runs)
+    login.keys("space")
+    login.wait_for(badge("PAUSED"), 15, "PAUSED on every rank")
+    login.keys("l")
+    login.wait_for("Set the base learning rate", 5, "the LR dialog")
+    login.replace_input("0.004")
+    login.keys("Enter")
+    login.wait_for(lambda s: s if "4.00e-03" in s else None, 15, "the LR change")
+    login.keys("space")
+    login.wait_for(running(), 15, "RUNNING again")
+    login.keys("e")
+    login.wait_for("Stop early?", 5, "the early-stop question")
+    login.keys("y")
+    login.wait_for(badge("EARLY STOPPED"), 60, "EARLY STOPPED")
+    s = wait_summary(run_dir, "early_stopped", timeout=30)
+    assert s["world_size"] == 2 and s["ranks_agree"] is True and s["final_lr"] == 0.004
+    assert wait_until(lambda: probe(run_dir)[0] is None, 30), "the group did not end"
