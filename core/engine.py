@@ -115,7 +115,7 @@ class Trainer:
 
     def __init__(self, config: RunConfig, *, runs_dir: str | Path = "runs", preset: str | None = None,
                  resume: str | Path | None = None, resume_overrides: list[str] | tuple = (), world: World | None = None,
-                 run_dir: str | Path | None = None):
+                 run_dir: str | Path | None = None, fork: bool = False, fork_config: bool = False):
         self.config = config
         """The resolved config (replaced by the checkpoint's on resume)."""
         self.preset = preset or config.name
@@ -138,6 +138,13 @@ class Trainer:
         """What the training thread raised, when the run failed."""
         self.resume_file: Path | None = None
         """The checkpoint file a resumed run continues (``resume_from`` resolved)."""
+        self.fork = fork
+        """``resume`` starts a new run (a fork) in a new run directory from that checkpoint's
+        weights, optimizer and position, with the config's changes applied."""
+        self.fork_config = fork_config
+        """A fork trains with ``config`` (a preset given with --from) rather than the checkpoint's."""
+        self.parent: dict | None = None
+        """A fork's parent: {run_dir, step} (also on resuming a fork)."""
         self._commands: queue.SimpleQueue[tuple[C.Command, str]] = queue.SimpleQueue()
         self._sink: Sink = lambda e: None
         self._stop = threading.Event()
@@ -186,6 +193,13 @@ class Trainer:
         if self._p is not None:
             return
         payload = self._load_resume_payload() if self.resume_from is not None else None
+        if payload is not None and self.fork:
+            self.parent = {"run_dir": str(ckpt.run_dir_of(self.resume_file)), "step": int(payload.get("step", 0))}
+        elif payload is not None:
+            from core.runs import read_parent
+
+            where, step = read_parent(ckpt.run_dir_of(self.resume_file))
+            self.parent = {"run_dir": where, "step": step} if where else None
         cfg, es, world = self.config, self.config.early_stopping, self.world
         rt = build(cfg, world)
         self.state = TrainingState(base_lr=cfg.optim.lr, grad_clip=cfg.optim.grad_clip, patience=es.patience)
@@ -201,8 +215,11 @@ class Trainer:
             clock.total = float(payload["train_seconds"])
             if self.state.batch:  # mid-epoch: the epoch's train metrics go on
                 totals = EpochTotals.from_list(payload.get("epoch_acc", [0.0, 0.0, 0]))
-            self.run_dir = ckpt.run_dir_of(self.resume_file)
-        elif world.is_main:
+            if self.fork:
+                self._fork_values(rt)
+            else:
+                self.run_dir = ckpt.run_dir_of(self.resume_file)
+        if (payload is None or self.fork) and world.is_main:  # a new run directory
             if self.run_dir is not None:
                 self.run_dir.mkdir(parents=True, exist_ok=True)
             else:
@@ -214,7 +231,8 @@ class Trainer:
         if world.is_main:
             ckpt_dir.mkdir(parents=True, exist_ok=True)
             ckpt.clean_stale(ckpt_dir)
-        log.open(to_toml(cfg))
+        parent = f"# parent: {self.parent['run_dir']} step {self.parent['step']}\n" if self.parent else ""
+        log.open(parent + to_toml(cfg))
         self._p = _Prepared(rt=rt, plateau=plateau, early=early, clock=clock, good=LastGood(), totals=totals,
                             interval=Interval(rt.task == "classification"), log=log, ckpt_dir=ckpt_dir, last_lr=0.0)
         self._p.last_lr = self.current_lr(max(0, self.state.step - 1))
@@ -233,7 +251,9 @@ class Trainer:
             self.prepare()
             self._emit(self._run_started())
             self.p.good.keep(self.model, self.optimizer, self.state.step, force=True)
-            self._set_status("running", "resumed" if self.resume_from else "started", "start")
+            reason = "started" if not self.resume_from else f"forked from {self.parent['run_dir']} at step {self.parent['step']}" \
+                if self.fork and self.parent else "resumed"
+            self._set_status("running", reason, "start")
             if self._world_note:
                 self._emit(E.RunWarning(message=self._world_note, step=self.state.step))
             try:
@@ -630,9 +650,23 @@ class Trainer:
                             "training goes on, not bit-identical to an uninterrupted run")
 
     def _load_resume_payload(self) -> dict:
-        self.resume_file, payload, self.config = ckpt.load_for_resume(self.resume_from, self.resume_overrides)
-        self.preset = payload.get("preset", self.preset)
+        self.resume_file, payload, saved = ckpt.load_for_resume(self.resume_from, self.resume_overrides)
+        if not (self.fork and self.fork_config):
+            self.config = saved
+            self.preset = payload.get("preset", self.preset)
         return payload
+
+    def _fork_values(self, rt) -> None:
+        """A fork trains with its config's live values, not the parent's latest ones: the base LR,
+        grad clip, patience, momentum and weight decay (the optimizer state itself goes on)."""
+        cfg, st = self.config, self.state
+        st.base_lr, st.grad_clip, st.patience = cfg.optim.lr, cfg.optim.grad_clip, cfg.early_stopping.patience
+        for g in rt.optimizer.param_groups:
+            g["weight_decay"] = cfg.optim.weight_decay
+            if "momentum" in g:
+                g["momentum"] = cfg.optim.momentum
+            if "betas" in g and cfg.optim.momentum > 0:
+                g["betas"] = (cfg.optim.momentum, g["betas"][1])
 
     # ------------------------------------------------------------------ the end
 
@@ -698,7 +732,7 @@ class Trainer:
         return summary(status, reason, config=self.config, state=self.state, preset=self.preset, run_dir=self.run_dir,
                        device=p.rt.device if p else None, task=p.rt.task if p else None, early=p.early if p else None,
                        test=test, wall_seconds=time.perf_counter() - self._wall0, train_seconds=p.clock.total if p else 0.0,
-                       world_size=self.world.world_size)
+                       world_size=self.world.world_size, parent=self.parent)
 
     def _ranks_agree(self) -> bool:
         """Several ranks at the end: every rank has the same step, epoch, live values and weights

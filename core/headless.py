@@ -86,7 +86,7 @@ class Printer:
         self.line(f"run directory: {ev.run_dir}")
 
     def _status(self, ev: E.StatusChanged) -> None:
-        if ev.status not in ("running", "starting") or ev.reason == "resumed":
+        if ev.status not in ("running", "starting") or ev.reason == "resumed" or ev.reason.startswith("forked"):
             self.line(f"status: {ev.status}" + (f" ({ev.reason})" if ev.reason else ""))
 
     def _step(self, ev: E.StepMetrics) -> None:

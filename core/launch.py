@@ -72,6 +72,13 @@ def remember_run_dir(runs_dir: Path, run_dir: Path) -> None:
     os.replace(tmp, ptr)
 
 
+def forget_run_dir(runs_dir: Path) -> None:
+    """Rank 0, once the run has ended for good: the pointer is not needed any more."""
+    ptr = pointer_file(runs_dir)
+    if ptr is not None and not os.environ.get(RUN_DIR_ENV):
+        ptr.unlink(missing_ok=True)
+
+
 def restart_checkpoint(world: World, run_dir: Path | None) -> Path | None:
     """A group torchrun restarted continues from the run directory's newest checkpoint (None when
     this is the first attempt, or nothing was saved yet)."""

@@ -31,10 +31,11 @@ class RemoteTrainer:
 
     def __init__(self, config=None, *, runs_dir: str | Path = "runs", preset: str | None = None,
                  resume: str | Path | None = None, resume_overrides: list[str] | tuple = (),
-                 attach: str | Path | None = None, viewer: str = "tui"):
+                 attach: str | Path | None = None, viewer: str = "tui", fork: bool = False, fork_config: bool = False):
         self.config = config
         """The config to train (unused when attaching)."""
-        self.spec_args = {"runs_dir": str(runs_dir), "preset": preset, "resume": resume, "resume_overrides": list(resume_overrides)}
+        self.spec_args = {"runs_dir": str(runs_dir), "preset": preset, "resume": resume, "resume_overrides": list(resume_overrides),
+                          "fork": fork, "fork_config": fork_config}
         """How the trainer process is started."""
         self.attach_to = Path(attach) if attach else None
         """A live run's directory to attach to instead of starting one."""

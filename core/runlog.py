@@ -111,7 +111,8 @@ SUMMARY_TEST_KEYS = {"classification": ("loss", "accuracy", "precision", "recall
 
 
 def summary(status: str, reason: str, *, config, state, preset: str, run_dir: Path | None, device, task: str | None,
-            early, test: dict, wall_seconds: float, train_seconds: float, world_size: int = 1) -> dict:
+            early, test: dict, wall_seconds: float, train_seconds: float, world_size: int = 1,
+            parent: dict | None = None) -> dict:
     """The content of summary.json (README: the run directory). ``early`` is the run's
     core.early_stopping.EarlyStopping, or None when the run failed before it was built."""
     keep = SUMMARY_TEST_KEYS["classification" if task == "classification" else "regression"]
@@ -126,6 +127,9 @@ def summary(status: str, reason: str, *, config, state, preset: str, run_dir: Pa
         "wall_seconds": wall_seconds, "train_seconds": train_seconds,
         "samples_per_second": state.train_samples / train_seconds if train_seconds > 0 else 0.0,
         "final_lr": state.base_lr, "interventions": len(state.history), "threads": _threads(), "world_size": world_size,
+        "hyperparameters": {"lr": config.optim.lr, "batch_size": config.data.batch_size, "optimizer": config.optim.name,
+                            "schedule": config.schedule.name},
+        "parent": dict(parent) if parent else None,
     }
 
 

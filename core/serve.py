@@ -52,12 +52,14 @@ def hosting(trainer) -> Iterator:
         endpoint.close()
 
 
-def spec_for(config, *, runs_dir, preset: str | None, resume=None, resume_overrides=()) -> dict:
+def spec_for(config, *, runs_dir, preset: str | None, resume=None, resume_overrides=(), fork: bool = False,
+             fork_config: bool = False) -> dict:
     """The JSON spec a trainer process is started from (plain values only)."""
     from core.config import to_dict
 
     return {"config": to_dict(config), "runs_dir": str(runs_dir), "preset": preset,
-            "resume": str(resume) if resume else None, "resume_overrides": list(resume_overrides)}
+            "resume": str(resume) if resume else None, "resume_overrides": list(resume_overrides),
+            "fork": bool(fork), "fork_config": bool(fork_config)}
 
 
 def spawn(spec: dict, timeout: float = READY_TIMEOUT) -> tuple[subprocess.Popen, dict]:
@@ -144,7 +146,8 @@ def main() -> None:
         spec = json.loads(sys.stdin.readline())
         config = from_dict(spec["config"], "trainer spec")
         trainer = Trainer(config, runs_dir=spec["runs_dir"], preset=spec.get("preset"), resume=spec.get("resume"),
-                          resume_overrides=spec.get("resume_overrides") or ())
+                          resume_overrides=spec.get("resume_overrides") or (), fork=bool(spec.get("fork")),
+                          fork_config=bool(spec.get("fork_config")))
         held: list[E.Event] = []
         warnings.showwarning = _warning_to(trainer, held)
         trainer.prepare()

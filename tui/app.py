@@ -84,7 +84,8 @@ QUIT_WAITS_FOR = (E.RunFinished, E.RunFailed)
 
 
 def default_trainer_factory(runs_dir: Path, resume: Path | None = None, overrides: list[str] | tuple = (),
-                            resume_preset: str | None = None, in_process: bool = False) -> TrainerFactory:
+                            resume_preset: str | None = None, in_process: bool = False, fork: bool = False,
+                            fork_config: bool = False) -> TrainerFactory:
     """A factory building the real engine.
 
     By default the trainer is a process of its own (core.remote.RemoteTrainer, core.serve), in its
@@ -93,7 +94,9 @@ def default_trainer_factory(runs_dir: Path, resume: Path | None = None, override
     in a thread of this process instead, as the Pilot tests with the real engine do.
 
     With ``resume``, the first trainer continues that checkpoint or run directory (its own config,
-    with ``overrides`` applied); later runs started from the launcher are new runs.
+    with ``overrides`` applied); later runs started from the launcher are new runs. With ``fork``
+    that first run is a new run started from the checkpoint (``fork_config``: with the config
+    given rather than the checkpoint's).
     """
     pending = {"resume": resume}
     in_process = in_process or os.environ.get("TUI_TRAIN_IN_PROCESS", "") not in ("", "0")
@@ -106,8 +109,8 @@ def default_trainer_factory(runs_dir: Path, resume: Path | None = None, override
 
         resume_from, pending["resume"] = pending["resume"], None
         if resume_from is not None:
-            return Trainer(config, runs_dir=runs_dir, preset=resume_preset, resume=resume_from,
-                           resume_overrides=[*overrides, NONFINITE_PAUSE])
+            return Trainer(config, runs_dir=runs_dir, preset=resume_preset or (preset if fork_config else None), resume=resume_from,
+                           resume_overrides=[*overrides, NONFINITE_PAUSE], fork=fork, fork_config=fork_config)
         return Trainer(config, runs_dir=runs_dir, preset=preset)
 
     return make

@@ -76,6 +76,9 @@ CheckpointArg = Annotated[Path, typer.Argument(
     help="A checkpoint file (.pt) written by tui-train, or a run directory (its newest checkpoint).")]
 ResumeOpt = Annotated[Path | None, typer.Option("--resume",
     help="Continue from a checkpoint file or a run directory (its newest checkpoint). Default: a new run.", show_default=False)]
+FromOpt = Annotated[Path | None, typer.Option("--from",
+    help="Fork: a new run (new run directory) from a checkpoint or run directory's newest, its weights, optimizer and "
+         "position, with --set changes (and PRESET's config when given). Default: no fork.", show_default=False)]
 NprocOpt = Annotated[int, typer.Option("--nproc-per-node", min=0,
     help="Train on N processes of this node with torchrun (one GPU each on CUDA, gloo on CPU). Default: one process.")]
 NnodesOpt = Annotated[str | None, typer.Option(
@@ -108,6 +111,7 @@ def run(
     seed: SeedOpt = None,
     presets_dir: PresetsDirOpt = None,
     resume: ResumeOpt = None,
+    from_: FromOpt = None,
     on_hangup: OnHangupOpt = "detach",
     nproc_per_node: NprocOpt = 0,
     nnodes: NnodesOpt = None,
@@ -136,6 +140,10 @@ def run(
             raise fail("--nproc-per-node: this is already a torchrun worker (drop --nproc-per-node, or run without torchrun)")
         raise typer.Exit(_run_group(preset or DEFAULT_PRESET, overrides, dirs, presets_dir, runs_dir, resume, headless,
                                     nproc_per_node, group, on_hangup))
+    if from_ is not None:
+        if resume is not None:
+            raise fail("--from and --resume: a fork starts a new run, a resume continues one; give one of them")
+        raise typer.Exit(_run_fork(from_, preset, overrides, dirs, runs_dir, headless, on_hangup))
     if resume is not None:
         raise typer.Exit(_run_resume(resume, runs_dir, headless, overrides, on_hangup))
     config = _load(preset or DEFAULT_PRESET, overrides, dirs) if (preset or headless) else None
@@ -155,7 +163,7 @@ def _run_headless(config, preset: str | None, runs_dir: Path, resume: Path | Non
     from core.distributed import DistributedError, from_env
     from core.engine import Trainer
     from core.headless import run_headless
-    from core.launch import remember_run_dir, restart_checkpoint, worker_run_dir
+    from core.launch import forget_run_dir, remember_run_dir, restart_checkpoint, worker_run_dir
 
     try:
         world = from_env()  # a torchrun worker: its rank; else a single process
@@ -174,9 +182,13 @@ def _run_headless(config, preset: str | None, runs_dir: Path, resume: Path | Non
     if not world.is_main:  # rank 0 reports and hosts the endpoint; the others train quietly
         with open(os.devnull, "w") as quiet:
             return run_headless(trainer, out=quiet)
-    if world.enabled:
-        remember_run_dir(runs_dir, trainer.run_dir)
-    return _host_and_run(trainer, run_headless)
+    if not world.enabled:
+        return _host_and_run(trainer, run_headless)
+    remember_run_dir(runs_dir, trainer.run_dir)
+    code = _host_and_run(trainer, run_headless)
+    if code != 1:  # the run is over for good (a failed one may be restarted by torchrun and needs it)
+        forget_run_dir(runs_dir)
+    return code
 
 
 def _run_group(preset: str, overrides: list[str], dirs: list[Path], presets_dir: Path | None, runs_dir: Path,
@@ -256,6 +268,41 @@ def _run_resume(resume: Path, runs_dir: Path, headless: bool, overrides: list[st
 
     return run_tui(config=placeholder, preset=None, runs_dir=runs_dir, presets_dirs=[], start_immediately=True,
                    resume=resume, overrides=overrides, on_hangup=on_hangup)
+
+
+def _run_fork(source: Path, preset: str | None, overrides: list[str], dirs: list[Path], runs_dir: Path, headless: bool,
+              on_hangup: str) -> int:
+    """``run [PRESET] --from CHECKPOINT|RUN_DIR``: a new run from that checkpoint (a fork)."""
+    from core import checkpoint as ckpt
+    from core.config import from_dict
+
+    try:
+        src = ckpt.resolve(source)
+    except ckpt.CheckpointError as e:
+        raise fail(str(e)) from None
+    if not src.is_file():
+        raise fail(f"--from {source}: no such checkpoint file or run directory")
+    config = _load(preset, overrides, dirs) if preset else from_dict({})  # no preset: the checkpoint's config
+    if headless:
+        from core.checkpoint import CheckpointError
+        from core.config import ConfigError
+        from core.data import DataError
+        from core.engine import Trainer
+        from core.headless import run_headless
+
+        trainer = Trainer(config, runs_dir=runs_dir, preset=config.name if preset else None, resume=src,
+                          resume_overrides=[] if preset else overrides, fork=True, fork_config=bool(preset))
+        try:
+            trainer.prepare()
+        except (ConfigError, DataError, CheckpointError) as e:
+            raise fail(str(e)) from None
+        return _host_and_run(trainer, run_headless)
+    from tui.app import default_trainer_factory, run_tui
+
+    factory = default_trainer_factory(runs_dir, resume=src, overrides=[] if preset else overrides,
+                                      resume_preset=config.name if preset else None, fork=True, fork_config=bool(preset))
+    return run_tui(config=config, preset=config.name if preset else None, runs_dir=runs_dir, presets_dirs=dirs,
+                   start_immediately=True, trainer_factory=factory, on_hangup=on_hangup)
 
 
 RunDirArg = Annotated[Path | None, typer.Argument(
@@ -498,6 +545,62 @@ def eval_(
     typer.echo(f"preset: {result['preset']}  step {result['step']}  epoch {result['epoch']}  ({result['test_size']} test samples)")
     for k, v in result["metrics"].items():
         typer.echo(f"  {k:<10} {v:.4f}")
+
+
+RUNS_COLUMNS = ("status", "preset", "started", "duration", "epochs", "best", "test", "lr", "batch", "optimizer", "schedule",
+                "interventions", "parent", "run")
+"""The columns of the plain `tui-train runs` table."""
+
+
+def runs_table_row(row) -> list[str]:
+    """One run as the plain table's cells (also used by the Runs screen's tests)."""
+    import time as _time
+
+    from tui import format as fmt
+
+    hp = row.hyperparameters
+    started = _time.strftime("%Y-%m-%d %H:%M", _time.localtime(row.started)) if row.started else "-"
+    best = row.best.get("value")
+    best_txt = f"{row.best.get('metric', '')} {fmt.num(best)}" if isinstance(best, int | float) else "-"
+    test = row.test_metric
+    epochs = f"{row.epochs if row.epochs is not None else '-'}/{row.epochs_planned if row.epochs_planned is not None else '?'}"
+    status = ("● " if row.live else "") + row.status
+    return [status, row.preset, started, fmt.duration(row.duration), epochs, best_txt, fmt.num(test) if test is not None else "-",
+            fmt.lr(hp.get("lr")) if isinstance(hp.get("lr"), int | float) else "-", str(hp.get("batch_size") or "-"),
+            str(hp.get("optimizer") or "-"), str(hp.get("schedule") or "-"), str(row.interventions),
+            Path(row.parent).name if row.parent else "", row.name]
+
+
+@app.command()
+def runs(
+    runs_dir: RunsDirOpt = Path("runs"),
+    as_json: Annotated[bool, typer.Option("--json", help="Print a JSON list of runs for scripts. Default: a table.")] = False,
+    sort: Annotated[str, typer.Option("--sort", help="Sort by a column: started, status, preset, duration, epochs, best, test, "
+                                      "lr, batch_size, optimizer, schedule, interventions, parent, name. Default: started.")] = "started",
+    ascending: Annotated[bool, typer.Option("--ascending", help="Smallest first. Default: largest (newest) first.")] = False,
+) -> None:
+    """List the runs under --runs-dir, live ones first: the Runs screen on a terminal, a table (or --json) otherwise."""
+    from core.runs import SORT_KEYS, list_runs
+
+    if sort not in SORT_KEYS:
+        raise fail(f"--sort {sort!r} is not a column (allowed: {', '.join(SORT_KEYS)})")
+    if runs_dir.exists() and not runs_dir.is_dir():
+        raise fail(f"--runs-dir {runs_dir}: not a folder")
+    rows = list_runs(runs_dir, sort=sort, reverse=not ascending)
+    if as_json:
+        typer.echo(json.dumps([r.to_json() for r in rows], indent=2))
+        return
+    if sys.stdout.isatty() and os.environ.get("TUI_TRAIN_RUNS_PLAIN", "") in ("", "0"):
+        from tui.app import run_tui
+
+        raise typer.Exit(run_tui(config=None, preset=None, runs_dir=runs_dir, runs_screen=True))
+    if not rows:
+        typer.echo(f"no runs under {runs_dir}")
+        return
+    cells = [list(RUNS_COLUMNS)] + [runs_table_row(r) for r in rows]
+    widths = [max(len(c[i]) for c in cells) for i in range(len(RUNS_COLUMNS))]
+    for c in cells:
+        typer.echo("  ".join(v.ljust(w) for v, w in zip(c, widths, strict=True)).rstrip())
 
 
 @app.command()

@@ -198,3 +198,27 @@ def test_a_rank_killed_with_kill_9_fails_the_run_or_is_restarted_from_its_checkp
         assert code == 1 and took < 30, (code, took, out[-2000:], err[-2000:])
         assert s["status"] == "failed", s
         assert err.strip().startswith("tui-train: the run failed") and "Traceback" not in err, err
+
+
+def test_a_hand_started_torchrun_group_is_a_run_like_any_other(tmp_path):
+    import sys
+
+    proc = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node=2", "-m", "tui.cli",
+                           "run", "digits-mlp", "--headless", "--runs-dir", str(tmp_path / "runs"), *BASE, "--set", "train.epochs=1"],
+                          capture_output=True, text=True, cwd=tmp_path, timeout=180)
+    assert proc.returncode == 0, (proc.stdout[-2000:], proc.stderr[-2000:])
+    s = summary(tmp_path)
+    assert s["status"] == "completed" and s["world_size"] == 2 and s["ranks_agree"] is True
+    assert "attach: tui-train attach" in proc.stdout and proc.stdout.count("finished: completed") == 1  # rank 0 reports
+    assert not list((tmp_path / "runs").glob(".torchrun-*")), "the restart pointer outlived the run"
+
+
+def test_resume_with_another_world_size_goes_on_and_says_so(tmp_path):
+    assert finish(launch(tmp_path, "train.epochs=2", "train.max_steps=30"))[0] == 0
+    run_dir = run_dir_of(tmp_path)
+    proc = subprocess.run(tui_train() + ["run", "--headless", "--resume", str(run_dir), "--set", "train.max_steps=0"],
+                          capture_output=True, text=True, cwd=tmp_path, timeout=180)
+    assert proc.returncode == 0, (proc.stdout[-2000:], proc.stderr[-2000:])
+    s = summary(tmp_path)
+    assert s["status"] == "completed" and s["world_size"] == 1 and s["epochs_completed"] == 2
+    assert "resumed with 1 process(es) from a checkpoint of 2" in proc.stdout

@@ -1,0 +1,247 @@
+"""Past and live runs under a runs folder: one row per run, read from its small files only.
+
+A row is built from ``summary.json`` (a finished run), ``config.toml`` (the hyperparameters and
+a fork's parent, for runs still going or killed), the first line of ``events.jsonl`` (when it
+started) and ``endpoint.json`` (live). Histories are never read here, so listing a thousand runs
+stays fast (BENCHMARKS.md). A folder that is not a run is skipped; a partial, old or damaged run
+is shown with what it has, never an exception.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+import tomllib
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+PARENT_PREFIX = "# parent: "
+"""How config.toml names a fork's parent (a comment: the config itself stays a plain preset)."""
+
+SORT_KEYS = ("started", "status", "preset", "duration", "epochs", "best", "test", "lr", "batch_size", "optimizer",
+             "schedule", "interventions", "parent", "name")
+"""Columns rows can be sorted by (`tui-train runs --sort KEY`)."""
+
+
+@dataclass
+class RunRow:
+    """One run as the runs list shows it (plain values: ``--json`` writes it as it is)."""
+
+    run_dir: str
+    """Absolute path of the run directory."""
+    name: str
+    """The folder's name (``<stamp>-<preset>``)."""
+    status: str
+    """Final status from summary.json; 'running'/'paused' while live; 'unfinished' when it ended without one."""
+    live: bool
+    """A trainer hosts its endpoint now (attachable)."""
+    preset: str
+    """Preset name."""
+    started: float | None
+    """Start time (Unix seconds), from the first event."""
+    duration: float | None
+    """Wall seconds (finished: from the summary; live: so far)."""
+    epochs: int | None
+    """Epochs completed (finished runs)."""
+    epochs_planned: int | None
+    """Epochs planned."""
+    best: dict = field(default_factory=dict)
+    """{metric, value, epoch} of the monitored metric (finished runs)."""
+    test: dict = field(default_factory=dict)
+    """Test metrics (finished runs)."""
+    hyperparameters: dict = field(default_factory=dict)
+    """lr, batch_size, optimizer, schedule (from the config)."""
+    interventions: int = 0
+    """Commands applied during the run (finished runs)."""
+    parent: str = ""
+    """The run directory a fork started from ('' when none)."""
+    parent_step: int | None = None
+    """The step of the parent it started from."""
+    world_size: int = 1
+    """Processes that trained it."""
+
+    @property
+    def test_metric(self) -> float | None:
+        """The headline test number: accuracy, or R² for regression."""
+        for key in ("accuracy", "r2"):
+            v = self.test.get(key)
+            if isinstance(v, int | float):
+                return float(v)
+        return None
+
+    def sort_value(self, key: str) -> Any:
+        """A comparable value for column ``key`` (missing values sort last)."""
+        value = {"duration": self.duration, "epochs": self.epochs, "best": self.best.get("value"), "test": self.test_metric,
+                 "lr": self.hyperparameters.get("lr"), "batch_size": self.hyperparameters.get("batch_size"),
+                 "optimizer": self.hyperparameters.get("optimizer"), "schedule": self.hyperparameters.get("schedule")}.get(
+                     key, getattr(self, key, None))
+        if isinstance(value, float) and not math.isfinite(value):
+            value = None
+        return (value is None, value if value is not None else 0)
+
+    def to_json(self) -> dict:
+        """The ``--json`` object of this row."""
+        return asdict(self)
+
+
+def is_run_dir(path: Path) -> bool:
+    """A folder tui-train wrote (its config, its events or its summary)."""
+    return path.is_dir() and any((path / n).is_file() for n in ("config.toml", "events.jsonl", "summary.json"))
+
+
+def _json_file(path: Path) -> dict:
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError, UnicodeDecodeError):
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def _first_record(path: Path) -> dict:
+    """The first complete JSON line of a JSONL file ({} when there is none)."""
+    try:
+        with open(path, "rb") as f:
+            line = f.readline(1 << 20)
+    except OSError:
+        return {}
+    try:
+        rec = json.loads(line)
+    except ValueError:
+        return {}
+    return rec if isinstance(rec, dict) else {}
+
+
+def read_parent(run_dir: Path) -> tuple[str, int | None]:
+    """(parent run directory, step) from a fork's config.toml, or ('', None)."""
+    try:
+        with open(Path(run_dir) / "config.toml", encoding="utf-8") as f:
+            head = f.readline()
+    except (OSError, UnicodeDecodeError):
+        return "", None
+    if not head.startswith(PARENT_PREFIX):
+        return "", None
+    text = head[len(PARENT_PREFIX):].strip()
+    where, _, step = text.rpartition(" step ")
+    try:
+        return where, int(step)
+    except ValueError:
+        return text, None
+
+
+def _config(run_dir: Path) -> dict:
+    try:
+        return tomllib.loads((run_dir / "config.toml").read_text(encoding="utf-8"))
+    except (OSError, ValueError, UnicodeDecodeError):
+        return {}
+
+
+def read_row(run_dir: Path, live: bool | None = None) -> RunRow:
+    """The row of one run directory (whatever it holds; ``live`` None: probe the endpoint)."""
+    from core.endpoint import POINTER, probe
+
+    run_dir = Path(run_dir).resolve()
+    summary = _json_file(run_dir / "summary.json")
+    if live is None:
+        live = (run_dir / POINTER).is_file() and probe(run_dir, clean=False)[0] is not None
+    first = _first_record(run_dir / "events.jsonl")
+    started = first.get("time") if isinstance(first.get("time"), int | float) else None
+    hp = summary.get("hyperparameters") if isinstance(summary.get("hyperparameters"), dict) else None
+    if hp is None:
+        cfg = _config(run_dir)
+        get = lambda sec, key: cfg.get(sec, {}).get(key) if isinstance(cfg.get(sec), dict) else None  # noqa: E731
+        hp = {"lr": get("optim", "lr"), "batch_size": get("data", "batch_size"), "optimizer": get("optim", "name"),
+              "schedule": get("schedule", "name") or "constant"}
+        planned = get("train", "epochs")
+    else:
+        planned = summary.get("epochs_planned")
+    parent, parent_step = read_parent(run_dir)
+    if isinstance(summary.get("parent"), dict):
+        parent = str(summary["parent"].get("run_dir", parent) or "")
+        parent_step = summary["parent"].get("step", parent_step)
+    status = str(summary.get("status") or "")
+    if live:
+        status = _live_status(run_dir) or "running"
+    elif not status:
+        status = "unfinished"
+    duration = summary.get("wall_seconds") if isinstance(summary.get("wall_seconds"), int | float) else None
+    if live and started is not None:
+        duration = max(0.0, time.time() - started)
+    best = summary.get("best") if isinstance(summary.get("best"), dict) else {}
+    test = summary.get("test") if isinstance(summary.get("test"), dict) else {}
+    preset = str(summary.get("preset") or first.get("preset") or run_dir.name.split("-", 2)[-1])
+    return RunRow(run_dir=str(run_dir), name=run_dir.name, status=status, live=bool(live), preset=preset, started=started,
+                  duration=duration, epochs=summary.get("epochs_completed") if summary else None,
+                  epochs_planned=planned if isinstance(planned, int) else None, best=dict(best), test=dict(test),
+                  hyperparameters=hp, interventions=int(summary.get("interventions") or 0), parent=parent,
+                  parent_step=parent_step if isinstance(parent_step, int) else None,
+                  world_size=int(summary.get("world_size") or first.get("world_size") or 1))
+
+
+def _live_status(run_dir: Path) -> str:
+    """The last status a live run announced (the tail of events.jsonl), '' when unknown."""
+    try:
+        with open(run_dir / "events.jsonl", "rb") as f:
+            f.seek(0, 2)
+            size = f.tell()
+            f.seek(max(0, size - 65536))
+            tail = f.read().splitlines()
+    except OSError:
+        return ""
+    for line in reversed(tail):
+        if b'"StatusChanged"' in line:
+            try:
+                return str(json.loads(line).get("status", ""))
+            except ValueError:
+                continue
+    return ""
+
+
+def list_runs(runs_dir: Path, sort: str = "started", reverse: bool = True) -> list[RunRow]:
+    """Every run under ``runs_dir``, live runs first, then by ``sort`` (newest first by default)."""
+    from core.endpoint import POINTER, probe
+
+    if sort not in SORT_KEYS:
+        raise ValueError(f"unknown sort key {sort!r} (allowed: {', '.join(SORT_KEYS)})")
+    root = Path(runs_dir)
+    try:
+        entries = sorted(root.iterdir())
+    except OSError:
+        return []
+    rows = []
+    for path in entries:
+        if path.name.startswith(".") or not is_run_dir(path):
+            continue
+        live = (path / POINTER).is_file() and probe(path, clean=False)[0] is not None
+        rows.append(read_row(path, live=live))
+    present = [r for r in rows if not r.sort_value(sort)[0]]
+    missing = [r for r in rows if r.sort_value(sort)[0]]
+    present.sort(key=lambda r: r.sort_value(sort), reverse=reverse)
+    ordered = present + missing
+    return [r for r in ordered if r.live] + [r for r in ordered if not r.live]
+
+
+def config_diff(run_dirs: list[Path]) -> dict[str, list[Any]]:
+    """``section.key`` -> the value in each run, for the keys whose values differ (absent: None)."""
+    flat = []
+    for d in run_dirs:
+        cfg = _config(Path(d))
+        flat.append({f"{sec}.{k}": v for sec, table in cfg.items() if isinstance(table, dict) for k, v in table.items()}
+                    | {k: v for k, v in cfg.items() if not isinstance(v, dict)})
+    keys = sorted(set().union(*flat)) if flat else []
+    return {k: [f.get(k) for f in flat] for k in keys if len({json.dumps(f.get(k), sort_keys=True) for f in flat}) > 1}
+
+
+def delete_run(run_dir: Path) -> None:
+    """Remove a finished run's folder; a live run is refused (ValueError, one line)."""
+    import shutil
+
+    from core.endpoint import probe
+
+    run_dir = Path(run_dir)
+    if not is_run_dir(run_dir):
+        raise ValueError(f"{run_dir}: not a run directory")
+    if probe(run_dir, clean=False)[0] is not None:
+        raise ValueError(f"{run_dir}: the run is live; stop it first (tui-train ctl {run_dir} stop)")
+    shutil.rmtree(run_dir)
