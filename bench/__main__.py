@@ -23,7 +23,7 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m bench", description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="a few hundred steps per measurement (~2 min on 2 cores); default: full epochs")
     ap.add_argument("--tiny", action="store_true", help="smallest sizes: only checks that every section still runs (CI)")
-    ap.add_argument("--only", default="abcdefghijk", help="sections to run, e.g. 'ab' (default: all)")
+    ap.add_argument("--only", default="abcdefghijkl", help="sections to run, e.g. 'ab' (default: all)")
     ap.add_argument("--data-dir", default=None, help="folder holding MNIST/raw (default: $TUI_TRAIN_MNIST_DIR or ../shared/data)")
     ap.add_argument("--device", default="cpu", help="cpu or cuda (default: cpu)")
     ap.add_argument("--threads", type=int, default=1, help="torch intra-op threads for (a) and (b) (default: 1)")
@@ -53,6 +53,10 @@ def main(argv: list[str] | None = None) -> int:
             from bench.distributed_bench import section_k
 
             section_k(size, reps, data_dir, work, out)
+        if "l" in args.only:
+            from bench.runs_bench import section_l
+
+            section_l(size, reps, work, out)
     finally:
         cleanup(work)
     out(f"\nTotal benchmark time: {time.perf_counter() - t_start:.0f} s")

@@ -606,19 +606,39 @@ def runs(
 @app.command()
 def export(
     checkpoint: CheckpointArg,
-    out: Annotated[Path, typer.Option("--out", "-o", help="Output file: .safetensors or .pt (a plain state dict). Required.",
-                                      show_default=False)],
+    out: Annotated[Path | None, typer.Option("--out", "-o", help="Weights file: .safetensors or .pt (a plain state dict).",
+                                             show_default=False)] = None,
+    csv: Annotated[Path | None, typer.Option("--csv", help="The run's metrics as CSV, one row per logged step (Lightning's "
+                                             "CSVLogger shape); CHECKPOINT is then the run directory.", show_default=False)] = None,
+    tensorboard: Annotated[Path | None, typer.Option("--tensorboard", help="The run's metrics as TensorBoard event files in "
+                                                     "this (empty) folder; needs tensorboardX.", show_default=False)] = None,
 ) -> None:
-    """Write the model weights alone, loadable with plain torch or safetensors into your own model class."""
-    from core.checkpoint import CheckpointError, export_weights, resolve
+    """Write the model weights alone (--out), or a run's metrics for other tools (--csv, --tensorboard). One is required."""
     from core.errors import first_line
 
-    try:
-        src = resolve(checkpoint)
-        path, n = export_weights(src, out)
-    except (CheckpointError, OSError) as e:
-        raise fail(first_line(e)) from None
-    typer.echo(f"exported {n} tensors from {src} to {path}")
+    if out is None and csv is None and tensorboard is None:
+        raise fail("export: say what to write: --out FILE (weights), --csv FILE or --tensorboard DIR (metrics)")
+    if csv is not None or tensorboard is not None:
+        from core.checkpoint import run_dir_of
+        from core.metrics_export import ExportError, export_csv, export_tensorboard
+
+        run_dir = checkpoint if checkpoint.is_dir() else run_dir_of(checkpoint)
+        try:
+            if csv is not None:
+                typer.echo(f"exported {export_csv(run_dir, csv)} rows of {run_dir} to {csv}")
+            if tensorboard is not None:
+                typer.echo(f"exported {export_tensorboard(run_dir, tensorboard)} scalars of {run_dir} to {tensorboard}")
+        except (ExportError, OSError) as e:
+            raise fail(first_line(e)) from None
+    if out is not None:
+        from core.checkpoint import CheckpointError, export_weights, resolve
+
+        try:
+            src = resolve(checkpoint)
+            path, n = export_weights(src, out)
+        except (CheckpointError, OSError) as e:
+            raise fail(first_line(e)) from None
+        typer.echo(f"exported {n} tensors from {src} to {path}")
 
 
 def main() -> None:

@@ -168,9 +168,10 @@ def test_sigterm_to_the_launcher_ends_every_rank_at_one_step_with_one_checkpoint
     assert len(list((run_dir / "checkpoints").glob("*interrupt*.pt"))) == 1
 
 
-# 2 restarts allowed: once in three tries here, the restarted group's gloo connection was refused
-# at its start (torchrun then restarts it again, as --max-restarts is there for)
-@pytest.mark.parametrize("restarts", [0, 2])
+# 3 restarts allowed: a restarted group's gloo connection is sometimes refused at its start (seen
+# once in three tries here; pytorch/pytorch#167288 reports the same with nccl), and torchrun then
+# restarts it again, as --max-restarts is there for
+@pytest.mark.parametrize("restarts", [0, 3])
 def test_a_rank_killed_with_kill_9_fails_the_run_or_is_restarted_from_its_checkpoint(tmp_path, restarts):
     extra = ("--max-restarts", str(restarts)) if restarts else ()
     proc = launch(tmp_path, "train.epochs=6", "train.log_every=5", "checkpoint.every_steps=10", extra=extra)
@@ -184,7 +185,7 @@ def test_a_rank_killed_with_kill_9_fails_the_run_or_is_restarted_from_its_checkp
         assert len(workers) == 2, workers
         t0 = time.monotonic()
         os.kill(workers[-1], signal.SIGKILL)
-        code, out, err = finish(proc, timeout=120)
+        code, out, err = finish(proc, timeout=300)
         took = time.monotonic() - t0
     finally:
         if proc.poll() is None:
