@@ -223,3 +223,13 @@ def test_resume_with_another_world_size_goes_on_and_says_so(tmp_path):
     s = summary(tmp_path)
     assert s["status"] == "completed" and s["world_size"] == 1 and s["epochs_completed"] == 2
     assert "resumed with 1 process(es) from a checkpoint of 2" in proc.stdout
+
+
+def test_a_non_finite_loss_on_one_rank_stops_every_rank_at_the_same_step(tmp_path):
+    from tests.nan_model import RANK_SPEC
+
+    code, out, err = finish(launch(tmp_path, f"model.name='{RANK_SPEC}'", "train.epochs=5", "train.log_every=5"))
+    s = summary(tmp_path)
+    assert code == 1 and s["status"] == "failed" and "non-finite" in s["reason"], (s, out[-1500:], err[-1500:])
+    assert s["ranks_agree"] is True  # rank 0's own loss was finite: it stopped because the run's was not
+    assert "Traceback" not in err
