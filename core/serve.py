@@ -35,6 +35,33 @@ READY_TIMEOUT = 300.0
 """Seconds the spawner waits for the ready line (data loading can take a while on first use)."""
 
 
+UI_NICE = int(os.environ.get("TUI_TRAIN_UI_NICE", "10") or 0)
+"""How much a viewer lowers its own CPU priority (nice), so that on a busy machine its drawing
+comes out of idle time and never out of training (0: not at all)."""
+
+_spawner = None  # the thread that starts trainer processes at the priority this process started with
+
+
+def lower_ui_priority(nice: int = UI_NICE) -> int:
+    """Lower the calling thread's CPU priority by ``nice`` (the UI's thread, before the UI starts its
+    own threads: they inherit it), after starting the one thread that spawns trainer processes,
+    which keeps the original priority, so that a trainer started later never inherits the UI's.
+    Returns the new nice value of the calling thread (unchanged where the OS refuses)."""
+    global _spawner
+    import threading
+    from concurrent.futures import ThreadPoolExecutor
+
+    if _spawner is None:
+        _spawner = ThreadPoolExecutor(1, thread_name_prefix="tui-train-spawner")
+        _spawner.submit(threading.get_native_id).result()  # the thread exists now, at this priority
+    tid = threading.get_native_id()
+    current = os.getpriority(os.PRIO_PROCESS, tid)
+    if nice > 0:
+        with contextlib.suppress(OSError):
+            os.setpriority(os.PRIO_PROCESS, tid, min(19, current + nice))  # Linux: this thread only
+    return os.getpriority(os.PRIO_PROCESS, tid)
+
+
 @contextlib.contextmanager
 def hosting(trainer) -> Iterator:
     """Host the prepared ``trainer``'s control endpoint while the block runs: every record the
@@ -64,7 +91,16 @@ def spec_for(config, *, runs_dir, preset: str | None, resume=None, resume_overri
 
 def spawn(spec: dict, timeout: float = READY_TIMEOUT) -> tuple[subprocess.Popen, dict]:
     """Start a trainer process in a session of its own; return (process, its ready line as a dict:
-    ``ready`` true with socket/run_dir/pid, or false with error and code)."""
+    ``ready`` true with socket/run_dir/pid, or false with error and code). After
+    :func:`lower_ui_priority` the spawner thread starts it, at the original priority."""
+    import threading
+
+    if _spawner is not None and not threading.current_thread().name.startswith("tui-train-spawner"):
+        return _spawner.submit(_spawn, spec, timeout).result()
+    return _spawn(spec, timeout)
+
+
+def _spawn(spec: dict, timeout: float) -> tuple[subprocess.Popen, dict]:
     import core
 
     env = dict(os.environ)

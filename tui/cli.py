@@ -29,6 +29,17 @@ app.add_typer(presets_app, name="presets")
 EXIT_BAD_INPUT = 2
 
 
+def _run_tui(**kwargs) -> int:
+    """The TUI (tui.app.run_tui) at a lower CPU priority than the trainers it starts or watches
+    (core.serve.lower_ui_priority: on a busy machine the drawing waits, training does not)."""
+    from core.serve import lower_ui_priority
+    from tui.app import run_tui
+
+    if os.environ.get("TUI_TRAIN_IN_PROCESS", "") in ("", "0"):  # an in-thread trainer shares this process
+        lower_ui_priority()
+    return run_tui(**kwargs)
+
+
 def fail(message: str) -> typer.Exit:
     """Print a one-line error and return the Exit to raise (exit code 2)."""
     typer.echo(f"tui-train: error: {message}", err=True)
@@ -150,9 +161,7 @@ def run(
     name = config.name if config is not None else None
     if headless:
         raise typer.Exit(_run_headless(config, name, runs_dir))
-    from tui.app import run_tui
-
-    raise typer.Exit(run_tui(config=config, preset=name, runs_dir=runs_dir, presets_dirs=dirs,
+    raise typer.Exit(_run_tui(config=config, preset=name, runs_dir=runs_dir, presets_dirs=dirs,
                              start_immediately=config is not None, overrides=overrides, on_hangup=on_hangup))
 
 
@@ -236,9 +245,7 @@ def _run_group(preset: str, overrides: list[str], dirs: list[Path], presets_dir:
     if why:
         raise fail(why)
     from core.remote import RemoteTrainer
-    from tui.app import run_tui
-
-    return run_tui(config=None, preset=None, runs_dir=runs_dir, attach=run_dir, live=None, on_hangup=on_hangup,
+    return _run_tui(config=None, preset=None, runs_dir=runs_dir, attach=run_dir, live=None, on_hangup=on_hangup,
                    attach_factory=lambda chosen: RemoteTrainer(attach=chosen))
 
 
@@ -264,9 +271,7 @@ def _run_resume(resume: Path, runs_dir: Path, headless: bool, overrides: list[st
     placeholder = from_dict({})  # replaced by the checkpoint's own config in Trainer.prepare()
     if headless:
         return _run_headless(placeholder, None, runs_dir, resume=resume, overrides=overrides)
-    from tui.app import run_tui
-
-    return run_tui(config=placeholder, preset=None, runs_dir=runs_dir, presets_dirs=[], start_immediately=True,
+    return _run_tui(config=placeholder, preset=None, runs_dir=runs_dir, presets_dirs=[], start_immediately=True,
                    resume=resume, overrides=overrides, on_hangup=on_hangup)
 
 
@@ -297,11 +302,11 @@ def _run_fork(source: Path, preset: str | None, overrides: list[str], dirs: list
         except (ConfigError, DataError, CheckpointError) as e:
             raise fail(str(e)) from None
         return _host_and_run(trainer, run_headless)
-    from tui.app import default_trainer_factory, run_tui
+    from tui.app import default_trainer_factory
 
     factory = default_trainer_factory(runs_dir, resume=src, overrides=[] if preset else overrides,
                                       resume_preset=config.name if preset else None, fork=True, fork_config=bool(preset))
-    return run_tui(config=config, preset=config.name if preset else None, runs_dir=runs_dir, presets_dirs=dirs,
+    return _run_tui(config=config, preset=config.name if preset else None, runs_dir=runs_dir, presets_dirs=dirs,
                    start_immediately=True, trainer_factory=factory, on_hangup=on_hangup)
 
 
@@ -354,9 +359,7 @@ def attach(run_dir: RunDirArg = None, runs_dir: RunsDirOpt = Path("runs"), on_ha
         trainer, first = (first, None) if first is not None and Path(chosen) == target else (RemoteTrainer(attach=chosen), first)
         return trainer
 
-    from tui.app import run_tui
-
-    raise typer.Exit(run_tui(config=None, preset=None, runs_dir=runs_dir, attach=target, live=live, on_hangup=on_hangup,
+    raise typer.Exit(_run_tui(config=None, preset=None, runs_dir=runs_dir, attach=target, live=live, on_hangup=on_hangup,
                              attach_factory=attach_factory))
 
 
@@ -591,9 +594,7 @@ def runs(
         typer.echo(json.dumps([r.to_json() for r in rows], indent=2))
         return
     if sys.stdout.isatty() and os.environ.get("TUI_TRAIN_RUNS_PLAIN", "") in ("", "0"):
-        from tui.app import run_tui
-
-        raise typer.Exit(run_tui(config=None, preset=None, runs_dir=runs_dir, runs_screen=True))
+        raise typer.Exit(_run_tui(config=None, preset=None, runs_dir=runs_dir, runs_screen=True))
     if not rows:
         typer.echo(f"no runs under {runs_dir}")
         return
