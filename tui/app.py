@@ -12,7 +12,9 @@ app). Leaving is then a choice: *detach* (``d``, the quit dialog's Detach, a han
 lets the run go on, *stop* (the quit dialog's Stop) submits ``Interrupt`` and quits once the run
 has ended. The in-thread trainer (``TUI_TRAIN_IN_PROCESS=1``, tests) is not detachable: quitting
 sets its stop event, which saves and ends the run, as before. ``attach`` opens the dashboard on a
-run already training, ``live`` on a picker of such runs.
+run already training, ``live`` on a picker of such runs, ``runs_screen`` on the Runs screen (every
+run, past and live: a finished one is replayed from its files on a dashboard of its own,
+``replay_run``).
 """
 
 from __future__ import annotations
@@ -44,6 +46,7 @@ from tui.screens.help_screen import HelpScreen
 from tui.screens.launcher_screen import LauncherScreen
 from tui.screens.quit_dialog import DETACH, STOP, QuitDialog
 from tui.screens.run_picker import RunPicker
+from tui.screens.runs_screen import ReplayDashboard, RunsScreen
 
 POLL_INTERVAL = 0.1
 """Seconds between two drains of the event queue (10 Hz)."""
@@ -134,7 +137,7 @@ class TrainApp(App[int]):
                  presets_dirs: list[Path] | tuple = (), trainer_factory: TrainerFactory | None = None,
                  start_immediately: bool = False, resume: Path | None = None, overrides: list[str] | tuple = (),
                  poll_interval: float = POLL_INTERVAL, attach: Path | None = None, live: list | None = None,
-                 on_hangup: str = "detach", attach_factory: AttachFactory | None = None) -> None:
+                 on_hangup: str = "detach", attach_factory: AttachFactory | None = None, runs_screen: bool = False) -> None:
         super().__init__()
         if on_hangup not in HANGUP_CHOICES:
             raise ValueError(f"on_hangup: {on_hangup!r} is not one of {', '.join(HANGUP_CHOICES)}")
@@ -163,6 +166,10 @@ class TrainApp(App[int]):
         """'detach' (the run goes on) or 'stop' (Interrupt, save, end) when this terminal hangs up."""
         self.attach_factory: AttachFactory = attach_factory or default_attach_factory
         """Builds the trainer that attaches to a live run (called in the training thread)."""
+        self.runs_screen = runs_screen
+        """Open on the Runs screen (``tui-train runs``; Esc there quits), when not ``attach`` or ``live``."""
+        self.replaying = False
+        """The current dashboard replays a finished run from its files (:meth:`replay_run`): not a run of this app's."""
         self.poll_interval = poll_interval
         """Seconds between event drains."""
         self.handle_signals = False
@@ -212,6 +219,8 @@ class TrainApp(App[int]):
             self.attach_run(self.attach_to)
         elif self.live:
             self.pick_live_run(self.live, on_cancel=lambda: self.exit(0, return_code=0))
+        elif self.runs_screen:
+            self.show_runs(on_back=lambda: self.exit(0, return_code=0))
         elif self.initial_config is not None and self.start_immediately:
             label = self.initial_preset or (f"resume {self.resume.name}" if self.resume else self.initial_config.name)
             self.start_run(self.initial_config, label)
@@ -259,6 +268,35 @@ class TrainApp(App[int]):
         run_dir = Path(run_dir)
         self._begin(DashboardScreen(run_dir.name, attached=True, submit=self.submit), lambda: self.attach_factory(run_dir))
 
+    def replay_run(self, run_dir: Path) -> None:
+        """Show a fresh dashboard replaying the finished run in ``run_dir`` from its files
+        (:class:`core.replay.ReplayTrainer`: its plots, epochs, events and final status; nothing to
+        steer); Esc there goes back (:meth:`close_replay`)."""
+        if self.run_active:
+            self.notify("a run is already active", severity="warning")
+            return
+        from core.replay import ReplayTrainer
+
+        run_dir = Path(run_dir)
+        self._begin(ReplayDashboard(run_dir.name, submit=self.submit), lambda: ReplayTrainer(run_dir))
+        self.replaying = True
+
+    def close_replay(self) -> None:
+        """End the replay (it may still be sending) and show the screen under its dashboard (the runs)."""
+        dashboard = self.dashboard
+        if not self.replaying or dashboard is None:
+            return
+        self.dashboard = None
+        self.stop_training(2.0)
+        self.pump_events()  # the thread's end: the app is idle again at once
+        self.replaying = not self._thread_done  # else a late end is still taken for a replay's
+        if self.screen is dashboard:
+            self.pop_screen() if len(self.screen_stack) > 2 else self.switch_screen(self._launcher())
+
+    def show_runs(self, on_back: Callable[[], object] | None = None) -> None:
+        """Show the Runs screen (every run under the runs directory); Esc there: ``on_back``, else the screen under it."""
+        self.push_screen(RunsScreen(self.runs_dir), lambda _: on_back() if on_back is not None else None)
+
     def _begin(self, dashboard: DashboardScreen, make: Callable[[], TrainerLike]) -> None:
         """Show ``dashboard`` and run the trainer ``make()`` builds in a daemon thread."""
         self.status, self.run_dir, self.trainer = "starting", None, None
@@ -266,7 +304,7 @@ class TrainApp(App[int]):
         self._stop = threading.Event()
         self._pending = []
         self._quit_after_stop = False
-        self.detached = self.stop_requested = False
+        self.detached = self.stop_requested = self.replaying = False
         self.dashboard = dashboard
         if isinstance(self.screen, LauncherScreen):
             self.switch_screen(self.dashboard)
@@ -337,6 +375,10 @@ class TrainApp(App[int]):
     def _new_run_requested(self) -> None:
         self.show_launcher()
 
+    @on(LauncherScreen.RunsRequested)
+    def _runs_requested(self) -> None:
+        self.show_runs()
+
     @on(LauncherScreen.AttachRequested)
     def _attach_requested(self, message: LauncherScreen.AttachRequested) -> None:
         self.pick_live_run(message.runs)
@@ -400,7 +442,10 @@ class TrainApp(App[int]):
 
     def _thread_ended(self) -> None:
         self._thread_done = True
-        if self.status not in E.FINAL_STATUSES and getattr(self.trainer, "detached", False):
+        if self.replaying:
+            # a replay is no run of this app's: its dashboard keeps what the run's files say, the app is idle again
+            self.status, self.run_dir, self.trainer = "ready", None, None
+        elif self.status not in E.FINAL_STATUSES and getattr(self.trainer, "detached", False):
             # the trainer process dropped this viewer (too slow?): the run goes on without us
             if self.dashboard is not None:
                 self.dashboard.note("this viewer was disconnected; the run goes on: attach again", style="yellow")
@@ -580,7 +625,7 @@ def build_app(*, config: RunConfig | None = None, preset: str | None = None, run
               presets_dirs: list[Path] | tuple = (), trainer_factory: TrainerFactory | None = None,
               start_immediately: bool = False, resume: Path | None = None,
               overrides: list[str] | tuple = (), attach: Path | None = None, live: list | None = None,
-              on_hangup: str = "detach", attach_factory: AttachFactory | None = None) -> TrainApp:
+              on_hangup: str = "detach", attach_factory: AttachFactory | None = None, runs_screen: bool = False) -> TrainApp:
     """The one factory: the app with its engine injected (``trainer_factory(config, preset)``).
 
     Without a config, or with ``start_immediately=False``, it opens on the launcher; with a config
@@ -591,17 +636,19 @@ def build_app(*, config: RunConfig | None = None, preset: str | None = None, run
     ``attach_factory(run_dir)`` (default: ``core.remote.RemoteTrainer(attach=run_dir)``); else
     ``live`` (live runs, e.g. ``core.endpoint.live_runs()``) opens on a picker of them (Esc quits).
     ``on_hangup`` ('detach' or 'stop') is what SIGHUP/SIGTERM does to a detachable run.
+    ``runs_screen`` (``tui-train runs``) opens on the Runs screen of ``runs_dir`` (Esc quits).
     """
     return TrainApp(config=config, preset=preset, runs_dir=Path(runs_dir), presets_dirs=list(presets_dirs),
                     trainer_factory=trainer_factory, start_immediately=start_immediately, resume=resume,
-                    overrides=overrides, attach=attach, live=live, on_hangup=on_hangup, attach_factory=attach_factory)
+                    overrides=overrides, attach=attach, live=live, on_hangup=on_hangup, attach_factory=attach_factory,
+                    runs_screen=runs_screen)
 
 
 def run_tui(*, config: RunConfig | None = None, preset: str | None = None, runs_dir: Path = Path("runs"),
             presets_dirs: list[Path] | tuple = (), trainer_factory: TrainerFactory | None = None,
             start_immediately: bool = False, resume: Path | None = None, overrides: list[str] | tuple = (),
             attach: Path | None = None, live: list | None = None, on_hangup: str = "detach",
-            attach_factory: AttachFactory | None = None) -> int:
+            attach_factory: AttachFactory | None = None, runs_screen: bool = False) -> int:
     """Run the app in this terminal until the user quits (see :func:`build_app` for the arguments).
 
     Prints one line once the app has closed: how the run ended, or after a detach how to attach
@@ -609,7 +656,8 @@ def run_tui(*, config: RunConfig | None = None, preset: str | None = None, runs_
     """
     app = build_app(config=config, preset=preset, runs_dir=runs_dir, presets_dirs=presets_dirs,
                     trainer_factory=trainer_factory, start_immediately=start_immediately, resume=resume,
-                    overrides=overrides, attach=attach, live=live, on_hangup=on_hangup, attach_factory=attach_factory)
+                    overrides=overrides, attach=attach, live=live, on_hangup=on_hangup, attach_factory=attach_factory,
+                    runs_screen=runs_screen)
     app.handle_signals = True
     try:
         app.run()

@@ -93,6 +93,43 @@ APP_KEYS: tuple[KeyAction, ...] = (
 )
 """The app's own keys (on every screen)."""
 
+LAUNCHER_KEYS: tuple[KeyAction, ...] = (
+    KeyAction("r", "runs", "Runs", "every run under the runs folder, past and live: compare, replay, delete",
+              help_key="launcher: r"),
+)
+"""The launcher's keys from this table (its form and list keys are in :data:`OTHER_KEYS`)."""
+
+RUNS_KEYS: tuple[KeyAction, ...] = (
+    # priority: before the table's own Enter (hidden), so that the footer names it; in the filter it applies the filter
+    KeyAction("enter", "open_run", "Open", "open the run: a live one attached, a finished one replayed from its files",
+              help_key="runs: enter", priority=True),
+    KeyAction("space", "toggle_mark", "Mark", "mark / unmark the run (for v and c)", help_key="runs: space"),
+    KeyAction("v", "overlay", "Curves", "the marked runs' loss and accuracy curves on shared axes", help_key="runs: v"),
+    KeyAction("c", "config_diff", "Diff", "the config keys whose values differ between the marked runs", help_key="runs: c"),
+    KeyAction("o", "next_sort", "Sort", "sort by the next column (or click a header; O or a second click reverses)",
+              help_key="runs: o  /  O"),
+    KeyAction("O", "reverse_sort", "Reverse", "", show=False),
+    KeyAction("x", "delete_run", "Delete", "delete the run's folder (asks first; never a live run)", help_key="runs: x / delete"),
+    KeyAction("delete", "delete_run", "Delete", "", show=False),
+    KeyAction("slash", "focus_filter", "Filter", "filter (or just type): the rows with every word somewhere in them",
+              key_display="/", help_key="runs: /"),
+    KeyAction("escape", "back", "Back", "back (in the filter: clear it)", help_key="runs: esc", show=False),
+)
+"""The Runs screen's keys (``tui-train runs``, or r in the launcher)."""
+
+OVERLAY_KEYS: tuple[KeyAction, ...] = (
+    KeyAction("x", "cycle_axis", "x axis", "x axis: step / epoch / relative time", help_key="curves: x"),
+    KeyAction("s", "toggle_smoothing", "Smooth", "smoothing on / off (time-weighted, debiased EMA, as TensorBoard's)",
+              help_key="curves: s"),
+    KeyAction("escape", "back", "Back", "back to the runs", help_key="curves: esc"),
+)
+"""The keys of the marked runs' curves (v on the Runs screen)."""
+
+REPLAY_KEYS: tuple[KeyAction, ...] = (
+    KeyAction("escape", "back", "Runs", "a replayed run: back to the runs", help_key="replay: esc"),
+)
+"""The keys a replayed run's dashboard adds to :data:`DASHBOARD_KEYS`."""
+
 OTHER_KEYS: tuple[tuple[str, str], ...] = (
     ("ctrl+p", "command palette: the same actions by name"),
     ("tab / shift+tab", "move the focus; arrows scroll the focused table or log"),
@@ -108,9 +145,11 @@ def bindings(keys: tuple[KeyAction, ...]) -> list[Binding]:
 
 
 def help_rows() -> list[tuple[str, str]]:
-    """(key, what it does) for the help screen: the dashboard's keys, the app's, then the others."""
+    """(key, what it does) for the help screen: the dashboard's keys, the app's, the others, then the
+    launcher's, the Runs screen's, its curves' and a replayed run's."""
     rows = [(k.help_key or k.shown_key, k.help) for k in (*DASHBOARD_KEYS, *APP_KEYS) if k.help]
-    return rows + list(OTHER_KEYS)
+    rows += list(OTHER_KEYS)
+    return rows + [(k.help_key or k.shown_key, k.help) for k in (*LAUNCHER_KEYS, *RUNS_KEYS, *OVERLAY_KEYS, *REPLAY_KEYS) if k.help]
 
 
 def needs_run(keys: tuple[KeyAction, ...] = DASHBOARD_KEYS) -> dict[str, bool | None]:

@@ -1,7 +1,8 @@
 """The launcher: pick a preset, preview its config, edit the main hyperparameters, Enter starts.
 
 Runs training now (live endpoints under the runs directory) are shown first, on a line at the top;
-`a` asks to attach to one of them (:class:`LauncherScreen.AttachRequested`).
+`a` asks to attach to one of them (:class:`LauncherScreen.AttachRequested`); `r` asks for the Runs
+screen, every run past and live (:class:`LauncherScreen.RunsRequested`).
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from textual.widgets.option_list import Option, OptionDoesNotExist
 
 from core import config as cfgmod
 from core.config import ConfigError, RunConfig
+from tui import keys
 from tui.screens.run_picker import run_dir_of
 
 OPTIMIZERS: tuple[str, ...] = tuple(cfgmod.field_spec("optim.name")[1]["choices"])
@@ -50,7 +52,8 @@ def edit_config(base: RunConfig, *, lr: str, batch_size: str, epochs: str, optim
 class LauncherScreen(Screen):
     """Presets (bundled, working directory, --presets-dir) with descriptions and an editable form."""
 
-    BINDINGS = [("ctrl+s", "start", "Start"), ("escape", "focus_list", "Presets"), ("a", "attach", "Attach")]
+    BINDINGS = [("ctrl+s", "start", "Start"), ("escape", "focus_list", "Presets"), ("a", "attach", "Attach"),
+                *keys.bindings(keys.LAUNCHER_KEYS)]
 
     class StartRequested(Message):
         """The user asked to start a run with this validated config."""
@@ -69,6 +72,9 @@ class LauncherScreen(Screen):
             super().__init__()
             self.runs = list(runs)
             """The live runs shown (:class:`core.endpoint.Pointer` entries, newest first)."""
+
+    class RunsRequested(Message):
+        """r: the user wants the Runs screen (every run under the runs folder, past and live)."""
 
     def __init__(self, *, presets_dirs: list[Path] | tuple = (), config: RunConfig | None = None,
                  preset: str | None = None, message: str = "", overrides: list[str] | tuple = (),
@@ -128,6 +134,10 @@ class LauncherScreen(Screen):
 
     def check_action(self, action: str, parameters: tuple) -> bool | None:
         return bool(self.live) if action == "attach" else True
+
+    def action_runs(self) -> None:
+        """r: ask the app for the Runs screen."""
+        self.post_message(self.RunsRequested())
 
     def action_attach(self) -> None:
         """a: ask the app to attach to one of the live runs (it shows the picker)."""

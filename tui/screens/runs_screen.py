@@ -1,0 +1,430 @@
+"""The Runs screen: every run under the runs folder, past and live, in one table (``tui-train runs``,
+or r in the launcher).
+
+Rows come from :func:`core.runs.list_runs` (small files only, never the histories), read again
+whenever the screen is shown. Typing filters (every word must appear in some column), o or a
+header click sorts, Enter opens a run (a live one attached, a finished one replayed from its files
+on a :class:`ReplayDashboard`), space marks runs for v (their curves on shared axes:
+:class:`tui.screens.overlay_screen.OverlayScreen`) and c (where their configs differ), x deletes a
+finished run after asking. Keys come from :data:`tui.keys.RUNS_KEYS`.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from rich.table import Table
+from rich.text import Text
+from textual import events, on
+from textual.app import ComposeResult
+from textual.containers import VerticalScroll
+from textual.screen import ModalScreen, Screen
+from textual.widgets import DataTable, Footer, Input, Label, Static
+
+from core import commands as C
+from core.runs import RunRow, config_diff, delete_run, list_runs, read_row
+from tui import format as fmt
+from tui import keys
+from tui.screens.confirm_dialog import YES, ConfirmDialog
+from tui.screens.dashboard_screen import DashboardScreen
+
+COLUMNS: tuple[tuple[str, str, str], ...] = (
+    ("", "mark", ""),
+    ("status", "status", "status"),
+    ("preset", "preset", "preset"),
+    ("started", "started", "started"),
+    ("duration", "duration", "duration"),
+    ("epochs", "epochs", "epochs"),
+    ("best", "best", "best"),
+    ("test", "test", "test"),
+    ("lr", "lr", "lr"),
+    ("batch", "batch", "batch_size"),
+    ("optimizer", "optimizer", "optimizer"),
+    ("schedule", "schedule", "schedule"),
+    ("interv.", "interventions", "interventions"),
+    ("parent", "parent", "parent"),
+    ("run", "run", "name"),
+)
+"""(header, column key, :data:`core.runs.SORT_KEYS` entry it sorts by ('' : not sortable))."""
+
+SORTABLE: tuple[str, ...] = tuple(sort for _, _, sort in COLUMNS if sort)
+"""The sort keys o cycles through, in column order."""
+
+MARK = "✔"
+"""Shown in the first column of a marked run."""
+
+LIVE_MARK = "● "
+"""Before the status of a live run (attachable)."""
+
+STATUS_STYLES = {"running": "bold green", "paused": "bold yellow", "failed": "red", "unfinished": "yellow",
+                 "interrupted": "dim", "stopped": "dim"}
+"""Status -> style of its cell (a second channel only: the text says the status)."""
+
+BEST_NAMES = {"val_loss": "loss", "val_accuracy": "acc", "val_f1": "f1", "val_mae": "mae", "val_r2": "R²", "val_mse": "mse"}
+"""Monitored metric -> its short name in the best column."""
+
+FILTER_DELAY = 0.12
+"""Seconds of no typing before the filter applies (a DataTable measures every row it adds)."""
+
+
+def cells(row: RunRow, marked: bool = False) -> list[str | Text]:
+    """The table cells of one run (in :data:`COLUMNS` order); missing values are a dash."""
+    hp = row.hyperparameters
+    status = Text((LIVE_MARK if row.live else "") + row.status, style=STATUS_STYLES.get(row.status, ""))
+    started = time.strftime("%Y-%m-%d %H:%M", time.localtime(row.started)) if row.started else fmt.DASH
+    epochs = f"{row.epochs if row.epochs is not None else fmt.DASH}/{row.epochs_planned if row.epochs_planned is not None else '?'}"
+    best_value = row.best.get("value")
+    metric = str(row.best.get("metric") or "")
+    best = f"{BEST_NAMES.get(metric, metric)} {fmt.num(best_value)}".strip() if isinstance(best_value, int | float) else fmt.DASH
+    test = fmt.pct(row.test["accuracy"]) if isinstance(row.test.get("accuracy"), int | float) else fmt.num(row.test_metric)
+    parent = Path(row.parent).name if row.parent else ""
+    if parent and row.parent_step is not None:
+        parent += f" @{row.parent_step}"
+    return [MARK if marked else "", status, row.preset, started, fmt.duration(row.duration), epochs, best, test,
+            fmt.lr(hp.get("lr")), fmt.num(hp.get("batch_size")), str(hp.get("optimizer") or fmt.DASH),
+            str(hp.get("schedule") or fmt.DASH), str(row.interventions), parent, row.name]
+
+
+def row_text(row: RunRow) -> str:
+    """Everything a filter word can match in a row: the text of its cells (its folder's and its
+    parent's names among them; not their paths, whose common part would match every run)."""
+    return " ".join(str(c) for c in cells(row)).lower()
+
+
+def matches(row: RunRow, query: str) -> bool:
+    """Every word of ``query`` appears somewhere in the row (case-insensitive); an empty query matches all."""
+    text = row_text(row)
+    return all(word in text for word in query.lower().split())
+
+
+def sort_rows(rows: list[RunRow], key: str, reverse: bool) -> list[RunRow]:
+    """``rows`` ordered as :func:`core.runs.list_runs` orders them: by ``key`` (ties in folder name
+    order), missing values last, live runs first."""
+    by_name = sorted(rows, key=lambda r: r.name)
+    present = sorted((r for r in by_name if not r.sort_value(key)[0]), key=lambda r: r.sort_value(key), reverse=reverse)
+    ordered = present + [r for r in by_name if r.sort_value(key)[0]]
+    return [r for r in ordered if r.live] + [r for r in ordered if not r.live]
+
+
+def value_text(value: object) -> str:
+    """A config value as the diff shows it (absent keys: a dash)."""
+    if value is None:
+        return fmt.DASH
+    if isinstance(value, str):
+        return value
+    return json.dumps(value)
+
+
+class ConfigDiffScreen(ModalScreen[None]):
+    """The config keys whose values differ between some runs (:func:`core.runs.config_diff`); Esc, q or c closes."""
+
+    BINDINGS = [("escape", "close", "Close"), ("q", "close", "Close"), ("c", "close", "Close")]
+
+    DEFAULT_CSS = """
+    ConfigDiffScreen { align: center middle; }
+    ConfigDiffScreen .dialog { width: 90%; max-width: 160; height: auto; max-height: 90%; }
+    """
+
+    def __init__(self, rows: list[RunRow]) -> None:
+        super().__init__()
+        self.rows = list(rows)
+        """The runs compared, in column order."""
+        self.diff: dict[str, list] = config_diff([Path(r.run_dir) for r in self.rows])
+        """``section.key`` -> the value in each run, only where they differ."""
+
+    def compose(self) -> ComposeResult:
+        with VerticalScroll(classes="dialog"):
+            yield Label(f"Where the configs of {len(self.rows)} runs differ", classes="dialog-title")
+            if self.diff:
+                table = Table(show_header=True, header_style="bold", box=None, expand=True, padding=(0, 1))
+                table.add_column("key", no_wrap=True, style="bold")
+                for row in self.rows:
+                    table.add_column(row.name, overflow="fold")
+                for key, values in self.diff.items():
+                    table.add_row(key, *(value_text(v) for v in values))
+                yield Static(table, id="config-diff")
+            else:
+                yield Static("Their configs are the same.", id="config-diff")
+            yield Static("Only the keys whose values differ are shown (– : the key is not in that config). Esc closes.",
+                         classes="dialog-help")
+
+    def action_close(self) -> None:
+        self.dismiss(None)
+
+
+class ReplayDashboard(DashboardScreen):
+    """A finished run's dashboard, fed from its files (:class:`core.replay.ReplayTrainer`); Esc goes back to the runs."""
+
+    BINDINGS = keys.bindings(keys.REPLAY_KEYS)
+
+    def __init__(self, name: str, *, submit: Callable[[C.Command], object]) -> None:
+        super().__init__(name, attached=True, submit=submit)
+
+    def _show_nonfinite_dialog(self) -> None:
+        self._nonfinite_reason = None  # a replayed run that ended in a non-finite pause: nothing to answer
+
+    def action_back(self) -> None:
+        """Esc: end the replay and show the runs again."""
+        self.app.close_replay()
+
+
+class RunsScreen(Screen[None]):
+    """Every run under ``runs_dir``: filter, sort, open, mark, compare, delete."""
+
+    BINDINGS = keys.bindings(keys.RUNS_KEYS)
+
+    DEFAULT_CSS = """
+    RunsScreen { layout: vertical; }
+    #runs-filter { height: 1; margin: 0 1; }
+    #runs-table { height: 1fr; }
+    #runs-info { height: 1; padding: 0 1; background: $panel; }
+    """
+
+    def __init__(self, runs_dir: Path) -> None:
+        super().__init__()
+        self.runs_dir = Path(runs_dir)
+        """The folder listed."""
+        self.rows: list[RunRow] = []
+        """Every run found at the last reload (:func:`core.runs.list_runs`)."""
+        self.shown: list[RunRow] = []
+        """The rows in the table: filtered, sorted."""
+        self.marked: dict[str, None] = {}
+        """Run directories marked with space, in marking order (an ordered set)."""
+        self.sort_key = "started"
+        """The column the rows are sorted by (a :data:`core.runs.SORT_KEYS` entry)."""
+        self.reverse = True
+        """Largest (newest) first."""
+        self.query_text = ""
+        """The filter applied."""
+        self.reloads = 0
+        """How many times the rows were read (tests wait on it)."""
+        self._filter_timer = None
+
+    # -- layout and data ------------------------------------------------------------------------
+    def compose(self) -> ComposeResult:
+        yield Input(placeholder="type to filter: preset, status, lr, optimizer, parent…", id="runs-filter", compact=True,
+                    select_on_focus=False)
+        yield DataTable(id="runs-table", cursor_type="row", zebra_stripes=True)
+        yield Static("", id="runs-info")
+        yield Footer(compact=True, show_command_palette=False)
+
+    @property
+    def table(self) -> DataTable:
+        """The runs table."""
+        return self.query_one("#runs-table", DataTable)
+
+    def on_mount(self) -> None:
+        for label, key, _ in COLUMNS:
+            self.table.add_column(label, key=key)
+        self.table.focus()
+
+    def on_screen_resume(self) -> None:
+        self.reload()  # back from a dashboard or the curves: statuses may have changed, runs ended
+
+    def reload(self) -> None:
+        """Read the rows again (live status included) and show them."""
+        try:
+            self.rows = list_runs(self.runs_dir)
+        except OSError as exc:
+            self.rows = []
+            self.notify(f"cannot list {self.runs_dir}: {exc}", severity="error")
+        present = {r.run_dir for r in self.rows}
+        self.marked = {d: None for d in self.marked if d in present}
+        self.reloads += 1
+        self._fill()
+
+    def _fill(self) -> None:
+        """Put the filtered, sorted rows in the table, keeping the cursor on the same run."""
+        table = self.table
+        current = self.selected
+        self.shown = sort_rows([r for r in self.rows if matches(r, self.query_text)], self.sort_key, self.reverse)
+        table.clear()
+        for row in self.shown:
+            table.add_row(*cells(row, row.run_dir in self.marked), key=row.run_dir)
+        if current is not None and current.run_dir in table.rows:
+            table.move_cursor(row=table.get_row_index(current.run_dir))
+        self._info()
+
+    def _info(self) -> None:
+        if not self.rows:
+            text = f"no runs under {self.runs_dir}"
+        else:
+            live = sum(r.live for r in self.rows)
+            shown = f"{len(self.shown)} of {len(self.rows)} runs" if self.query_text.strip() else f"{len(self.rows)} runs"
+            text = (f"{shown} · {live} live · {len(self.marked)} marked · sorted by {self.sort_key} "
+                    f"{'↓' if self.reverse else '↑'}")
+        self.query_one("#runs-info", Static).update(Text(text, no_wrap=True, overflow="ellipsis"))
+
+    @property
+    def selected(self) -> RunRow | None:
+        """The run under the cursor (None when the table is empty)."""
+        table = self.table
+        if not self.shown or table.row_count == 0:
+            return None
+        index = min(max(table.cursor_row, 0), len(self.shown) - 1)
+        return self.shown[index]
+
+    @property
+    def marked_rows(self) -> list[RunRow]:
+        """The marked runs, in marking order."""
+        by_dir = {r.run_dir: r for r in self.rows}
+        return [by_dir[d] for d in self.marked if d in by_dir]
+
+    # -- the filter -----------------------------------------------------------------------------
+    def on_key(self, event: events.Key) -> None:
+        # type to filter: a printable key that is no binding of this screen starts the filter
+        table = self.table
+        if self.focused is table and event.is_printable and event.character and event.key not in self._bound_keys():
+            event.stop()
+            event.prevent_default()
+            box = self.query_one("#runs-filter", Input)
+            box.focus()
+            box.insert_text_at_cursor(event.character)
+
+    def _bound_keys(self) -> set[str]:
+        return {k.key for k in keys.RUNS_KEYS} | {k.key for k in keys.APP_KEYS}
+
+    @on(Input.Changed, "#runs-filter")
+    def _filter_changed(self, event: Input.Changed) -> None:
+        if self._filter_timer is not None:
+            self._filter_timer.stop()
+        self._filter_timer = self.set_timer(FILTER_DELAY, lambda: self.apply_filter(event.value))
+
+    def apply_filter(self, text: str) -> None:
+        """Show the rows with every word of ``text`` (now, without the typing delay)."""
+        if self._filter_timer is not None:
+            self._filter_timer.stop()
+            self._filter_timer = None
+        if text != self.query_text:
+            self.query_text = text
+            self._fill()
+
+    def action_focus_filter(self) -> None:
+        """/: type a filter."""
+        self.query_one("#runs-filter", Input).focus()
+
+    def action_back(self) -> None:
+        """Esc: in the filter, clear it and go back to the table; else leave the screen."""
+        box = self.query_one("#runs-filter", Input)
+        if self.focused is box:
+            box.value = ""
+            self.apply_filter("")
+            self.table.focus()
+            return
+        self.dismiss(None)
+
+    # -- sorting --------------------------------------------------------------------------------
+    def sort_by(self, key: str, reverse: bool | None = None) -> None:
+        """Sort by ``key`` (a :data:`SORTABLE` entry); ``reverse`` None keeps the direction."""
+        if key not in SORTABLE:
+            raise ValueError(f"cannot sort by {key!r} (allowed: {', '.join(SORTABLE)})")
+        self.sort_key = key
+        if reverse is not None:
+            self.reverse = reverse
+        self._fill()
+
+    def action_next_sort(self) -> None:
+        """o: sort by the next column."""
+        self.sort_by(SORTABLE[(SORTABLE.index(self.sort_key) + 1) % len(SORTABLE)])
+
+    def action_reverse_sort(self) -> None:
+        """O: the other way round."""
+        self.sort_by(self.sort_key, not self.reverse)
+
+    @on(DataTable.HeaderSelected, "#runs-table")
+    def _header_clicked(self, event: DataTable.HeaderSelected) -> None:
+        event.stop()
+        sort = next((s for _, key, s in COLUMNS if key == event.column_key.value), "")
+        if sort:
+            self.sort_by(sort, not self.reverse if sort == self.sort_key else None)
+
+    # -- marks ----------------------------------------------------------------------------------
+    def action_toggle_mark(self) -> None:
+        """space: mark or unmark the run under the cursor, then move to the next one."""
+        row = self.selected
+        if row is None:
+            return
+        if row.run_dir in self.marked:
+            del self.marked[row.run_dir]
+        else:
+            self.marked[row.run_dir] = None
+        self.table.update_cell(row.run_dir, "mark", MARK if row.run_dir in self.marked else "")
+        self.table.move_cursor(row=min(self.table.cursor_row + 1, self.table.row_count - 1))
+        self._info()
+
+    def _compared(self, least: int) -> list[RunRow] | None:
+        """The marked runs (the one under the cursor when none is marked and one will do)."""
+        rows = self.marked_rows
+        if not rows and least <= 1 and self.selected is not None:
+            rows = [self.selected]
+        if len(rows) < least:
+            self.notify(f"mark {'runs' if least > 1 else 'a run'} with space first ({least} at least)", severity="warning")
+            return None
+        return rows
+
+    def action_overlay(self) -> None:
+        """v: the marked runs' curves on shared axes."""
+        from tui.screens.overlay_screen import OverlayScreen
+
+        rows = self._compared(1)
+        if rows:
+            self.app.push_screen(OverlayScreen(rows))
+
+    def action_config_diff(self) -> None:
+        """c: where the marked runs' configs differ."""
+        rows = self._compared(2)
+        if rows:
+            self.app.push_screen(ConfigDiffScreen(rows))
+
+    # -- opening and deleting -------------------------------------------------------------------
+    @on(DataTable.RowSelected, "#runs-table")
+    def _row_chosen(self, event: DataTable.RowSelected) -> None:
+        event.stop()
+        self.action_open_run()
+
+    def action_open_run(self) -> None:
+        """Enter: attach to a live run, replay a finished one from its files (in the filter: apply it)."""
+        box = self.query_one("#runs-filter", Input)
+        if self.focused is box:
+            self.apply_filter(box.value)
+            self.table.focus()
+            return
+        row = self.selected
+        if row is None:
+            return
+        run_dir = Path(row.run_dir)
+        if not run_dir.is_dir():
+            self.notify(f"{row.name} is gone", severity="warning")
+            self.reload()
+            return
+        if read_row(run_dir).live:  # probed now: it may have ended, or been resumed, since the listing
+            self.app.attach_run(run_dir)
+        else:
+            self.app.replay_run(run_dir)
+
+    def action_delete_run(self) -> None:
+        """x / delete: delete the run's folder after asking; a live run is refused."""
+        row = self.selected
+        if row is None:
+            return
+        if row.live:
+            self.notify(f"{row.name} is live: stop it first (tui-train ctl {row.run_dir} stop)", severity="warning")
+            return
+
+        def answered(choice: str | None) -> None:
+            if choice != YES:
+                return
+            try:
+                delete_run(Path(row.run_dir))
+            except (ValueError, OSError) as exc:
+                self.notify(str(exc).splitlines()[0], severity="error")
+            else:
+                self.notify(f"deleted {row.name}")
+            self.reload()
+
+        self.app.push_screen(ConfirmDialog(
+            "Delete this run?", f"{row.name}: its folder and everything in it (checkpoints too) is removed. "
+            "This cannot be undone.", yes="Delete"), answered)
