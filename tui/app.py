@@ -42,6 +42,7 @@ from core.config import RunConfig
 from core.contract import TrainerLike
 from tui import keys
 from tui.screens.dashboard_screen import DashboardScreen
+from tui.screens.fork_dialog import ForkDialog
 from tui.screens.help_screen import HelpScreen
 from tui.screens.launcher_screen import LauncherScreen
 from tui.screens.quit_dialog import DETACH, STOP, QuitDialog
@@ -200,6 +201,11 @@ class TrainApp(App[int]):
         self._pending: list[C.Command] = []
         self._lock = threading.Lock()
         self._quit_after_stop = False
+        self._fork_changes: list[str] | None = None  # f answered: the fork waits for its checkpoint
+        self._fork_from: tuple[Path, list[str]] | None = None  # the checkpoint saved: the fork starts once the parent is left
+        self.fork_factory: Callable[[Path, list[str]], TrainerFactory] = lambda path, changes: default_trainer_factory(
+            self.runs_dir, resume=path, overrides=changes, fork=True)
+        """Builds a fork's trainer factory from (checkpoint, --set changes) (tests inject a fake)."""
         self._track = E.exhaustive({
             E.RunStarted: self._on_run_started,
             E.StatusChanged: self._on_status,
@@ -297,8 +303,9 @@ class TrainApp(App[int]):
         """Show the Runs screen (every run under the runs directory); Esc there: ``on_back``, else the screen under it."""
         self.push_screen(RunsScreen(self.runs_dir), lambda _: on_back() if on_back is not None else None)
 
-    def _begin(self, dashboard: DashboardScreen, make: Callable[[], TrainerLike]) -> None:
-        """Show ``dashboard`` and run the trainer ``make()`` builds in a daemon thread."""
+    def _begin(self, dashboard: DashboardScreen, make: Callable[[], TrainerLike], replace: bool = False) -> None:
+        """Show ``dashboard`` and run the trainer ``make()`` builds in a daemon thread (``replace``:
+        in place of the screen shown now, e.g. a fork's dashboard instead of its parent's)."""
         self.status, self.run_dir, self.trainer = "starting", None, None
         self._events = queue.SimpleQueue()
         self._stop = threading.Event()
@@ -306,7 +313,7 @@ class TrainApp(App[int]):
         self._quit_after_stop = False
         self.detached = self.stop_requested = self.replaying = False
         self.dashboard = dashboard
-        if isinstance(self.screen, LauncherScreen):
+        if replace or isinstance(self.screen, LauncherScreen):
             self.switch_screen(self.dashboard)
         else:
             self.push_screen(self.dashboard)
@@ -383,6 +390,38 @@ class TrainApp(App[int]):
     def _attach_requested(self, message: LauncherScreen.AttachRequested) -> None:
         self.pick_live_run(message.runs)
 
+    @on(DashboardScreen.ForkRequested)
+    def _fork_requested(self) -> None:
+        """f: a paused run of a process of its own is forked: ask for the changes, save a checkpoint
+        ('fork'), leave this run paused (it stays attachable) and start the fork from that checkpoint."""
+        if not (self.run_active and self.detachable):
+            self.notify("fork: the run must be a process of its own (tui-train run or attach)", severity="warning")
+            return
+        if self.status != "paused":
+            self.notify("fork: pause first (space), then f forks the run from that step", severity="warning")
+            return
+
+        def answered(changes: list[str] | None) -> None:
+            if changes is None or not self.run_active:
+                return
+            self._fork_changes = changes
+            self.submit(C.SaveCheckpoint("fork"))
+            if self.dashboard is not None:
+                self.dashboard.note("fork: saving a checkpoint…")
+
+        step = self.dashboard.step if self.dashboard is not None else 0  # the latest step shown
+        self.push_screen(ForkDialog(Path(self.run_dir) if self.run_dir else None, step), answered)
+
+    def _start_fork(self) -> None:
+        """The parent's thread has ended (this app left it paused): the fork starts, on a new dashboard."""
+        path, changes = self._fork_from
+        self._fork_from = None
+        parent = self.run_dir
+        make = self.fork_factory(path, changes)
+        self._begin(DashboardScreen(f"fork of {Path(str(parent)).name}", submit=self.submit),
+                    lambda: make(cfgmod.from_dict({}), ""), replace=True)
+        self.notify(f"forked; the parent stays paused: tui-train attach {parent}")
+
     @on(DashboardScreen.DetachRequested)
     def _detach_requested(self) -> None:
         self.detach()
@@ -434,6 +473,9 @@ class TrainApp(App[int]):
             self._thread_ended()
             return
         self._track[type(ev)](ev)
+        if isinstance(ev, E.CheckpointSaved) and ev.reason == "fork" and self._fork_changes is not None:
+            self._fork_from, self._fork_changes = (Path(ev.path), self._fork_changes), None
+            self._stop.set()  # leave the parent (paused, attachable); _thread_ended starts the fork
         self._push_run_active()
         if self.dashboard is not None and self.dashboard.ready:
             self.dashboard.apply(ev)
@@ -442,6 +484,9 @@ class TrainApp(App[int]):
 
     def _thread_ended(self) -> None:
         self._thread_done = True
+        if self._fork_from is not None:
+            self._start_fork()
+            return
         if self.replaying:
             # a replay is no run of this app's: its dashboard keeps what the run's files say, the app is idle again
             self.status, self.run_dir, self.trainer = "ready", None, None

@@ -79,6 +79,9 @@ DASHBOARD_KEYS: tuple[KeyAction, ...] = (
               "Toggle log / epoch table", "Small terminals: switch the lower panel", show=False),
     KeyAction("d", "detach", "Detach", "detach: leave the run training; `tui-train attach` comes back",
               "Detach", "Leave the run training; tui-train attach comes back", needs_run=True, needs_detachable=True),
+    KeyAction("f", "fork", "Fork", "fork a paused run: a new run from this step with changes (e.g. optim.lr=3e-4); "
+              "this one stays paused, attachable", "Fork run", "A new run from this step, with changes", needs_run=True,
+              needs_detachable=True, show=False),
     KeyAction("n", "new_run", "New run", "new run: back to the launcher (after the run ended)",
               "New run", "Back to the launcher", needs_run=False),
 )

@@ -180,3 +180,34 @@ def test_the_tui_on_a_two_process_run_pauses_changes_the_lr_and_stops_both_ranks
     s = wait_summary(run_dir, "early_stopped", timeout=30)
     assert s["world_size"] == 2 and s["ranks_agree"] is True and s["final_lr"] == 0.004
     assert wait_until(lambda: probe(run_dir)[0] is None, 30), "the group did not end"
+
+
+def test_f_forks_a_paused_run_and_the_parent_stays_paused_and_attachable(logins, tmp_path):
+    runs = tmp_path / "runs"
+    login = logins()
+    login.start(shell_line("run", "digits-mlp", "--runs-dir", runs, "--set", "train.epochs=3000"), cwd=tmp_path, width=120, height=40)
+    login.wait_for(running(min_step=20), STARTUP_TIMEOUT, "RUNNING")
+    parent = only_run_dir(runs)
+    login.keys("space")
+    login.wait_for(badge("PAUSED"), 10, "PAUSED")
+    login.keys("f")
+    login.wait_for("Fork this run at step", 5, "the fork dialog")
+    login.replace_input("optim.lr=oops")
+    login.keys("Enter")
+    login.wait_for(lambda s: s if "optim.lr" in s and "oops" in s and "Fork this run" in s else None, 5, "the refusal in place")
+    login.replace_input("optim.lr=0.002")
+    login.keys("Enter")
+    login.wait_for(running(), STARTUP_TIMEOUT, "the fork RUNNING")
+    assert wait_until(lambda: len([p for p in runs.iterdir() if p.is_dir()]) == 2, 10)
+    fork = next(p for p in runs.iterdir() if p.is_dir() and p != parent)
+    head = (fork / "config.toml").read_text().splitlines()[0]
+    assert head.startswith(f"# parent: {parent.resolve()} step "), head
+    assert events(fork, "StatusChanged")[0]["reason"].startswith("forked from")
+    assert probe(parent)[0] is not None and events(parent, "StatusChanged")[-1]["status"] == "paused"  # left paused, live
+    r = ctl(tmp_path, str(parent), "interrupt")
+    assert r.returncode == 0, r
+    assert wait_summary(parent, "interrupted", timeout=15)
+    login.keys("q")
+    login.wait_for("Stop", 5, "the quit dialog")
+    login.keys("s")
+    assert wait_summary(fork, "interrupted", timeout=20)["hyperparameters"]["lr"] == 0.002

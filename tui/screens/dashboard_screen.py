@@ -68,6 +68,9 @@ class DashboardScreen(Screen):
     class DetachRequested(Message):
         """d: leave the run training and quit (the app detaches)."""
 
+    class ForkRequested(Message):
+        """f: fork the paused run (the app asks for the changes and starts the fork)."""
+
     def __init__(self, preset: str, config: RunConfig | None = None, *, submit: Callable[[C.Command], object],
                  attached: bool = False) -> None:
         super().__init__()
@@ -399,6 +402,10 @@ class DashboardScreen(Screen):
 
     def action_new_run(self) -> None:
         self.post_message(self.NewRunRequested())
+
+    def action_fork(self) -> None:
+        """f: fork the run (the app checks that it is paused and can be left going)."""
+        self.post_message(self.ForkRequested())
 
     def action_detach(self) -> None:
         """d: quit and leave the run training (the app checks that it can)."""
