@@ -211,3 +211,23 @@ def test_f_forks_a_paused_run_and_the_parent_stays_paused_and_attachable(logins,
     login.wait_for("Stop", 5, "the quit dialog")
     login.keys("s")
     assert wait_summary(fork, "interrupted", timeout=20)["hyperparameters"]["lr"] == 0.002
+
+
+def test_tui_train_runs_lists_the_runs_and_opens_a_finished_one_replayed(logins, tmp_path):
+    runs = tmp_path / "runs"
+    for lr in ("0.001", "0.003"):
+        done = subprocess.run([EXE, "run", "digits-mlp", "--headless", "--runs-dir", str(runs), "--set", "train.epochs=2",
+                               "--set", f"optim.lr={lr}"], capture_output=True, text=True, cwd=tmp_path, timeout=120)
+        assert done.returncode == 0, done.stdout[-2000:]
+    names = sorted(p.name for p in runs.iterdir() if p.is_dir())
+    login = logins()
+    login.start(shell_line("runs", "--runs-dir", runs), cwd=tmp_path, width=140, height=40)
+    login.wait_for(lambda s: s if "3.00e-03" in s and "1.00e-03" in s else None, STARTUP_TIMEOUT, "both runs listed")
+    login.keys("Enter")  # the newest (lr 0.003), replayed from its files
+    login.wait_for(badge("FINISHED"), 20, "the replayed run's final status")
+    screen = login.last_screen
+    assert "step 82/82" in screen and names[-1] in screen and "test" in screen
+    login.keys("Escape")
+    login.wait_for(lambda s: s if "3.00e-03" in s and "1.00e-03" in s else None, 10, "back on the list")
+    login.keys("q")
+    login.wait_for(EXIT_RE, 10, "the app to exit")
