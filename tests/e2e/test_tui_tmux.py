@@ -187,7 +187,7 @@ def test_launcher_run_pause_lr_save_early_stop_quit_in_80x24(tmux, tmp_path):
     # Pause: the badge says PAUSED and the step counter stops.
     tmux.keys("space")
     tmux.wait_for(lambda s: status(s) == "PAUSED", 10, "PAUSED")
-    time.sleep(0.5)  # the last step's progress line is drawn at most 0.25 s after its event
+    time.sleep(0.5)  # a status change draws the last step's progress line at once (the panel's own rate is 1 s)
     paused_at = step(tmux.screen())
     time.sleep(1.0)  # a negative check needs a window: no step may be taken in it
     assert step(tmux.screen()) == paused_at and status(tmux.screen()) == "PAUSED", tmux.last_screen

@@ -259,6 +259,8 @@ class DashboardScreen(Screen):
         self._nonfinite_reason = ev.reason if nonfinite else None
         if not nonfinite:
             self._close_nonfinite_dialog()
+        if ev.status != before:  # a pause (or the end) shows the step it happened at, not the panel's last update
+            self._show_latest_step(force=True)
         if ev.status == "paused":
             self._mark(ev.step, "nonfinite" if nonfinite else "pause")
         elif ev.status == "running" and before == "paused":
