@@ -183,11 +183,29 @@ class MetricPlot(PlotextPlot):
             plt.plot(xs, ys, marker=line.marker, color=line.color)
             xs_all += (xs[0], xs[-1])
             ys_all += (min(ys), max(ys))
+        span = self._axes(xs_all, ys_all, self.title)
+        if span is None:
+            return
+        x_lo, x_hi, y_hi, unit = span
+        title = self.title + (f" {unit}" if unit else "")
+        if legend and len(title) + len(legend) + 4 <= self.size.width - 8:
+            title += f"  {legend}"
+        plt.title(title)
+        for step, kind in self.markers:
+            if x_lo <= step <= x_hi:
+                letter, color = MARKERS.get(kind, ("|", "gray"))
+                plt.vline(step, color)
+                plt.text(letter, step, y_hi, color=color)
+
+    def _axes(self, xs_all: list[float], ys_all: list[float], empty_title: str) -> tuple[float, float, float, str] | None:
+        """Limits and ticks for points spanning ``xs_all`` / ``ys_all``; (x_lo, x_hi, y_hi, the y
+        ticks' unit), or None with no points (then the plot is titled ``empty_title``)."""
+        plt = self.plt
         if not xs_all:
-            plt.title(self.title)
+            plt.title(empty_title)
             plt.xlim(0, 1)
             plt.ylim(0, 1)
-            return
+            return None
         x_lo, x_hi = min(xs_all), max(xs_all)
         y_lo, y_hi = min(ys_all), max(ys_all)
         if x_hi <= x_lo:
@@ -199,17 +217,8 @@ class MetricPlot(PlotextPlot):
         plt.ylim(y_lo, y_hi)
         ticks, labels, unit = y_ticks(y_lo, y_hi, max(2, min(5, (self.size.height - 3) // 2)))
         plt.yticks(ticks, labels)
-        xt, xl = x_ticks(x_lo, x_hi, max(3, min(6, self.size.width // 10)))
-        plt.xticks(xt, xl)
-        title = self.title + (f" {unit}" if unit else "")
-        if legend and len(title) + len(legend) + 4 <= self.size.width - 8:
-            title += f"  {legend}"
-        plt.title(title)
-        for step, kind in self.markers:
-            if x_lo <= step <= x_hi:
-                letter, color = MARKERS.get(kind, ("|", "gray"))
-                plt.vline(step, color)
-                plt.text(letter, step, y_hi, color=color)
+        plt.xticks(*x_ticks(x_lo, x_hi, max(3, min(6, self.size.width // 10))))
+        return x_lo, x_hi, y_hi, unit
 
     def render(self) -> RenderResult:
         if self.size.width < 12 or self.size.height < 5:

@@ -18,7 +18,7 @@ from pathlib import Path
 
 from core import events as E
 from tui.series import decimate, is_finite
-from tui.widgets.metric_plot import MetricPlot, x_ticks, y_ticks
+from tui.widgets.metric_plot import MetricPlot
 
 PALETTE: tuple[int, ...] = (33, 208, 34, 197, 135, 178, 37, 167, 99, 142, 45, 205)
 """256-colour codes, distinct on dark and light themes (plotext takes the number, Rich ``color(N)``)."""
@@ -266,21 +266,6 @@ class OverlayPlot(MetricPlot):
                 if y:
                     ys_all += (min(y), max(y))
         title = f"{self.title} · x: {self.axis_label()}" + (" · smoothed" if self.smooth else "")
-        if not xs_all:
-            plt.title(f"{self.title}: no data")
-            plt.xlim(0, 1)
-            plt.ylim(0, 1)
-            return
-        x_lo, x_hi = min(xs_all), max(xs_all)
-        y_lo, y_hi = min(ys_all), max(ys_all)
-        if x_hi <= x_lo:
-            x_lo, x_hi = x_lo - 1, x_hi + 1
-        if y_hi <= y_lo:
-            pad = abs(y_lo) * 0.1 or 1.0
-            y_lo, y_hi = y_lo - pad, y_hi + pad
-        plt.xlim(x_lo, x_hi)
-        plt.ylim(y_lo, y_hi)
-        ticks, labels, unit = y_ticks(y_lo, y_hi, max(2, min(5, (self.size.height - 3) // 2)))
-        plt.yticks(ticks, labels)
-        plt.xticks(*x_ticks(x_lo, x_hi, max(3, min(6, self.size.width // 10))))
-        plt.title(title + (f" {unit}" if unit else ""))
+        span = self._axes(xs_all, ys_all, f"{self.title}: no data")
+        if span is not None:
+            plt.title(title + (f" {span[3]}" if span[3] else ""))
