@@ -140,7 +140,9 @@ def build_payload(reason: str, *, model: torch.nn.Module, optimizer: torch.optim
         "format_version": FORMAT_VERSION, "kind": "tui-train-checkpoint", "reason": reason,
         "model": model.state_dict(), "optimizer": optimizer.state_dict(), "config": config, "preset": preset,
         "task": data.task, "input_shape": list(data.input_shape), "num_classes": data.num_classes,
-        "data_mean": list(data.mean), "data_std": list(data.std), **training,
+        "data_mean": list(data.mean), "data_std": list(data.std), "class_names": list(getattr(data, "class_names", [])),
+        "target_mean": float(getattr(data, "target_mean", 0.0)), "target_std": float(getattr(data, "target_std", 1.0)),
+        **training,
         "rng": rng_state(device), "versions": versions(), "saved_at": time.time(),
     }
 
@@ -245,18 +247,55 @@ def to_bytes(payload: dict) -> bytes:
     return buf.getvalue()
 
 
+def model_card(payload: dict, checkpoint_path: Path) -> dict:
+    """What a model needs to be used without tui-train, from a checkpoint payload (plain values):
+    task, input shape, class names, the input normalisation (``normalize``, absent when the run
+    did not normalise), for regression the target scaling to undo (``target``: prediction x std
+    + mean), the model spec, the preset, step and test metrics, and the torch version."""
+    import json
+
+    cfg = payload.get("config") if isinstance(payload.get("config"), dict) else {}
+    card: dict = {"format": "tui-train-model", "version": 1, "task": payload.get("task"),
+                  "input_shape": list(payload.get("input_shape") or []), "num_classes": payload.get("num_classes"),
+                  "class_names": list(payload.get("class_names") or [])}
+    mean, std = list(payload.get("data_mean") or []), list(payload.get("data_std") or [])
+    if mean:
+        card["normalize"] = {"mean": mean, "std": std, "how": "x = (x - mean) / std, per channel (dim 1)"}
+    if payload.get("task") == "regression":
+        card["target"] = {"mean": float(payload.get("target_mean", 0.0)), "std": float(payload.get("target_std", 1.0)),
+                          "how": "y = prediction * std + mean (in the dataset's units)"}
+    card["model"] = dict(cfg.get("model") or {})
+    card["preset"] = payload.get("preset")
+    card["step"] = payload.get("step")
+    card["epoch"] = payload.get("epoch")
+    summary_file = run_dir_of(Path(checkpoint_path)) / "summary.json"
+    try:
+        test = json.loads(summary_file.read_text(encoding="utf-8")).get("test")
+    except (OSError, ValueError):
+        test = None
+    card["test"] = test if isinstance(test, dict) else None
+    card["torch"] = torch.__version__
+    card["checkpoint"] = str(Path(checkpoint_path).resolve())
+    return card
+
+
 def export_weights(checkpoint_path: Path, out: Path) -> tuple[Path, int]:
-    """Write the model weights alone, as ``.safetensors`` or ``.pt`` (a plain state dict).
+    """Write the model weights alone, as ``.safetensors`` or ``.pt`` (a plain state dict), with
+    what the model needs (:func:`model_card`) in ``<out>.json`` beside it, and for
+    ``.safetensors`` also in the file's metadata under ``tui_train`` (JSON).
 
     The result loads into the user's own model class with ``load_state_dict`` after
     ``safetensors.torch.load_file(out)`` or ``torch.load(out, weights_only=True)``.
     Returns (path, number of tensors).
     """
+    import json
+
     out = Path(out)
     suffix = out.suffix.lower()
     if suffix not in (".safetensors", ".pt", ".pth"):
         raise CheckpointError(f"--out {out}: unknown format '{suffix or '(none)'}' (allowed: .safetensors, .pt, .pth)")
     payload = load(checkpoint_path)
+    card = model_card(payload, checkpoint_path)
     state = {k: v.detach().cpu().contiguous() for k, v in payload["model"].items()}
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.parent / f"{TMP_PREFIX}{out.name}.{os.getpid()}"
@@ -267,7 +306,7 @@ def export_weights(checkpoint_path: Path, out: Path) -> tuple[Path, int]:
             # safetensors refuses tensors that share memory; exported weights are copies anyway
             state = {k: v.clone() for k, v in state.items()}
             meta = {"format": "pt", "source": str(Path(checkpoint_path).name), "step": str(payload.get("step", "")),
-                    "preset": str(payload.get("preset", ""))}
+                    "preset": str(payload.get("preset", "")), "tui_train": json.dumps(card)}
             save_file(state, str(tmp), metadata=meta)
             with open(tmp, "rb+") as f:
                 os.fsync(f.fileno())
@@ -277,4 +316,8 @@ def export_weights(checkpoint_path: Path, out: Path) -> tuple[Path, int]:
     finally:
         if tmp.exists():
             tmp.unlink()
+    side = out.with_name(out.name + ".json")
+    side_tmp = side.with_name(f"{TMP_PREFIX}{side.name}.{os.getpid()}")
+    side_tmp.write_text(json.dumps(card, indent=2) + "\n", encoding="utf-8")
+    os.replace(side_tmp, side)
     return out, len(state)

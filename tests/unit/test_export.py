@@ -61,3 +61,41 @@ def test_export_rejects_unknown_format_and_bad_input(tmp_path):
     res = runner.invoke(app, ["export", str(tmp_path / "junk.pt"), "--out", str(tmp_path / "w.pt")])
     assert res.exit_code == 2 and "Traceback" not in res.output
     assert not (tmp_path / "w.pt").exists()
+
+
+def test_every_export_records_what_the_model_needs(tmp_path):
+    import json
+
+    from safetensors import safe_open
+
+    t, run_dir = trained(tmp_path)
+    summary = json.loads((run_dir / "summary.json").read_text())
+    for name in ("w.safetensors", "w.pt"):
+        out = tmp_path / name
+        r = CliRunner().invoke(app, ["export", str(run_dir), "--out", str(out)])
+        assert r.exit_code == 0, r.output
+        card = json.loads((tmp_path / f"{name}.json").read_text())  # the sidecar, for every format
+        assert card["task"] == "classification" and card["input_shape"] == list(t.data.input_shape)
+        assert card["class_names"] == list(t.data.class_names) and card["num_classes"] == 10
+        if t.data.mean:
+            assert card["normalize"]["mean"] == t.data.mean and card["normalize"]["std"] == t.data.std
+        else:
+            assert "normalize" not in card
+        assert "target" not in card and card["model"]["name"] == "mlp" and card["model"]["hidden"] == [32]
+        assert card["test"] == summary["test"] and card["step"] == t.state.step and card["torch"] == torch.__version__
+    with safe_open(str(tmp_path / "w.safetensors"), "pt") as f:
+        assert json.loads(f.metadata()["tui_train"]) == json.loads((tmp_path / "w.safetensors.json").read_text())
+
+
+def test_a_regression_export_records_the_target_scaling_to_undo(tmp_path):
+    import json
+
+    cfg = from_dict({"data": {"dataset": "regression", "samples": 300}, "model": {"name": "regression", "hidden": [5]},
+                     "optim": {"loss": "mse"}, "early_stopping": {"monitor": "val_loss"}, "train": {"epochs": 1, "device": "cpu"}})
+    t = Trainer(cfg, runs_dir=tmp_path)
+    t.run(sink=queue.SimpleQueue().put)
+    r = CliRunner().invoke(app, ["export", str(t.run_dir), "--out", str(tmp_path / "r.pt")])
+    assert r.exit_code == 0, r.output
+    card = json.loads((tmp_path / "r.pt.json").read_text())
+    assert card["task"] == "regression" and card["class_names"] == []
+    assert card["target"]["mean"] == t.data.target_mean and card["target"]["std"] == t.data.target_std
