@@ -293,7 +293,7 @@ def export_weights(checkpoint_path: Path, out: Path) -> tuple[Path, int]:
     out = Path(out)
     suffix = out.suffix.lower()
     if suffix not in (".safetensors", ".pt", ".pth"):
-        raise CheckpointError(f"--out {out}: unknown format '{suffix or '(none)'}' (allowed: .safetensors, .pt, .pth)")
+        raise CheckpointError(f"--out {out}: unknown format '{suffix or '(none)'}' (allowed: .safetensors, .pt, .pth, .pt2)")
     payload = load(checkpoint_path)
     card = model_card(payload, checkpoint_path)
     state = {k: v.detach().cpu().contiguous() for k, v in payload["model"].items()}

@@ -607,7 +607,8 @@ def runs(
 @app.command()
 def export(
     checkpoint: CheckpointArg,
-    out: Annotated[Path | None, typer.Option("--out", "-o", help="Weights file: .safetensors or .pt (a plain state dict).",
+    out: Annotated[Path | None, typer.Option("--out", "-o", help="Weights file: .safetensors or .pt (a plain state dict), or .pt2 "
+                                             "(a torch.export program).",
                                              show_default=False)] = None,
     csv: Annotated[Path | None, typer.Option("--csv", help="The run's metrics as CSV, one row per logged step (Lightning's "
                                              "CSVLogger shape); CHECKPOINT is then the run directory.", show_default=False)] = None,
@@ -636,6 +637,11 @@ def export(
 
         try:
             src = resolve(checkpoint)
+            if out.suffix.lower() == ".pt2":
+                from core.program import export_program
+
+                typer.echo(f"exported the model of {src} as a program (torch.export) to {export_program(src, out)}")
+                return
             path, n = export_weights(src, out)
         except (CheckpointError, OSError) as e:
             raise fail(first_line(e)) from None

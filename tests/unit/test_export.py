@@ -99,3 +99,100 @@ def test_a_regression_export_records_the_target_scaling_to_undo(tmp_path):
     card = json.loads((tmp_path / "r.pt.json").read_text())
     assert card["task"] == "regression" and card["class_names"] == []
     assert card["target"]["mean"] == t.data.target_mean and card["target"]["std"] == t.data.target_std
+
+
+REPRODUCE = r"""
+import json, sys
+import torch
+assert not any(m.split(".")[0] in ("core", "tui") for m in sys.modules), "tui-train was imported"
+kind, path, data = sys.argv[1], sys.argv[2], torch.load(sys.argv[3])
+x, y = data["x"], data["y"]
+if kind == "program":
+    model = torch.export.load(path).module()
+    outs = [model(x[:1]), model(x[1:8]), model(x)]  # any batch size
+    assert outs[0].shape[0] == 1 and outs[1].shape[0] == 7
+    out = outs[2]
+else:  # the weights, with the preprocessing the sidecar records, in a class of one's own
+    from safetensors import safe_open
+    from safetensors.torch import load_file
+    with safe_open(path, "pt") as f:
+        card = json.loads(f.metadata()["tui_train"])
+    net = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(64, 32), torch.nn.ReLU(), torch.nn.Linear(32, 10))
+    net.load_state_dict({k.removeprefix("layers."): v for k, v in load_file(path).items()})
+    n = card.get("normalize")
+    xin = (x - torch.tensor(n["mean"])) / torch.tensor(n["std"]) if n else x
+    out = net(xin)
+if data["task"] == "classification":
+    print(json.dumps({"accuracy": (out.argmax(1) == y).float().mean().item()}))
+else:
+    res = ((out.view(-1) - y.view(-1)) ** 2).sum().item()
+    tot = ((y - y.mean()) ** 2).sum().item()
+    print(json.dumps({"r2": 1 - res / tot, "mean_abs_y": y.abs().mean().item(), "mean_abs_pred": out.abs().mean().item()}))
+"""
+
+
+def _raw_test_split(t: Trainer, path: Path) -> None:
+    """The test split as the dataset gives it (before tui-train's normalisation), for a fresh interpreter."""
+    x, y = t.data.tensors("test")
+    if t.data.mean:
+        shape = (1, -1) + (1,) * (x.dim() - 2)
+        x = x * torch.tensor(t.data.std).view(shape) + torch.tensor(t.data.mean).view(shape)
+    if t.data.task == "regression":
+        y = y * t.data.target_std + t.data.target_mean
+    torch.save({"x": x.cpu(), "y": y.cpu(), "task": t.data.task}, path)
+
+
+def _reproduce(tmp_path: Path, kind: str, export: Path, data: Path) -> dict:
+    import json
+    import subprocess
+    import sys
+
+    script = tmp_path / "reproduce.py"
+    script.write_text(REPRODUCE)
+    r = subprocess.run([sys.executable, "-I", str(script), kind, str(export), str(data)], capture_output=True, text=True,
+                       cwd=tmp_path, timeout=120)
+    assert r.returncode == 0, r.stderr[-2000:]
+    return json.loads(r.stdout.strip().splitlines()[-1])
+
+
+def test_the_program_and_the_weights_reproduce_the_runs_test_accuracy_without_tui_train(tmp_path):
+    import json
+
+    t, run_dir = trained(tmp_path)
+    accuracy = json.loads((run_dir / "summary.json").read_text())["test"]["accuracy"]
+    _raw_test_split(t, tmp_path / "test.pt")
+    for kind, name in (("program", "m.pt2"), ("weights", "m.safetensors")):
+        r = CliRunner().invoke(app, ["export", str(run_dir), "--out", str(tmp_path / name)])
+        assert r.exit_code == 0, r.output
+        got = _reproduce(tmp_path, kind, tmp_path / name, tmp_path / "test.pt")
+        assert abs(got["accuracy"] - accuracy) <= 0.001, (kind, got, accuracy)
+
+
+def test_a_regression_program_returns_targets_in_the_datasets_units(tmp_path):
+    import json
+
+    cfg = from_dict({"data": {"dataset": "regression", "samples": 400}, "model": {"name": "regression", "hidden": [8]},
+                     "optim": {"loss": "mse", "lr": 0.05}, "early_stopping": {"monitor": "val_loss"},
+                     "train": {"epochs": 3, "device": "cpu"}})
+    t = Trainer(cfg, runs_dir=tmp_path)
+    t.run(sink=queue.SimpleQueue().put)
+    r2 = json.loads((t.run_dir / "summary.json").read_text())["test"]["r2"]
+    _raw_test_split(t, tmp_path / "test.pt")
+    assert CliRunner().invoke(app, ["export", str(t.run_dir), "--out", str(tmp_path / "r.pt2")]).exit_code == 0
+    got = _reproduce(tmp_path, "program", tmp_path / "r.pt2", tmp_path / "test.pt")
+    assert abs(got["r2"] - r2) <= 0.001, (got, r2)
+    assert abs(t.data.target_std - 1.0) > 0.2  # the targets were standardised: the program must undo it
+    assert 0.5 < got["mean_abs_pred"] / got["mean_abs_y"] < 2.0, got  # predictions in the dataset's units
+
+
+def test_a_model_torch_export_cannot_trace_gets_one_line_pointing_to_safetensors(tmp_path, monkeypatch):
+    _, run_dir = trained(tmp_path)
+
+    def refuse(*a, **k):
+        raise RuntimeError("data-dependent control flow\nmore lines")
+
+    monkeypatch.setattr(torch.export, "export", refuse)
+    r = CliRunner().invoke(app, ["export", str(run_dir), "--out", str(tmp_path / "m.pt2")])
+    assert r.exit_code == 2 and len(r.output.strip().splitlines()) == 1, r.output
+    assert "cannot trace" in r.output and "data-dependent control flow" in r.output and ".safetensors" in r.output
+    assert not (tmp_path / "m.pt2").exists()

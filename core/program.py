@@ -1,0 +1,91 @@
+"""A trained model as a self-contained program: ``torch.export`` with the preprocessing folded in.
+
+``tui-train export RUN --out model.pt2`` writes a program that plain torch loads
+(``torch.export.load(path).module()``), with no tui-train and no user model file at load time. It
+takes the inputs as the dataset gives them before tui-train normalises them (for the built-in
+image sets: float pixels in [0, 1], shaped like ``input_shape`` with a batch dimension of any
+size), normalises them as the run did, runs the model, and for regression turns the standardised
+predictions back into the dataset's units. The model card (core.checkpoint.model_card) goes
+beside it as ``<out>.json``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from core.checkpoint import TMP_PREFIX, CheckpointError, load, load_model_state, model_card
+
+
+class WithPreprocessing(nn.Module):
+    """``model`` with the run's input normalisation before it and, for regression, the target
+    scaling undone after it."""
+
+    def __init__(self, model: nn.Module, input_shape: tuple[int, ...], mean: list[float], std: list[float],
+                 target: tuple[float, float] | None):
+        super().__init__()
+        self.model = model
+        shape = (1, -1) + (1,) * (len(input_shape) - 1)
+        self.normalize = bool(mean)
+        self.register_buffer("mean", torch.tensor(mean or [0.0], dtype=torch.float32).view(shape))
+        self.register_buffer("std", torch.tensor(std or [1.0], dtype=torch.float32).view(shape))
+        self.target = target is not None
+        t_mean, t_std = target or (0.0, 1.0)
+        self.register_buffer("t_mean", torch.tensor(float(t_mean)))
+        self.register_buffer("t_std", torch.tensor(float(t_std)))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = x.float()
+        if self.normalize:
+            x = (x - self.mean) / self.std
+        out = self.model(x)
+        if self.target:
+            out = out * self.t_std + self.t_mean
+        return out
+
+
+def export_program(checkpoint_path: Path, out: Path) -> Path:
+    """Write the checkpoint's model as a ``torch.export`` program with a dynamic batch
+    dimension (and ``<out>.json``, its model card). One-line CheckpointError when the model cannot
+    be traced, naming the cause and the way that always works (.safetensors + its metadata)."""
+    from core.config import from_dict
+    from core.models import build_model
+
+    out = Path(out)
+    payload = load(checkpoint_path)
+    card = model_card(payload, checkpoint_path)
+    cfg = from_dict(payload["config"], f"{checkpoint_path} (saved config)")
+    input_shape = tuple(int(s) for s in payload["input_shape"])
+    n_out = int(payload.get("num_classes") or 0) if payload.get("task") == "classification" else 1
+    model = build_model(cfg.model, input_shape, n_out)
+    load_model_state(model, payload["model"], checkpoint_path)
+    target = (float(payload.get("target_mean", 0.0)), float(payload.get("target_std", 1.0))) \
+        if payload.get("task") == "regression" else None
+    wrapped = WithPreprocessing(model, input_shape, list(payload.get("data_mean") or []), list(payload.get("data_std") or []),
+                                target).eval()
+    example = torch.rand((2, *input_shape))
+    try:
+        batch = torch.export.Dim("batch", min=1)
+        program = torch.export.export(wrapped, (example,), dynamic_shapes={"x": {0: batch}})
+    except Exception as e:  # noqa: BLE001 - torch.export raises many kinds; the user gets one line
+        cause = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise CheckpointError(f"--out {out}: torch.export cannot trace the model ({type(e).__name__}: {cause[:200]}); "
+                              f"export --out {out.with_suffix('.safetensors')} instead: the weights and, in "
+                              f"{out.with_suffix('.safetensors').name}.json, the preprocessing to apply") from None
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_name(f"{TMP_PREFIX}{os.getpid()}-{out.name}")  # torch.export.save wants the .pt2 ending
+    try:
+        torch.export.save(program, str(tmp))
+        os.replace(tmp, out)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+    card["program"] = {"inputs": "as the dataset gives them before normalisation, batched: [N, *input_shape]",
+                       "outputs": "logits (classification) or predictions in the dataset's units (regression)"}
+    side = out.with_name(out.name + ".json")
+    side.write_text(json.dumps(card, indent=2) + "\n", encoding="utf-8")
+    return out
