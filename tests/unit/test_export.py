@@ -5,6 +5,7 @@ from __future__ import annotations
 import queue
 from pathlib import Path
 
+import pytest
 import torch
 from safetensors.torch import load_file
 from typer.testing import CliRunner
@@ -103,6 +104,7 @@ def test_a_regression_export_records_the_target_scaling_to_undo(tmp_path):
 
 REPRODUCE = r"""
 import json, sys
+import pytest
 import torch
 assert not any(m.split(".")[0] in ("core", "tui") for m in sys.modules), "tui-train was imported"
 kind, path, data = sys.argv[1], sys.argv[2], torch.load(sys.argv[3])
@@ -196,3 +198,17 @@ def test_a_model_torch_export_cannot_trace_gets_one_line_pointing_to_safetensors
     assert r.exit_code == 2 and len(r.output.strip().splitlines()) == 1, r.output
     assert "cannot trace" in r.output and "data-dependent control flow" in r.output and ".safetensors" in r.output
     assert not (tmp_path / "m.pt2").exists()
+
+
+@pytest.mark.parametrize("model", [{"name": "cnn", "channels": [4, 8], "hidden": [16]}, {"name": "resnet", "channels": [4, 8]}])
+def test_conv_models_export_as_programs_that_reproduce_the_test_accuracy(tmp_path, model):
+    import json
+
+    cfg = from_dict({"data": {"dataset": "digits"}, "model": model, "train": {"epochs": 1, "device": "cpu"}})
+    t = Trainer(cfg, runs_dir=tmp_path)
+    t.run(sink=queue.SimpleQueue().put)
+    accuracy = json.loads((t.run_dir / "summary.json").read_text())["test"]["accuracy"]
+    _raw_test_split(t, tmp_path / "test.pt")
+    assert CliRunner().invoke(app, ["export", str(t.run_dir), "--out", str(tmp_path / "m.pt2")]).exit_code == 0
+    got = _reproduce(tmp_path, "program", tmp_path / "m.pt2", tmp_path / "test.pt")
+    assert abs(got["accuracy"] - accuracy) <= 0.001, (got, accuracy)
