@@ -265,6 +265,7 @@ def model_card(payload: dict, checkpoint_path: Path) -> dict:
         card["target"] = {"mean": float(payload.get("target_mean", 0.0)), "std": float(payload.get("target_std", 1.0)),
                           "how": "y = prediction * std + mean (in the dataset's units)"}
     card["model"] = dict(cfg.get("model") or {})
+    card["config"] = cfg  # the run's resolved config: `tui-train eval` of an export loads its data from it
     card["preset"] = payload.get("preset")
     card["step"] = payload.get("step")
     card["epoch"] = payload.get("epoch")

@@ -55,6 +55,74 @@ def evaluate(model: torch.nn.Module, data, loss_fn, split: str, batch_size: int,
         model.train(was_training)
 
 
+class _Callable(torch.nn.Module):
+    """A function as a module with no submodules (its ``eval()`` and ``train()`` touch nothing)."""
+
+    def __init__(self, fn):
+        super().__init__()
+        self._fn = (fn,)  # a tuple: not registered as a submodule
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self._fn[0](x)
+
+
+def evaluate_export(path: Path, data_dir: str | None = None, device: str = "auto") -> dict:
+    """Evaluate an export (a ``.pt2`` program, or ``.safetensors`` weights with their recorded
+    model card) on the test split of the run's data: the same metrics as the run's. Raises
+    CheckpointError / ConfigError / DataError with one-line messages."""
+    import json
+
+    from core.runtime import load_data_for, make_loss, pick_device
+
+    path = Path(path)
+    if not path.is_file():
+        raise ckpt.CheckpointError(f"{path}: no such file")
+    side = path.with_name(path.name + ".json")
+    try:
+        if path.suffix.lower() == ".safetensors" and not side.is_file():
+            from safetensors import safe_open
+
+            with safe_open(str(path), "pt") as f:
+                card = json.loads((f.metadata() or {})["tui_train"])
+        else:
+            card = json.loads(side.read_text(encoding="utf-8"))
+        raw_cfg = card["config"]
+    except (OSError, ValueError, KeyError, TypeError) as e:
+        raise ckpt.CheckpointError(f"{path}: no tui-train model card ({side.name} or the file's tui_train metadata): "
+                                   f"{type(e).__name__}: {e}") from None
+    cfg = from_dict(raw_cfg, f"{path} (recorded config)")
+    changes = {"train.device": device}
+    if data_dir:
+        changes["data.data_dir"] = data_dir
+    cfg = replace(cfg, **changes)
+    dev = pick_device(cfg.train.device)
+    data = load_data_for(cfg, dev)
+    if path.suffix.lower() == ".pt2":
+        program = torch.export.load(str(path)).module().to(dev)
+        mean, std = (card.get("normalize") or {}).get("mean"), (card.get("normalize") or {}).get("std")
+        target = card.get("target")
+
+        def forward(x: torch.Tensor) -> torch.Tensor:  # the data is normalised; the program wants it raw
+            if mean:
+                shape = (1, -1) + (1,) * (x.dim() - 2)
+                x = x * torch.tensor(std, device=x.device).view(shape) + torch.tensor(mean, device=x.device).view(shape)
+            out = program(x)
+            return (out - target["mean"]) / target["std"] if target else out  # metrics in the run's (standardised) space
+
+        model = _Callable(forward)  # an exported program refuses eval()/train(): evaluate calls them on this
+    else:
+        from safetensors.torch import load_file
+
+        from core.runtime import build_model_for
+
+        model = build_model_for(cfg, data, dev)
+        ckpt.load_model_state(model, load_file(str(path)), path)
+        forward = model
+    metrics, confusion = evaluate(model, data, make_loss(cfg), "test", cfg.data.eval_batch_size, dev, forward=forward)
+    return {"checkpoint": str(path.resolve()), "preset": card.get("preset"), "step": card.get("step"),
+            "epoch": card.get("epoch"), "test_size": data.test_size, "metrics": metrics, "confusion": confusion}
+
+
 def evaluate_checkpoint(path: str | Path, data_dir: str | None = None, device: str = "auto") -> dict:
     """Evaluate a checkpoint (file, or run directory meaning its newest) on the test split.
 

@@ -538,7 +538,12 @@ def eval_(
     from core.evaluation import evaluate_checkpoint
 
     try:
-        result = evaluate_checkpoint(checkpoint, data_dir=str(data_dir) if data_dir else None, device=device or "auto")
+        if checkpoint.suffix.lower() in (".pt2", ".safetensors"):
+            from core.evaluation import evaluate_export
+
+            result = evaluate_export(checkpoint, data_dir=str(data_dir) if data_dir else None, device=device or "auto")
+        else:
+            result = evaluate_checkpoint(checkpoint, data_dir=str(data_dir) if data_dir else None, device=device or "auto")
     except (ConfigError, DataError, CheckpointError) as e:
         raise fail(str(e)) from None
     if as_json:

@@ -212,3 +212,20 @@ def test_conv_models_export_as_programs_that_reproduce_the_test_accuracy(tmp_pat
     assert CliRunner().invoke(app, ["export", str(t.run_dir), "--out", str(tmp_path / "m.pt2")]).exit_code == 0
     got = _reproduce(tmp_path, "program", tmp_path / "m.pt2", tmp_path / "test.pt")
     assert abs(got["accuracy"] - accuracy) <= 0.001, (got, accuracy)
+
+
+def test_eval_of_an_export_reports_the_runs_test_metrics(tmp_path):
+    import json
+
+    _, run_dir = trained(tmp_path)
+    test = json.loads((run_dir / "summary.json").read_text())["test"]
+    for name in ("m.pt2", "m.safetensors"):
+        assert CliRunner().invoke(app, ["export", str(run_dir), "--out", str(tmp_path / name)]).exit_code == 0
+        r = CliRunner().invoke(app, ["eval", str(tmp_path / name), "--json", "--device", "cpu"])
+        assert r.exit_code == 0, r.output
+        got = json.loads(r.output)["metrics"]
+        assert abs(got["accuracy"] - test["accuracy"]) <= 0.001 and abs(got["loss"] - test["loss"]) <= 1e-4, (name, got, test)
+    (tmp_path / "m.safetensors.json").unlink()  # the metadata inside the file is enough
+    assert CliRunner().invoke(app, ["eval", str(tmp_path / "m.safetensors"), "--device", "cpu"]).exit_code == 0
+    missing = CliRunner().invoke(app, ["eval", str(tmp_path / "none.pt2")])
+    assert missing.exit_code == 2 and "no such file" in missing.output and len(missing.output.strip().splitlines()) == 1
