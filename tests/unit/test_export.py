@@ -229,3 +229,58 @@ def test_eval_of_an_export_reports_the_runs_test_metrics(tmp_path):
     assert CliRunner().invoke(app, ["eval", str(tmp_path / "m.safetensors"), "--device", "cpu"]).exit_code == 0
     missing = CliRunner().invoke(app, ["eval", str(tmp_path / "none.pt2")])
     assert missing.exit_code == 2 and "no such file" in missing.output and len(missing.output.strip().splitlines()) == 1
+
+
+USER_FILES = {
+    "userdata.py": '''
+import torch
+from torch.utils.data import TensorDataset
+
+def _split(n, seed):
+    g = torch.Generator().manual_seed(seed)
+    x = torch.rand(n, 1, 8, 8, generator=g)  # pixels in [0, 1], as the new user's dataset had them
+    y = (x[:, 0, :4].mean((1, 2)) > x[:, 0, 4:].mean((1, 2))).long()
+    return TensorDataset(x, y)
+
+def splits():
+    return {"train": _split(600, 1), "test": _split(200, 2)}
+''',
+    "usermodel.py": '''
+import torch
+
+class Tiny(torch.nn.Module):
+    def __init__(self, input_shape, num_outputs):
+        super().__init__()
+        self.net = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(64, 16), torch.nn.ReLU(), torch.nn.Linear(16, num_outputs))
+
+    def forward(self, x):
+        return self.net(x)
+''',
+}
+
+
+def test_a_user_model_on_a_user_dataset_exports_a_program_that_needs_neither_file(tmp_path, monkeypatch):
+    import json
+
+    for name, text in USER_FILES.items():
+        (tmp_path / name).write_text(text)
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    cfg = from_dict({"data": {"dataset": "userdata.py:splits"}, "model": {"name": "usermodel.py:Tiny"},
+                     "optim": {"name": "adam", "lr": 0.01}, "train": {"epochs": 3, "device": "cpu"}})
+    t = Trainer(cfg, runs_dir=tmp_path / "runs")
+    t.run(sink=queue.SimpleQueue().put)
+    summary = json.loads((t.run_dir / "summary.json").read_text())
+    assert summary["status"] == "completed", summary
+    assert t.data.mean and t.data.mean != [0.0]  # the engine normalised: the export must carry it
+    import userdata
+
+    raw = userdata.splits()["test"].tensors  # the user's own test inputs, pixels in [0, 1]
+    torch.save({"x": raw[0], "y": raw[1], "task": "classification"}, tmp_path / "test.pt")
+    assert CliRunner().invoke(app, ["export", str(t.run_dir), "--out", str(tmp_path / "m.pt2")]).exit_code == 0
+    elsewhere = tmp_path / "elsewhere"  # neither user file is importable from there
+    elsewhere.mkdir()
+    for name in USER_FILES:
+        (tmp_path / name).rename(elsewhere / f"{name}.moved")
+    got = _reproduce(tmp_path, "program", tmp_path / "m.pt2", tmp_path / "test.pt")
+    assert abs(got["accuracy"] - summary["test"]["accuracy"]) <= 0.001, (got, summary["test"])
