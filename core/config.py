@@ -123,7 +123,7 @@ class ScheduleConfig:
 class TrainConfig:
     """The loop: length, logging, device and numerics."""
 
-    epochs: int = _f(10, "number of epochs", min=0, max=100_000)
+    epochs: int = _f(10, "number of epochs", min=1, max=100_000)
     max_steps: int = _f(0, "stop after this many optimizer steps (0 = no limit)", min=0)
     log_every: int = _f(20, "report step metrics every this many optimizer steps (one host sync each)", min=1)
     val_every: int = _f(1, "validate every this many epochs", min=1)

@@ -220,10 +220,15 @@ class Trainer:
             else:
                 self.run_dir = ckpt.run_dir_of(self.resume_file)
         if (payload is None or self.fork) and world.is_main:  # a new run directory
-            if self.run_dir is not None:
-                self.run_dir.mkdir(parents=True, exist_ok=True)
-            else:
-                self.run_dir = new_run_dir(self.runs_dir, self.preset)
+            try:
+                if self.run_dir is not None:
+                    self.run_dir.mkdir(parents=True, exist_ok=True)
+                else:
+                    self.run_dir = new_run_dir(self.runs_dir, self.preset)
+            except OSError as e:  # bad input (a file, no permission): one line, nothing half-made
+                where = self.run_dir if self.run_dir is not None else self.runs_dir
+                raise ConfigError(f"runs directory {where}: cannot create a run directory there "
+                                  f"({e.strerror or type(e).__name__}: {e.filename or where})") from None
         if world.enabled:  # every rank knows the run directory (rank 0's)
             self.run_dir = Path(world.broadcast_text(str(self.run_dir) if world.is_main else ""))
         self._log = log = RunLog(self.run_dir) if world.is_main else _NoLog()

@@ -319,3 +319,18 @@ def test_attach_and_ctl_name_a_missing_runs_dir_or_run_dir(tmp_path):
     assert_bad_input(invoke(["ctl", "--runs-dir", str(tmp_path / "nope"), "pause"]), "no such directory")
     (tmp_path / "run").mkdir()
     assert_bad_input(invoke(["attach", str(tmp_path / "run")]), "no live endpoint")
+
+
+def test_a_runs_dir_that_is_a_file_or_epochs_0_is_one_line_and_exit_2(tmp_path):
+    from typer.testing import CliRunner
+
+    from tui.cli import app
+
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a folder")
+    r = CliRunner().invoke(app, ["run", "digits-mlp", "--headless", "--runs-dir", str(blocker)])
+    assert r.exit_code == 2 and "Traceback" not in r.output, r.output
+    assert str(blocker) in r.output and "cannot create a run directory" in r.output
+    z = CliRunner().invoke(app, ["run", "digits-mlp", "--headless", "--runs-dir", str(tmp_path / "runs"), "--set", "train.epochs=0"])
+    assert z.exit_code == 2 and "train.epochs" in z.output and ">= 1" in z.output
+    assert not (tmp_path / "runs").exists() or not any((tmp_path / "runs").iterdir())  # nothing half-made

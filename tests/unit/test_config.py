@@ -326,7 +326,7 @@ def test_any_override_gives_a_config_or_a_one_line_error(pairs):
     assert isinstance(cfg, RunConfig)
     for f in (cfg.optim.lr, cfg.optim.momentum, cfg.optim.weight_decay, cfg.data.val_fraction, cfg.schedule.gamma):
         assert math.isfinite(f)
-    assert cfg.optim.lr > 0 and cfg.train.epochs >= 0
+    assert cfg.optim.lr > 0 and cfg.train.epochs >= 1
 
 
 @settings(max_examples=300, deadline=None, database=None)
@@ -356,7 +356,7 @@ _SAFE_TEXT = st.text(st.characters(blacklist_categories=("Cc", "Cs")), max_size=
 
 @settings(max_examples=200, deadline=None, database=None)
 @given(desc=_SAFE_TEXT, lr=st.floats(min_value=1e-8, max_value=10.0), hidden=st.lists(st.integers(1, 4096), min_size=1, max_size=4),
-       epochs=st.integers(0, 100_000), hflip=st.booleans())
+       epochs=st.integers(1, 100_000), hflip=st.booleans())
 def test_valid_configs_roundtrip_through_toml(desc, lr, hidden, epochs, hflip):
     cfg = from_dict({"description": desc, "optim": {"lr": lr}, "model": {"hidden": hidden},
                      "train": {"epochs": epochs}, "data": {"dataset": "cifar10", "augment": {"hflip": hflip}}})
