@@ -55,6 +55,19 @@ def evaluate(model: torch.nn.Module, data, loss_fn, split: str, batch_size: int,
         model.train(was_training)
 
 
+def _test_data(cfg, data_dir: str | None, device: str):
+    """(config on ``device`` with ``data_dir``, the device, the loaded data): what evaluating a
+    saved model on its run's data starts with (a checkpoint or an export alike)."""
+    from core.runtime import load_data_for, pick_device
+
+    changes = {"train.device": device}
+    if data_dir:
+        changes["data.data_dir"] = data_dir
+    cfg = replace(cfg, **changes)
+    dev = pick_device(cfg.train.device)
+    return cfg, dev, load_data_for(cfg, dev)
+
+
 class _Callable(torch.nn.Module):
     """A function as a module with no submodules (its ``eval()`` and ``train()`` touch nothing)."""
 
@@ -72,7 +85,7 @@ def evaluate_export(path: Path, data_dir: str | None = None, device: str = "auto
     CheckpointError / ConfigError / DataError with one-line messages."""
     import json
 
-    from core.runtime import load_data_for, make_loss, pick_device
+    from core.runtime import make_loss
 
     path = Path(path)
     if not path.is_file():
@@ -91,12 +104,7 @@ def evaluate_export(path: Path, data_dir: str | None = None, device: str = "auto
         raise ckpt.CheckpointError(f"{path}: no tui-train model card ({side.name} or the file's tui_train metadata): "
                                    f"{type(e).__name__}: {e}") from None
     cfg = from_dict(raw_cfg, f"{path} (recorded config)")
-    changes = {"train.device": device}
-    if data_dir:
-        changes["data.data_dir"] = data_dir
-    cfg = replace(cfg, **changes)
-    dev = pick_device(cfg.train.device)
-    data = load_data_for(cfg, dev)
+    cfg, dev, data = _test_data(cfg, data_dir, device)
     if path.suffix.lower() == ".pt2":
         program = torch.export.load(str(path)).module().to(dev)
         mean, std = (card.get("normalize") or {}).get("mean"), (card.get("normalize") or {}).get("std")
@@ -129,17 +137,12 @@ def evaluate_checkpoint(path: str | Path, data_dir: str | None = None, device: s
     Returns {checkpoint, preset, step, epoch, test_size, metrics, confusion}. Raises
     CheckpointError, ConfigError or DataError with one-line messages.
     """
-    from core.runtime import build_model_for, load_data_for, make_loss, pick_device
+    from core.runtime import build_model_for, make_loss
 
     path = ckpt.resolve(Path(path))
     payload = ckpt.load(path)
     cfg = from_dict(payload["config"], f"{path} (saved config)")
-    changes = {"train.device": device}
-    if data_dir:
-        changes["data.data_dir"] = data_dir
-    cfg = replace(cfg, **changes)
-    dev = pick_device(cfg.train.device)
-    data = load_data_for(cfg, dev)
+    cfg, dev, data = _test_data(cfg, data_dir, device)
     model = build_model_for(cfg, data, dev)
     ckpt.load_model_state(model, payload["model"], path)
     metrics, confusion = evaluate(model, data, make_loss(cfg), "test", cfg.data.eval_batch_size, dev)
