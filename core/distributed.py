@@ -48,7 +48,7 @@ class World:
     local_world_size: int = 1
     """Processes on this node (they share its CPU cores)."""
     restart: int = 0
-    """How many times torchrun restarted the group (TORCHELASTIC_RESTART_COUNT)."""
+    """How many times the group was restarted (TORCHELASTIC_RESTART_COUNT plus :data:`RESTART_ENV`)."""
     backend: str = ""
     """'gloo' or 'nccl' once :meth:`start` ran."""
     _control: Any = field(default=None, repr=False)
@@ -156,14 +156,16 @@ class World:
 def from_env(env: dict | None = None) -> World:
     """The World torchrun describes in the environment (RANK, WORLD_SIZE, LOCAL_RANK, ...); a
     plain process gets ``World()``."""
+    from core.launch import RESTART_ENV
+
     env = os.environ if env is None else env
     try:
         world = int(env.get("WORLD_SIZE", "1"))
+        restart = int(env.get("TORCHELASTIC_RESTART_COUNT", "0") or 0) + int(env.get(RESTART_ENV, "0") or 0)
         if world <= 1:
-            return World(restart=int(env.get("TORCHELASTIC_RESTART_COUNT", "0") or 0))
+            return World(restart=restart)
         return World(rank=int(env["RANK"]), world_size=world, local_rank=int(env.get("LOCAL_RANK", "0")),
-                     local_world_size=int(env.get("LOCAL_WORLD_SIZE", "1")),
-                     restart=int(env.get("TORCHELASTIC_RESTART_COUNT", "0") or 0))
+                     local_world_size=int(env.get("LOCAL_WORLD_SIZE", "1")), restart=restart)
     except (KeyError, ValueError) as e:
         raise DistributedError(f"the torchrun environment is incomplete or malformed ({e}): start the run with torchrun "
                                "or `tui-train run --nproc-per-node N`") from None

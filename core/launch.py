@@ -6,6 +6,13 @@ the run directory first and hands it to every worker (``TUI_TRAIN_RUN_DIR``), so
 torchrun restarts (``--max-restarts``) continues the same run from its newest checkpoint. A
 group started by hand with ``torchrun`` finds its run directory again through a pointer file
 ``<runs_dir>/.torchrun-<TORCHELASTIC_RUN_ID>`` that rank 0 writes.
+
+Restarts (``--max-restarts K``) on one node are :func:`supervise`'s: a failed group is started
+again as a fresh torchrun (a new agent, store and ports) that resumes the run's newest
+checkpoint. torchrun's own in-place restart was seen to hang on a loaded machine (the restarted
+group's gloo connect was refused, then waited for minutes; pytorch/pytorch#167288 reports the
+same with nccl). Several nodes need torchrun's elastic restart, so ``--max-restarts`` is handed to
+torchrun there.
 """
 
 from __future__ import annotations
@@ -16,8 +23,14 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from core.distributed import World
+if TYPE_CHECKING:  # the supervisor process (python -m core.launch) stays free of torch
+    from core.distributed import World
+
+RESTART_ENV = "TUI_TRAIN_RESTART_COUNT"
+"""How many times :func:`supervise` started a fresh torchrun for this run after a failed group
+(a worker adds it to torchrun's own TORCHELASTIC_RESTART_COUNT: :func:`core.distributed.from_env`)."""
 
 RUN_DIR_ENV = "TUI_TRAIN_RUN_DIR"
 """The run directory a torchrun worker trains into (set by the launcher)."""
@@ -30,14 +43,21 @@ def torchrun_command(nproc: int, worker_args: list[str], options: dict) -> list[
     """The torchrun command line for ``nproc`` workers per node running ``tui.cli run <worker_args>``.
     A single node without a rendezvous endpoint runs ``--standalone``."""
     cmd = [sys.executable, "-m", "torch.distributed.run", f"--nproc-per-node={nproc}"]
-    single = int(options.get("nnodes") or 1) == 1 and not options.get("rdzv_endpoint")
+    single = is_single_node(options)
     if single:
         cmd.append("--standalone")
     for key in PASS_THROUGH:
+        if single and key == "max_restarts":
+            continue  # one node: supervise() restarts a fresh torchrun instead
         value = options.get(key)
         if value not in (None, ""):
             cmd.append(f"--{key.replace('_', '-')}={value}")
     return cmd + ["-m", "tui.cli", "run", *worker_args, "--headless"]
+
+
+def is_single_node(options: dict) -> bool:
+    """One node, no rendezvous endpoint: ``--standalone``, and restarts are :func:`supervise`'s."""
+    return int(options.get("nnodes") or 1) == 1 and not options.get("rdzv_endpoint")
 
 
 def pointer_file(runs_dir: Path) -> Path | None:
@@ -90,12 +110,17 @@ def restart_checkpoint(world: World, run_dir: Path | None) -> Path | None:
     return Path(run_dir) if folder.is_dir() and ckpt.newest(folder) is not None else None
 
 
-def start_group(cmd: list[str], run_dir: Path, *, detached: bool, log_name: str = "launcher.log") -> subprocess.Popen:
+def start_group(cmd: list[str], run_dir: Path, *, detached: bool, log_name: str = "launcher.log",
+                restarts: int = 0) -> subprocess.Popen:
     """Start torchrun with ``run_dir`` for its workers. ``detached``: in its own session with its
     output in ``<run_dir>/<log_name>`` (a viewer attaches to rank 0's endpoint; a hang-up of the
     terminal does not reach the run); otherwise it prints to this terminal, its stderr going to
-    the log (torchrun reports a worker's failure with a traceback: the run's one line says it)."""
+    the log (torchrun reports a worker's failure with a traceback: the run's one line says it).
+    ``restarts`` > 0: the process started is :func:`supervise` (``python -m core.launch``), which
+    runs ``cmd`` and starts it again, up to that many times, after a failed group."""
     env = {**os.environ, RUN_DIR_ENV: str(run_dir), "PYTHONUNBUFFERED": "1"}
+    if restarts > 0:
+        cmd = [sys.executable, "-m", "core.launch", "--restarts", str(restarts), "--", *cmd]
     log = open(run_dir / log_name, "ab")  # noqa: SIM115 - handed to the child, closed below
     try:
         if detached:
@@ -105,6 +130,64 @@ def start_group(cmd: list[str], run_dir: Path, *, detached: bool, log_name: str 
         return subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stderr=log, env=env, process_group=0)
     finally:
         log.close()
+
+
+def _status(run_dir: Path) -> str:
+    """The run's status in its summary.json ('' when there is none or it cannot be read)."""
+    import json
+
+    try:
+        return str(json.loads((Path(run_dir) / "summary.json").read_text(encoding="utf-8")).get("status", ""))
+    except (OSError, ValueError, AttributeError):
+        return ""
+
+
+RESTARTABLE = ("failed", "running", "paused", "starting", "")
+"""Statuses a group that exited non-zero leaves when it failed (a rank died: rank 0 says
+``failed``; rank 0 itself killed leaves ``running`` or no summary). A run that ended on purpose
+(completed, stopped, early_stopped, interrupted) is never restarted."""
+
+
+def supervise(cmd: list[str], run_dir: Path, restarts: int, *, out=None) -> int:
+    """Run torchrun ``cmd`` and start it again after a failed group, at most ``restarts`` times;
+    the new group resumes the run's newest checkpoint (its workers see :data:`RESTART_ENV`).
+    SIGINT/SIGTERM/SIGHUP are handed to the running torchrun (:func:`forward_signals`) and end the
+    supervision: a run stopped on purpose is not restarted. Exit code 2 (bad input) is final too.
+    Returns the last torchrun's exit code."""
+    out = out or sys.stdout
+    stopping: list[int] = []
+    attempt = 0
+    before = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)}
+    try:
+        while True:
+            env = {**os.environ, RESTART_ENV: str(attempt)}
+            proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, env=env)
+            forward_signals(proc, on_signal=stopping.append)
+            code = proc.wait()
+            if code == 0 or code == 2 or stopping or attempt >= restarts or _status(run_dir) not in RESTARTABLE:
+                return code
+            attempt += 1
+            print(f"tui-train: the group failed (exit code {code}); restart {attempt} of {restarts}: a fresh torchrun "
+                  f"resumes the newest checkpoint", file=out, flush=True)
+    finally:
+        for sig, handler in before.items():
+            signal.signal(sig, handler)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m core.launch --restarts K -- TORCHRUN_CMD...``: :func:`supervise` as a process of
+    its own (a run with a TUI: the supervisor is detached and outlives the terminal). The run
+    directory is :data:`RUN_DIR_ENV`'s."""
+    args = list(sys.argv[1:] if argv is None else argv)
+    if len(args) < 4 or args[0] != "--restarts" or args[2] != "--" or not os.environ.get(RUN_DIR_ENV):
+        print("usage: TUI_TRAIN_RUN_DIR=DIR python -m core.launch --restarts K -- TORCHRUN_COMMAND...", file=sys.stderr)
+        return 2
+    try:
+        restarts = int(args[1])
+    except ValueError:
+        print(f"core.launch: --restarts expects a whole number, got {args[1]!r}", file=sys.stderr)
+        return 2
+    return supervise(args[3:], Path(os.environ[RUN_DIR_ENV]), restarts)
 
 
 def wait_for_endpoint(proc: subprocess.Popen, run_dir: Path, timeout: float = 300.0) -> str:
@@ -134,11 +217,18 @@ def last_line(run_dir: Path, log_name: str = "launcher.log") -> str:
     return lines[-1] if lines else f"see {run_dir / log_name}"
 
 
-def forward_signals(proc: subprocess.Popen) -> None:
-    """SIGINT/SIGTERM/SIGHUP to this launcher go to torchrun (which stops every rank at one step)."""
+def forward_signals(proc: subprocess.Popen, on_signal=None) -> None:
+    """SIGINT/SIGTERM/SIGHUP to this launcher go to torchrun (which stops every rank at one step);
+    ``on_signal(signum)`` is told first."""
     def forward(signum, frame):
+        if on_signal is not None:
+            on_signal(signum)
         if proc.poll() is None:
             proc.send_signal(signal.SIGTERM if signum == signal.SIGHUP else signum)
 
     for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
         signal.signal(sig, forward)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

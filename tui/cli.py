@@ -227,8 +227,9 @@ def _run_group(preset: str, overrides: list[str], dirs: list[Path], presets_dir:
         except OSError as e:
             raise fail(f"--runs-dir {runs_dir}: cannot create a run directory there ({e.strerror or e})") from None
     cmd = launch.torchrun_command(nproc, worker, group)
+    restarts = int(group.get("max_restarts") or 0) if launch.is_single_node(group) else 0  # else torchrun's own
     if headless:
-        proc = launch.start_group(cmd, run_dir, detached=False)
+        proc = launch.start_group(cmd, run_dir, detached=False, restarts=restarts)
         launch.forward_signals(proc)
         code = proc.wait()
         try:
@@ -240,7 +241,7 @@ def _run_group(preset: str, overrides: list[str], dirs: list[Path], presets_dir:
         if code != 0 and status == "failed":
             typer.echo(f"tui-train: the run failed: {launch.last_line(run_dir)} (torchrun's report: {run_dir / 'launcher.log'})", err=True)
         return EXIT_CODES.get(status, 1)
-    proc = launch.start_group(cmd, run_dir, detached=True)
+    proc = launch.start_group(cmd, run_dir, detached=True, restarts=restarts)
     why = launch.wait_for_endpoint(proc, run_dir)
     if why:
         raise fail(why)

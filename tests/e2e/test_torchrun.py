@@ -96,8 +96,18 @@ def children(pid: int) -> list[int]:
 
 
 def rank_pids(launcher_pid: int) -> list[int]:
-    """The worker processes (grandchildren of the launcher, children of torchrun)."""
-    return [w for t in children(launcher_pid) for w in children(t)]
+    """The worker processes: children of torchrun, the launcher's child (or, with --max-restarts,
+    its grandchild under the supervisor)."""
+    def is_torchrun(pid: int) -> bool:
+        try:
+            return Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")[1:3] == [b"-m", b"torch.distributed.run"]
+        except OSError:
+            return False
+
+    level = children(launcher_pid)
+    while level and not any(is_torchrun(p) for p in level):
+        level = [c for p in level for c in children(p)]
+    return [w for t in level if is_torchrun(t) for w in children(t)]
 
 
 def test_two_ranks_report_the_whole_splits_and_agree(tmp_path):
@@ -168,16 +178,11 @@ def test_sigterm_to_the_launcher_ends_every_rank_at_one_step_with_one_checkpoint
     assert len(list((run_dir / "checkpoints").glob("*interrupt*.pt"))) == 1
 
 
-# 3 restarts allowed: a restarted group's gloo connection is sometimes refused at its start (seen
-# once in three tries here; pytorch/pytorch#167288 reports the same with nccl), and torchrun then
-# restarts it again, as --max-restarts is there for
-@pytest.mark.parametrize("restarts", [0, 3])
+# With --max-restarts, tui-train's supervisor starts a fresh torchrun after the failed group
+# (torchrun's own in-place restart hung on this loaded machine: the restarted group's gloo
+# connect was refused, then waited minutes; see core/launch.py)
+@pytest.mark.parametrize("restarts", [0, 2])
 def test_a_rank_killed_with_kill_9_fails_the_run_or_is_restarted_from_its_checkpoint(tmp_path, restarts):
-    if restarts and os.environ.get("TUI_TRAIN_TEST_RESTARTS", "") in ("", "0"):
-        # It passed every time run alone, but in 2 of 3 full CI runs torchrun logged the failed
-        # attempt and never started the next one (its agent hung for 300 s), so it runs on
-        # request only: TUI_TRAIN_TEST_RESTARTS=1 pytest tests/e2e/test_torchrun.py -k kill_9
-        pytest.skip("torchrun's restart hangs at times on this machine (issue 10 note); TUI_TRAIN_TEST_RESTARTS=1 runs it")
     extra = ("--max-restarts", str(restarts)) if restarts else ()
     proc = launch(tmp_path, "train.epochs=6", "train.log_every=5", "checkpoint.every_steps=10", extra=extra)
     try:
@@ -197,7 +202,7 @@ def test_a_rank_killed_with_kill_9_fails_the_run_or_is_restarted_from_its_checkp
     if restarts:
         assert code == 0, (out[-2000:], err[-2000:])
         assert s["status"] == "completed" and s["epochs_completed"] == 6 and s["ranks_agree"] is True
-        assert "status: running (resumed)" in out
+        assert "status: running (resumed)" in out and "restart 1 of 2: a fresh torchrun resumes the newest checkpoint" in out
     else:
         assert code == 1, (code, out[-2000:], err[-2000:])  # ended, within finish()'s bound: no timing asserted
         assert s["status"] == "failed", s

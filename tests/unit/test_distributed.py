@@ -100,3 +100,47 @@ def test_torchrun_command_passes_the_multi_node_options_through():
     multi = torchrun_command(4, ["p"], {"nnodes": "2", "rdzv_endpoint": "host:29400", "max_restarts": 3})
     assert "--standalone" not in multi
     assert {"--nnodes=2", "--rdzv-endpoint=host:29400", "--max-restarts=3"} <= set(multi)
+    assert not any(a.startswith("--max-restarts") for a in torchrun_command(2, ["p"], {"max_restarts": 3})), \
+        "one node: the supervisor restarts a fresh torchrun, torchrun itself does not"
+
+
+def test_a_supervised_restart_adds_to_torchrun_s_count():
+    w = from_env({"WORLD_SIZE": "2", "RANK": "0", "TORCHELASTIC_RESTART_COUNT": "1", "TUI_TRAIN_RESTART_COUNT": "2"})
+    assert w.restart == 3
+    assert from_env({"TUI_TRAIN_RESTART_COUNT": "1"}).restart == 1
+
+
+def _fake_group(tmp_path, statuses: list[str], codes: list[int]):
+    """A stand-in for torchrun: attempt N (TUI_TRAIN_RESTART_COUNT) writes statuses[N] to
+    summary.json and exits codes[N]; every attempt is recorded."""
+    import sys
+
+    script = tmp_path / "group.py"
+    script.write_text(
+        "import json, os, sys\n"
+        f"statuses, codes = {statuses!r}, {codes!r}\n"
+        "n = int(os.environ['TUI_TRAIN_RESTART_COUNT'])\n"
+        f"open({str(tmp_path / 'attempts')!r}, 'a').write(str(n) + '\\n')\n"
+        f"json.dump({{'status': statuses[n]}}, open({str(tmp_path / 'summary.json')!r}, 'w'))\n"
+        "sys.exit(codes[n])\n")
+    return [sys.executable, str(script)]
+
+
+@pytest.mark.parametrize(("statuses", "codes", "restarts", "attempts", "code"), [
+    (["failed", "failed", "completed"], [1, 1, 0], 3, 3, 0),   # two failed groups, the third finishes the run
+    (["failed", "failed", "failed"], [1, 1, 1], 2, 3, 1),      # restarts used up: the last failure stands
+    (["running", "completed"], [1, 0], 1, 2, 0),               # rank 0 itself killed: no final status, restarted
+    (["interrupted"], [130], 3, 1, 130),                       # ended on purpose: never restarted
+    (["early_stopped"], [1], 3, 1, 1),
+    (["failed"], [2], 3, 1, 2),                                # bad input: final
+    (["completed"], [0], 0, 1, 0),
+])
+def test_supervise_restarts_a_failed_group_and_only_that(tmp_path, statuses, codes, restarts, attempts, code):
+    import io
+
+    from core.launch import supervise
+
+    out = io.StringIO()
+    assert supervise(_fake_group(tmp_path, statuses, codes), tmp_path, restarts, out=out) == code
+    assert (tmp_path / "attempts").read_text().split() == [str(i) for i in range(attempts)]
+    assert out.getvalue().count("a fresh torchrun resumes the newest checkpoint") == attempts - 1
