@@ -427,6 +427,17 @@ class Endpoint:
         # events still queued have seq > self._seq and will reach it: it reads the rest from the files
         self._reply(viewer, P.welcome(viewer.id, str(self.run_dir), self.status(), self._seq))
         viewer.greeted = True
+        self._announce()
+
+    def _announce(self) -> None:
+        """Tell every greeted viewer how many are attached (they pace their redraws by it)."""
+        targets = [v for v in self._viewers.values() if v.greeted and not v.closing]
+        if not targets:
+            return
+        line = P.encode(P.viewers(len(targets)))
+        for v in targets:
+            v.outbuf += line
+            self._want_write(v)
 
     def _reply(self, viewer: _Viewer, message: dict, close: bool = False) -> None:
         viewer.outbuf += P.encode(message)
@@ -461,6 +472,8 @@ class Endpoint:
             self._sel.unregister(viewer.sock)
         with contextlib.suppress(OSError):
             viewer.sock.close()
+        if viewer.greeted and not self._stop.is_set():
+            self._announce()
 
     def _shutdown(self) -> None:
         for viewer in list(self._viewers.values()):

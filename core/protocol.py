@@ -28,6 +28,9 @@ Format
         ``event`` as :func:`core.events.to_json` writes it; ``seq`` grows by one per event.
         ``{"v":1,"type":"error","reason":"...","request":7}``: a message was refused; ``reason``
         is one line, ``request`` the refused command's request (null when unknown or not a command).
+        ``{"v":1,"type":"viewers","count":3}``: how many viewers are attached now (this one
+        included), sent to every viewer when one comes or goes. Dashboards pace their redraws by
+        it, so that several viewers together cost about what one does.
 
 Limits
     :data:`MAX_CLIENT_LINE` (16 KiB) for a line from a viewer and :data:`MAX_SERVER_LINE` (4 MiB)
@@ -77,7 +80,9 @@ MAX_SERVER_LINE = 4 * 1024 * 1024
 """Bytes of one line from the trainer, the newline excluded (a RunFinished summary can be large)."""
 CLIENT_TYPES = ("hello", "command", "bye")
 """Message types a viewer sends."""
-SERVER_TYPES = ("welcome", "event", "error")
+MAX_VIEWERS_REPORTED = 1024
+"""The largest viewer count a viewers message may carry (the endpoint allows far fewer)."""
+SERVER_TYPES = ("welcome", "event", "error", "viewers")
 """Message types the trainer sends."""
 MAX_ARG_CHARS = 200
 """Characters of one str argument of a command (a Stop reason, a hyperparameter key)."""
@@ -197,6 +202,11 @@ def welcome(viewer_id: str, run_dir: str, status: str, seq: int) -> dict:
     return {"v": PROTOCOL_VERSION, "type": "welcome", "viewer_id": viewer_id, "run_dir": run_dir, "status": status, "seq": seq}
 
 
+def viewers(count: int) -> dict:
+    """How many viewers are attached now (trainer -> every viewer, when one comes or goes)."""
+    return {"v": PROTOCOL_VERSION, "type": "viewers", "count": count}
+
+
 def event_message(event: E.Event, seq: int) -> dict:
     """One event of the run, numbered ``seq`` (from 1, one more per event)."""
     return {"v": PROTOCOL_VERSION, "type": "event", "seq": seq, "event": E.to_json(event)}
@@ -290,6 +300,15 @@ def event_from_message(msg: dict) -> tuple[E.Event, int]:
     _check_keys(name, "field", body, fields)
     values = {key: fields[key][0](value, f"{name}.{key}") for key, value in body.items()}
     return cls(**values), seq
+
+
+def viewers_from_message(msg: dict) -> int:
+    """The checked count of a decoded viewers message (at least 1: the reader is attached)."""
+    _expect(msg, "viewers", ("count",))
+    count = msg.get("count")
+    if isinstance(count, bool) or not isinstance(count, int) or not 1 <= count <= MAX_VIEWERS_REPORTED:
+        raise ProtocolError(f"viewers: count must be an integer from 1 to {MAX_VIEWERS_REPORTED}, got {_show(count)}")
+    return count
 
 
 def error_from_message(msg: dict) -> tuple[str, int | None]:

@@ -12,6 +12,7 @@ hanging. This module imports no torch: the viewer's process stays light.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import threading
 import time
@@ -19,6 +20,7 @@ from pathlib import Path
 
 from core import commands as C
 from core import events as E
+from core import protocol as P
 from core.contract import Sink
 from core.endpoint import Connection, EndpointError, probe
 
@@ -51,6 +53,8 @@ class RemoteTrainer:
         """run() returned because stop_event was set while the run went on."""
         self.finished = False
         """The run ended (RunFinished or RunFailed arrived)."""
+        self.viewers = 1
+        """Viewers attached to the run now, this one included (the endpoint says when it changes)."""
         self._prefetched = None  # a Future of (Connection, history) from prefetch(), used by the first run()
         self._conn: Connection | None = None
         self._pending: list[C.Command] = []
@@ -147,6 +151,10 @@ class RemoteTrainer:
                 self.detached = True
                 return {}
             if event is None:
+                if msg.get("type") == "viewers":
+                    with contextlib.suppress(P.ProtocolError):
+                        self.viewers = P.viewers_from_message(msg)
+                    continue
                 if msg.get("type") == "error":
                     sink(E.RunWarning(message=f"the trainer refused a message: {msg.get('reason', '')}"))
                 continue

@@ -452,6 +452,8 @@ class TrainApp(App[int]):
                 events.append(q.get_nowait())
             except queue.Empty:
                 break
+        if self.dashboard is not None:
+            self.dashboard.set_pace(getattr(self.trainer, "viewers", 1))
         if events:
             with self.batch_update():
                 for ev in events:

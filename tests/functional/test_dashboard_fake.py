@@ -380,3 +380,29 @@ async def test_new_run_after_the_end_goes_through_the_launcher(tmp_path):
         await pilot.press("enter")
         await wait_for(pilot, lambda: len(fakes) == 2 and app.status == "completed")
         assert app.dashboard is not None and app.dashboard.is_mounted
+
+
+@run_async
+async def test_several_viewers_pace_the_redraws_and_the_header_counts_them(tmp_path):
+    from tui.screens.dashboard_screen import MAX_PACE, PANEL_INTERVAL
+    from tui.widgets.run_header import RunHeader
+
+    app, fakes = fake_app(tmp_path)
+    async with app.run_test(size=SIZE) as pilot:
+        await started(pilot, fakes)
+        dash = app.dashboard
+        base = [p.min_interval for p in dash.plots]
+        assert dash.pace == 1 and "viewers" not in str(app.screen.query_one(RunHeader).query_one("#run-info").render())
+        fakes[0].viewers = 3  # what a RemoteTrainer learns from the endpoint's viewers message
+        await wait_for(pilot, lambda: dash.pace == 3, what="pace 3")
+        assert [p.min_interval for p in dash.plots] == [b * 3 for b in base]
+        await settle(pilot)
+        assert "3 viewers" in str(app.screen.query_one(RunHeader).query_one("#run-info").render())
+        fakes[0].viewers = 100
+        await wait_for(pilot, lambda: dash.pace == MAX_PACE, what="pace capped")
+        assert [p.min_interval for p in dash.plots] == [b * MAX_PACE for b in base]
+        fakes[0].viewers = 1  # the others left: back to the full rate
+        await wait_for(pilot, lambda: dash.pace == 1, what="pace 1")
+        assert [p.min_interval for p in dash.plots] == base and PANEL_INTERVAL * dash.pace == PANEL_INTERVAL
+        await pilot.press("space")  # keys are not paced
+        await wait_for(pilot, lambda: fakes[0].commands[-1:] == [C.Pause()])

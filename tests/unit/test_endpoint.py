@@ -90,6 +90,29 @@ def test_commands_from_several_viewers_and_events_to_all(served):
     b.close()
 
 
+def _counts(conn: EP.Connection, timeout: float = 0.5) -> list[int]:
+    """The viewer counts ``conn`` was told, in order, until nothing arrives for ``timeout`` s."""
+    seen = []
+    while (msg := conn.receive(timeout)) is not None:
+        if msg["type"] == "viewers":
+            seen.append(P.viewers_from_message(msg))
+    return seen
+
+
+def test_every_viewer_is_told_how_many_are_attached_as_they_come_and_go(served):
+    ep, _, _ = served
+    a = EP.Connection(ep.path, viewer="tui")
+    assert _counts(a) == [1]
+    b = EP.Connection(ep.path, viewer="tui")
+    c = EP.Connection(ep.path, viewer="ctl")
+    assert _counts(a) == [2, 3] and _counts(b) == [2, 3] and _counts(c) == [3]
+    b.close()
+    assert _counts(a) == [2] and _counts(c) == [2]
+    c.sock.close()  # a hang-up, not a bye
+    assert _counts(a) == [1]
+    a.close()
+
+
 def test_a_late_viewer_is_told_where_the_files_end(served):
     ep, _, _ = served
     for seq in range(1, 6):

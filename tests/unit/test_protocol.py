@@ -146,6 +146,16 @@ def test_welcome_hello_bye_and_error_round_trip():
     assert len(P.error("y" * 5000)["reason"]) == P.MAX_REASON_CHARS
 
 
+def test_the_viewer_count_round_trips_and_a_bad_one_is_refused():
+    wire = P.decode(P.encode(P.viewers(3)), limit=P.MAX_SERVER_LINE, allowed_types=P.SERVER_TYPES)
+    assert P.viewers_from_message(wire) == 3
+    for bad in (0, -1, True, 2.0, "3", None, P.MAX_VIEWERS_REPORTED + 1):
+        with pytest.raises(P.ProtocolError, match="viewers: count"):
+            P.viewers_from_message({"v": 1, "type": "viewers", "count": bad})
+    with pytest.raises(P.ProtocolError):
+        P.viewers_from_message({"v": 1, "type": "viewers", "count": 2, "extra": 1})
+
+
 def test_encode_is_compact_ascii_one_line_with_nan_tokens():
     line = P.encode({"v": 1, "type": "event", "x": [math.nan, math.inf], "s": "é\n"})
     assert line == b'{"v":1,"type":"event","x":[NaN,Infinity],"s":"\\u00e9\\n"}\n'

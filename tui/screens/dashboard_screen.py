@@ -47,6 +47,9 @@ DIALOG_GONE = "gone"
 PANEL_INTERVAL = 1.0
 """Seconds between two updates of the progress lines and the current LR (a bounded rate)."""
 
+MAX_PACE = 8
+"""The most a dashboard stretches its redraw intervals when several viewers share the run."""
+
 USER_CHECKPOINTS = ("manual", "early_stop", "interrupt", "error")
 """Checkpoint reasons marked on the plots (best/periodic ones would clutter them)."""
 
@@ -106,6 +109,11 @@ class DashboardScreen(Screen):
         self._nonfinite_reason: str | None = None  # a non-finite pause waiting for its dialog (see flush)
         self._nonfinite_dialog: NonFiniteDialog | None = None
         self._last_panel_update = 0.0
+        self._base_intervals: list[float] | None = None  # the plots' and table's own, before pacing
+        self.pace = 1
+        """Redraw intervals are multiplied by this: the number of viewers attached (at most
+        MAX_PACE), so that N dashboards on one machine cost about what one does. Keys, dialogs
+        and acknowledgements are not paced."""
         self._handlers = E.exhaustive({
             E.RunStarted: self._on_started,
             E.StatusChanged: self._on_status,
@@ -168,6 +176,18 @@ class DashboardScreen(Screen):
     def plots(self) -> tuple[MetricPlot, ...]:
         """The three plots."""
         return (self._loss_plot, self._metric_plot, self._lr_plot)
+
+    def set_pace(self, viewers: int) -> None:
+        """Pace the redraws for ``viewers`` dashboards attached to the run (see :attr:`pace`)."""
+        self._header.set_viewers(max(1, int(viewers)))
+        pace = max(1, min(MAX_PACE, int(viewers)))
+        if pace == self.pace:
+            return
+        if self._base_intervals is None:
+            self._base_intervals = [w.min_interval for w in (*self.plots, self._table)]
+        for widget, base in zip((*self.plots, self._table), self._base_intervals):
+            widget.min_interval = base * pace
+        self.pace = pace
 
     def refresh_plots(self, force: bool = False) -> None:
         """Redraw the plots whose data changed (rate-limited unless forced)."""
@@ -323,7 +343,7 @@ class DashboardScreen(Screen):
         """The latest step's progress and current LR (at most PANEL_INTERVAL apart unless forced)."""
         ev = self._latest_step
         now = time.monotonic()
-        if ev is not None and (force or now - self._last_panel_update >= PANEL_INTERVAL):
+        if ev is not None and (force or now - self._last_panel_update >= PANEL_INTERVAL * self.pace):
             self._latest_step = None
             self._last_panel_update = now
             self._progress.set_step(ev.step, ev.epoch, ev.epoch_progress, ev.samples_per_second, ev.elapsed)

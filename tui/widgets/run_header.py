@@ -20,6 +20,7 @@ class RunHeader(Horizontal):
         self._preset = preset
         self._device = "…"
         self._run_dir = "…"
+        self._viewers = 1
 
     def compose(self) -> ComposeResult:
         yield Static(self._text(), id="run-info")
@@ -30,8 +31,10 @@ class RunHeader(Horizontal):
         text.append("tui-train ", style="bold")
         text.append(self._preset, style="bold")
         text.append(f" · {self._device} · ")
-        room = self.size.width - 14 - len(text.plain)  # the badge takes ~14 columns
+        viewers = f" · {self._viewers} viewers" if self._viewers > 1 else ""
+        room = self.size.width - 14 - len(text.plain) - len(viewers)  # the badge takes ~14 columns
         text.append(fit_path(display_path(self._run_dir), room), style="italic")
+        text.append(viewers)
         return text
 
     def on_resize(self) -> None:
@@ -41,6 +44,12 @@ class RunHeader(Horizontal):
         """Show what RunStarted reported."""
         self._preset, self._device, self._run_dir = preset, device, run_dir
         self.query_one("#run-info", Static).update(self._text())
+
+    def set_viewers(self, viewers: int) -> None:
+        """Show how many viewers are attached (when more than this one)."""
+        if viewers != self._viewers:
+            self._viewers = viewers
+            self.query_one("#run-info", Static).update(self._text())
 
     def set_status(self, status: str) -> None:
         """Show an engine status on the badge."""
