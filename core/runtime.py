@@ -21,6 +21,7 @@ import torch.nn.functional as F
 
 from core.config import ConfigError, RunConfig, check_monitor
 from core.distributed import World
+from core.target import parse_target
 from core.threads import ThreadTuner, thread_candidates
 
 LossFn = Callable[..., torch.Tensor]
@@ -149,6 +150,7 @@ def check_task_fit(cfg: RunConfig, task: str) -> None:
     if task == "regression" and cfg.optim.loss == "cross_entropy":
         raise ConfigError("optim.loss 'cross_entropy' does not fit a regression dataset (allowed: mse, l1, huber)")
     check_monitor(cfg, task, "early_stopping.monitor")
+    parse_target(cfg.train.target, task)  # a user dataset's task is known only now
 
 
 def build(cfg: RunConfig, world: World | None = None) -> Runtime:
