@@ -787,7 +787,7 @@ class Trainer:
         p = self._p
         return summary(status, reason, config=self.config, state=self.state, preset=self.preset, run_dir=self.run_dir,
                        device=p.rt.device if p else None, task=p.rt.task if p else None, early=p.early if p else None,
-                       test=test, wall_seconds=time.perf_counter() - self._wall0, train_seconds=p.clock.total if p else 0.0,
+                       test=test, wall_seconds=self._wall(), train_seconds=p.clock.total if p else 0.0,
                        world_size=self.world.world_size, parent=self.parent, target=self._target_summary())
 
     def _ranks_agree(self) -> bool:

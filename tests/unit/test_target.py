@@ -171,3 +171,15 @@ def test_the_last_partial_epochs_validation_counts(tmp_path):
     s = summary_of(trainer)
     assert (s["status"], s["reason"], s["steps"]) == ("completed", "max_steps reached", 7)
     assert s["target"]["reached"] and s["target"]["step"] == 7 and s["time_to_target"] == s["train_seconds"]
+
+
+def test_time_and_wall_to_target_go_on_across_a_resume(tmp_path):
+    first = Trainer(from_dict(tiny("", epochs=1)), runs_dir=tmp_path)
+    run_to_end(first)
+    before = summary_of(first)
+    resumed = Trainer(first.config, resume=first.run_dir, resume_overrides=["train.epochs=30", "train.target=val_loss <= 100"])
+    run_to_end(resumed)
+    s = summary_of(resumed)
+    assert resumed.run_dir == first.run_dir and s["reason"].startswith("target reached") and s["target"]["epoch"] == 1
+    assert s["time_to_target"] > before["train_seconds"] and s["wall_to_target"] > before["wall_seconds"]
+    assert s["wall_seconds"] >= s["wall_to_target"]
