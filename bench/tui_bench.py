@@ -323,7 +323,7 @@ def section_g(size: str, work: Path, out) -> None:
         t0 = time.perf_counter()
         subprocess.run(cmd + ["--help"], capture_output=True, check=True)
         helps.append(time.perf_counter() - t0)
-    headless = [headless_first_step(work / f"gh{i}", cmd) for i in range(reps)]
+    headless = [headless_first_step(work / f"gh{i}", cmd) for i in range(1 if size == "tiny" else reps)]
     first, running = [], []
     for i in range(max(2, reps // 2)):
         f, r = _startup_times(work / f"g{i}", cmd)
