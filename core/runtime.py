@@ -183,6 +183,10 @@ def build(cfg: RunConfig, world: World | None = None) -> Runtime:
     data = load_data_for(cfg, device)
     data.set_shard(world.rank, world.world_size)
     check_task_fit(cfg, data.task)
+    target = parse_target(cfg.train.target, data.task)
+    if target is not None and target.split == "val" and not data.val_size:
+        raise ConfigError(f"train.target {cfg.train.target!r}: this run has no validation split, so {target.metric} is never "
+                          "measured (allowed: a train_* target, or data.val_fraction > 0)")
     model = build_model_for(cfg, data, device)
     if cfg.train.channels_last and len(data.input_shape) == 3:
         model = model.to(memory_format=torch.channels_last)

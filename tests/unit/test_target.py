@@ -100,6 +100,16 @@ def test_a_user_datasets_target_is_checked_once_its_task_is_known():
         check_task_fit(cfg, "classification")
 
 
+def test_a_validation_target_needs_a_validation_split(tmp_path):
+    cfg = tiny("val_accuracy >= 0.9")
+    cfg["data"]["val_fraction"] = 0.0
+    with pytest.raises(ConfigError, match="no validation split") as e:
+        Trainer(from_dict(cfg), runs_dir=tmp_path).prepare()
+    assert_one_line(str(e.value))
+    cfg["train"]["target"] = "train_accuracy >= 0.9"
+    Trainer(from_dict(cfg), runs_dir=tmp_path).prepare()
+
+
 def test_the_command_line_refuses_a_bad_target_with_exit_2():
     result = CliRunner().invoke(app, ["run", "digits-mlp", "--headless", "--set", "train.target=val_acc >= 0.9"])
     assert_bad_input(result, "train.target", "'val_acc >= 0.9'", "unknown metric", "val_accuracy")
