@@ -323,6 +323,7 @@ def section_g(size: str, work: Path, out) -> None:
         t0 = time.perf_counter()
         subprocess.run(cmd + ["--help"], capture_output=True, check=True)
         helps.append(time.perf_counter() - t0)
+    headless = [headless_first_step(work / f"gh{i}", cmd) for i in range(1 if size == "tiny" else reps)]
     first, running = [], []
     for i in range(max(2, reps // 2)):
         f, r = _startup_times(work / f"g{i}", cmd)
@@ -330,12 +331,30 @@ def section_g(size: str, work: Path, out) -> None:
         running += [r] if r is not None else []
     out("\n## (g) start-up\n")
     rows = [["`tui-train --help`", f"{statistics.median(helps):.2f}", "<= 0.5"],
+            ["`tui-train run digits-mlp --headless` to the first training step's line",
+             f"{statistics.median(headless):.2f}", "-"],
             ["first dashboard frame (`tui-train run digits-mlp`, 120x40 tmux)",
              f"{statistics.median(first):.2f}" if first else "not seen", "<= 3"]]
     if running:
         rows.append(["until training runs (RUNNING and steps on screen; the child process imports torch)",
                      f"{statistics.median(running):.2f}", "-"])
     out(table(rows, ["what", "seconds (median)", "goal"]))
+
+
+def headless_first_step(runs: Path, cmd: list[str]) -> float:
+    """Seconds from starting `tui-train run digits-mlp --headless` to its first step line (a log
+    line at step 1: train.log_every = 1); the run is then stopped (SIGTERM)."""
+    t0 = time.perf_counter()
+    proc = subprocess.Popen(cmd + ["run", "digits-mlp", "--headless", "--runs-dir", str(runs), "--set", "train.log_every=1",
+                                   "--set", "train.epochs=1000"], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    try:
+        for line in proc.stdout:
+            if line.startswith("step "):
+                return time.perf_counter() - t0
+        raise RuntimeError(f"tui-train run digits-mlp --headless ended (exit {proc.wait()}) before its first step line")
+    finally:
+        proc.terminate()
+        proc.communicate(timeout=30)
 
 
 def _startup_times(runs: Path, cmd: list[str]) -> tuple[float | None, float | None]:

@@ -16,6 +16,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from core.target import parse_target
+
 PRESETS_DIR = Path(__file__).resolve().parent.parent / "presets"
 """Where the bundled presets live (installed as package data next to ``core``)."""
 
@@ -134,6 +136,7 @@ class TrainConfig:
     channels_last: bool = _f(False, "channels_last memory format for conv models")
     compile: bool = _f(False, "torch.compile the model")
     num_threads: int = _f(0, "torch intra-op threads (0 = torch default)", min=0, max=1024)
+    target: str = _f("", "end the run (completed, 'target reached') when a metric reaches a value: 'val_accuracy >= 0.99', 'val_loss <= 0.05', 'train_accuracy >= 0.99' ('' = no target)")
     on_nonfinite: str = _f("stop", "when the loss is NaN/inf: stop (save last good state, fail) | pause (wait for a command)", choices=("stop", "pause"))
 
 
@@ -307,7 +310,9 @@ def _cross_check(cfg: RunConfig, source: str) -> RunConfig:
         raise ConfigError(f"{source}: data.mean and data.std must be given together")
     if cfg.data.augment.hflip and cfg.data.dataset in ("digits", "mnist", "kmnist"):
         raise ConfigError(f"{source}: data.augment.hflip does not make sense for {cfg.data.dataset} (mirrored characters are other symbols; allowed: hflip = false)")
-    check_monitor(cfg, "regression" if cfg.data.dataset == "regression" else "classification" if cfg.data.dataset in BUILTIN_DATASETS else None, source)
+    task = "regression" if cfg.data.dataset == "regression" else "classification" if cfg.data.dataset in BUILTIN_DATASETS else None
+    check_monitor(cfg, task, source)
+    parse_target(cfg.train.target, task, f"{source}: train.target")
     if cfg.data.dataset == "regression" and cfg.model.name in ("cnn", "resnet"):
         raise ConfigError(f"{source}: model.name {cfg.model.name!r} needs image data (allowed for regression: mlp, regression)")
     return cfg
@@ -406,7 +411,8 @@ def parse_override(text: str) -> tuple[list[str], Any]:
             raise ConfigError(f"--set {text!r}: cannot parse value {value!r} (one TOML value expected)")
         parsed = doc["v"]
     except tomllib.TOMLDecodeError:
-        if any(c in value for c in "[]{}\"'=\n"):
+        # a comparison is a bare word too: --set train.target="val_accuracy >= 0.99" reaches us unquoted
+        if any(c in value.replace(">=", "").replace("<=", "") for c in "[]{}\"'=\n"):
             raise ConfigError(f"--set {text!r}: cannot parse value {value!r} (use TOML syntax: 0.1, true, \"text\", [1, 2])") from None
         parsed = value  # bare word, e.g. optim.name=sgd
     return parts, parsed

@@ -48,6 +48,7 @@ from core.runlog import RunLog, new_run_dir, summary
 from core.runtime import Runtime, build
 from core.schedule import Plateau, factor
 from core.state import TrainingState
+from core.target import Target, parse_target
 
 SYNC_EVERY = int(os.environ.get("TUI_TRAIN_SYNC_EVERY", "0") or 0)
 """Steps between two sync points of a run over several processes (0: train.log_every)."""
@@ -105,6 +106,8 @@ class _Prepared:
     """<run_dir>/checkpoints."""
     last_lr: float
     """The learning rate of the last optimizer step."""
+    target: Target | None = None
+    """train.target, parsed (None: the run has no target)."""
 
 
 class Trainer:
@@ -155,6 +158,8 @@ class Trainer:
         self._world_note = ""  # a resume with another world size says so once the run has started
         self._stop_agreed = False  # several ranks: a stop every rank saw at the same sync point
         self._wall0 = time.perf_counter()
+        self._wall_before = 0.0  # wall seconds of the run before this process (a resume's checkpoint)
+        self._target_hit: dict | None = None  # when train.target was reached: value, step, epoch, seconds
 
     # ------------------------------------------------------------------ public API
 
@@ -192,6 +197,7 @@ class Trainer:
         """
         if self._p is not None:
             return
+        self._wall0 = time.perf_counter()  # the run's wall clock (wall_seconds) counts loading the data and building too
         payload = self._load_resume_payload() if self.resume_from is not None else None
         if payload is not None and self.fork:
             self.parent = {"run_dir": str(ckpt.run_dir_of(self.resume_file)), "step": int(payload.get("step", 0))}
@@ -213,6 +219,7 @@ class Trainer:
             early.load_state_dict(payload)
             plateau.load_state_dict(payload["plateau"])
             clock.total = float(payload["train_seconds"])
+            self._wall_before = float(payload.get("wall_seconds", 0.0) or 0.0)
             if self.state.batch:  # mid-epoch: the epoch's train metrics go on
                 totals = EpochTotals.from_list(payload.get("epoch_acc", [0.0, 0.0, 0]))
             if self.fork:
@@ -239,7 +246,8 @@ class Trainer:
         parent = f"# parent: {self.parent['run_dir']} step {self.parent['step']}\n" if self.parent else ""
         log.open(parent + to_toml(cfg))
         self._p = _Prepared(rt=rt, plateau=plateau, early=early, clock=clock, good=LastGood(), totals=totals,
-                            interval=Interval(rt.task == "classification"), log=log, ckpt_dir=ckpt_dir, last_lr=0.0)
+                            interval=Interval(rt.task == "classification"), log=log, ckpt_dir=ckpt_dir, last_lr=0.0,
+                            target=parse_target(cfg.train.target, rt.task))
         self._p.last_lr = self.current_lr(max(0, self.state.step - 1))
 
     def run(self, stop_event: threading.Event | None = None, sink: Sink | None = None) -> dict:
@@ -251,7 +259,6 @@ class Trainer:
         self._stop = stop_event if stop_event is not None else threading.Event()
         if sink is not None:
             self._sink = sink
-        self._wall0 = time.perf_counter()
         try:
             self.prepare()
             self._emit(self._run_started())
@@ -472,6 +479,7 @@ class Trainer:
             seconds += time.perf_counter() - t
             st.last_val = val
         epoch = st.epoch
+        hit = self._target_reached({"train": train, "val": val}, epoch)
         st.epoch, st.batch = st.epoch + 1, 0
         is_best, patience_left = False, None
         value = p.early.value(val)
@@ -488,8 +496,49 @@ class Trainer:
             self._checkpoint("best")
         if cfg.checkpoint.every_epochs and st.epoch % cfg.checkpoint.every_epochs == 0:
             self._checkpoint("periodic")
+        if hit is not None:  # before early stopping: reaching the target is the better end
+            self._emit(E.RunNote(message=self._target_hit["note"], step=st.step))
+            raise _EndRun("completed", hit)
         if value is not None and p.early.should_stop(st.patience):
             raise _EndRun("early_stopped", f"{cfg.early_stopping.monitor} did not improve for {p.early.bad_epochs} epochs")
+
+    def _target_reached(self, metrics: dict[str, dict], epoch: int) -> str | None:
+        """The run's end reason when the metrics just produced (``{"train": ..., "val": ...}``, a
+        split empty when it was not evaluated) reach train.target for the first time; records when
+        (training seconds, as samples/s counts them, and wall seconds since the run started).
+        Several ranks: the metrics are the run's sums on every rank, and rank 0's verdict is the
+        one every rank takes (one small all-reduce per check)."""
+        p, st = self.p, self.state
+        target = p.target
+        if target is None or self._target_hit is not None or not metrics.get(target.split):
+            return None
+        value = target.reached(metrics[target.split])
+        if self.world.enabled:
+            mine = value if self.world.is_main and value is not None else None
+            flag, shared = self.world.all_sum([float(mine is not None), mine or 0.0])
+            value = shared if flag > 0 else None
+        if value is None:
+            return None
+        self._target_hit = hit = {"value": value, "step": st.step, "epoch": epoch, "train_seconds": p.clock.total,
+                                  "wall_seconds": self._wall()}
+        reason = f"target reached: {target.metric} {value:.4g} {target.op} {target.value:g}"
+        hit["note"] = (f"{reason} after {hit['train_seconds']:.1f} s of training ({hit['wall_seconds']:.1f} s wall), "
+                       f"epoch {epoch + 1}, step {st.step}")
+        return reason
+
+    def _target_summary(self) -> dict:
+        """summary.json's target, time_to_target and wall_to_target (null when there is no target or
+        it was not reached)."""
+        target = self._p.target if self._p is not None else None
+        hit = self._target_hit or {}
+        return {"target": None if target is None else {
+                    "expression": target.text, "metric": target.metric, "op": target.op, "value": target.value,
+                    "reached": bool(hit), "reached_value": hit.get("value"), "step": hit.get("step"), "epoch": hit.get("epoch")},
+                "time_to_target": hit.get("train_seconds"), "wall_to_target": hit.get("wall_seconds")}
+
+    def _wall(self) -> float:
+        """Wall seconds of the run so far (a resumed run's include those before its checkpoint)."""
+        return self._wall_before + time.perf_counter() - self._wall0
 
     # ------------------------------------------------------------------ commands
 
@@ -632,7 +681,7 @@ class Trainer:
         st, p = self.state, self.p
         training = {**st.state_dict(), **p.early.state_dict(), "plateau": p.plateau.state_dict(),
                     "world_size": self.world.world_size, **({"rank_rng": rank_rngs} if rank_rngs else {}),
-                    "train_seconds": p.clock.total, "train_samples": st.train_samples + p.interval.n,
+                    "train_seconds": p.clock.total, "wall_seconds": self._wall(), "train_samples": st.train_samples + p.interval.n,
                     "epoch_acc": [0.0, 0.0, 0] if st.batch == 0 else p.totals.with_pending(p.interval, p.rt.device)}
         return ckpt.build_payload(reason, model=p.rt.model, optimizer=p.rt.optimizer, config=to_dict(self.config),
                                   preset=self.preset, data=p.rt.data, training=training, device=p.rt.device)
@@ -684,6 +733,8 @@ class Trainer:
         if status in ("completed", "early_stopped") and st.batch > 0 and data.val_size:
             st.last_val, _ = self._evaluate("val", interruptible=False)
             self._emit(E.ValidationMetrics(step=st.step, epoch=st.epoch, metrics=st.last_val))
+            if self._target_reached({"val": st.last_val}, st.epoch):  # the run ends anyway: the summary says when
+                self._emit(E.RunNote(message=self._target_hit["note"], step=st.step))
         if status in ("early_stopped", "interrupted"):
             self._checkpoint("early_stop" if status == "early_stopped" else "interrupt")
         if cfg.checkpoint.save_last and status != "failed":
@@ -736,8 +787,8 @@ class Trainer:
         p = self._p
         return summary(status, reason, config=self.config, state=self.state, preset=self.preset, run_dir=self.run_dir,
                        device=p.rt.device if p else None, task=p.rt.task if p else None, early=p.early if p else None,
-                       test=test, wall_seconds=time.perf_counter() - self._wall0, train_seconds=p.clock.total if p else 0.0,
-                       world_size=self.world.world_size, parent=self.parent)
+                       test=test, wall_seconds=self._wall(), train_seconds=p.clock.total if p else 0.0,
+                       world_size=self.world.world_size, parent=self.parent, target=self._target_summary())
 
     def _ranks_agree(self) -> bool:
         """Several ranks at the end: every rank has the same step, epoch, live values and weights

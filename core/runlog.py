@@ -112,9 +112,10 @@ SUMMARY_TEST_KEYS = {"classification": ("loss", "accuracy", "precision", "recall
 
 def summary(status: str, reason: str, *, config, state, preset: str, run_dir: Path | None, device, task: str | None,
             early, test: dict, wall_seconds: float, train_seconds: float, world_size: int = 1,
-            parent: dict | None = None) -> dict:
+            parent: dict | None = None, target: dict | None = None) -> dict:
     """The content of summary.json (README: the run directory). ``early`` is the run's
-    core.early_stopping.EarlyStopping, or None when the run failed before it was built."""
+    core.early_stopping.EarlyStopping, or None when the run failed before it was built.
+    ``target``: the keys target, time_to_target and wall_to_target (all null when not given)."""
     keep = SUMMARY_TEST_KEYS["classification" if task == "classification" else "regression"]
     return {
         "status": status, "reason": reason, "preset": preset,
@@ -130,6 +131,7 @@ def summary(status: str, reason: str, *, config, state, preset: str, run_dir: Pa
         "hyperparameters": {"lr": config.optim.lr, "batch_size": config.data.batch_size, "optimizer": config.optim.name,
                             "schedule": config.schedule.name},
         "parent": dict(parent) if parent else None,
+        "target": None, "time_to_target": None, "wall_to_target": None, **(target or {}),
     }
 
 

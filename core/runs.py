@@ -21,7 +21,7 @@ PARENT_PREFIX = "# parent: "
 """How config.toml names a fork's parent (a comment: the config itself stays a plain preset)."""
 
 SORT_KEYS = ("started", "status", "preset", "duration", "epochs", "best", "test", "lr", "batch_size", "optimizer",
-             "schedule", "interventions", "parent", "name")
+             "schedule", "interventions", "parent", "name", "time_to_target")
 """Columns rows can be sorted by (`tui-train runs --sort KEY`)."""
 
 
@@ -61,6 +61,8 @@ class RunRow:
     """The step of the parent it started from."""
     world_size: int = 1
     """Processes that trained it."""
+    time_to_target: float | None = None
+    """Training seconds until train.target was reached (None: no target, not reached, or not finished)."""
 
     @property
     def test_metric(self) -> float | None:
@@ -176,7 +178,8 @@ def read_row(run_dir: Path, live: bool | None = None) -> RunRow:
                   epochs_planned=planned if isinstance(planned, int) else None, best=dict(best), test=dict(test),
                   hyperparameters=hp, interventions=int(summary.get("interventions") or 0), parent=parent,
                   parent_step=parent_step if isinstance(parent_step, int) else None,
-                  world_size=int(summary.get("world_size") or first.get("world_size") or 1))
+                  world_size=int(summary.get("world_size") or first.get("world_size") or 1),
+                  time_to_target=ttt if isinstance(ttt := summary.get("time_to_target"), int | float) else None)
 
 
 def _live_status(run_dir: Path) -> str:

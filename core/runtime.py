@@ -21,6 +21,7 @@ import torch.nn.functional as F
 
 from core.config import ConfigError, RunConfig, check_monitor
 from core.distributed import World
+from core.target import parse_target
 from core.threads import ThreadTuner, thread_candidates
 
 LossFn = Callable[..., torch.Tensor]
@@ -149,6 +150,7 @@ def check_task_fit(cfg: RunConfig, task: str) -> None:
     if task == "regression" and cfg.optim.loss == "cross_entropy":
         raise ConfigError("optim.loss 'cross_entropy' does not fit a regression dataset (allowed: mse, l1, huber)")
     check_monitor(cfg, task, "early_stopping.monitor")
+    parse_target(cfg.train.target, task)  # a user dataset's task is known only now
 
 
 def build(cfg: RunConfig, world: World | None = None) -> Runtime:
@@ -181,6 +183,10 @@ def build(cfg: RunConfig, world: World | None = None) -> Runtime:
     data = load_data_for(cfg, device)
     data.set_shard(world.rank, world.world_size)
     check_task_fit(cfg, data.task)
+    target = parse_target(cfg.train.target, data.task)
+    if target is not None and target.split == "val" and not data.val_size:
+        raise ConfigError(f"train.target {cfg.train.target!r}: this run has no validation split, so {target.metric} is never "
+                          "measured (allowed: a train_* target, or data.val_fraction > 0)")
     model = build_model_for(cfg, data, device)
     if cfg.train.channels_last and len(data.input_shape) == 3:
         model = model.to(memory_format=torch.channels_last)

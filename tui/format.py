@@ -68,6 +68,13 @@ def duration(seconds: object) -> str:
     return f"{h}:{m:02d}:{s:02d}" if h else f"{m}:{s:02d}"
 
 
+def seconds(value: object) -> str:
+    """A time a person compares (time to target): '0.9s', '42.3s', then 'm:ss'."""
+    if not is_finite(value) or float(value) < 0:
+        return DASH
+    return f"{float(value):.1f}s" if float(value) < 60 else duration(value)
+
+
 def rate(value: object) -> str:
     """Samples per second: 12345.6 -> '12.3k/s'."""
     if not is_finite(value):

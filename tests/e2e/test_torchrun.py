@@ -125,6 +125,15 @@ def test_two_ranks_report_the_whole_splits_and_agree(tmp_path):
     assert "Traceback" not in err
 
 
+def test_a_target_ends_every_rank_at_one_step_as_rank_0_decides(tmp_path):
+    code, out, err = finish(launch(tmp_path, "train.epochs=30", "train.target=val_accuracy >= 0.6"))
+    assert code == 0, (out[-2000:], err[-2000:])
+    s = summary(tmp_path)
+    assert s["status"] == "completed" and s["reason"].startswith("target reached: val_accuracy") and s["ranks_agree"] is True
+    assert s["epochs_completed"] < 30 and s["target"]["step"] == s["steps"] and 0 < s["time_to_target"] <= s["train_seconds"]
+    assert "Traceback" not in err
+
+
 def test_commands_from_the_endpoint_apply_on_every_rank_at_one_step(tmp_path):
     proc = launch(tmp_path, "train.epochs=400", "train.log_every=5")
     try:

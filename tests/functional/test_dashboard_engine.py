@@ -58,10 +58,10 @@ class Tee:
         return [e for e in list(self.events) if isinstance(e, kind)]
 
 
-def engine_app(tmp_path: Path):
+def engine_app(tmp_path: Path, *overrides: str):
     cfg = load_config("digits-mlp", overrides=[
         "train.epochs=2000", "train.log_every=5", "schedule.name=constant", "schedule.warmup_steps=0",
-        "train.device=cpu", "train.num_threads=1", "checkpoint.save_best=false"])
+        "train.device=cpu", "train.num_threads=1", "checkpoint.save_best=false", *overrides])
     tees: list[Tee] = []
 
     def factory(config, preset):
@@ -217,3 +217,16 @@ def badge_text(app) -> str:
 
 def describe(e) -> str:
     return f"{e.kind}: " + str(getattr(e, "message", getattr(e, "detail", getattr(e, "status", ""))))
+
+
+@run_async
+async def test_a_reached_target_ends_the_run_and_the_dashboard_shows_its_time(tmp_path):
+    app, tees = engine_app(tmp_path, "train.target=val_accuracy >= 0.8")
+    async with app.run_test(size=(80, 24)) as pilot:
+        await wait_for(pilot, lambda: app.status == "completed", timeout=60, what="the target")
+        await settle(pilot)
+        summary = tees[0].of(E.RunFinished)[0].summary
+        assert summary["reason"].startswith("target reached") and summary["epochs_completed"] < 2000
+        epoch = summary["target"]["epoch"] + 1
+        assert f"val_accuracy >= 0.8 in {summary['time_to_target']:.1f}s train" in screen_text(app)
+        assert f"wall, epoch {epoch}" in screen_text(app) and "FINISHED" in screen_text(app)

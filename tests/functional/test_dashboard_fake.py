@@ -406,3 +406,31 @@ async def test_several_viewers_pace_the_redraws_and_the_header_counts_them(tmp_p
         assert [p.min_interval for p in dash.plots] == base and PANEL_INTERVAL * dash.pace == PANEL_INTERVAL
         await pilot.press("space")  # keys are not paced
         await wait_for(pilot, lambda: fakes[0].commands[-1:] == [C.Pause()])
+
+
+@run_async
+async def test_the_time_to_target_is_shown_when_the_run_ends(tmp_path):
+    app, fakes = fake_app(tmp_path)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await started(pilot, fakes)
+        target = {"expression": "val_accuracy >= 0.99", "metric": "val_accuracy", "op": ">=", "value": 0.99,
+                  "reached": True, "reached_value": 0.991, "step": 340, "epoch": 3}
+        fakes[0].emit(E.RunFinished(status="completed", run_dir="runs/fake-run", summary={
+            "status": "completed", "reason": "target reached: val_accuracy 0.991 >= 0.99", "target": target,
+            "time_to_target": 12.34, "wall_to_target": 15.6}))
+        await wait_for(pilot, lambda: app.status == "completed")
+        await settle(pilot)
+        assert "val_accuracy >= 0.99 in 12.3s train / 15.6s wall, epoch 4" in screen_text(app)
+
+
+@run_async
+async def test_a_target_not_reached_says_so(tmp_path):
+    app, fakes = fake_app(tmp_path)
+    async with app.run_test(size=SIZE) as pilot:
+        await started(pilot, fakes)
+        target = {"expression": "val_loss <= 0.01", "reached": False}
+        fakes[0].emit(E.RunFinished(status="completed", run_dir="runs/fake-run", summary={
+            "status": "completed", "target": target, "time_to_target": None, "wall_to_target": None}))
+        await wait_for(pilot, lambda: app.status == "completed")
+        await settle(pilot)
+        assert "val_loss <= 0.01: not reached" in screen_text(app)

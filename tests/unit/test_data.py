@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import importlib.util
 import textwrap
 from pathlib import Path
 
@@ -9,7 +11,7 @@ import pytest
 import torch
 
 from core.config import AugmentConfig, ConfigError, DataConfig
-from core.data import DataError, epoch_order, load_data
+from core.data import DataError, epoch_order, load_data, load_digits_arrays
 
 CPU = torch.device("cpu")
 AUG = AugmentConfig(rotation=15.0, translate=0.1, crop_padding=2)
@@ -27,6 +29,29 @@ def _write(tmp_path: Path, name: str, body: str) -> Path:
 
 
 # --------------------------------------------------------------------------- digits
+
+DIGITS_SHA256 = {"pixels": "8f26b2bd9d135c256808f68f14fdabddde6d9c7f869ae419704b051f0f14b3b3",
+                 "labels": "8ba4f891220f5e4c9c819638d1602d74b83618f167043c6da52a2a247841ddf0"}
+"""SHA-256 of the shipped arrays' bytes, as written from scikit-learn 1.9.1's load_digits() (issue 14)."""
+
+
+def test_shipped_digits_are_the_uci_digits_byte_for_byte():
+    pixels, labels = load_digits_arrays()
+    assert pixels.shape == (1797, 64) and labels.shape == (1797,) and pixels.dtype == labels.dtype == torch.uint8
+    assert hashlib.sha256(pixels.numpy().tobytes()).hexdigest() == DIGITS_SHA256["pixels"]
+    assert hashlib.sha256(labels.numpy().tobytes()).hexdigest() == DIGITS_SHA256["labels"]
+    assert int(pixels.max()) == 16 and int(labels.max()) == 9
+    assert torch.bincount(labels.long()).tolist() == [178, 182, 177, 183, 181, 182, 181, 179, 174, 180]
+
+
+@pytest.mark.skipif(importlib.util.find_spec("sklearn") is None, reason="scikit-learn is not installed (not a dependency)")
+def test_shipped_digits_equal_scikit_learns_copy():
+    from sklearn.datasets import load_digits
+
+    d = load_digits()
+    pixels, labels = load_digits_arrays()
+    assert (pixels.numpy() == d.data).all() and (labels.numpy() == d.target).all()
+
 
 def test_digits_shapes_and_split_sizes():
     d = load_data(DataConfig(dataset="digits"), CPU, seed=0)

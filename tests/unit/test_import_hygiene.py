@@ -70,3 +70,23 @@ def test_the_static_check_catches_nested_and_dynamic_imports():
     src = "def f():\n    from textual.app import App\nimport importlib\nimportlib.import_module('tui.app')\n"
     names = [n for _, n in _imports(ast.parse(src))]
     assert "textual.app" in names and "tui.app" in names
+
+
+NOT_DEPENDENCIES = ("sklearn", "scipy", "pandas")
+"""Not in pyproject's dependencies (issue 14: the digits ship with the package): nothing imports them."""
+
+
+@pytest.mark.parametrize("folder", ["core", "tui", "bench"])
+def test_no_source_imports_a_module_that_is_not_a_dependency(folder):
+    bad = [(str(p.relative_to(REPO)), line, name) for p in sorted((REPO / folder).rglob("*.py"))
+           for line, name in _imports(ast.parse(p.read_text(encoding="utf-8"))) if _root(name) in NOT_DEPENDENCIES]
+    assert not bad, f"imports of modules tui-train does not depend on: {bad}"
+
+
+def test_loading_the_default_data_imports_no_scikit_learn():
+    code = ("import sys, torch\nfrom core.config import DataConfig\nfrom core.data import load_data\n"
+            "load_data(DataConfig(dataset='digits'), torch.device('cpu'), seed=0)\n"
+            f"print(sorted(n for n in sys.modules if n.split('.')[0] in {NOT_DEPENDENCIES!r}))\n")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, cwd=REPO)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip().splitlines()[-1] == "[]"

@@ -127,7 +127,7 @@ class DashboardScreen(Screen):
             E.RunWarning: E.ignore,
             E.RunNote: E.ignore,
             E.RunError: E.ignore,
-            E.RunFinished: lambda ev: self._set_status(ev.status),
+            E.RunFinished: self._on_finished,
             E.RunFailed: self._on_failed,
         }, "DashboardScreen")
 
@@ -257,6 +257,10 @@ class DashboardScreen(Screen):
         if is_finite(ev.hyperparameters.get("lr")):
             self.base_lr = float(ev.hyperparameters["lr"])
         self._panel.set_all(ev.hyperparameters, ev.live)
+
+    def _on_finished(self, ev: E.RunFinished) -> None:
+        self._set_status(ev.status)
+        self._progress.set_target(ev.summary)  # time to target, when the run had one
 
     def _on_failed(self, ev: E.RunFailed) -> None:
         self._set_status("failed")

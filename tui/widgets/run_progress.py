@@ -45,6 +45,8 @@ class RunProgress(Widget):
         """Final test metrics, once reported."""
         self.run_task = "classification"
         """'classification' or 'regression'."""
+        self.target: str | None = None
+        """How the run's train.target ended ('target reached in 0.9s train / 2.3s wall, epoch 4'), from RunFinished's summary."""
 
     def set_plan(self, epochs: int, total_steps: int, start_step: int = 0, start_epoch: int = 0, task: str = "classification") -> None:
         """From RunStarted."""
@@ -70,6 +72,20 @@ class RunProgress(Widget):
         self.test = dict(metrics)
         self.refresh()
 
+    def set_target(self, summary: dict) -> None:
+        """From RunFinished: the target's outcome (time to target, training and wall), shown on the epoch line."""
+        target = summary.get("target")
+        if not isinstance(target, dict):
+            return
+        if target.get("reached"):
+            epoch = target.get("epoch")
+            where = f", epoch {epoch + 1}" if isinstance(epoch, int) else ""
+            self.target = (f"{target.get('expression', 'target')} in {fmt.seconds(summary.get('time_to_target'))} train"
+                           f" / {fmt.seconds(summary.get('wall_to_target'))} wall{where}")
+        else:
+            self.target = f"{target.get('expression', 'target')}: not reached"
+        self.refresh()
+
     @property
     def eta(self) -> float | None:
         """Seconds left at the recent training speed (engine time, so pauses do not count)."""
@@ -78,7 +94,7 @@ class RunProgress(Widget):
             return None
         return max(0.0, (self.total_steps - self.step) * self.elapsed / done)
 
-    def _bar_line(self, label: str, fraction: float, right: str) -> Table:
+    def _bar_line(self, label: str, fraction: float, right: str | Text) -> Table:
         grid = Table.grid(expand=True, padding=(0, 1))
         grid.add_column(width=len(label), no_wrap=True)
         grid.add_column(ratio=1)
@@ -98,7 +114,8 @@ class RunProgress(Widget):
         table = Table.grid(expand=True)
         table.add_column(ratio=1)
         width = max(len(epoch_label), len(f"step {self.step}/{total}"))
-        table.add_row(self._bar_line(epoch_label.ljust(width), self.epoch_progress, f"{self.epoch_progress * 100:3.0f}%"))
+        epoch_right = f"{self.epoch_progress * 100:3.0f}%" if self.target is None else Text(self.target, style="bold")
+        table.add_row(self._bar_line(epoch_label.ljust(width), self.epoch_progress, epoch_right))
         table.add_row(self._bar_line(f"step {self.step}/{total}".ljust(width), run_frac, right))
         return table  # fixed height (app.tcss): a repaint, never a layout pass
 
