@@ -27,6 +27,7 @@ class EventLog(RichLog):
             E.EpochMetrics: self._epoch,
             E.ValidationMetrics: lambda ev: self.say("validation: " + self._metrics_text(ev.metrics), ev.step),
             E.TestMetrics: lambda ev: self.say("test: " + self._metrics_text(ev.metrics), None, "bold"),
+            E.ConfusionMatrix: E.ignore,  # the c screen shows it
             E.CheckpointSaved: lambda ev: self.say(f"checkpoint ({ev.reason}): {ev.path}", ev.step, "green"),
             E.CommandApplied: lambda ev: self.say(f"{ev.command}: {ev.detail}", ev.step),
             E.CommandRejected: lambda ev: self.say(f"{ev.command} rejected: {ev.reason}", ev.step, "yellow"),
