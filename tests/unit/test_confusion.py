@@ -12,8 +12,8 @@ import torch
 from rich.color import Color
 
 from core import events as E
-from core.config import AugmentConfig
 from core import protocol as P
+from core.config import AugmentConfig
 from core.data import TensorData
 from core.evaluation import evaluate
 from core.history import read_history
@@ -68,7 +68,7 @@ def test_evaluate_picks_the_mistakes_from_its_own_pass_bounded():
     collector = MistakeCollector(data.input_shape, data.mean, data.std)
     metrics, cm = evaluate(AlwaysZero(), data, lambda out, t, r: torch.nn.functional.cross_entropy(out, t, reduction=r),
                            "val", 16, torch.device("cpu"), mistakes=collector)
-    assert cm == [[50, 0], [50, 0]]
+    assert cm == [[50, 0], [50, 0]] and metrics["accuracy"] == 0.5
     payload = collector.payload()
     assert len(payload) == E.MAX_MISTAKES  # 50 wrong, 32 kept
     assert [m["index"] for m in payload] == list(range(1, 64, 2))  # the first odd ones: every class-1 sample is wrong

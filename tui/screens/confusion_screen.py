@@ -30,7 +30,7 @@ class ConfusionScreen(Screen[None]):
     DEFAULT_CSS = """
     ConfusionScreen { layout: vertical; }
     #confusion-info { height: 1; padding: 0 1; background: $panel; }
-    #confusion-grid-box { height: 1fr; min-height: 5; border: round $panel-lighten-2; }
+    #confusion-grid-box { height: auto; max-height: 60%; min-height: 5; border: round $panel-lighten-2; }
     #confusion-gallery-box { height: 1fr; min-height: 5; border: round $panel-lighten-2; }
     #confusion-grid-box:focus, #confusion-gallery-box:focus { border: round $accent; }
     """
@@ -39,7 +39,7 @@ class ConfusionScreen(Screen[None]):
         super().__init__()
         self.event = event
         """The ConfusionMatrix shown (None: none yet)."""
-        self.task = task
+        self.run_task = task
         """The run's task (a regression run has no matrix)."""
 
     def compose(self) -> ComposeResult:
@@ -63,16 +63,16 @@ class ConfusionScreen(Screen[None]):
         gallery = self.query_one(MistakeGallery)
         info = self.query_one("#confusion-info", Static)
         if event is None:
-            grid.show((), note=NOT_CLASSIFICATION if self.task != "classification" else NO_VALIDATION)
+            grid.show((), note=NOT_CLASSIFICATION if self.run_task != "classification" else NO_VALIDATION)
             gallery.show((), ())
             info.update(Text("confusion matrix", no_wrap=True, overflow="ellipsis"))
             return
         total = sum(sum(row) for row in event.confusion)
         right = sum(row[i] for i, row in enumerate(event.confusion) if i < len(row))
         accuracy = f" · accuracy {right / total:.2%} of {total:,}" if total else ""
-        scroll = " · scroll: tab, arrows" if event.num_classes > 20 else ""
         info.update(Text(f"validation at step {event.step} (epoch {event.epoch + 1}) · {event.num_classes} classes"
-                         f"{accuracy} · {len(event.mistakes)} mistakes shown{scroll}", no_wrap=True, overflow="ellipsis"))
+                         f"{accuracy} · {len(event.mistakes)} mistakes shown", no_wrap=True, overflow="ellipsis"))
+        self.query_one("#confusion-grid-box").border_subtitle = "arrows scroll · tab: gallery" if event.num_classes > 12 else ""
         grid.show(event.confusion, event.classes,
                   note=f"{event.num_classes} classes: over {E.MAX_CONFUSION_CLASSES}, the matrix is not sent")
         gallery.show(event.mistakes, event.classes)

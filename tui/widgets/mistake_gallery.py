@@ -95,16 +95,16 @@ class MistakeGallery(Widget):
         super().__init__(**kwargs)
         self.mistakes: tuple = ()
         """The samples shown (ConfusionMatrix.mistakes)."""
-        self.classes: tuple = ()
+        self.class_names: tuple = ()
         """The run's class names (may be empty)."""
 
     def show(self, mistakes: tuple, classes: tuple) -> None:
         """Draw these samples."""
-        self.mistakes, self.classes = tuple(mistakes), tuple(classes)
+        self.mistakes, self.class_names = tuple(mistakes), tuple(classes)
         self.refresh(layout=True)
 
     def render(self) -> Text:
-        return gallery_text(self.mistakes, self.classes, max(1, self.size.width))
+        return gallery_text(self.mistakes, self.class_names, max(1, self.size.width))
 
     def get_content_height(self, container, viewport, width: int) -> int:
-        return len(gallery_text(self.mistakes, self.classes, max(1, width)).split("\n"))
+        return len(gallery_text(self.mistakes, self.class_names, max(1, width)).split("\n"))

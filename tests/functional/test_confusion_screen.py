@@ -1,0 +1,82 @@
+"""c on the dashboard: the confusion matrix and the mistakes, on a scripted fake trainer."""
+
+from __future__ import annotations
+
+from core import events as E
+from tests.functional.helpers import fake_app, run_async, screen_text, settle, wait_for
+from tui.halfblock import UPPER_HALF
+from tui.screens.confusion_screen import NO_VALIDATION, ConfusionScreen
+from tui.screens.dashboard_screen import DashboardScreen
+from tui.widgets.confusion_grid import ConfusionGrid
+from tui.widgets.mistake_gallery import MistakeGallery
+
+
+async def started(pilot, fakes):
+    await wait_for(pilot, lambda: fakes and fakes[0].started.is_set() and pilot.app.status == "running", what="run start")
+
+
+def grid_text(app) -> str:
+    return str(app.screen.query_one(ConfusionGrid).render())
+
+
+def gallery_plain(app) -> str:
+    gallery = app.screen.query_one(MistakeGallery)
+    return gallery.render().plain
+
+
+@run_async
+async def test_c_opens_the_grid_and_the_gallery_follows_the_run_and_escape_closes(tmp_path):
+    app, fakes = fake_app(tmp_path)
+    async with app.run_test(size=(100, 40)) as pilot:
+        await started(pilot, fakes)
+        await pilot.press("c")  # no validation yet: the screen says so
+        await wait_for(pilot, lambda: isinstance(app.screen, ConfusionScreen), what="confusion screen")
+        assert NO_VALIDATION in grid_text(app)
+        await pilot.press("escape")
+        await wait_for(pilot, lambda: isinstance(app.screen, DashboardScreen), what="back to the dashboard")
+
+        await pilot.press("v")  # the fake validates as the engine does: its matrix, then its metrics
+        await wait_for(pilot, lambda: app.dashboard.confusion is not None, what="the confusion matrix")
+        await pilot.press("c")
+        await wait_for(pilot, lambda: isinstance(app.screen, ConfusionScreen), what="confusion screen")
+        await settle(pilot)
+        grid = grid_text(app)
+        assert "even" in grid and "odd" in grid and "93" in grid and "93.0%" in grid and "recall" in grid
+        assert "even → odd" in gallery_plain(app) and UPPER_HALF in gallery_plain(app)
+        text = screen_text(app)
+        assert "confusion matrix" in text and "accuracy 93.00% of 200" in text and "1 mistakes shown" in text
+
+        # a new validation while the screen is open redraws it
+        fakes[0].emit(E.ConfusionMatrix(step=99, epoch=3, num_classes=2, confusion=((50, 50), (0, 100)),
+                                        classes=("even", "odd")))
+        await wait_for(pilot, lambda: "50.0%" in grid_text(app), what="the new matrix")
+        assert "no misclassified samples" in gallery_plain(app)
+        assert "validation at step 99 (epoch 4)" in screen_text(app)
+
+        await pilot.press("escape")
+        await wait_for(pilot, lambda: isinstance(app.screen, DashboardScreen), what="back to the dashboard")
+        fakes[0].finish()
+
+
+@run_async
+async def test_a_hundred_classes_render_in_80x24_and_scroll(tmp_path):
+    app, fakes = fake_app(tmp_path)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await started(pilot, fakes)
+        n = 100
+        fakes[0].emit(E.ConfusionMatrix(step=5, epoch=0, num_classes=n,
+                                        confusion=tuple(tuple(9 if i == j else 1 for j in range(n)) for i in range(n)),
+                                        classes=tuple(f"class-{i}" for i in range(n))))
+        await wait_for(pilot, lambda: app.dashboard.confusion is not None, what="the confusion matrix")
+        await pilot.press("c")
+        await wait_for(pilot, lambda: isinstance(app.screen, ConfusionScreen), what="confusion screen")
+        await settle(pilot)
+        box = app.screen.query_one("#confusion-grid-box")
+        assert box.max_scroll_x > 0 and box.max_scroll_y > 0  # wider and taller than the screen: it scrolls
+        assert "class-0" in screen_text(app) and "arrows scroll" in screen_text(app)
+        await pilot.press("right", "down")
+        await settle(pilot)
+        assert box.scroll_x > 0 and box.scroll_y > 0  # the grid has the focus: arrows scroll it
+        await pilot.press("escape")
+        await wait_for(pilot, lambda: isinstance(app.screen, DashboardScreen), what="back to the dashboard")
+        fakes[0].finish()
