@@ -34,7 +34,11 @@ Limits
     for a line from the trainer, the newline excluded. A reader never buffers more than the limit
     plus 2 bytes (the line and its ``\\r\\n``) waiting for a newline: a longer line is over the limit.
     A str argument of a command is at most :data:`MAX_ARG_CHARS` characters, without control
-    characters.
+    characters. A ``ConfusionMatrix`` event is checked as a whole: a square matrix of counts of
+    at most ``MAX_CONFUSION_CLASSES`` classes, as many short printable class names (or none), at
+    most ``MAX_MISTAKES`` samples whose class indices lie below ``num_classes``, each an image of
+    at most ``MAX_IMAGE_SIDE`` a side with 1 or 3 channels whose base64 pixels decode to exactly
+    its size, or at most ``MAX_FEATURES`` numbers (the limits are :mod:`core.events`').
 
 What a bad message gets (the endpoint's contract; :attr:`ProtocolError.fatal` tells which case)
     - A line over the limit, or a wrong or missing version: an ``error`` reply, then the connection

@@ -30,7 +30,7 @@ METRIC_EVENTS = (E.StepMetrics, E.EpochMetrics, E.ValidationMetrics, E.TestMetri
 
 MISTAKES_NAME = "mistakes.json"
 """The latest validation's misclassified samples (``{"seq": ..., "step": ..., "mistakes": [...]}``,
-replaced atomically at each validation: bounded, ~35 KB at most). The ConfusionMatrix lines of
+replaced atomically at each validation: bounded, at most ~100 KB). The ConfusionMatrix lines of
 metrics.jsonl and epochs.jsonl keep the matrix but not the mistakes, so those files do not grow
 by a gallery per epoch; :func:`core.history.read_history` puts them back on the latest one."""
 
