@@ -76,7 +76,9 @@ DASHBOARD_KEYS: tuple[KeyAction, ...] = (
               "Roll back", "Restore the last good weights and halve the LR", needs_run=True, show=False),
     KeyAction("c", "confusion", "Confusion", "the latest validation's confusion matrix (counts, recall) and the "
               "misclassified samples drawn in the terminal (classification)", "Confusion matrix and mistakes",
-              "Confusion matrix and misclassified samples"),
+              "Confusion matrix and misclassified samples",
+              # not in the footer: an 80-column footer of a live run is full; the event log names c at each validation
+              show=False),
     KeyAction("t", "toggle_details", "Log/Table",
               "switch the lower panel between the event log and the epoch table (small terminals)",
               "Toggle log / epoch table", "Small terminals: switch the lower panel", show=False),

@@ -8,6 +8,7 @@ from tui.halfblock import UPPER_HALF
 from tui.screens.confusion_screen import NO_VALIDATION, ConfusionScreen
 from tui.screens.dashboard_screen import DashboardScreen
 from tui.widgets.confusion_grid import ConfusionGrid
+from tui.widgets.event_log import EventLog
 from tui.widgets.mistake_gallery import MistakeGallery
 
 
@@ -37,6 +38,9 @@ async def test_c_opens_the_grid_and_the_gallery_follows_the_run_and_escape_close
 
         await pilot.press("v")  # the fake validates as the engine does: its matrix, then its metrics
         await wait_for(pilot, lambda: app.dashboard.confusion is not None, what="the confusion matrix")
+        await settle(pilot)
+        log = "\n".join(app.dashboard.query_one(EventLog).lines_text)
+        assert "confusion matrix: lowest recall even 93.00% · c shows it and 1 mistakes" in log  # c is named (not in the footer)
         await pilot.press("c")
         await wait_for(pilot, lambda: isinstance(app.screen, ConfusionScreen), what="confusion screen")
         await settle(pilot)
