@@ -84,3 +84,44 @@ async def test_a_hundred_classes_render_in_80x24_and_scroll(tmp_path):
         await pilot.press("escape")
         await wait_for(pilot, lambda: isinstance(app.screen, DashboardScreen), what="back to the dashboard")
         fakes[0].finish()
+
+
+@run_async
+async def test_a_replayed_run_shows_its_latest_matrix_and_mistakes_from_its_files(tmp_path):
+    from core.runlog import RunLog
+    from tests.functional.test_runs_screen import cursor_to, on_runs, runs_app
+    from tui.screens.runs_screen import ReplayDashboard
+
+    run_dir = tmp_path / "runs" / "20260101-000000-digits"
+    run_dir.mkdir(parents=True)
+    log = RunLog(run_dir)
+    log.open("")
+    log.write(E.RunStarted(run_dir=str(run_dir), preset="digits", device="cpu", task="classification", epochs=2,
+                           steps_per_epoch=10, total_steps=20, train_size=320, val_size=40, test_size=40, num_params=10,
+                           model="mlp"))
+    stroke = "AP//AAD//wAA//8AAP//AA=="  # 4x4: a vertical bar
+    for epoch, wrong in ((0, 3), (1, 1)):
+        log.write(E.ConfusionMatrix(step=10 * (epoch + 1), epoch=epoch, num_classes=2, confusion=((20 - wrong, wrong), (0, 20)),
+                                    classes=("left", "right"),
+                                    mistakes=({"index": 7, "true": 0, "pred": 1, "height": 4, "width": 4, "channels": 1,
+                                               "pixels": stroke},) * wrong))
+    summary = {"status": "completed", "reason": "all epochs done", "preset": "digits", "steps": 20}
+    log.write(E.StatusChanged(status="completed", reason="all epochs done", step=20, cause="end"))
+    log.write(E.RunFinished(status="completed", summary=summary, run_dir=str(run_dir)))
+    log.close()
+    log.write_summary(summary)
+
+    app = runs_app(tmp_path / "runs")
+    async with app.run_test(size=(100, 40)) as pilot:
+        screen = await on_runs(pilot)
+        cursor_to(screen, run_dir)
+        await pilot.press("enter")
+        await wait_for(pilot, lambda: isinstance(app.screen, ReplayDashboard) and app.dashboard.confusion is not None
+                       and app.dashboard.confusion.step == 20, what="the replay's latest matrix")
+        await pilot.press("c")
+        await wait_for(pilot, lambda: isinstance(app.screen, ConfusionScreen), what="confusion screen")
+        await settle(pilot)
+        assert "95.0%" in grid_text(app) and "left" in grid_text(app)  # the second validation's: 19 of 20
+        assert gallery_plain(app).count("left → right") == 1 and UPPER_HALF in gallery_plain(app)  # from mistakes.json
+        await pilot.press("escape")
+        await wait_for(pilot, lambda: isinstance(app.screen, ReplayDashboard), what="back to the replay")
