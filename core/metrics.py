@@ -135,9 +135,11 @@ class MistakeCollector:
         wrong = (pred != target).nonzero().flatten()[: self.limit - len(self._kept)].tolist()
         if not wrong:
             return
-        xs = x[wrong].detach().float().cpu()
+        idx = torch.tensor(wrong, device=target.device)
+        xs = x[idx].detach().float().cpu()
+        trues, preds = target[idx].tolist(), pred[idx].tolist()  # one copy each, not one sync per sample
         for k, i in enumerate(wrong):
-            self._kept.append((start + i, int(target[i]), int(pred[i]), xs[k]))
+            self._kept.append((start + i, int(trues[k]), int(preds[k]), xs[k]))
 
     def is_image(self) -> bool:
         """The samples are images (C, H, W with 1 to 4 channels)."""

@@ -5,7 +5,7 @@ from __future__ import annotations
 from core import events as E
 from tests.functional.helpers import fake_app, run_async, screen_text, settle, wait_for
 from tui.halfblock import UPPER_HALF
-from tui.screens.confusion_screen import NO_VALIDATION, ConfusionScreen
+from tui.screens.confusion_screen import NO_VALIDATION, NOT_CLASSIFICATION, ConfusionScreen
 from tui.screens.dashboard_screen import DashboardScreen
 from tui.widgets.confusion_grid import ConfusionGrid
 from tui.widgets.event_log import EventLog
@@ -125,3 +125,18 @@ async def test_a_replayed_run_shows_its_latest_matrix_and_mistakes_from_its_file
         assert gallery_plain(app).count("left → right") == 1 and UPPER_HALF in gallery_plain(app)  # from mistakes.json
         await pilot.press("escape")
         await wait_for(pilot, lambda: isinstance(app.screen, ReplayDashboard), what="back to the replay")
+
+
+@run_async
+async def test_a_regression_run_says_it_has_no_matrix(tmp_path):
+    app, fakes = fake_app(tmp_path, task="regression")
+    async with app.run_test(size=(80, 24)) as pilot:
+        await started(pilot, fakes)
+        await pilot.press("v")  # a regression validation sends no ConfusionMatrix
+        await wait_for(pilot, lambda: "validation:" in "\n".join(app.dashboard.query_one(EventLog).lines_text), what="validation")
+        await pilot.press("c")
+        await wait_for(pilot, lambda: isinstance(app.screen, ConfusionScreen), what="confusion screen")
+        assert NOT_CLASSIFICATION in grid_text(app) and app.dashboard.confusion is None
+        await pilot.press("escape")
+        await wait_for(pilot, lambda: isinstance(app.screen, DashboardScreen), what="back to the dashboard")
+        fakes[0].finish()
