@@ -182,7 +182,7 @@ class ConfusionMatrix(Event):
     """Class names, index order (empty when the dataset has none, or above the class limit)."""
     mistakes: tuple = ()
     """At most :data:`MAX_MISTAKES` misclassified samples, the first ones of the pass, each a dict:
-    ``index`` (position in the split), ``true``, ``pred`` (class indices) and either an image
+    ``index`` (position in the split; with several ranks, in rank 0's share), ``true``, ``pred`` (class indices) and either an image
     (``height``, ``width`` <= :data:`MAX_IMAGE_SIDE`, ``channels`` 1 or 3, ``pixels``: base64 of
     uint8 row-major height x width x channels) or ``features`` (the first :data:`MAX_FEATURES`
     values, unnormalised) for a dataset that is not images."""

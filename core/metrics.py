@@ -7,9 +7,12 @@ Regression: loss, MSE, MAE, R².
 
 from __future__ import annotations
 
+import base64
 import math
 
 import torch
+
+from core import events as E
 
 
 class ClassificationAccumulator:
@@ -109,16 +112,14 @@ class MistakeCollector:
     plain data (see :class:`core.events.ConfusionMatrix`)."""
 
     def __init__(self, input_shape: tuple[int, ...], mean: list[float], std: list[float], limit: int | None = None):
-        from core.events import MAX_MISTAKES
-
         self.input_shape = tuple(input_shape)
         """A sample's shape (C, H, W for images)."""
         self.mean, self.std = list(mean), list(std)
         """The normalisation to undo (empty: none)."""
-        self.limit = MAX_MISTAKES if limit is None else min(limit, MAX_MISTAKES)
+        self.limit = E.MAX_MISTAKES if limit is None else min(limit, E.MAX_MISTAKES)
         """At most this many are kept."""
         self.seen = 0
-        """Samples passed so far (a mistake's index in the split)."""
+        """Samples passed so far (a mistake's index: its position in the split, or in this rank's share of it)."""
         self._kept: list[tuple[int, int, int, torch.Tensor]] = []
 
     @property
@@ -147,10 +148,6 @@ class MistakeCollector:
 
     def payload(self) -> tuple[dict, ...]:
         """The kept mistakes as plain dicts: downsampled uint8 images in base64, or feature values."""
-        import base64
-
-        from core.events import MAX_FEATURES, MAX_IMAGE_SIDE
-
         out = []
         for index, true, pred, x in self._kept:
             item: dict = {"index": index, "true": true, "pred": pred}
@@ -158,11 +155,11 @@ class MistakeCollector:
                 shape = (-1,) + (1,) * (x.dim() - 1)
                 x = x * torch.tensor(self.std).view(shape) + torch.tensor(self.mean).view(shape)
             if self.is_image():
-                img = to_uint8_image(x, MAX_IMAGE_SIDE)
+                img = to_uint8_image(x, E.MAX_IMAGE_SIDE)
                 h, w, c = img.shape
                 item.update(height=h, width=w, channels=c, pixels=base64.b64encode(img.numpy().tobytes()).decode("ascii"))
             else:
-                values = x.flatten()[:MAX_FEATURES].double()
+                values = x.flatten()[:E.MAX_FEATURES].double()
                 item["features"] = [float(f"{v:.5g}") if math.isfinite(v) else 0.0 for v in values.tolist()]
             out.append(item)
         return tuple(out)
@@ -190,8 +187,6 @@ def confusion_event(step: int, epoch: int, confusion: list[list[int]], class_nam
     """The :class:`core.events.ConfusionMatrix` of one validation: above
     :data:`core.events.MAX_CONFUSION_CLASSES` classes the matrix and names are left out (the
     mistakes stay); names are sent only when there is one per class."""
-    from core import events as E
-
     n = len(confusion)
     small = n <= E.MAX_CONFUSION_CLASSES
     names = tuple(_short_name(c) for c in class_names) if small and len(class_names) == n else ()
