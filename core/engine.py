@@ -44,6 +44,7 @@ from core.errors import first_line
 from core.evaluation import Interrupted, evaluate
 from core.guard import LastGood, nonfinite_message, weights_finite
 from core.meters import EpochTotals, Interval, Stopwatch
+from core.metrics import MistakeCollector, confusion_event
 from core.runlog import RunLog, new_run_dir, summary
 from core.runtime import Runtime, build
 from core.schedule import Plateau, factor
@@ -646,12 +647,20 @@ class Trainer:
         cfg, rt = self.config, self.p.rt
         # several ranks evaluate their shards to the end and sum (a rank leaving early would hang the others)
         stop = self._stop if interruptible and split != "test" and not self.world.enabled else None
+        data = rt.data
+        # mistakes: rank 0's shard only (the other ranks emit nothing), from the pass itself
+        collect = split == "val" and data.task == "classification" and self.world.is_main
+        mistakes = MistakeCollector(data.input_shape, data.mean, data.std) if collect else None
         try:
-            return evaluate(rt.model, rt.data, rt.loss_fn, split, cfg.data.eval_batch_size, rt.device, forward=rt.eval_forward,
-                            autocast=rt.autocast, channels_last=cfg.train.channels_last, stop=stop,
-                            world=self.world if self.world.enabled else None)
+            metrics, confusion = evaluate(rt.model, data, rt.loss_fn, split, cfg.data.eval_batch_size, rt.device,
+                                          forward=rt.eval_forward, autocast=rt.autocast,
+                                          channels_last=cfg.train.channels_last, stop=stop,
+                                          world=self.world if self.world.enabled else None, mistakes=mistakes)
         except Interrupted:
             raise _EndRun("interrupted", "stop requested during validation") from None
+        if mistakes is not None and confusion:
+            self._emit(confusion_event(self.state.step, self.state.epoch, confusion, data.class_names, mistakes.payload()))
+        return metrics, confusion
 
     # ------------------------------------------------------------------ checkpoints
 

@@ -19,7 +19,7 @@ class Interrupted(Exception):
 
 def evaluate(model: torch.nn.Module, data, loss_fn, split: str, batch_size: int, device: torch.device, *,
              forward=None, autocast=contextlib.nullcontext, channels_last: bool = False,
-             stop: threading.Event | None = None, world=None) -> tuple[dict, list]:
+             stop: threading.Event | None = None, world=None, mistakes=None) -> tuple[dict, list]:
     """(metrics, confusion matrix rows) of ``model`` on ``data``'s 'val' or 'test' split ({} and
     [] when it is empty). ``forward`` is what to call (the compiled model; default ``model``).
 
@@ -30,6 +30,9 @@ def evaluate(model: torch.nn.Module, data, loss_fn, split: str, batch_size: int,
     With ``world`` (core.distributed.World of several ranks), ``data`` gives this rank's shard
     and the sums (confusion matrix, loss, counts) are added over the ranks before the metrics
     are computed: the metrics of the whole split, never an average of averages.
+
+    With ``mistakes`` (a core.metrics.MistakeCollector, classification) every evaluated batch is
+    shown to it too: the misclassified samples come from this pass, not from another one.
     """
     if (data.val_size if split == "val" else data.test_size) == 0:  # the whole split's size: the same on every rank
         return {}, []
@@ -48,6 +51,8 @@ def evaluate(model: torch.nn.Module, data, loss_fn, split: str, batch_size: int,
                     out = forward(x)
                 out = out.float()
                 acc.update(out, y, loss_fn(out, y, "sum"))
+                if mistakes is not None and not mistakes.full:
+                    mistakes.update(x, out, y)
         if world is not None:
             acc.reduce(world)
         return acc.compute()

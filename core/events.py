@@ -152,6 +152,42 @@ class TestMetrics(Event):
     """Confusion matrix rows (true class) of counts per predicted class; empty for regression."""
 
 
+MAX_MISTAKES = 32
+"""At most this many misclassified samples ride on one :class:`ConfusionMatrix`."""
+MAX_IMAGE_SIDE = 28
+"""A mistake's image is downsampled (averaged) until neither side is longer than this."""
+MAX_FEATURES = 16
+"""A non-image mistake carries at most its first this many feature values."""
+MAX_CONFUSION_CLASSES = 256
+"""Above this many classes the matrix is not sent (256² counts are ~300 KB of JSON a validation)."""
+
+
+@dataclass(frozen=True)
+class ConfusionMatrix(Event):
+    """A validation's confusion matrix and a few of the samples it got wrong (classification only).
+
+    Sent after every validation (epoch end, the Validate command, the final partial epoch). With
+    several ranks the matrix is the whole split's (summed); the mistakes are rank 0's shard's.
+    """
+
+    step: int
+    """Optimizer steps done."""
+    epoch: int
+    """The epoch validated (0-based)."""
+    num_classes: int
+    """Number of classes (the matrix is num_classes x num_classes)."""
+    confusion: tuple = ()
+    """Rows (true class) of counts per predicted class; empty above :data:`MAX_CONFUSION_CLASSES`."""
+    classes: tuple = ()
+    """Class names, index order (empty when the dataset has none, or above the class limit)."""
+    mistakes: tuple = ()
+    """At most :data:`MAX_MISTAKES` misclassified samples, the first ones of the pass, each a dict:
+    ``index`` (position in the split; with several ranks, in rank 0's share), ``true``, ``pred`` (class indices) and either an image
+    (``height``, ``width`` <= :data:`MAX_IMAGE_SIDE`, ``channels`` 1 or 3, ``pixels``: base64 of
+    uint8 row-major height x width x channels) or ``features`` (the first :data:`MAX_FEATURES`
+    values, unnormalised) for a dataset that is not images."""
+
+
 @dataclass(frozen=True)
 class CheckpointSaved(Event):
     """A checkpoint file was written atomically."""
@@ -257,7 +293,7 @@ class RunFailed(Event):
 
 
 EVENT_TYPES: tuple[type[Event], ...] = (
-    RunStarted, StatusChanged, StepMetrics, EpochMetrics, ValidationMetrics, TestMetrics, CheckpointSaved,
+    RunStarted, StatusChanged, StepMetrics, EpochMetrics, ValidationMetrics, TestMetrics, ConfusionMatrix, CheckpointSaved,
     CommandApplied, CommandRejected, RunWarning, RunNote, RunError, RunFinished, RunFailed,
 )
 """Every concrete event type (``tests/unit/test_dispatch.py`` checks that none is missing)."""

@@ -56,6 +56,7 @@ class Printer:
             E.EpochMetrics: self._epoch,
             E.ValidationMetrics: lambda ev: self.line(f"validation at step {ev.step}: {_metrics(ev.metrics)}"),
             E.TestMetrics: lambda ev: self.line(f"test: {_metrics(ev.metrics)}"),
+            E.ConfusionMatrix: E.ignore,  # a grid and images: for the TUI's c screen (metrics.jsonl has it)
             E.CheckpointSaved: lambda ev: self.line(f"checkpoint ({ev.reason}) saved: {ev.path}"),
             E.CommandApplied: lambda ev: self.line(f"{ev.command}: {ev.detail}"),
             E.CommandRejected: lambda ev: self.line(f"{ev.command} rejected: {ev.reason}"),

@@ -68,6 +68,27 @@ def to_event(record: dict) -> E.Event | None:
     return event
 
 
+def with_mistakes(run_dir: Path, records: list[dict]) -> list[dict]:
+    """``records`` with the latest ConfusionMatrix record given back its mistakes from
+    mistakes.json (core.runlog.MISTAKES_NAME), when that file holds that record's (same seq) and
+    they pass the protocol's checks; the records are otherwise unchanged."""
+    from core.runlog import MISTAKES_NAME
+
+    last = next((i for i in range(len(records) - 1, -1, -1) if records[i].get("event") == "ConfusionMatrix"), None)
+    if last is None:
+        return records
+    try:
+        saved = json.loads((Path(run_dir) / MISTAKES_NAME).read_text(encoding="utf-8"))
+    except (OSError, ValueError, UnicodeDecodeError):
+        return records
+    if not isinstance(saved, dict) or saved.get("seq") != records[last].get("seq") or not isinstance(saved.get("mistakes"), list):
+        return records
+    rec = {**records[last], "mistakes": saved["mistakes"]}
+    if to_event(rec) is None:  # hostile or stale: the matrix alone
+        return records
+    return [*records[:last], rec, *records[last + 1:]]
+
+
 def thin_steps(events: list[E.Event], limit: int = MAX_STEP_EVENTS) -> list[E.Event]:
     """``events`` with StepMetrics thinned to about ``limit``: in each bucket of consecutive steps
     the ones with the lowest and the highest loss (a non-finite loss counts as the highest) and
@@ -126,9 +147,9 @@ def read_history(run_dir: Path, upto_seq: int | None = None, step_limit: int = M
 
     steps_file = Path(run_dir) / STEPS_NAME
     if not steps_file.is_file():
-        events = [e for e in (to_event(r) for r in read_records(run_dir, upto_seq)) if e is not None]
+        events = [e for e in (to_event(r) for r in with_mistakes(run_dir, read_records(run_dir, upto_seq))) if e is not None]
         return thin_steps(events, step_limit)
-    others = [(int(r.get("seq", -1)), e) for r in read_records(run_dir, upto_seq, skip_steps=True)
+    others = [(int(r.get("seq", -1)), e) for r in with_mistakes(run_dir, read_records(run_dir, upto_seq, skip_steps=True))
               if (e := to_event(r)) is not None]
     steps = read_steps(steps_file, upto_seq, step_limit)
     merged = sorted(others + steps, key=lambda t: t[0])

@@ -7,7 +7,12 @@ Regression: loss, MSE, MAE, R².
 
 from __future__ import annotations
 
+import base64
+import math
+
 import torch
+
+from core import events as E
 
 
 class ClassificationAccumulator:
@@ -98,3 +103,103 @@ def regression_metrics(loss_sum: float, se: float, ae: float, y_sum: float, y_sq
         "mae": ae / n,
         "r2": 1.0 - se / ss_tot if ss_tot > 0 else 0.0,
     }
+
+
+class MistakeCollector:
+    """Keeps the first ``limit`` misclassified samples of an evaluation pass, from the batches the
+    pass evaluates anyway (no second pass). Once full it does nothing, so the few device syncs it
+    costs (one ``nonzero`` per batch) end after the first batches; :meth:`payload` turns them into
+    plain data (see :class:`core.events.ConfusionMatrix`)."""
+
+    def __init__(self, input_shape: tuple[int, ...], mean: list[float], std: list[float], limit: int | None = None):
+        self.input_shape = tuple(input_shape)
+        """A sample's shape (C, H, W for images)."""
+        self.mean, self.std = list(mean), list(std)
+        """The normalisation to undo (empty: none)."""
+        self.limit = E.MAX_MISTAKES if limit is None else min(limit, E.MAX_MISTAKES)
+        """At most this many are kept."""
+        self.seen = 0
+        """Samples passed so far (a mistake's index: its position in the split, or in this rank's share of it)."""
+        self._kept: list[tuple[int, int, int, torch.Tensor]] = []
+
+    @property
+    def full(self) -> bool:
+        """Nothing more will be kept."""
+        return len(self._kept) >= self.limit
+
+    def update(self, x: torch.Tensor, logits: torch.Tensor, target: torch.Tensor) -> None:
+        """Look at one evaluated batch (its inputs, the model's outputs, the targets)."""
+        start, self.seen = self.seen, self.seen + target.shape[0]
+        if self.full:
+            return
+        pred = logits.argmax(dim=1)
+        wrong = (pred != target).nonzero().flatten()[: self.limit - len(self._kept)].tolist()
+        if not wrong:
+            return
+        idx = torch.tensor(wrong, device=target.device)
+        xs = x[idx].detach().float().cpu()
+        trues, preds = target[idx].tolist(), pred[idx].tolist()  # one copy each, not one sync per sample
+        for k, i in enumerate(wrong):
+            self._kept.append((start + i, int(trues[k]), int(preds[k]), xs[k]))
+
+    def is_image(self) -> bool:
+        """The samples are images (C, H, W with 1 to 4 channels)."""
+        return len(self.input_shape) == 3 and 1 <= self.input_shape[0] <= 4
+
+    def payload(self) -> tuple[dict, ...]:
+        """The kept mistakes as plain dicts: downsampled uint8 images in base64, or feature values."""
+        out = []
+        for index, true, pred, x in self._kept:
+            item: dict = {"index": index, "true": true, "pred": pred}
+            if self.mean and len(self.mean) == (x.shape[0] if x.dim() else 1):
+                shape = (-1,) + (1,) * (x.dim() - 1)
+                x = x * torch.tensor(self.std).view(shape) + torch.tensor(self.mean).view(shape)
+            if self.is_image():
+                img = to_uint8_image(x, E.MAX_IMAGE_SIDE)
+                h, w, c = img.shape
+                item.update(height=h, width=w, channels=c, pixels=base64.b64encode(img.numpy().tobytes()).decode("ascii"))
+            else:
+                values = x.flatten()[:E.MAX_FEATURES].double()
+                item["features"] = [float(f"{v:.5g}") if math.isfinite(v) else 0.0 for v in values.tolist()]
+            out.append(item)
+        return tuple(out)
+
+
+def to_uint8_image(x: torch.Tensor, max_side: int) -> torch.Tensor:
+    """An unnormalised image (C, H, W) as uint8 (H', W', 1 or 3), averaged down until neither side
+    exceeds ``max_side``. Values in [0, 1] are scaled by 255, values in [0, 255] kept, any other
+    range stretched to [0, 255]; 3 or 4 channels give RGB (the 4th dropped), others their mean."""
+    x = x.float()
+    x = x[:3] if x.shape[0] >= 3 else x.mean(0, keepdim=True)
+    factor = -(-max(x.shape[1], x.shape[2]) // max_side)
+    if factor > 1:
+        x = torch.nn.functional.avg_pool2d(x.unsqueeze(0), factor, ceil_mode=True).squeeze(0)
+    x = torch.nan_to_num(x, nan=0.0, posinf=0.0, neginf=0.0)
+    lo, hi = float(x.min()), float(x.max())
+    if lo >= -1e-3 and hi <= 1.0 + 1e-3:
+        x = x * 255.0
+    elif not (lo >= 0.0 and hi <= 255.0):
+        x = (x - lo) * (255.0 / (hi - lo)) if hi > lo else torch.zeros_like(x)
+    return x.round().clamp(0, 255).to(torch.uint8).permute(1, 2, 0).contiguous()
+
+
+def confusion_event(step: int, epoch: int, confusion: list[list[int]], class_names: list[str], mistakes: tuple):
+    """The :class:`core.events.ConfusionMatrix` of one validation: above
+    :data:`core.events.MAX_CONFUSION_CLASSES` classes the matrix and names are left out (the
+    mistakes stay); names are sent only when there is one per class."""
+    n = len(confusion)
+    small = n <= E.MAX_CONFUSION_CLASSES
+    names = tuple(_short_name(c) for c in class_names) if small and len(class_names) == n else ()
+    return E.ConfusionMatrix(step=step, epoch=epoch, num_classes=n,
+                             confusion=tuple(tuple(int(v) for v in row) for row in confusion) if small else (),
+                             classes=names, mistakes=mistakes)
+
+
+MAX_CLASS_NAME = 64
+"""Characters of a class name sent with a confusion matrix (longer ones are cut)."""
+
+
+def _short_name(name) -> str:
+    """A class name as sent: control characters as spaces, at most MAX_CLASS_NAME characters."""
+    text = "".join(" " if ord(ch) < 32 or 0x7f <= ord(ch) <= 0x9f or 0xd800 <= ord(ch) <= 0xdfff else ch for ch in str(name))
+    return text[:MAX_CLASS_NAME]

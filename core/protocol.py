@@ -37,7 +37,11 @@ Limits
     for a line from the trainer, the newline excluded. A reader never buffers more than the limit
     plus 2 bytes (the line and its ``\\r\\n``) waiting for a newline: a longer line is over the limit.
     A str argument of a command is at most :data:`MAX_ARG_CHARS` characters, without control
-    characters.
+    characters. A ``ConfusionMatrix`` event is checked as a whole: a square matrix of counts of
+    at most ``MAX_CONFUSION_CLASSES`` classes, as many short printable class names (or none), at
+    most ``MAX_MISTAKES`` samples whose class indices lie below ``num_classes``, each an image of
+    at most ``MAX_IMAGE_SIDE`` a side with 1 or 3 channels whose base64 pixels decode to exactly
+    its size, or at most ``MAX_FEATURES`` numbers (the limits are :mod:`core.events`').
 
 What a bad message gets (the endpoint's contract; :attr:`ProtocolError.fatal` tells which case)
     - A line over the limit, or a wrong or missing version: an ``error`` reply, then the connection
@@ -60,6 +64,8 @@ line it will not send (over its limit, nested too deep, circular).
 
 from __future__ import annotations
 
+import base64
+import binascii
 import dataclasses
 import json
 import math
@@ -299,6 +305,8 @@ def event_from_message(msg: dict) -> tuple[E.Event, int]:
     body = {k: v for k, v in data.items() if k != "event"}
     _check_keys(name, "field", body, fields)
     values = {key: fields[key][0](value, f"{name}.{key}") for key, value in body.items()}
+    if cls is E.ConfusionMatrix:
+        _check_confusion_event(values, name)
     return cls(**values), seq
 
 
@@ -438,9 +446,107 @@ def _scalar_items(value: Any, where: str) -> tuple:
     return items
 
 
+def _class_names(value: Any, where: str) -> tuple[str, ...]:
+    """ConfusionMatrix.classes: at most MAX_CONFUSION_CLASSES short printable names."""
+    items = _as_tuple(value, where)
+    if len(items) > E.MAX_CONFUSION_CLASSES:
+        raise ProtocolError(f"{where} has {len(items)} names, over the limit of {E.MAX_CONFUSION_CLASSES}")
+    for i, item in enumerate(items):
+        _check_arg_str(item, f"{where}[{i}]")
+    return items
+
+
+def _square_counts(value: Any, where: str) -> tuple[tuple[int, ...], ...]:
+    """ConfusionMatrix.confusion: a square matrix of counts >= 0, at most MAX_CONFUSION_CLASSES wide."""
+    rows = _as_tuple(value, where)
+    if len(rows) > E.MAX_CONFUSION_CLASSES:
+        raise ProtocolError(f"{where} has {len(rows)} rows, over the limit of {E.MAX_CONFUSION_CLASSES}")
+    rows = _int_rows(rows, where)
+    for i, row in enumerate(rows):
+        if len(row) != len(rows):
+            raise ProtocolError(f"{where}[{i}] has {len(row)} counts, the matrix {len(rows)} rows (it must be square)")
+        if any(cell < 0 for cell in row):
+            raise ProtocolError(f"{where}[{i}] holds a negative count")
+    return rows
+
+
+_IMAGE_KEYS = ("height", "width", "channels", "pixels")
+_MISTAKE_KEYS = ("index", "true", "pred", *_IMAGE_KEYS, "features")
+
+
+def _mistakes(value: Any, where: str) -> tuple[dict, ...]:
+    """ConfusionMatrix.mistakes: at most MAX_MISTAKES samples, each an image of at most
+    MAX_IMAGE_SIDE x MAX_IMAGE_SIDE x (1 or 3) uint8 in base64 whose size matches its shape, or at
+    most MAX_FEATURES feature values (see core.events.ConfusionMatrix)."""
+    items = _as_tuple(value, where)
+    if len(items) > E.MAX_MISTAKES:
+        raise ProtocolError(f"{where} has {len(items)} samples, over the limit of {E.MAX_MISTAKES}")
+    for i, item in enumerate(items):
+        at = f"{where}[{i}]"
+        _check_dict(item, at)
+        unknown = [k for k in item if k not in _MISTAKE_KEYS]
+        if unknown:
+            raise ProtocolError(f"{at}: unknown key {_show(unknown[0])} (allowed: {', '.join(_MISTAKE_KEYS)})")
+        for key in ("index", "true", "pred"):
+            if key not in item:
+                raise ProtocolError(f"{at}: missing key {key!r}")
+            if type(item[key]) is not int or not 0 <= item[key] < MAX_REQUEST:
+                raise ProtocolError(f"{at}.{key} must be an integer in [0, 2**53), got {_show(item[key])}")
+        image = [k for k in _IMAGE_KEYS if k in item]
+        if bool(image) == ("features" in item):
+            raise ProtocolError(f"{at}: a sample holds an image ({', '.join(_IMAGE_KEYS)}) or features, one of them")
+        if image:
+            _check_image(item, at)
+        else:
+            features = _as_tuple(item["features"], f"{at}.features")
+            if len(features) > E.MAX_FEATURES:
+                raise ProtocolError(f"{at}.features has {len(features)} values, over the limit of {E.MAX_FEATURES}")
+            for j, f in enumerate(features):
+                _check_float(f, f"{at}.features[{j}]")
+    return items
+
+
+def _check_image(item: dict, at: str) -> None:
+    missing = [k for k in _IMAGE_KEYS if k not in item]
+    if missing:
+        raise ProtocolError(f"{at}: an image needs {', '.join(_IMAGE_KEYS)} (missing {missing[0]!r})")
+    for key in ("height", "width"):
+        if type(item[key]) is not int or not 1 <= item[key] <= E.MAX_IMAGE_SIDE:
+            raise ProtocolError(f"{at}.{key} must be an integer in [1, {E.MAX_IMAGE_SIDE}], got {_show(item[key])}")
+    if type(item["channels"]) is not int or item["channels"] not in (1, 3):
+        raise ProtocolError(f"{at}.channels must be 1 or 3, got {_show(item['channels'])}")
+    pixels, size = item["pixels"], item["height"] * item["width"] * item["channels"]
+    if not isinstance(pixels, str) or len(pixels) != 4 * -(-size // 3):
+        raise ProtocolError(f"{at}.pixels must be base64 of {size} bytes ({4 * -(-size // 3)} characters)")
+    try:
+        raw = base64.b64decode(pixels, validate=True)
+    except (ValueError, binascii.Error):
+        raise ProtocolError(f"{at}.pixels is not valid base64") from None
+    if len(raw) != size:
+        raise ProtocolError(f"{at}.pixels holds {len(raw)} bytes, the shape {size}")
+
+
+def _check_confusion_event(values: dict, name: str) -> None:
+    """ConfusionMatrix as a whole: the matrix, the names and the mistakes agree on the class count."""
+    n = values.get("num_classes", 0)
+    if n < 0:
+        raise ProtocolError(f"{name}.num_classes must be >= 0, got {n}")
+    confusion, classes = values.get("confusion", ()), values.get("classes", ())
+    if confusion and len(confusion) != n:
+        raise ProtocolError(f"{name}.confusion has {len(confusion)} rows for {n} classes")
+    if classes and len(classes) != n:
+        raise ProtocolError(f"{name}.classes has {len(classes)} names for {n} classes")
+    for i, item in enumerate(values.get("mistakes", ())):
+        if item["true"] >= n or item["pred"] >= n:
+            raise ProtocolError(f"{name}.mistakes[{i}]: a class index is not below num_classes ({n})")
+
+
 _TUPLE_FIELDS: dict[tuple[type, str], Check] = {
     (E.RunStarted, "live"): _str_items,
     (E.TestMetrics, "confusion"): _int_rows,
+    (E.ConfusionMatrix, "classes"): _class_names,
+    (E.ConfusionMatrix, "confusion"): _square_counts,
+    (E.ConfusionMatrix, "mistakes"): _mistakes,
 }
 """The element checks of tuple-typed event fields (any other tuple field: an array of scalars)."""
 

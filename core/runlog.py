@@ -2,6 +2,7 @@
 
     <runs_dir>/<YYYYmmdd-HHMMSS>-<preset>/
         config.toml  metrics.jsonl  events.jsonl  summary.json  checkpoints/  traceback.txt (on failure)
+        mistakes.json (classification: the latest validation's misclassified samples)
 
 Every event is appended as one JSON line (metrics to metrics.jsonl, the rest to events.jsonl) and
 flushed, so a viewer that reads the files sees everything up to the last event.
@@ -24,8 +25,14 @@ import numpy as np
 
 from core import events as E
 
-METRIC_EVENTS = (E.StepMetrics, E.EpochMetrics, E.ValidationMetrics, E.TestMetrics)
+METRIC_EVENTS = (E.StepMetrics, E.EpochMetrics, E.ValidationMetrics, E.TestMetrics, E.ConfusionMatrix)
 """Events written to metrics.jsonl; every other event goes to events.jsonl."""
+
+MISTAKES_NAME = "mistakes.json"
+"""The latest validation's misclassified samples (``{"seq": ..., "step": ..., "mistakes": [...]}``,
+replaced atomically at each validation: bounded, at most ~100 KB). The ConfusionMatrix lines of
+metrics.jsonl and epochs.jsonl keep the matrix but not the mistakes, so those files do not grow
+by a gallery per epoch; :func:`core.history.read_history` puts them back on the latest one."""
 
 STEPS_NAME = "steps.f64"
 """Every StepMetrics again, as fixed records of float64 (:data:`STEP_FIELDS`), so that a viewer
@@ -183,6 +190,9 @@ class RunLog:
         rec = E.to_json(event)
         rec["seq"] = self.seq
         rec["time"] = round(time.time(), 3)
+        if isinstance(event, E.ConfusionMatrix):
+            self._write_mistakes(rec)
+            rec["mistakes"] = []
         line = json.dumps(rec, default=json_default, allow_nan=True) + "\n"
         f.write(line)
         f.flush()
@@ -197,6 +207,14 @@ class RunLog:
         seq = self.seq
         for listener in tuple(self.listeners):  # a listener may remove itself
             listener(seq, event)
+
+    def _write_mistakes(self, rec: dict) -> None:
+        """Replace mistakes.json with this ConfusionMatrix record's mistakes (temporary file, then
+        os.replace: a reader never sees half of it)."""
+        path = self.run_dir / MISTAKES_NAME
+        tmp = self.run_dir / f".{MISTAKES_NAME}.{threading.get_ident()}.tmp"
+        tmp.write_text(json.dumps({"seq": rec["seq"], "step": rec["step"], "mistakes": rec["mistakes"]}), encoding="utf-8")
+        os.replace(tmp, path)
 
     def close(self) -> None:
         """Close the JSONL files; later events are not written."""

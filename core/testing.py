@@ -10,6 +10,7 @@ engine's own :func:`core.control.decide` (rules, reasons, limits) and then sends
 
 from __future__ import annotations
 
+import base64
 import math
 import queue
 import re
@@ -194,6 +195,20 @@ class FakeTrainer:
         self.emit(E.CheckpointSaved(path=path, step=self.step, epoch=self._epoch(), reason=reason))
         return path
 
+    def _validate(self) -> None:
+        """What the engine sends for a validation: its matrix (classification), then its metrics."""
+        if self.task == "classification":
+            self.emit(self._confusion())
+        self.emit(E.ValidationMetrics(step=self.step, epoch=self._epoch(), metrics=self._validation()))
+
+    def _confusion(self) -> E.ConfusionMatrix:
+        """A two-class matrix matching :meth:`_validation`'s accuracy, with one misclassified 4x4 image."""
+        stroke = bytes([0, 255, 255, 0] * 4)
+        mistake = {"index": 3, "true": 0, "pred": 1, "height": 4, "width": 4, "channels": 1,
+                   "pixels": base64.b64encode(stroke).decode("ascii")}
+        return E.ConfusionMatrix(step=self.step, epoch=self._epoch(), num_classes=2, confusion=((93, 7), (7, 93)),
+                                 classes=("even", "odd"), mistakes=(mistake,))
+
     def _validation(self) -> dict:
         if self.task == "classification":
             return {"loss": 0.25, "accuracy": 0.93, "precision": 0.93, "recall": 0.93, "f1": 0.93}
@@ -213,7 +228,7 @@ class FakeTrainer:
     def _end(self, status: str, reason: str = "") -> dict:
         """What the engine's finish sends for ``status`` (a completed run: see :meth:`finish`)."""
         if status == "early_stopped" and self.step % max(1, self.steps_per_epoch):
-            self.emit(E.ValidationMetrics(step=self.step, epoch=self._epoch(), metrics=self._validation()))  # the partial epoch
+            self._validate()  # the partial epoch
         if status in ("early_stopped", "interrupted"):
             self._checkpoint("early_stop" if status == "early_stopped" else "interrupt")
             if self._save_last:
@@ -256,7 +271,7 @@ class FakeTrainer:
         if d.effect == "save":
             detail = f"saved {self._checkpoint(getattr(cmd, 'reason', '') or 'manual')}"
         elif d.effect == "validate":
-            self.emit(E.ValidationMetrics(step=self.step, epoch=self._epoch(), metrics=self._validation()))
+            self._validate()
         elif d.effect == "interrupt":
             self._interrupted = f"stop requested ({getattr(cmd, 'reason', '') or 'user'})"
         for name, value in {**d.changes, **d.optimizer}.items():
@@ -292,6 +307,9 @@ def sample_events() -> list[E.Event]:
                                        is_best=True, patience_left=5),
         E.ValidationMetrics: E.ValidationMetrics(step=150, epoch=1, metrics={"loss": 0.3, "accuracy": 0.9}),
         E.TestMetrics: E.TestMetrics(metrics={"loss": 0.25, "accuracy": 0.93}, confusion=((5, 1), (0, 6))),
+        E.ConfusionMatrix: E.ConfusionMatrix(step=150, epoch=1, num_classes=2, confusion=((5, 1), (0, 6)), classes=("cat", "dog"),
+                                             mistakes=({"index": 3, "true": 0, "pred": 1, "height": 2, "width": 2,
+                                                        "channels": 1, "pixels": "AP8A/w=="},)),
         E.CheckpointSaved: E.CheckpointSaved(path="runs/fake-run/checkpoints/step-00000150-manual.pt", step=150,
                                              epoch=1, reason="manual"),
         E.CommandApplied: E.CommandApplied(command="SetLearningRate", detail="lr 0.001 -> 0.0005", step=150,

@@ -211,7 +211,7 @@ class TrainApp(App[int]):
             E.StatusChanged: self._on_status,
             E.RunFinished: self._on_status,
             E.RunFailed: self._on_failed,
-            **dict.fromkeys((E.StepMetrics, E.EpochMetrics, E.ValidationMetrics, E.TestMetrics, E.CheckpointSaved,
+            **dict.fromkeys((E.StepMetrics, E.EpochMetrics, E.ValidationMetrics, E.TestMetrics, E.ConfusionMatrix, E.CheckpointSaved,
                              E.CommandApplied, E.CommandRejected, E.RunWarning, E.RunNote, E.RunError), E.ignore),
         }, "TrainApp")
         """Event type -> how it changes the app's own state (status, run directory)."""

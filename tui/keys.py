@@ -74,6 +74,11 @@ DASHBOARD_KEYS: tuple[KeyAction, ...] = (
     KeyAction("b", "rollback", "Roll back",
               "roll back: restore the last good weights (snapshot at most a second old), halve the LR",
               "Roll back", "Restore the last good weights and halve the LR", needs_run=True, show=False),
+    KeyAction("c", "confusion", "Confusion", "the latest validation's confusion matrix (counts, recall) and the "
+              "misclassified samples drawn in the terminal (classification)", "Confusion matrix and mistakes",
+              "Confusion matrix and misclassified samples",
+              # not in the footer: an 80-column footer of a live run is full; the event log names c at each validation
+              show=False),
     KeyAction("t", "toggle_details", "Log/Table",
               "switch the lower panel between the event log and the epoch table (small terminals)",
               "Toggle log / epoch table", "Small terminals: switch the lower panel", show=False),
@@ -128,6 +133,13 @@ OVERLAY_KEYS: tuple[KeyAction, ...] = (
 )
 """The keys of the marked runs' curves (v on the Runs screen)."""
 
+CONFUSION_KEYS: tuple[KeyAction, ...] = (
+    KeyAction("tab", "focus_next", "Grid/Gallery", "the confusion screen: tab moves between the grid and the gallery, "
+              "arrows scroll the focused one (many classes)", help_key="confusion: tab"),
+    KeyAction("escape", "back", "Back", "back to the dashboard", help_key="confusion: esc"),
+)
+"""The keys of the confusion matrix screen (c on the dashboard)."""
+
 REPLAY_KEYS: tuple[KeyAction, ...] = (
     KeyAction("escape", "back", "Runs", "a replayed run: back to the runs", help_key="replay: esc"),
 )
@@ -149,10 +161,11 @@ def bindings(keys: tuple[KeyAction, ...]) -> list[Binding]:
 
 def help_rows() -> list[tuple[str, str]]:
     """(key, what it does) for the help screen: the dashboard's keys, the app's, the others, then the
-    launcher's, the Runs screen's, its curves' and a replayed run's."""
+    launcher's, the Runs screen's, its curves', the confusion screen's and a replayed run's."""
     rows = [(k.help_key or k.shown_key, k.help) for k in (*DASHBOARD_KEYS, *APP_KEYS) if k.help]
     rows += list(OTHER_KEYS)
-    return rows + [(k.help_key or k.shown_key, k.help) for k in (*LAUNCHER_KEYS, *RUNS_KEYS, *OVERLAY_KEYS, *REPLAY_KEYS) if k.help]
+    others = (*LAUNCHER_KEYS, *RUNS_KEYS, *OVERLAY_KEYS, *CONFUSION_KEYS, *REPLAY_KEYS)
+    return rows + [(k.help_key or k.shown_key, k.help) for k in others if k.help]
 
 
 def needs_run(keys: tuple[KeyAction, ...] = DASHBOARD_KEYS) -> dict[str, bool | None]:

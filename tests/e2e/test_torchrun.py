@@ -123,6 +123,14 @@ def test_two_ranks_report_the_whole_splits_and_agree(tmp_path):
     assert single["metrics"]["accuracy"] == s["test"]["accuracy"]
     assert abs(single["metrics"]["loss"] - s["test"]["loss"]) < 1e-6
     assert "Traceback" not in err
+    # the confusion matrix is the whole split's (summed over the ranks); the mistakes are rank 0's
+    run_dir = run_dir_of(tmp_path)
+    records = [json.loads(line) for line in (run_dir / "epochs.jsonl").read_text().splitlines()]
+    matrices = [r for r in records if r["event"] == "ConfusionMatrix"]
+    started = next(json.loads(line) for line in (run_dir / "events.jsonl").read_text().splitlines() if '"RunStarted"' in line)
+    assert len(matrices) == 2 and all(sum(map(sum, m["confusion"])) == started["val_size"] for m in matrices)
+    saved = json.loads((run_dir / "mistakes.json").read_text())
+    assert saved["seq"] == matrices[-1]["seq"] and len(saved["mistakes"]) <= 32
 
 
 def test_a_target_ends_every_rank_at_one_step_as_rank_0_decides(tmp_path):

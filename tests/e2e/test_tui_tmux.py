@@ -345,3 +345,25 @@ def test_ctrl_c_opens_the_quit_dialog_and_stop_saves_and_ends_the_run(tmux, tmp_
     assert interrupt and load(interrupt[-1])["step"] == summary["steps"] > 0, sorted(p.name for p in (run_dir / "checkpoints").iterdir())
     assert exit_code == 130, tmux.last_screen  # interrupted, as the README's exit codes say
     assert wait_until(lambda: not (run_dir / "endpoint.json").exists(), 5)  # the trainer process ended with the run
+
+
+# ------------------------------------------------------------------------------------------------
+# c: the confusion matrix and the misclassified digits, drawn with half blocks in 80x24
+# ------------------------------------------------------------------------------------------------
+def test_c_shows_the_confusion_matrix_and_the_mistakes_in_80x24(tmux, tmp_path):
+    runs = tmp_path / "runs"
+    # one epoch of digits: done in seconds, and still wrong on some validation digits
+    tmux.start(shell_line("run", "digits-mlp", "--runs-dir", runs, "--set", "train.epochs=1"), cwd=tmp_path)
+    tmux.wait_for(lambda s: s if status(s) == "FINISHED" else None, STARTUP_TIMEOUT, "the run FINISHED")
+    tmux.keys("c")
+    screen = tmux.wait_for("confusion matrix (rows: true class)", 10, "the confusion screen")
+    grid = box_lines(screen, "confusion matrix")
+    assert "predicted" in grid[0] and "recall" in grid[1], screen
+    assert re.match(r"\s*0 0\s+\d+", grid[2]) and re.search(r"\d+\.\d%$", grid[2].rstrip()), screen  # class 0: counts, recall
+    gallery = "\n".join(box_lines(screen, "misclassified validation samples"))
+    assert re.search(r"\d → \d", gallery) and "▀" in gallery, screen  # true → predicted over a half-block digit
+    assert "validation at step" in screen.splitlines()[0], screen
+    tmux.keys("Escape")
+    tmux.wait_for(lambda s: s if "hyperparams" in s and status(s) == "FINISHED" else None, 10, "back to the dashboard")
+    tmux.keys("q")
+    assert int(tmux.wait_for(EXIT_RE, 15, "tui-train to exit").group(1)) == 0, tmux.last_screen

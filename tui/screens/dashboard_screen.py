@@ -23,6 +23,7 @@ from core import events as E
 from core.config import RunConfig
 from tui import keys
 from tui.screens.confirm_dialog import YES, ConfirmDialog
+from tui.screens.confusion_screen import ConfusionScreen
 from tui.screens.hyperparameter_dialog import HyperparameterDialog
 from tui.screens.learning_rate_dialog import LearningRateDialog
 from tui.screens.nonfinite_dialog import NonFiniteDialog
@@ -105,6 +106,9 @@ class DashboardScreen(Screen):
         """A run is in progress and takes commands, as the app last said (:meth:`set_run_active`)."""
         self.detachable = False
         """The run can be left going (d is offered), as the app last said."""
+        self.confusion: E.ConfusionMatrix | None = None
+        """The latest validation's confusion matrix and mistakes (what c shows)."""
+        self._confusion_screen: ConfusionScreen | None = None
         self._latest_step: E.StepMetrics | None = None
         self._nonfinite_reason: str | None = None  # a non-finite pause waiting for its dialog (see flush)
         self._nonfinite_dialog: NonFiniteDialog | None = None
@@ -121,6 +125,7 @@ class DashboardScreen(Screen):
             E.EpochMetrics: self._on_epoch,
             E.ValidationMetrics: self._on_validation,
             E.TestMetrics: lambda ev: self._progress.set_test(ev.metrics),
+            E.ConfusionMatrix: self._on_confusion,
             E.CheckpointSaved: self._on_checkpoint,
             E.CommandApplied: self._on_applied,
             E.CommandRejected: E.ignore,  # the event log shows these four
@@ -269,6 +274,11 @@ class DashboardScreen(Screen):
     def _on_validation(self, ev: E.ValidationMetrics) -> None:
         self._loss_plot.add("val", ev.step, ev.metrics.get("loss"))
         self._metric_plot.add("val", ev.step, ev.metrics.get(self.metric_key))
+
+    def _on_confusion(self, ev: E.ConfusionMatrix) -> None:
+        self.confusion = ev
+        if self._confusion_screen is not None and self._confusion_screen.is_attached:
+            self._confusion_screen.show(ev)
 
     def _on_checkpoint(self, ev: E.CheckpointSaved) -> None:
         if ev.reason in USER_CHECKPOINTS:
@@ -421,6 +431,13 @@ class DashboardScreen(Screen):
         self.app.push_screen(ConfirmDialog(
             "Stop early?", "Finishes the current step, evaluates, saves a checkpoint and ends the run as "
             "EARLY STOPPED.", yes="Stop early"), done)
+
+    def action_confusion(self) -> None:
+        """c: the latest confusion matrix and mistakes; it follows the run while open."""
+        def closed(_: None) -> None:
+            self._confusion_screen = None
+        self._confusion_screen = ConfusionScreen(self.confusion, self.run_task)
+        self.app.push_screen(self._confusion_screen, closed)
 
     def action_toggle_details(self) -> None:
         """Small terminals show the log or the epoch table; t switches."""

@@ -8,6 +8,7 @@ from textual.widgets import RichLog
 
 from core import events as E
 from tui import format as fmt
+from tui.widgets.confusion_grid import recalls
 
 
 class EventLog(RichLog):
@@ -27,6 +28,7 @@ class EventLog(RichLog):
             E.EpochMetrics: self._epoch,
             E.ValidationMetrics: lambda ev: self.say("validation: " + self._metrics_text(ev.metrics), ev.step),
             E.TestMetrics: lambda ev: self.say("test: " + self._metrics_text(ev.metrics), None, "bold"),
+            E.ConfusionMatrix: self._confusion,
             E.CheckpointSaved: lambda ev: self.say(f"checkpoint ({ev.reason}): {ev.path}", ev.step, "green"),
             E.CommandApplied: lambda ev: self.say(f"{ev.command}: {ev.detail}", ev.step),
             E.CommandRejected: lambda ev: self.say(f"{ev.command} rejected: {ev.reason}", ev.step, "yellow"),
@@ -87,6 +89,15 @@ class EventLog(RichLog):
         if ev.patience_left is not None:
             self.say(f"early stopping: {ev.patience_left} epoch(s) of patience left", ev.step,
                      "yellow" if ev.patience_left <= 1 else "")
+
+    def _confusion(self, ev: E.ConfusionMatrix) -> None:
+        """One line: the class with the lowest recall, and where the rest is (c)."""
+        worst = min(((r, i) for i, r in enumerate(recalls(ev.confusion)) if r is not None), default=None)
+        text = "confusion matrix"
+        if worst is not None:
+            name = ev.classes[worst[1]] if worst[1] < len(ev.classes) else str(worst[1])
+            text += f": lowest recall {name} {fmt.pct(worst[0])}"
+        self.say(f"{text} · c shows it and {len(ev.mistakes)} mistakes", ev.step, "dim")
 
     def _failed(self, ev: E.RunFailed) -> None:
         self.say(f"run FAILED: {ev.message}", None, "bold red")
