@@ -83,6 +83,7 @@ class ModelConfig:
     channels: list = _f([32, 64], "conv channels per block (cnn) or per stage (resnet)", item=int, item_min=1)
     activation: str = _f("relu", "relu | gelu | tanh | sigmoid | leaky_relu | silu", choices=("relu", "gelu", "tanh", "sigmoid", "leaky_relu", "silu"))
     dropout: float = _f(0.0, "dropout probability after each hidden layer", min=0.0, max=1.0, max_exclusive=True)
+    batch_norm: bool = _f(False, "cnn: BatchNorm after each conv (the conv then has no bias)")
     init: str = _f("default", "weight init: default | xavier | kaiming", choices=("default", "xavier", "kaiming"))
     kwargs: dict = _f({}, "keyword arguments passed to a user model")
 

@@ -58,15 +58,19 @@ class MLP(nn.Sequential):
 
 
 class CNN(nn.Module):
-    """The classic MNIST CNN: (Conv3x3, activation, MaxPool2) per channel entry, then an MLP head."""
+    """The classic MNIST CNN: (Conv3x3, [BatchNorm,] activation, MaxPool2) per channel entry, then an
+    MLP head (a single Linear when ``hidden`` is empty)."""
 
     def __init__(self, input_shape: tuple[int, ...], channels: list[int], hidden: list[int], num_outputs: int,
-                 activation: str = "relu", dropout: float = 0.0) -> None:
+                 activation: str = "relu", dropout: float = 0.0, batch_norm: bool = False) -> None:
         super().__init__()
         c, h, w = input_shape
         layers: list[nn.Module] = []
         for ch in channels:
-            layers += [nn.Conv2d(c, ch, 3, padding=1), _act(activation)]
+            layers.append(nn.Conv2d(c, ch, 3, padding=1, bias=not batch_norm))
+            if batch_norm:
+                layers.append(nn.BatchNorm2d(ch))
+            layers.append(_act(activation))
             if h >= 2 and w >= 2:  # pooling a 1x1 map would fail: a deep stack on small images stops pooling
                 layers.append(nn.MaxPool2d(2))
                 h, w = h // 2, w // 2
@@ -83,7 +87,7 @@ class CNN(nn.Module):
         else:
             head.append(nn.Linear(flat, num_outputs))
         self.classifier = nn.Sequential(*head)
-        self.summary = (f"cnn {_shape_text(tuple(input_shape))} conv{'-'.join(map(str, channels))} "
+        self.summary = (f"cnn {_shape_text(tuple(input_shape))} conv{'-'.join(map(str, channels))}{' bn' if batch_norm else ''} "
                         f"fc{'-'.join(map(str, [flat, *hidden[:1], num_outputs]))}")
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -163,12 +167,15 @@ def _check_builtin_kwargs(cfg: ModelConfig) -> None:
 
 def _build_builtin(cfg: ModelConfig, input_shape: tuple[int, ...], num_outputs: int) -> nn.Module:
     _check_builtin_kwargs(cfg)
+    if cfg.batch_norm and cfg.name != "cnn":
+        raise ConfigError(f"model.batch_norm: only the cnn has this switch (model {cfg.name!r}; resnet always uses BatchNorm)")
     if cfg.name in ("mlp", "regression"):
         return MLP(math.prod(input_shape), list(cfg.hidden), num_outputs, cfg.activation, cfg.dropout, kind=cfg.name)
     _needs_image(cfg, input_shape)
     channels = list(cfg.channels) or [32, 64]
     if cfg.name == "cnn":
-        return CNN(tuple(input_shape), channels, list(cfg.hidden), num_outputs, cfg.activation, cfg.dropout)
+        return CNN(tuple(input_shape), channels, list(cfg.hidden), num_outputs, cfg.activation, cfg.dropout,
+                   cfg.batch_norm)
     blocks = cfg.kwargs.get("blocks", 2)
     if isinstance(blocks, bool) or not isinstance(blocks, int) or not 1 <= blocks <= 16:
         raise ConfigError(f"model.kwargs.blocks: expected an integer from 1 to 16, got {blocks!r}")
@@ -176,6 +183,8 @@ def _build_builtin(cfg: ModelConfig, input_shape: tuple[int, ...], num_outputs: 
 
 
 def _build_user(cfg: ModelConfig, input_shape: tuple[int, ...], num_outputs: int) -> nn.Module:
+    if cfg.batch_norm:
+        raise ConfigError(f"model.batch_norm: a switch of the built-in cnn; model {cfg.name!r} is a user model (build it into the model)")
     factory = load_object(cfg.name, "model.name")
     kwargs: dict[str, Any] = dict(cfg.kwargs)
     # Convenience: a factory that declares these parameters gets them from the data unless set.

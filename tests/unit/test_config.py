@@ -32,7 +32,7 @@ MALFORMED = Path(__file__).resolve().parent / "malformed"
 BUNDLED = sorted(p.stem for p in PRESETS_DIR.glob("*.toml"))
 EXPECTED_PRESETS = {
     "digits-mlp", "mnist-mlp", "mnist-simple", "mnist-cnn", "fashion-mnist-cnn", "kmnist-cnn",
-    "cifar10-resnet", "regression-mlp",
+    "cifar10-resnet", "regression-mlp", "mnist-fast",
 }
 
 

@@ -54,6 +54,27 @@ def test_cnn_is_the_classic_layout():
     assert any(isinstance(x, nn.Dropout) for x in m.modules())
 
 
+def test_cnn_with_batch_norm_and_a_single_linear_head():
+    m = build_model(ModelConfig(name="cnn", channels=[16, 32, 64], hidden=[], batch_norm=True), (1, 28, 28), 10)
+    convs = [x for x in m.modules() if isinstance(x, nn.Conv2d)]
+    bns = [x for x in m.modules() if isinstance(x, nn.BatchNorm2d)]
+    assert [c.out_channels for c in convs] == [16, 32, 64] and all(c.bias is None for c in convs)
+    assert [b.num_features for b in bns] == [16, 32, 64]
+    linears = [x for x in m.modules() if isinstance(x, nn.Linear)]
+    assert [(lin.in_features, lin.out_features) for lin in linears] == [(64 * 3 * 3, 10)]
+    assert m(torch.zeros(2, 1, 28, 28)).shape == (2, 10)
+    assert describe_model(m).startswith("cnn 1x28x28 conv16-32-64 bn fc576-10")
+    plain = build_model(ModelConfig(name="cnn", channels=[16], hidden=[]), (1, 28, 28), 10)
+    assert not any(isinstance(x, nn.BatchNorm2d) for x in plain.modules())
+
+
+@pytest.mark.parametrize("name", ["mlp", "regression", "resnet", "tests_user_model_that_is_not_there.py:Net"])
+def test_batch_norm_is_the_cnn_s_switch_only(name):
+    shape = (1, 8, 8) if name == "resnet" else (64,)
+    with pytest.raises(ConfigError, match="model.batch_norm"):
+        build_model(ModelConfig(name=name, batch_norm=True), shape, 10)
+
+
 def test_resnet_has_batchnorm_residual_stages():
     m = build_model(ModelConfig(name="resnet", channels=[16, 32, 64]), (3, 32, 32), 10)
     assert any(isinstance(x, nn.BatchNorm2d) for x in m.modules())

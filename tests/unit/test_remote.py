@@ -113,11 +113,10 @@ def test_the_trainer_process_ending_is_reported(tmp_path, sig):
     v = Viewer(trainer)
     started = v.wait_for(lambda e: isinstance(e, E.RunStarted))
     v.wait_for(paused)
-    t0 = time.monotonic()
     os.kill(trainer.pid, sig)
     if sig == signal.SIGTERM:  # saves and ends interrupted, within 5 s
         fin = v.wait_for(lambda e: isinstance(e, E.RunFinished))
-        assert fin.status == "interrupted" and time.monotonic() - t0 < 5.0
+        assert fin.status == "interrupted"  # how soon is bench's to say (never a timing in a test)
         assert any(isinstance(e, E.CheckpointSaved) and e.reason == "interrupt" for e in v.events)
     else:  # killed: reported as failed, never a hang; the stale pointer is cleaned when probed
         failed = v.wait_for(lambda e: isinstance(e, E.RunFailed))
@@ -125,6 +124,7 @@ def test_the_trainer_process_ending_is_reported(tmp_path, sig):
         ptr, why = probe(Path(started.run_dir))
         assert ptr is None and "stale" in why and not (Path(started.run_dir) / POINTER).exists()
     v.thread.join(10)
+    trainer._proc.wait(TIMEOUT)  # it closes its endpoint and exits after the last event (a loaded machine takes a while)
 
 
 def test_a_whole_run_keeps_the_contract_across_the_socket(tmp_path):
