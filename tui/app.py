@@ -212,7 +212,8 @@ class TrainApp(App[int]):
             E.RunFinished: self._on_status,
             E.RunFailed: self._on_failed,
             **dict.fromkeys((E.StepMetrics, E.EpochMetrics, E.ValidationMetrics, E.TestMetrics, E.CheckpointSaved,
-                             E.CommandApplied, E.CommandRejected, E.RunWarning, E.RunNote, E.RunError), E.ignore),
+                             E.CommandApplied, E.CommandRejected, E.RunWarning, E.RunNote, E.RunError,
+                             E.LearningRateFound, E.SystemSample), E.ignore),
         }, "TrainApp")
         """Event type -> how it changes the app's own state (status, run directory)."""
 
