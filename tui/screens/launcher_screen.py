@@ -37,13 +37,15 @@ OPTIMIZERS: tuple[str, ...] = tuple(cfgmod.field_spec("optim.name")[1]["choices"
 GIVEN = "(given config)"
 """List entry for a config handed to build_app that is not a preset on the list."""
 
-LrFinder = Callable[[RunConfig, threading.Event], Curve]
-"""(config, cancel event) -> the LR range test's curve; raises SweepError (one line) when there is none."""
+LrFinder = Callable[..., Curve]
+"""(config, cancel event, **sweep options) -> the LR range test's curve; raises SweepError (one
+line) when there is none."""
 
 
-def subprocess_lr_finder(cfg: RunConfig, cancel: threading.Event) -> Curve:
-    """The launcher's LR range test: :func:`core.lr_find.run_subprocess` (torch never loads here)."""
-    return run_subprocess(cfg, cancel=cancel)[0]
+def subprocess_lr_finder(cfg: RunConfig, cancel: threading.Event, **options: float) -> Curve:
+    """The launcher's LR range test: :func:`core.lr_find.run_subprocess` (torch never loads here);
+    ``options``: start, end, steps."""
+    return run_subprocess(cfg, cancel=cancel, **options)[0]
 
 
 def edit_config(base: RunConfig, *, lr: str, batch_size: str, epochs: str, optimizer: str, source: str = "launcher") -> RunConfig:
@@ -114,6 +116,8 @@ class LauncherScreen(Screen):
         self._descriptions: dict[str, str] = {}
         self.lr_finder: LrFinder = subprocess_lr_finder
         """How L sweeps (tests inject one that needs no subprocess)."""
+        self.lr_options: dict = {}
+        """Sweep options for the default finder (start, end, steps; ``tui-train lr-find --steps``...)."""
 
     # -- layout ------------------------------------------------------------------------------
     def compose(self) -> ComposeResult:
@@ -173,7 +177,7 @@ class LauncherScreen(Screen):
 
         def sweep() -> None:
             try:
-                curve = self.lr_finder(cfg, cancel)
+                curve = self.lr_finder(cfg, cancel, **self.lr_options)
                 show, arg = screen.show_curve, curve
             except SweepError as e:
                 show, arg = screen.show_error, str(e)
