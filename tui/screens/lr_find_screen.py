@@ -79,6 +79,7 @@ class LrFindScreen(ModalScreen[float | None]):
         """The curve once it has arrived."""
         self.error = ""
         """Why there is no curve ('' when none is known)."""
+        self._mounted = False
 
     def compose(self) -> ComposeResult:
         with Vertical(classes="dialog lr-find"):
@@ -88,6 +89,7 @@ class LrFindScreen(ModalScreen[float | None]):
             yield Static(f"Enter: {self.applies_to} · Esc: cancel", classes="dialog-help", id="lr-find-help")
 
     def on_mount(self) -> None:
+        self._mounted = True
         self._show()  # what arrived before the screen was mounted
 
     def show_curve(self, curve: Curve) -> None:
@@ -101,7 +103,7 @@ class LrFindScreen(ModalScreen[float | None]):
         self._show()
 
     def _show(self) -> None:
-        if not self.is_mounted:
+        if not self._mounted:
             return
         summary = self.query_one("#lr-find-summary", Static)
         if self.error:

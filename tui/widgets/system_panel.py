@@ -59,11 +59,10 @@ class SystemPanel(Vertical):
         gpu_temp = f" {ev.gpu_temp_c:.0f}°" if is_finite(ev.gpu_temp_c) else ""
         gpu_power = f" {ev.gpu_power_w:.0f}W" if is_finite(ev.gpu_power_w) else ""
         rows = {
-            "cpu": (ev.cpu_percent, f"cpu  {ev.cpu_percent:4.0f}%" if is_finite(ev.cpu_percent) else "cpu  -"),
-            "rss": (ev.rss_bytes, f"rss  {size(ev.rss_bytes):>5}"),
-            "mem": (ev.mem_percent, f"mem  {ev.mem_percent:4.0f}% of {size(ev.mem_total_bytes)}"
-                    if is_finite(ev.mem_percent) else "mem  -"),
-            "gpu": (ev.gpu_percent, f"gpu  {ev.gpu_percent:4.0f}%{gpu_temp}{gpu_power}" if is_finite(ev.gpu_percent) else ""),
+            "cpu": (ev.cpu_percent, f"cpu {ev.cpu_percent:4.0f}%" if is_finite(ev.cpu_percent) else "cpu -"),
+            "rss": (ev.rss_bytes, f"rss {size(ev.rss_bytes):>5}"),
+            "mem": (ev.mem_percent, f"mem {ev.mem_percent:3.0f}%/{size(ev.mem_total_bytes)}" if is_finite(ev.mem_percent) else "mem -"),
+            "gpu": (ev.gpu_percent, f"gpu {ev.gpu_percent:3.0f}%{gpu_temp}{gpu_power}" if is_finite(ev.gpu_percent) else ""),
             "vram": (ev.gpu_mem_bytes, f"vram {size(ev.gpu_mem_bytes)}/{size(ev.gpu_mem_total_bytes)}"
                      if is_finite(ev.gpu_mem_bytes) else ""),
         }
