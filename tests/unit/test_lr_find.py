@@ -3,6 +3,7 @@ real run that leaves its weights, optimizer state, data order and RNG states as 
 
 from __future__ import annotations
 
+import itertools
 import math
 import random
 
@@ -45,7 +46,7 @@ def test_suggestions_on_a_synthetic_curve_with_a_known_valley():
 def test_the_schedule_is_exponential_from_start_to_end():
     lrs = [L.lr_at(i, 1e-7, 10.0, 100) for i in range(100)]
     assert lrs[0] == pytest.approx(1e-7) and lrs[-1] == pytest.approx(10.0)
-    ratios = {round(b / a, 9) for a, b in zip(lrs, lrs[1:])}
+    ratios = {round(b / a, 9) for a, b in itertools.pairwise(lrs)}
     assert len(ratios) == 1
 
 
