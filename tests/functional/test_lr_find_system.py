@@ -104,7 +104,7 @@ GPU_SAMPLE = E.SystemSample(step=40, cpu_percent=97.0, rss_bytes=812_000_000, me
 async def test_the_system_panel_shows_the_samples_with_sparklines(tmp_path):
     cpu_only = E.SystemSample(step=20, cpu_percent=50.0, rss_bytes=800_000_000, mem_percent=40.0, mem_total_bytes=16_000_000_000)
     app, fakes = fake_app(tmp_path, script=[cpu_only, GPU_SAMPLE])
-    async with app.run_test(size=(120, 40)) as pilot:  # wide: the panel is beside the epochs and the log
+    async with app.run_test(size=(160, 40)) as pilot:  # from 160 columns: beside the epochs and the log
         await wait_for(pilot, lambda: fakes and fakes[0].started.is_set())
         await settle(pilot)
         panel = app.dashboard.query_one(SystemPanel)
@@ -130,3 +130,20 @@ async def test_a_small_terminal_shows_the_system_panel_on_t(tmp_path):
             await pilot.pause()
         assert seen == [(True, False, False), (False, True, False), (False, False, True)]
         assert (log.display, panel.display) == (True, False)
+
+
+@run_async
+async def test_at_120_columns_t_switches_the_log_and_the_system_panel(tmp_path):
+    app, fakes = fake_app(tmp_path, script=[GPU_SAMPLE])
+    async with app.run_test(size=(120, 40)) as pilot:
+        await wait_for(pilot, lambda: fakes and fakes[0].started.is_set())
+        await settle(pilot)
+        dash = app.dashboard
+        shown = lambda: tuple(dash.query_one(w).display for w in ("#epochs", "#log", "#system"))  # noqa: E731
+        assert shown() == (True, True, False)
+        await pilot.press("t")
+        await pilot.pause()
+        assert shown() == (True, False, True)
+        await pilot.press("t")
+        await pilot.pause()
+        assert shown() == (True, True, False)

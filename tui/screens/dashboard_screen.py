@@ -57,13 +57,14 @@ FLUSH_FIRST = (E.EpochMetrics, E.TestMetrics)
 
 DETAILS = ("", "-show-table", "-show-system")
 """What the lower panel shows on a small terminal (t cycles): the event log, the epoch table, the
-system panel (a wide terminal shows all three)."""
+system panel. From 120 columns the epochs are always shown and t switches the log and the system
+panel; from 160 columns all three are."""
 
 
 class DashboardScreen(Screen):
     """The live view of one run."""
 
-    HORIZONTAL_BREAKPOINTS = [(0, "-narrow"), (120, "-wide")]
+    HORIZONTAL_BREAKPOINTS = [(0, "-narrow"), (120, "-wide"), (160, "-wider")]
     VERTICAL_BREAKPOINTS = [(0, "-short"), (34, "-tall")]
 
     BINDINGS = keys.bindings(keys.DASHBOARD_KEYS)
@@ -438,9 +439,10 @@ class DashboardScreen(Screen):
             "EARLY STOPPED.", yes="Stop early"), done)
 
     def action_toggle_details(self) -> None:
-        """Small terminals show the log, the epoch table or the system panel; t cycles."""
+        """Small terminals show the log, the epoch table or the system panel; t cycles (see DETAILS)."""
         shown = next((c for c in DETAILS if c and self.has_class(c)), "")
-        following = DETAILS[(DETAILS.index(shown) + 1) % len(DETAILS)]
+        cycle = ("", "-show-system") if self.has_class("-wide") else DETAILS  # wide: the epochs are always there
+        following = cycle[(cycle.index(shown) + 1) % len(cycle)] if shown in cycle else ""
         self.remove_class(*(c for c in DETAILS if c))
         if following:
             self.add_class(following)
