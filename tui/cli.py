@@ -426,6 +426,7 @@ CTL_ACTIONS = {
     "set KEY VALUE": "set a live hyperparameter (momentum, weight_decay, grad_clip, patience; lr too)",
     "save": "save a checkpoint", "validate": "validate now", "stop": "early stop (evaluate, save, end as early_stopped)",
     "interrupt": "save a checkpoint and end as interrupted (resume later with --resume)",
+    "lr-find": "LR range test of the paused run on a copy (prints the suggestion; `lr VALUE` applies one)",
 }
 """What ``tui-train ctl`` can send (the form shown in help and errors)."""
 
@@ -438,7 +439,7 @@ def _ctl_command(words: list[str]):
     if not words:
         raise fail(f"ctl: say what to send ({allowed}), or --events")
     action, args = words[0], words[1:]
-    expected = {"pause": 0, "resume": 0, "save": 0, "validate": 0, "stop": 0, "interrupt": 0, "lr": 1, "set": 2}
+    expected = {"pause": 0, "resume": 0, "save": 0, "validate": 0, "stop": 0, "interrupt": 0, "lr": 1, "set": 2, "lr-find": 0}
     if action not in expected:
         raise fail(f"ctl: unknown action {action!r} (allowed: {allowed})")
     if len(args) != expected[action]:
@@ -451,7 +452,8 @@ def _ctl_command(words: list[str]):
         except ValueError:
             raise fail(f"ctl {action}: {text!r} is not a number") from None
 
-    simple = {"pause": C.Pause, "resume": C.Resume, "save": C.SaveCheckpoint, "validate": C.Validate}
+    simple = {"pause": C.Pause, "resume": C.Resume, "save": C.SaveCheckpoint, "validate": C.Validate,
+              "lr-find": C.FindLearningRate}
     if action in simple:
         return simple[action]()
     if action == "stop":
