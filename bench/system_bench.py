@@ -4,6 +4,7 @@ default interval, and at 20x that rate, repetitions alternating. Figures, not as
 from __future__ import annotations
 
 import statistics
+import time
 from pathlib import Path
 
 from bench.engine_bench import engine_config
@@ -26,6 +27,16 @@ def throughput(data_dir: Path, epochs: int, steps: int, interval: float, runs_di
     if summary.get("status") != "completed":
         raise RuntimeError(f"run ended {summary.get('status')}: {summary.get('reason')}")
     return summary["samples_per_second"], len(samples)
+
+
+def sample_cost(n: int = 200) -> float:
+    """Seconds of one sample (psutil's reads; no GPU here), the mean of ``n``."""
+    sampler = system.SystemSampler(lambda e: None, lambda: 0, "cpu", interval=0)
+    sampler.sample()
+    t0 = time.perf_counter()
+    for _ in range(n):
+        sampler.sample()
+    return (time.perf_counter() - t0) / n
 
 
 def section_s(size: str, reps: int, data_dir: Path, work: Path, out) -> None:
@@ -51,3 +62,6 @@ def section_s(size: str, reps: int, data_dir: Path, work: Path, out) -> None:
     out(f"\n## (s) the system sampler: throughput with it on vs off\n\nMNIST MLP ({steps_txt}), batch 64, 1 thread, CPU, "
         f"{reps} alternating reps. Goal: >= 0.99x at the default interval.\n")
     out(table(rows, ["sampler", "best samples/s", "median samples/s", "best vs off", "median vs off", "samples taken"]))
+    cost = sample_cost()
+    out(f"\nOne sample (psutil, no GPU) takes {cost * 1e6:.0f} µs of the sampler's thread: "
+        f"{cost / system.INTERVAL:.4%} of one core at the default interval.")
