@@ -236,7 +236,7 @@ class TrainApp(App[int]):
             launcher = self._launcher()
             launcher.lr_options = dict(self.lr_find)
             self.push_screen(launcher)
-            launcher.call_after_refresh(launcher.action_find_lr)
+            launcher.call_after_refresh(launcher.action_find_lr, self.initial_config)
         elif self.initial_config is not None and self.start_immediately:
             label = self.initial_preset or (f"resume {self.resume.name}" if self.resume else self.initial_config.name)
             self.start_run(self.initial_config, label)

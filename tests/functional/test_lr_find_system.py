@@ -147,3 +147,26 @@ async def test_at_120_columns_t_switches_the_log_and_the_system_panel(tmp_path):
         await pilot.press("t")
         await pilot.pause()
         assert shown() == (True, True, False)
+
+
+@run_async
+async def test_tui_train_lr_find_opens_the_launcher_with_the_sweep_running(tmp_path, monkeypatch):
+    from core.config import load_config
+
+    asked = []
+
+    def finder(cfg, cancel, **options):
+        asked.append((cfg.name, cfg.optim.lr, options))
+        return L.run_sweep(L.demo_loss, start=options["start"], end=options["end"], steps=options["steps"])
+
+    monkeypatch.setattr("tui.screens.launcher_screen.subprocess_lr_finder", finder)
+    cfg = load_config("digits-mlp", ["optim.lr=0.05"])
+    app = build_app(config=cfg, preset="digits-mlp", runs_dir=tmp_path, overrides=["optim.lr=0.05"],  # as the CLI passes them
+                    lr_find={"start": 1e-6, "end": 1.0, "steps": 40})
+    async with app.run_test(size=(100, 30)) as pilot:
+        await wait_for(pilot, lambda: isinstance(app.screen, LrFindScreen) and app.screen.curve is not None, what="the curve")
+        assert asked == [("digits-mlp", 0.05, {"start": 1e-6, "end": 1.0, "steps": 40})]
+        assert app.screen.curve.steps == 40 and app.screen.curve.lrs[0] == 1e-6
+        await pilot.press("escape")
+        await wait_for(pilot, lambda: isinstance(app.screen, LauncherScreen))
+        assert app.screen.query_one("#f-lr").value == "0.05"  # Esc: the form as it was

@@ -159,11 +159,12 @@ class LauncherScreen(Screen):
         """r: ask the app for the Runs screen."""
         self.post_message(self.RunsRequested())
 
-    def action_find_lr(self) -> None:
-        """L: the LR range test of the form's config, in a daemon thread (the finder starts a
-        process); Enter on its screen writes the suggestion into the learning rate field."""
+    def action_find_lr(self, config: RunConfig | None = None) -> None:
+        """L: the LR range test of the form's config (or ``config``: ``tui-train lr-find``'s, swept
+        before the form has settled), in a daemon thread (the finder starts a process); Enter on
+        its screen writes the suggestion into the learning rate field."""
         try:
-            cfg = self.edited()
+            cfg = config if config is not None else self.edited()
         except ConfigError as err:
             self._error(str(err))
             return
