@@ -42,6 +42,9 @@ STOP_REASONS = ("completed", "diverged", "non-finite", "interrupted")
 """How a sweep ends: all steps taken, the loss diverged, a non-finite loss, the stop event."""
 RULES = ("valley", "steepest", "minimum/10")
 """The suggestion rules, the first one is the suggestion."""
+MIN_POINTS = 10
+"""Fewer points than this (the loss diverged or went non-finite within a few steps: a model at a
+minimum already, or a range that starts too high) give no suggestion."""
 
 
 class SweepError(ValueError):
@@ -112,7 +115,8 @@ class Curve:
 def describe(suggestions: dict, points: int, stopped: str) -> str:
     """One line: 'suggested 0.00211 (valley; steepest 0.005, minimum/10 0.0123) · 87 steps, diverged'."""
     if suggestions.get("valley") is None:
-        return f"no suggestion (too few points) · {points} steps, {stopped}"
+        return (f"no suggestion: {points} steps before the sweep stopped ({stopped}), at least {MIN_POINTS} are needed "
+                "(a model at a minimum already, or a start_lr too high)")
     others = ", ".join(f"{k} {suggestions[k]:.3g}" for k in RULES[1:] if k in suggestions)
     return f"suggested {suggestions['valley']:.3g} (valley; {others}) · {points} steps, {stopped}"
 
@@ -174,12 +178,12 @@ def steepest(lrs: list[float], losses: list[float]) -> int:
 def suggest(lrs: list[float], losses: list[float], steps: int) -> dict[str, float]:
     """Every rule's learning rate for a curve (fastai drops the first tenth of the planned steps
     and the last 5 points, where the loss has not moved yet or is blowing up; a short curve is
-    used whole). {} when fewer than 2 points."""
+    used whole). {} for fewer than :data:`MIN_POINTS` points."""
+    if len(lrs) < MIN_POINTS:
+        return {}
     lo, hi = steps // 10, len(lrs) - 5
     if hi - lo >= 5:
         lrs, losses = lrs[lo:hi], losses[lo:hi]
-    if len(lrs) < 2:
-        return {}
     at_min = min(range(len(losses)), key=losses.__getitem__)
     return {"valley": lrs[valley(losses)], "steepest": lrs[steepest(lrs, losses)], "minimum/10": lrs[at_min] / 10}
 

@@ -11,6 +11,7 @@ import subprocess
 import pytest
 
 from core import config as cfgmod
+from core import lr_find as L
 from core.lr_find import SweepError, run_subprocess
 from tests.e2e.test_headless_signals import tui_train
 
@@ -44,8 +45,8 @@ def test_json_holds_the_whole_curve_and_every_suggestion(tmp_path):
 
 def test_the_launchers_subprocess_answers_with_the_curve_or_one_line():
     cfg = cfgmod.load_config("digits-mlp", ["train.num_threads=1"])
-    curve, device = run_subprocess(cfg, steps=10)
-    assert device == "cpu" and 1 < len(curve.lrs) <= 10 and curve.suggestion is not None
+    curve, device = run_subprocess(cfg, steps=25)
+    assert device == "cpu" and L.MIN_POINTS <= len(curve.lrs) <= 25 and curve.suggestion is not None
     bad = cfgmod.replace(cfg, **{"data.dataset": "user"})
     with pytest.raises(SweepError) as err:
         run_subprocess(bad, steps=10)

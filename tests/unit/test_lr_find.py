@@ -62,6 +62,10 @@ def test_the_sweep_stops_at_the_first_non_finite_loss_and_at_divergence():
 
 def test_too_few_points_give_no_suggestion_and_bad_options_are_refused():
     assert L.run_sweep(lambda lr: math.nan, steps=10).suggestion is None
+    # a converged model: any larger LR raises the loss, 4x its best within a few steps
+    short = L.run_sweep(lambda lr: 1e-5 * (lr / 1e-7) ** 3, steps=100)
+    assert short.stopped == "diverged" and len(short.lrs) < L.MIN_POINTS and short.suggestions == {}
+    assert "no suggestion" in L.describe(short.suggestions, len(short.lrs), short.stopped)
     with pytest.raises(L.SweepError, match="end_lr"):
         L.run_sweep(lambda lr: 1.0, start=1.0, end=0.1)
     assert "steps" in L.check_options(1e-7, 10.0, 4)

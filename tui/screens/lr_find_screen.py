@@ -20,14 +20,17 @@ from textual_plotext import PlotextPlot
 
 from core.lr_find import Curve, describe
 from tui import format as fmt
+from tui.widgets.metric_plot import y_ticks
 
 
 def decade_ticks(lo: float, hi: float) -> tuple[list[float], list[str]]:
     """Ticks at the powers of ten between log10 values ``lo`` and ``hi`` (every other one when
-    there are many), labelled 1e-7 .. 10."""
+    there are many), labelled 1e-7 .. 10; a range within one decade gets its two ends."""
     first, last = math.ceil(lo - 1e-9), math.floor(hi + 1e-9)
+    if last - first < 1:
+        return [lo, hi], [f"{10.0 ** lo:.2g}", f"{10.0 ** hi:.2g}"]
     step = 1 if last - first <= 6 else 2
-    ticks = list(range(first, last + 1, step)) or [round(lo)]
+    ticks = list(range(first, last + 1, step))
     return [float(t) for t in ticks], [f"{10.0 ** t:g}" if -3 <= t <= 3 else f"1e{t}" for t in ticks]
 
 
@@ -52,15 +55,18 @@ class LrCurvePlot(PlotextPlot):
             return
         plt.plot(xs, ys, marker="braille", color="blue")
         plt.xticks(*decade_ticks(min(xs), max(xs)))
+        y_lo, y_hi = min(ys), max(ys)
+        ticks, labels, unit = y_ticks(y_lo, y_hi, 5) if y_hi > y_lo else ([y_lo], [f"{y_lo:.4g}"], "")
+        plt.yticks(ticks, labels)
         plt.xlabel("learning rate (log)")
-        plt.title("smoothed loss")
+        plt.title("smoothed loss" + (f" {unit}" if unit else ""))
         best = curve.suggestion
         if best is not None and best > 0:
             at = math.log10(best)
             loss = ys[min(range(len(xs)), key=lambda i: abs(xs[i] - at))]
             plt.vline(at, "red")
             plt.scatter([at], [loss], marker="●", color="red")
-            plt.title(f"smoothed loss · suggested {fmt.lr(best)}")
+            plt.title(f"smoothed loss{f' {unit}' if unit else ''} · suggested {fmt.lr(best)}")
         self.refresh()
 
 
