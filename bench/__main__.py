@@ -4,8 +4,9 @@ Sections: (a) engine vs the classic DataLoader loop, (b) engine vs a bare loop o
 preloaded tensors, (c) the real TUI attached vs headless, (d) cost of one dashboard frame,
 (e) key press to engine action, (f) memory over many logged steps, (g) start-up, (h) what
 attached viewers cost a run, (i) command to acknowledgement through the control socket, (j)
-attaching to a run with a million logged steps, (k) torchrun, (l) past runs, (t) time to 99%
-MNIST test accuracy (the seed tutorial's flow vs mnist-fast).
+attaching to a run with a million logged steps, (k) torchrun, (l) past runs, (s) the system
+sampler's cost (throughput with it on vs off), (t) time to 99% MNIST test accuracy (the seed
+tutorial's flow vs mnist-fast).
 The output is Markdown; BENCHMARKS.md holds a recorded run. Figures, never assertions.
 """
 
@@ -24,7 +25,7 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m bench", description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="a few hundred steps per measurement (~2 min on 2 cores); default: full epochs")
     ap.add_argument("--tiny", action="store_true", help="smallest sizes: only checks that every section still runs (CI)")
-    ap.add_argument("--only", default="abcdefghijklt", help="sections to run, e.g. 'ab' (default: all)")
+    ap.add_argument("--only", default="abcdefghijklst", help="sections to run, e.g. 'ab' (default: all)")
     ap.add_argument("--data-dir", default=None, help="folder holding MNIST/raw (default: $TUI_TRAIN_MNIST_DIR or ../shared/data)")
     ap.add_argument("--device", default="cpu", help="cpu or cuda (default: cpu)")
     ap.add_argument("--threads", type=int, default=1, help="torch intra-op threads for (a) and (b) (default: 1)")
@@ -58,6 +59,10 @@ def main(argv: list[str] | None = None) -> int:
             from bench.runs_bench import section_l
 
             section_l(size, reps, work, out)
+        if "s" in args.only:
+            from bench.system_bench import section_s
+
+            section_s(size, reps, data_dir, work, out)
         if "t" in args.only:
             from bench.accuracy_bench import section_t
 

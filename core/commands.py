@@ -101,7 +101,22 @@ class Rollback(Command):
     """Multiplier for the base learning rate after the rollback (finite, > 0)."""
 
 
+@dataclass(frozen=True)
+class FindLearningRate(Command):
+    """Run an LR range test now, on copies of the model and optimizer (a paused run only): the
+    run's weights, optimizer state and data order are untouched. A LearningRateFound event
+    carries the curve and the suggestion; applying it is a SetLearningRate of its own."""
+
+    start_lr: float = 1e-7
+    """First learning rate of the sweep (finite, > 0)."""
+    end_lr: float = 10.0
+    """Last learning rate of the sweep (> start_lr)."""
+    steps: int = 100
+    """Optimizer steps of the sweep, one batch each (5 .. core.lr_find.MAX_STEPS)."""
+
+
 COMMAND_TYPES: tuple[type[Command], ...] = (
     Pause, Resume, Stop, Interrupt, SetLearningRate, ScaleLearningRate, SetHyperparameter, SaveCheckpoint, Validate, Rollback,
+    FindLearningRate,
 )
 """Every concrete command type (what the control endpoint accepts by name)."""

@@ -17,7 +17,8 @@ from core import commands as C
 from core import events as E
 
 Sink = Callable[[E.Event], None]
-"""Where a trainer hands its events; it must never block (e.g. ``queue.SimpleQueue.put``)."""
+"""Where a trainer hands its events; it must never block (e.g. ``queue.SimpleQueue.put``). It is
+called from the training thread and from the engine's system sampler thread, one event at a time."""
 
 
 class TrainerLike(Protocol):

@@ -16,12 +16,12 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from core import commands as C
-from core import limits
+from core import limits, lr_find
 from core.state import TrainingState
 
-EFFECTS = ("", "save", "validate", "rollback", "interrupt")
+EFFECTS = ("", "save", "validate", "rollback", "interrupt", "lr_find")
 """What the engine carries out after deciding: nothing, a checkpoint, a validation, a rollback,
-or ending the run as interrupted at this step boundary."""
+ending the run as interrupted at this step boundary, or an LR range test on copies."""
 
 
 @dataclass(frozen=True)
@@ -89,6 +89,11 @@ def decide(cmd: C.Command, status: str, state: TrainingState, group: Mapping[str
         return Decision(effect="save")
     if isinstance(cmd, C.Validate):
         return Decision(effect="validate", applied="validated")
+    if isinstance(cmd, C.FindLearningRate):
+        if status != "paused":
+            return _reject(f"the LR range test runs on a paused run: pause first (status {status})")
+        why = lr_find.check_options(cmd.start_lr, cmd.end_lr, cmd.steps)
+        return _reject(why) if why else Decision(effect="lr_find")
     return _reject(f"unknown command {type(cmd).__name__}")
 
 

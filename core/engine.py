@@ -12,6 +12,8 @@ prepare, epochs, steps, step boundaries, finish. Each concern it uses is its own
 - the run directory's files: :mod:`core.runlog`
 - evaluation: :mod:`core.evaluation`; early stopping: :mod:`core.early_stopping`
 - the clock and interval metrics: :mod:`core.meters`; the thread count: :mod:`core.threads`
+- the LR range test of a paused run: :mod:`core.lr_find`; system load samples: :mod:`core.system`
+  (a daemon thread: events are written under one lock, so the run log's order and seqs hold)
 - several processes (torchrun): :mod:`core.distributed`; the loop meets the other ranks at sync
   points (:meth:`Trainer._sync_commands`) and in the sums of metrics, and only rank 0 writes
 
@@ -34,7 +36,7 @@ import torch
 
 from core import checkpoint as ckpt
 from core import commands as C
-from core import control
+from core import control, system
 from core import events as E
 from core.config import ConfigError, RunConfig, to_dict, to_toml
 from core.contract import Sink
@@ -161,6 +163,9 @@ class Trainer:
         self._wall0 = time.perf_counter()
         self._wall_before = 0.0  # wall seconds of the run before this process (a resume's checkpoint)
         self._target_hit: dict | None = None  # when train.target was reached: value, step, epoch, seconds
+        self._emit_lock = threading.RLock()  # the system sampler's thread emits too
+        self.system_interval = system.INTERVAL
+        """Seconds between two SystemSample events of rank 0 (0: no sampler; bench section (s) compares)."""
 
     # ------------------------------------------------------------------ public API
 
@@ -269,6 +274,7 @@ class Trainer:
             self._set_status("running", reason, "start")
             if self._world_note:
                 self._emit(E.RunWarning(message=self._world_note, step=self.state.step))
+            sampler = self._start_sampler()
             try:
                 self._train()
                 status, reason = "completed", "all epochs done"
@@ -276,6 +282,9 @@ class Trainer:
                     reason = "max_steps reached"
             except _EndRun as end:
                 status, reason = end.status, end.reason
+            finally:
+                if sampler is not None:
+                    sampler.stop()
             return self._finish(status, reason)
         except BaseException as exc:  # noqa: BLE001 - every failure becomes a RunFailed event
             return self._fail(exc)
@@ -283,6 +292,18 @@ class Trainer:
             if self._log is not None:
                 self._log.close()
             self.world.close()
+
+    def _start_sampler(self) -> system.SystemSampler | None:
+        """Rank 0's system sampler (a daemon thread), or None when it is off (or psutil is missing: said once)."""
+        if not self.world.is_main or self.system_interval <= 0:
+            return None
+        try:
+            sampler = system.SystemSampler(self.report, lambda: self.state.step, self.p.rt.device, self.system_interval)
+        except ImportError as e:
+            self._emit(E.RunNote(message=f"system panel: off ({e}; pip install psutil)", step=self.state.step))
+            return None
+        sampler.start()
+        return sampler
 
     def hyperparameters(self) -> dict:
         """Current hyperparameters as plain values (for panels and RunStarted)."""
@@ -295,8 +316,8 @@ class Trainer:
         return self.state.base_lr * factor(self.config.schedule, step, p.rt.steps_per_epoch, p.rt.total_steps) * p.plateau.scale
 
     def report(self, event: E.Event) -> None:
-        """Log an event that does not come from the loop (a Python warning, a viewer note) and hand
-        it to the sink, like the loop's own. Call it from the training thread or while it waits."""
+        """Log an event that does not come from the loop (a Python warning, a viewer note, a system
+        sample) and hand it to the sink, like the loop's own. Safe from any thread."""
         self._emit(event)
 
     def emergency_summary(self, status: str, reason: str) -> None:
@@ -547,6 +568,8 @@ class Trainer:
         """Decide what ``cmd`` does (core.control) and carry it out; acknowledge it either way.
         Every command of the run passes here, at a step boundary."""
         st, p = self.state, self.p
+        if isinstance(cmd, C.FindLearningRate) and self.world.enabled:
+            return self._reject(cmd, "the LR range test runs in a single-process run (tui-train lr-find PRESET)", origin)
         try:
             d = control.decide(cmd, self.status, st, p.rt.optimizer.param_groups[0], good_step=p.good.step,
                                nonfinite_pause=self.status == "paused" and self._status_cause == "nonfinite")
@@ -584,7 +607,21 @@ class Trainer:
             p.good.restore(p.rt.model, p.rt.optimizer)
         elif d.effect == "interrupt":
             self._interrupted = f"stop requested ({getattr(cmd, 'reason', '') or 'user'})"
+        elif d.effect == "lr_find":
+            return self._find_lr(cmd)
         return d.applied
+
+    def _find_lr(self, cmd: C.FindLearningRate) -> str:
+        """The LR range test on copies (core.lr_find), the clock held as for a validation; the
+        curve goes out as LearningRateFound, the acknowledgement says the suggestion."""
+        from core import lr_find
+
+        st, p = self.state, self.p
+        with p.clock.held():
+            curve = lr_find.sweep_runtime(p.rt, self.config, epoch=st.epoch, grad_clip=st.grad_clip, start=cmd.start_lr,
+                                          end=cmd.end_lr, steps=cmd.steps, stop=self._stop.is_set)
+        self._emit(lr_find.found_event(curve, st.step))
+        return lr_find.ack_detail(curve)
 
     def _reject(self, cmd: C.Command, reason: str, origin: str = "") -> None:
         self._emit(E.CommandRejected(command=cmd.name, reason=reason, step=self.state.step, origin=origin))
@@ -823,9 +860,10 @@ class Trainer:
         reports for the run; the other ranks report nothing."""
         if not self.world.is_main:
             return
-        if self._log is not None:
-            self._log.write(event)
-        self._sink(event)
+        with self._emit_lock:  # one event at a time: seqs in the files and the stream stay in order
+            if self._log is not None:
+                self._log.write(event)
+            self._sink(event)
 
     def _run_started(self) -> E.RunStarted:
         rt, st = self.p.rt, self.state

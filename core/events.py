@@ -292,9 +292,62 @@ class RunFailed(Event):
     """The content of summary.json (status failed)."""
 
 
+@dataclass(frozen=True)
+class LearningRateFound(Event):
+    """The result of an LR range test (the FindLearningRate command): the curve and the suggestions
+    (core.lr_find.Curve's fields; ``core.lr_find.Curve.from_json(to_json(event))`` rebuilds it)."""
+
+    step: int
+    """Optimizer steps done when it ran (the run itself did not move)."""
+    lrs: tuple = ()
+    """The learning rate of each sweep step (at most core.lr_find.MAX_STEPS)."""
+    losses: tuple = ()
+    """The smoothed loss at each of them."""
+    raw_losses: tuple = ()
+    """The measured loss at each of them."""
+    stopped: str = "completed"
+    """How the sweep ended: completed, diverged, non-finite or interrupted."""
+    start_lr: float = 1e-7
+    """The sweep's first learning rate."""
+    end_lr: float = 10.0
+    """Its last planned learning rate."""
+    steps: int = 100
+    """The steps planned."""
+    suggestions: dict = field(default_factory=dict)
+    """Rule -> learning rate: 'valley' (the suggestion), 'steepest', 'minimum/10'; {} when the
+    curve is too short to tell."""
+
+
+@dataclass(frozen=True)
+class SystemSample(Event):
+    """The trainer process's load and the machine's, sampled every few seconds by a daemon thread
+    of the trainer process (core.system), never by the training thread. Written to metrics.jsonl."""
+
+    step: int
+    """The latest optimizer step when sampled."""
+    cpu_percent: float
+    """CPU use of the trainer process since the last sample, in % of one core (200 = two cores busy)."""
+    rss_bytes: int
+    """Resident memory of the trainer process."""
+    mem_percent: float
+    """System memory in use, % of the total."""
+    mem_total_bytes: int
+    """System memory in all."""
+    gpu_percent: float | None = None
+    """Utilisation of the training GPU, % (None: no GPU, or nvidia-ml-py is not installed)."""
+    gpu_mem_bytes: int | None = None
+    """Its memory in use (all processes)."""
+    gpu_mem_total_bytes: int | None = None
+    """Its memory in all."""
+    gpu_temp_c: float | None = None
+    """Its temperature, °C."""
+    gpu_power_w: float | None = None
+    """Its power draw, W."""
+
+
 EVENT_TYPES: tuple[type[Event], ...] = (
     RunStarted, StatusChanged, StepMetrics, EpochMetrics, ValidationMetrics, TestMetrics, ConfusionMatrix, CheckpointSaved,
-    CommandApplied, CommandRejected, RunWarning, RunNote, RunError, RunFinished, RunFailed,
+    CommandApplied, CommandRejected, RunWarning, RunNote, RunError, RunFinished, RunFailed, LearningRateFound, SystemSample,
 )
 """Every concrete event type (``tests/unit/test_dispatch.py`` checks that none is missing)."""
 

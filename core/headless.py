@@ -16,6 +16,7 @@ import threading
 from typing import TextIO
 
 from core import events as E
+from core.lr_find import lr_found
 
 EXIT_CODES = {"completed": 0, "early_stopped": 0, "stopped": 0, "failed": 1, "interrupted": 130}
 """Process exit code per final status."""
@@ -64,6 +65,8 @@ class Printer:
             E.RunNote: lambda ev: self.line(f"note: {ev.message}"),
             E.RunError: lambda ev: self.line(f"error: {ev.message}"),
             E.RunFinished: self._finished, E.RunFailed: self._failed,
+            E.LearningRateFound: lambda ev: self.line(f"LR range test at step {ev.step}: {lr_found(ev)}"),
+            E.SystemSample: E.ignore,  # metrics.jsonl has them; a line every 2 s would drown the progress
         }, "Printer")
 
     def line(self, text: str) -> None:

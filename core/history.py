@@ -19,6 +19,11 @@ MAX_STEP_EVENTS = 4096
 """At most this many StepMetrics of the history reach a viewer (min/max-preserving buckets)."""
 
 
+MAX_SYSTEM_SAMPLES = 120
+"""At most the newest this many SystemSample records of metrics.jsonl reach a viewer (the panel's
+sparklines are shorter; epochs.jsonl holds none, so a run with steps.f64 sends none)."""
+
+
 STEP_LINE = b'{"event": "StepMetrics"'
 """How every StepMetrics line of metrics.jsonl starts (skipped without parsing when steps.f64 has them)."""
 
@@ -92,7 +97,9 @@ def with_mistakes(run_dir: Path, records: list[dict]) -> list[dict]:
 def thin_steps(events: list[E.Event], limit: int = MAX_STEP_EVENTS) -> list[E.Event]:
     """``events`` with StepMetrics thinned to about ``limit``: in each bucket of consecutive steps
     the ones with the lowest and the highest loss (a non-finite loss counts as the highest) and
-    the last stay, so spikes and the latest value survive."""
+    the last stay, so spikes and the latest value survive; of the SystemSample records only the
+    newest :data:`MAX_SYSTEM_SAMPLES`."""
+    events = newest_samples(events)
     steps = [i for i, e in enumerate(events) if isinstance(e, E.StepMetrics)]
     if len(steps) <= limit:
         return events
@@ -105,6 +112,15 @@ def thin_steps(events: list[E.Event], limit: int = MAX_STEP_EVENTS) -> list[E.Ev
         keep.add(max(losses)[1])
         keep.add(bucket[-1])
     return [e for i, e in enumerate(events) if not isinstance(e, E.StepMetrics) or i in keep]
+
+
+def newest_samples(events: list[E.Event], limit: int = MAX_SYSTEM_SAMPLES) -> list[E.Event]:
+    """``events`` with only the newest ``limit`` SystemSample records."""
+    samples = [i for i, e in enumerate(events) if isinstance(e, E.SystemSample)]
+    if len(samples) <= limit:
+        return events
+    old = set(samples[:-limit] if limit else samples)
+    return [e for i, e in enumerate(events) if i not in old]
 
 
 def read_steps(path: Path, upto_seq: int | None = None, limit: int = MAX_STEP_EVENTS) -> list[tuple[int, E.StepMetrics]]:
@@ -153,4 +169,4 @@ def read_history(run_dir: Path, upto_seq: int | None = None, step_limit: int = M
               if (e := to_event(r)) is not None]
     steps = read_steps(steps_file, upto_seq, step_limit)
     merged = sorted(others + steps, key=lambda t: t[0])
-    return [e for _, e in merged]
+    return newest_samples([e for _, e in merged])

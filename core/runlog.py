@@ -25,8 +25,12 @@ import numpy as np
 
 from core import events as E
 
-METRIC_EVENTS = (E.StepMetrics, E.EpochMetrics, E.ValidationMetrics, E.TestMetrics, E.ConfusionMatrix)
+METRIC_EVENTS = (E.StepMetrics, E.EpochMetrics, E.ValidationMetrics, E.TestMetrics, E.ConfusionMatrix, E.SystemSample)
 """Events written to metrics.jsonl; every other event goes to events.jsonl."""
+
+SIDE_METRICS = (E.EpochMetrics, E.ValidationMetrics, E.TestMetrics, E.ConfusionMatrix)
+"""The metrics.jsonl records written to epochs.jsonl as well (not the steps, not the system
+samples: one every 2 s would make it the large file it exists to avoid)."""
 
 MISTAKES_NAME = "mistakes.json"
 """The latest validation's misclassified samples (``{"seq": ..., "step": ..., "mistakes": [...]}``,
@@ -45,7 +49,7 @@ STEP_FIELDS = ("seq", "step", "epoch", "epoch_progress", "loss", "lr", "accuracy
 _STEP_RECORD = struct.Struct(f"<{len(STEP_FIELDS)}d")
 
 OTHER_METRICS_NAME = "epochs.jsonl"
-"""The metrics.jsonl lines that are not StepMetrics (epochs, validations, test), again: with
+"""The metrics.jsonl lines that are not StepMetrics nor SystemSample (epochs, validations, test), again: with
 steps.f64 they let a viewer read a run's history without touching metrics.jsonl (230 MB for a
 million logged steps)."""
 
@@ -196,7 +200,7 @@ class RunLog:
         line = json.dumps(rec, default=json_default, allow_nan=True) + "\n"
         f.write(line)
         f.flush()
-        if self._other is not None and isinstance(event, METRIC_EVENTS) and not isinstance(event, E.StepMetrics):
+        if self._other is not None and isinstance(event, SIDE_METRICS):
             self._other.write(line)
             self._other.flush()
         if self._steps is not None and isinstance(event, E.StepMetrics):

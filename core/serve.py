@@ -89,23 +89,35 @@ def spec_for(config, *, runs_dir, preset: str | None, resume=None, resume_overri
             "fork": bool(fork), "fork_config": bool(fork_config)}
 
 
+def at_trainer_priority(fn, *args):
+    """``fn(*args)`` in the spawner thread after :func:`lower_ui_priority` (a process it starts
+    keeps the original priority: the launcher's LR range test), else here."""
+    import threading
+
+    if _spawner is not None and not threading.current_thread().name.startswith("tui-train-spawner"):
+        return _spawner.submit(fn, *args).result()
+    return fn(*args)
+
+
+def child_env() -> dict:
+    """The environment of a child process: it imports the same core as this process, not one the
+    working directory might hold."""
+    import core
+
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(Path(core.__file__).resolve().parent.parent), env.get("PYTHONPATH")]))
+    return env
+
+
 def spawn(spec: dict, timeout: float = READY_TIMEOUT) -> tuple[subprocess.Popen, dict]:
     """Start a trainer process in a session of its own; return (process, its ready line as a dict:
     ``ready`` true with socket/run_dir/pid, or false with error and code). After
     :func:`lower_ui_priority` the spawner thread starts it, at the original priority."""
-    import threading
-
-    if _spawner is not None and not threading.current_thread().name.startswith("tui-train-spawner"):
-        return _spawner.submit(_spawn, spec, timeout).result()
-    return _spawn(spec, timeout)
+    return at_trainer_priority(_spawn, spec, timeout)
 
 
 def _spawn(spec: dict, timeout: float) -> tuple[subprocess.Popen, dict]:
-    import core
-
-    env = dict(os.environ)
-    # the child imports the same core as this process, not one the working directory might hold
-    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(Path(core.__file__).resolve().parent.parent), env.get("PYTHONPATH")]))
+    env = child_env()
     errors = tempfile.TemporaryFile()  # noqa: SIM115 - handed to the child as its stderr, read after
     proc = subprocess.Popen([sys.executable, "-P", "-c", "from core.serve import main; main()"], stdin=subprocess.PIPE,
                             stdout=subprocess.PIPE, stderr=errors, start_new_session=True, env=env)

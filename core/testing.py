@@ -18,7 +18,7 @@ import threading
 from collections.abc import Callable, Iterable
 
 from core import commands as C
-from core import control
+from core import control, lr_find
 from core import events as E
 from core.state import TrainingState
 
@@ -274,6 +274,10 @@ class FakeTrainer:
             self._validate()
         elif d.effect == "interrupt":
             self._interrupted = f"stop requested ({getattr(cmd, 'reason', '') or 'user'})"
+        elif d.effect == "lr_find":  # no model: the sweep runs on a synthetic loss curve
+            curve = lr_find.run_sweep(lr_find.demo_loss, cmd.start_lr, cmd.end_lr, cmd.steps)
+            self.emit(lr_find.found_event(curve, self.step))
+            detail = lr_find.ack_detail(curve)
         for name, value in {**d.changes, **d.optimizer}.items():
             hp[{"base_lr": "lr", "beta1": "momentum"}.get(name, name)] = value
         if d.status and not d.status_after_ack:
@@ -321,6 +325,10 @@ def sample_events() -> list[E.Event]:
         E.RunFinished: E.RunFinished(status="completed", summary=summary, run_dir="runs/fake-run"),
         E.RunFailed: E.RunFailed(message="RuntimeError: boom", traceback="Traceback...\nRuntimeError: boom",
                                  traceback_path="runs/fake-run/traceback.txt", summary={**summary, "status": "failed"}),
+        E.LearningRateFound: lr_find.found_event(lr_find.run_sweep(lr_find.demo_loss, steps=20), 150),
+        E.SystemSample: E.SystemSample(step=150, cpu_percent=97.5, rss_bytes=812_000_000, mem_percent=41.0,
+                                       mem_total_bytes=16_000_000_000, gpu_percent=88.0, gpu_mem_bytes=6_000_000_000,
+                                       gpu_mem_total_bytes=24_000_000_000, gpu_temp_c=64.0, gpu_power_w=210.5),
     }
     missing = [t.__name__ for t in E.EVENT_TYPES if t not in samples]
     if missing:  # a new event type: add its sample here

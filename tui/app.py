@@ -138,7 +138,8 @@ class TrainApp(App[int]):
                  presets_dirs: list[Path] | tuple = (), trainer_factory: TrainerFactory | None = None,
                  start_immediately: bool = False, resume: Path | None = None, overrides: list[str] | tuple = (),
                  poll_interval: float = POLL_INTERVAL, attach: Path | None = None, live: list | None = None,
-                 on_hangup: str = "detach", attach_factory: AttachFactory | None = None, runs_screen: bool = False) -> None:
+                 on_hangup: str = "detach", attach_factory: AttachFactory | None = None, runs_screen: bool = False,
+                 lr_find: dict | None = None) -> None:
         super().__init__()
         if on_hangup not in HANGUP_CHOICES:
             raise ValueError(f"on_hangup: {on_hangup!r} is not one of {', '.join(HANGUP_CHOICES)}")
@@ -169,6 +170,9 @@ class TrainApp(App[int]):
         """Builds the trainer that attaches to a live run (called in the training thread)."""
         self.runs_screen = runs_screen
         """Open on the Runs screen (``tui-train runs``; Esc there quits), when not ``attach`` or ``live``."""
+        self.lr_find = lr_find
+        """``tui-train lr-find`` on a terminal: the launcher opens with the LR range test of the
+        given config running, with these sweep options (start_lr, end_lr, steps)."""
         self.replaying = False
         """The current dashboard replays a finished run from its files (:meth:`replay_run`): not a run of this app's."""
         self.poll_interval = poll_interval
@@ -212,7 +216,8 @@ class TrainApp(App[int]):
             E.RunFinished: self._on_status,
             E.RunFailed: self._on_failed,
             **dict.fromkeys((E.StepMetrics, E.EpochMetrics, E.ValidationMetrics, E.TestMetrics, E.ConfusionMatrix, E.CheckpointSaved,
-                             E.CommandApplied, E.CommandRejected, E.RunWarning, E.RunNote, E.RunError), E.ignore),
+                             E.CommandApplied, E.CommandRejected, E.RunWarning, E.RunNote, E.RunError,
+                             E.LearningRateFound, E.SystemSample), E.ignore),
         }, "TrainApp")
         """Event type -> how it changes the app's own state (status, run directory)."""
 
@@ -227,6 +232,11 @@ class TrainApp(App[int]):
             self.pick_live_run(self.live, on_cancel=lambda: self.exit(0, return_code=0))
         elif self.runs_screen:
             self.show_runs(on_back=lambda: self.exit(0, return_code=0))
+        elif self.lr_find is not None:
+            launcher = self._launcher()
+            launcher.lr_options = dict(self.lr_find)
+            self.push_screen(launcher)
+            launcher.call_after_refresh(launcher.action_find_lr, self.initial_config)
         elif self.initial_config is not None and self.start_immediately:
             label = self.initial_preset or (f"resume {self.resume.name}" if self.resume else self.initial_config.name)
             self.start_run(self.initial_config, label)
@@ -672,7 +682,8 @@ def build_app(*, config: RunConfig | None = None, preset: str | None = None, run
               presets_dirs: list[Path] | tuple = (), trainer_factory: TrainerFactory | None = None,
               start_immediately: bool = False, resume: Path | None = None,
               overrides: list[str] | tuple = (), attach: Path | None = None, live: list | None = None,
-              on_hangup: str = "detach", attach_factory: AttachFactory | None = None, runs_screen: bool = False) -> TrainApp:
+              on_hangup: str = "detach", attach_factory: AttachFactory | None = None, runs_screen: bool = False,
+              lr_find: dict | None = None) -> TrainApp:
     """The one factory: the app with its engine injected (``trainer_factory(config, preset)``).
 
     Without a config, or with ``start_immediately=False``, it opens on the launcher; with a config
@@ -684,18 +695,20 @@ def build_app(*, config: RunConfig | None = None, preset: str | None = None, run
     ``live`` (live runs, e.g. ``core.endpoint.live_runs()``) opens on a picker of them (Esc quits).
     ``on_hangup`` ('detach' or 'stop') is what SIGHUP/SIGTERM does to a detachable run.
     ``runs_screen`` (``tui-train runs``) opens on the Runs screen of ``runs_dir`` (Esc quits).
+    ``lr_find`` (``tui-train lr-find``: the sweep options) opens on the launcher with the LR range
+    test of ``config`` running; Enter there puts its suggestion in the learning rate field.
     """
     return TrainApp(config=config, preset=preset, runs_dir=Path(runs_dir), presets_dirs=list(presets_dirs),
                     trainer_factory=trainer_factory, start_immediately=start_immediately, resume=resume,
                     overrides=overrides, attach=attach, live=live, on_hangup=on_hangup, attach_factory=attach_factory,
-                    runs_screen=runs_screen)
+                    runs_screen=runs_screen, lr_find=lr_find)
 
 
 def run_tui(*, config: RunConfig | None = None, preset: str | None = None, runs_dir: Path = Path("runs"),
             presets_dirs: list[Path] | tuple = (), trainer_factory: TrainerFactory | None = None,
             start_immediately: bool = False, resume: Path | None = None, overrides: list[str] | tuple = (),
             attach: Path | None = None, live: list | None = None, on_hangup: str = "detach",
-            attach_factory: AttachFactory | None = None, runs_screen: bool = False) -> int:
+            attach_factory: AttachFactory | None = None, runs_screen: bool = False, lr_find: dict | None = None) -> int:
     """Run the app in this terminal until the user quits (see :func:`build_app` for the arguments).
 
     Prints one line once the app has closed: how the run ended, or after a detach how to attach
@@ -704,7 +717,7 @@ def run_tui(*, config: RunConfig | None = None, preset: str | None = None, runs_
     app = build_app(config=config, preset=preset, runs_dir=runs_dir, presets_dirs=presets_dirs,
                     trainer_factory=trainer_factory, start_immediately=start_immediately, resume=resume,
                     overrides=overrides, attach=attach, live=live, on_hangup=on_hangup, attach_factory=attach_factory,
-                    runs_screen=runs_screen)
+                    runs_screen=runs_screen, lr_find=lr_find)
     app.handle_signals = True
     try:
         app.run()

@@ -165,6 +165,64 @@ def run(
                              start_immediately=config is not None, overrides=overrides, on_hangup=on_hangup))
 
 
+@app.command("lr-find")
+def lr_find(
+    preset: PresetArg = None,
+    set_: SetOpt = None,
+    headless: HeadlessOpt = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the whole curve and every suggestion as JSON on stdout "
+                                          "(implies --headless). Default: a summary.")] = False,
+    start_lr: Annotated[float, typer.Option("--start-lr", help="First learning rate of the sweep. Default: 1e-7.")] = 1e-7,
+    end_lr: Annotated[float, typer.Option("--end-lr", help="Last learning rate of the sweep. Default: 10.")] = 10.0,
+    steps: Annotated[int, typer.Option("--steps", help="Sweep steps, one batch each (5 to 1000). Default: 100.")] = 100,
+    data_dir: DataDirOpt = None,
+    device: DeviceOpt = None,
+    presets_dir: PresetsDirOpt = None,
+) -> None:
+    """LR range test: sweep the learning rate exponentially on a fresh copy of the preset's model and
+    suggest one (fastai's valley rule). On a terminal it opens the launcher with the sweep's curve:
+    Enter puts the suggestion in the learning rate field. Headless it ends with `suggested lr: X`."""
+    from core.config import DEFAULT_PRESET
+    from core.lr_find import check_options
+
+    why = check_options(start_lr, end_lr, steps)
+    if why:
+        raise fail(f"lr-find: {why.replace('start_lr', '--start-lr').replace('end_lr', '--end-lr').replace('steps', '--steps')}")
+    overrides = list(set_ or [])
+    if data_dir is not None:
+        overrides.append(f"data.data_dir={_quote(str(data_dir))}")
+    if device is not None:
+        overrides.append(f"train.device={_quote(device)}")
+    dirs = _presets_dirs(presets_dir)
+    config = _load(preset or DEFAULT_PRESET, overrides, dirs)
+    options = {"start": start_lr, "end": end_lr, "steps": steps}
+    if not (headless or as_json or not sys.stdout.isatty()):
+        raise typer.Exit(_run_tui(config=config, preset=config.name, presets_dirs=dirs, overrides=overrides, lr_find=options))
+    raise typer.Exit(_lr_find_headless(config, options, as_json))
+
+
+def _lr_find_headless(config, options: dict, as_json: bool) -> int:
+    from core.config import ConfigError
+    from core.data import DataError
+    from core.lr_find import SweepError, describe, find_lr
+
+    try:
+        curve, device = find_lr(config, **options)
+    except (ConfigError, DataError, SweepError) as e:
+        raise fail(str(e)) from None
+    if as_json:
+        typer.echo(json.dumps({"preset": config.name, "device": device, **curve.to_json()}, indent=2))
+        return 0 if curve.suggestion is not None else 1
+    typer.echo(f"lr range test: {config.name} on {device}, lr {curve.start_lr:g} -> {curve.end_lr:g} over {curve.steps} steps "
+               f"(smoothed loss)")
+    n = len(curve.lrs)
+    for i in sorted({round(k * (n - 1) / 11) for k in range(12)}) if n else ():
+        typer.echo(f"  lr {curve.lrs[i]:9.3g}   loss {curve.losses[i]:.4f}")
+    typer.echo(describe(curve.suggestions, n, curve.stopped))
+    typer.echo(f"suggested lr: {curve.suggestion:.3g}" if curve.suggestion is not None else "suggested lr: none")
+    return 0 if curve.suggestion is not None else 1
+
+
 def _run_headless(config, preset: str | None, runs_dir: Path, resume: Path | None = None, overrides: list[str] = ()) -> int:
     from core.checkpoint import CheckpointError
     from core.config import ConfigError
@@ -369,6 +427,7 @@ CTL_ACTIONS = {
     "set KEY VALUE": "set a live hyperparameter (momentum, weight_decay, grad_clip, patience; lr too)",
     "save": "save a checkpoint", "validate": "validate now", "stop": "early stop (evaluate, save, end as early_stopped)",
     "interrupt": "save a checkpoint and end as interrupted (resume later with --resume)",
+    "lr-find": "LR range test of the paused run on a copy (prints the suggestion; `lr VALUE` applies one)",
 }
 """What ``tui-train ctl`` can send (the form shown in help and errors)."""
 
@@ -381,7 +440,7 @@ def _ctl_command(words: list[str]):
     if not words:
         raise fail(f"ctl: say what to send ({allowed}), or --events")
     action, args = words[0], words[1:]
-    expected = {"pause": 0, "resume": 0, "save": 0, "validate": 0, "stop": 0, "interrupt": 0, "lr": 1, "set": 2}
+    expected = {"pause": 0, "resume": 0, "save": 0, "validate": 0, "stop": 0, "interrupt": 0, "lr": 1, "set": 2, "lr-find": 0}
     if action not in expected:
         raise fail(f"ctl: unknown action {action!r} (allowed: {allowed})")
     if len(args) != expected[action]:
@@ -394,7 +453,8 @@ def _ctl_command(words: list[str]):
         except ValueError:
             raise fail(f"ctl {action}: {text!r} is not a number") from None
 
-    simple = {"pause": C.Pause, "resume": C.Resume, "save": C.SaveCheckpoint, "validate": C.Validate}
+    simple = {"pause": C.Pause, "resume": C.Resume, "save": C.SaveCheckpoint, "validate": C.Validate,
+              "lr-find": C.FindLearningRate}
     if action in simple:
         return simple[action]()
     if action == "stop":

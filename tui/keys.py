@@ -64,6 +64,9 @@ DASHBOARD_KEYS: tuple[KeyAction, ...] = (
               "Halve learning rate", "Multiply the base LR by 0.5", needs_run=True, key_display="[", help_key="[  /  ]"),
     KeyAction("right_square_bracket", "double_lr", "×2", "",
               "Double learning rate", "Multiply the base LR by 2", needs_run=True, key_display="]"),
+    KeyAction("L", "find_lr", "LR find",
+              "LR range test of the paused run (a sweep on a copy: the run is untouched); Enter sets the suggestion as the base LR",
+              "LR range test", "Sweep the LR on a copy of the paused model", needs_run=True, show=False),
     KeyAction("h", "edit_hyperparameters", "Hyper", "change momentum, weight decay, gradient clip or early-stopping patience",
               "Edit hyperparameters", "Momentum, weight decay, grad clip, patience", needs_run=True),
     KeyAction("s", "save_checkpoint", "Save", "save a checkpoint now (the event log shows its path)",
@@ -80,8 +83,8 @@ DASHBOARD_KEYS: tuple[KeyAction, ...] = (
               # not in the footer: an 80-column footer of a live run is full; the event log names c at each validation
               show=False),
     KeyAction("t", "toggle_details", "Log/Table",
-              "switch the lower panel between the event log and the epoch table (small terminals)",
-              "Toggle log / epoch table", "Small terminals: switch the lower panel", show=False),
+              "switch the lower panel between the event log, the epoch table and the system panel (small terminals)",
+              "Toggle log / epoch table / system", "Small terminals: switch the lower panel", show=False),
     KeyAction("d", "detach", "Detach", "detach: leave the run training; `tui-train attach` comes back",
               "Detach", "Leave the run training; tui-train attach comes back", needs_run=True, needs_detachable=True),
     KeyAction("f", "fork", "Fork", "fork a paused run: a new run from this step with changes (e.g. optim.lr=3e-4); "
@@ -104,6 +107,8 @@ APP_KEYS: tuple[KeyAction, ...] = (
 LAUNCHER_KEYS: tuple[KeyAction, ...] = (
     KeyAction("r", "runs", "Runs", "every run under the runs folder, past and live: compare, replay, delete",
               help_key="launcher: r"),
+    KeyAction("L", "find_lr", "LR find", "LR range test of the selected preset with the form's edits (a process of its "
+              "own); Enter puts the suggestion in the learning rate field", help_key="launcher: L"),
 )
 """The launcher's keys from this table (its form and list keys are in :data:`OTHER_KEYS`)."""
 

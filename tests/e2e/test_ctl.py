@@ -54,11 +54,16 @@ def test_ctl_steers_a_headless_run_and_says_what_happened(tmp_path, headless):
         assert r.returncode == 2 and r.stderr.count("\n") == 1 and "tui-train: error:" in r.stderr, (bad, r)
     r = ctl(tmp_path, "validate")
     assert r.returncode == 0 and r.stdout.startswith("validation: {"), r
+    r = ctl(tmp_path, "lr-find")  # the paused run's LR range test, in the trainer process
+    assert r.returncode == 0 and r.stdout.startswith("FindLearningRate: LR range test: suggested "), r
     run_dir = next((tmp_path / "runs").iterdir())
     records = [json.loads(x) for x in (run_dir / "events.jsonl").read_text().splitlines()]
     origins = [(x["command"], x["origin"]) for x in records if x["event"] in ("CommandApplied", "CommandRejected")]
-    assert [c for c, _ in origins] == ["Pause", "SetLearningRate", "SetLearningRate", "SetHyperparameter", "Validate"]
-    assert all(o.startswith("ctl-") for _, o in origins) and len({o for _, o in origins}) == 5  # one viewer id per call
+    assert [c for c, _ in origins] == ["Pause", "SetLearningRate", "SetLearningRate", "SetHyperparameter", "Validate",
+                                       "FindLearningRate"]
+    assert all(o.startswith("ctl-") for _, o in origins) and len({o for _, o in origins}) == 6  # one viewer id per call
+    found = [x for x in records if x["event"] == "LearningRateFound"]
+    assert len(found) == 1 and found[0]["suggestions"]["valley"] > 0 and len(found[0]["lrs"]) == len(found[0]["losses"])
 
     # --events streams JSON lines until the run ends
     stream = subprocess.Popen(tui_train() + ["ctl", str(run_dir), "--events"], stdout=subprocess.PIPE, text=True, cwd=tmp_path)

@@ -230,3 +230,31 @@ async def test_a_reached_target_ends_the_run_and_the_dashboard_shows_its_time(tm
         epoch = summary["target"]["epoch"] + 1
         assert f"val_accuracy >= 0.8 in {summary['time_to_target']:.1f}s train" in screen_text(app)
         assert f"wall, epoch {epoch}" in screen_text(app) and "FINISHED" in screen_text(app)
+
+
+@run_async
+async def test_real_engine_lr_range_test_on_a_paused_run(tmp_path):
+    import torch
+
+    from tui.screens.lr_find_screen import LrFindScreen
+
+    app, tees = engine_app(tmp_path)
+    async with app.run_test(size=(100, 30)) as pilot:
+        await wait_for(pilot, lambda: app.status == "running", timeout=60, what="engine start")
+        tee = tees[0]
+        await pilot.press("space")
+        await wait_for(pilot, lambda: app.status == "paused", what="paused")
+        weights = {k: v.clone() for k, v in tee.trainer.model.state_dict().items()}
+        step = tee.trainer.state.step
+        await pilot.press("L")
+        await wait_for(pilot, lambda: isinstance(app.screen, LrFindScreen) and app.screen.curve is not None, timeout=60,
+                       what="the trainer's curve")
+        found = tee.of(E.LearningRateFound)[-1]
+        assert app.screen.curve.suggestion == found.suggestions["valley"] and found.step == step
+        assert all(torch.equal(weights[k], v) for k, v in tee.trainer.model.state_dict().items())
+        await pilot.press("enter")
+        await wait_for(pilot, lambda: tee.trainer.state.base_lr == found.suggestions["valley"], what="the suggestion applied")
+        lr_change = [e for e in tee.of(E.CommandApplied) if e.key == "lr"][-1]
+        assert lr_change.command == "SetLearningRate" and app.status == "paused" and tee.trainer.state.step == step
+        assert tee.trainer.state.history[-1]["command"] == "SetLearningRate"  # an intervention like any LR change
+        app.exit()

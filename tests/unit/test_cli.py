@@ -334,3 +334,13 @@ def test_a_runs_dir_that_is_a_file_or_epochs_0_is_one_line_and_exit_2(tmp_path):
     z = CliRunner().invoke(app, ["run", "digits-mlp", "--headless", "--runs-dir", str(tmp_path / "runs"), "--set", "train.epochs=0"])
     assert z.exit_code == 2 and "train.epochs" in z.output and ">= 1" in z.output
     assert not (tmp_path / "runs").exists() or not any((tmp_path / "runs").iterdir())  # nothing half-made
+
+
+@pytest.mark.parametrize(("args", "says"), [
+    (["no-such-preset"], "unknown preset 'no-such-preset'"),
+    (["digits-mlp", "--set", "optim.lr=fast"], "optim.lr: expected a number"),
+    (["digits-mlp", "--steps", "3"], "--steps must be a whole number in [5, 1000]"),
+    (["digits-mlp", "--start-lr", "1", "--end-lr", "0.1"], "--end-lr (0.1) must be greater than --start-lr (1)"),
+])
+def test_lr_find_bad_input_is_one_line_and_exit_2(args, says):
+    assert_bad_input(invoke(["lr-find", *args, "--headless"]), says)

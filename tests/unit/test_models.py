@@ -71,7 +71,7 @@ def test_cnn_with_batch_norm_and_a_single_linear_head():
 @pytest.mark.parametrize("name", ["mlp", "regression", "resnet", "tests_user_model_that_is_not_there.py:Net"])
 def test_batch_norm_is_the_cnn_s_switch_only(name):
     shape = (1, 8, 8) if name == "resnet" else (64,)
-    with pytest.raises(ConfigError, match="model.batch_norm"):
+    with pytest.raises(ConfigError, match=r"model\.batch_norm"):
         build_model(ModelConfig(name=name, batch_norm=True), shape, 10)
 
 

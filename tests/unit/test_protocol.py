@@ -28,6 +28,7 @@ NON_DEFAULT_ARGS = {
     "SetHyperparameter": {"key": "momentum", "value": 0.95},
     "SaveCheckpoint": {"reason": "before-lr-change"},
     "Rollback": {"lr_factor": 0.25},
+    "FindLearningRate": {"start_lr": 1e-6, "end_lr": 1.0, "steps": 50},
 }
 """Values other than the defaults, for every command that has fields."""
 
@@ -104,6 +105,7 @@ def extra_events() -> list[E.Event]:
         E.TestMetrics(metrics={"mse": 0.1}),
         E.CommandApplied(command="SetHyperparameter", detail="patience 5 -> 7", step=3, key="patience", old=5, new=7,
                          origin="ctl-1"),
+        E.SystemSample(step=5, cpu_percent=12.5, rss_bytes=1, mem_percent=3.0, mem_total_bytes=2),  # no GPU: None fields
         E.RunStarted(run_dir="/runs/caf\udcc3-\u00e9t\u00e9", preset="p", device="cpu", task="regression", epochs=1,
                      steps_per_epoch=1, total_steps=1, train_size=1, val_size=1, test_size=1, num_params=1, model="m"),
     ]

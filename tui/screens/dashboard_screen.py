@@ -26,6 +26,7 @@ from tui.screens.confirm_dialog import YES, ConfirmDialog
 from tui.screens.confusion_screen import ConfusionScreen
 from tui.screens.hyperparameter_dialog import HyperparameterDialog
 from tui.screens.learning_rate_dialog import LearningRateDialog
+from tui.screens.lr_find_screen import LrFindScreen
 from tui.screens.nonfinite_dialog import NonFiniteDialog
 from tui.series import is_finite
 from tui.widgets.epoch_table import EpochTable
@@ -34,6 +35,7 @@ from tui.widgets.hyperparameter_panel import HyperparameterPanel
 from tui.widgets.metric_plot import MetricPlot
 from tui.widgets.run_header import RunHeader
 from tui.widgets.run_progress import RunProgress
+from tui.widgets.system_panel import SystemPanel
 
 NEEDS_RUN = keys.needs_run(keys.DASHBOARD_KEYS)
 """Action -> True (needs an active run), False (needs none) or None (always), from :mod:`tui.keys`;
@@ -57,11 +59,16 @@ USER_CHECKPOINTS = ("manual", "early_stop", "interrupt", "error")
 FLUSH_FIRST = (E.EpochMetrics, E.TestMetrics)
 """Events that show the latest step's progress first (the epoch's end after its last step)."""
 
+DETAILS = ("", "-show-table", "-show-system")
+"""What the lower panel shows on a small terminal (t cycles): the event log, the epoch table, the
+system panel. From 120 columns the epochs are always shown and t switches the log and the system
+panel; from 160 columns all three are."""
+
 
 class DashboardScreen(Screen):
     """The live view of one run."""
 
-    HORIZONTAL_BREAKPOINTS = [(0, "-narrow"), (120, "-wide")]
+    HORIZONTAL_BREAKPOINTS = [(0, "-narrow"), (120, "-wide"), (160, "-wider")]
     VERTICAL_BREAKPOINTS = [(0, "-short"), (34, "-tall")]
 
     BINDINGS = keys.bindings(keys.DASHBOARD_KEYS)
@@ -118,6 +125,7 @@ class DashboardScreen(Screen):
         """Redraw intervals are multiplied by this: the number of viewers attached (at most
         MAX_PACE), so that N dashboards on one machine cost about what one does. Keys, dialogs
         and acknowledgements are not paced."""
+        self._lr_screen: LrFindScreen | None = None  # L: the LR range test's screen, waiting for its curve
         self._handlers = E.exhaustive({
             E.RunStarted: self._on_started,
             E.StatusChanged: self._on_status,
@@ -128,12 +136,14 @@ class DashboardScreen(Screen):
             E.ConfusionMatrix: self._on_confusion,
             E.CheckpointSaved: self._on_checkpoint,
             E.CommandApplied: self._on_applied,
-            E.CommandRejected: E.ignore,  # the event log shows these four
+            E.CommandRejected: self._on_rejected,  # the event log shows these four
             E.RunWarning: E.ignore,
             E.RunNote: E.ignore,
             E.RunError: E.ignore,
             E.RunFinished: self._on_finished,
             E.RunFailed: self._on_failed,
+            E.LearningRateFound: self._on_lr_found,
+            E.SystemSample: lambda ev: self._system.add(ev),
         }, "DashboardScreen")
 
     def compose(self) -> ComposeResult:
@@ -148,6 +158,7 @@ class DashboardScreen(Screen):
             with Vertical(id="details"):
                 yield EpochTable(id="epochs")
                 yield EventLog(id="log")
+                yield SystemPanel(id="system")
         yield Footer(compact=True, show_command_palette=False)
 
     def on_mount(self) -> None:
@@ -160,6 +171,7 @@ class DashboardScreen(Screen):
         self._table = self.query_one(EpochTable)
         self._log = self.query_one(EventLog)
         self._header = self.query_one(RunHeader)
+        self._system = self.query_one(SystemPanel)
         self._loss_plot.add_line("train", "train", marker="braille", color="blue")
         self._loss_plot.add_line("val", "val", marker="dot", color="red")
         self._metric_plot.add_line("train", "train", marker="braille", color="blue")
@@ -168,6 +180,7 @@ class DashboardScreen(Screen):
         self.query_one("#hyper").border_title = "hyperparams (✎ live)"
         self.query_one("#epochs").border_title = "epochs"
         self.query_one("#log").border_title = "events"
+        self._system.border_title = "system"
         if self.config is not None:
             c = self.config
             self._panel.set_all(
@@ -283,6 +296,16 @@ class DashboardScreen(Screen):
     def _on_checkpoint(self, ev: E.CheckpointSaved) -> None:
         if ev.reason in USER_CHECKPOINTS:
             self._mark(ev.step, "checkpoint")
+
+    def _on_lr_found(self, ev: E.LearningRateFound) -> None:
+        from core.lr_find import Curve
+
+        if self._lr_screen is not None:
+            self._lr_screen.show_curve(Curve.from_json(E.to_json(ev)))
+
+    def _on_rejected(self, ev: E.CommandRejected) -> None:
+        if ev.command == "FindLearningRate" and self._lr_screen is not None:
+            self._lr_screen.show_error(f"refused: {ev.reason}")
 
     def _on_status(self, ev: E.StatusChanged) -> None:
         before = self.status
@@ -406,6 +429,23 @@ class DashboardScreen(Screen):
                 self._submit(C.SetLearningRate(value))
         self.app.push_screen(LearningRateDialog(self.base_lr), done)
 
+    def action_find_lr(self) -> None:
+        """L: the LR range test of the paused run, in the trainer (on copies); Enter on its screen
+        submits the suggestion as a SetLearningRate."""
+        if self.status != "paused":
+            self.app.notify("LR range test: pause first (space); it sweeps a copy of the paused model", severity="warning")
+            return
+        screen = LrFindScreen(self.preset, "set the suggestion as the run's base learning rate")
+
+        def done(lr: float | None) -> None:
+            self._lr_screen = None
+            if lr is not None:
+                self._submit(C.SetLearningRate(lr))
+
+        self._lr_screen = screen
+        self.app.push_screen(screen, done)
+        self._submit(C.FindLearningRate())
+
     def action_halve_lr(self) -> None:
         self._submit(C.ScaleLearningRate(0.5))
 
@@ -440,8 +480,13 @@ class DashboardScreen(Screen):
         self.app.push_screen(self._confusion_screen, closed)
 
     def action_toggle_details(self) -> None:
-        """Small terminals show the log or the epoch table; t switches."""
-        self.toggle_class("-show-table")
+        """Small terminals show the log, the epoch table or the system panel; t cycles (see DETAILS)."""
+        shown = next((c for c in DETAILS if c and self.has_class(c)), "")
+        cycle = ("", "-show-system") if self.has_class("-wide") else DETAILS  # wide: the epochs are always there
+        following = cycle[(cycle.index(shown) + 1) % len(cycle)] if shown in cycle else ""
+        self.remove_class(*(c for c in DETAILS if c))
+        if following:
+            self.add_class(following)
 
     def action_new_run(self) -> None:
         self.post_message(self.NewRunRequested())

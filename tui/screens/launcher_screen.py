@@ -2,12 +2,15 @@
 
 Runs training now (live endpoints under the runs directory) are shown first, on a line at the top;
 `a` asks to attach to one of them (:class:`LauncherScreen.AttachRequested`); `r` asks for the Runs
-screen, every run past and live (:class:`LauncherScreen.RunsRequested`).
+screen, every run past and live (:class:`LauncherScreen.RunsRequested`). `L` runs the LR range test
+of the form's config in a process of its own (:attr:`LauncherScreen.lr_finder`, off the UI thread)
+and Enter on its screen puts the suggestion in the learning rate field.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import threading
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from rich.syntax import Syntax
@@ -22,7 +25,10 @@ from textual.widgets.option_list import Option, OptionDoesNotExist
 
 from core import config as cfgmod
 from core.config import ConfigError, RunConfig
+from core.errors import first_line
+from core.lr_find import Curve, SweepError, run_subprocess
 from tui import keys
+from tui.screens.lr_find_screen import LrFindScreen
 from tui.screens.run_picker import run_dir_of
 
 OPTIMIZERS: tuple[str, ...] = tuple(cfgmod.field_spec("optim.name")[1]["choices"])
@@ -30,6 +36,16 @@ OPTIMIZERS: tuple[str, ...] = tuple(cfgmod.field_spec("optim.name")[1]["choices"
 
 GIVEN = "(given config)"
 """List entry for a config handed to build_app that is not a preset on the list."""
+
+LrFinder = Callable[..., Curve]
+"""(config, cancel event, **sweep options) -> the LR range test's curve; raises SweepError (one
+line) when there is none."""
+
+
+def subprocess_lr_finder(cfg: RunConfig, cancel: threading.Event, **options: float) -> Curve:
+    """The launcher's LR range test: :func:`core.lr_find.run_subprocess` (torch never loads here);
+    ``options``: start, end, steps."""
+    return run_subprocess(cfg, cancel=cancel, **options)[0]
 
 
 def edit_config(base: RunConfig, *, lr: str, batch_size: str, epochs: str, optimizer: str, source: str = "launcher") -> RunConfig:
@@ -98,6 +114,10 @@ class LauncherScreen(Screen):
         self.message = message
         """Shown in the error line at start (e.g. why the last run could not start)."""
         self._descriptions: dict[str, str] = {}
+        self.lr_finder: LrFinder = subprocess_lr_finder
+        """How L sweeps (tests inject one that needs no subprocess)."""
+        self.lr_options: dict = {}
+        """Sweep options for the default finder (start, end, steps; ``tui-train lr-find --steps``...)."""
 
     # -- layout ------------------------------------------------------------------------------
     def compose(self) -> ComposeResult:
@@ -138,6 +158,41 @@ class LauncherScreen(Screen):
     def action_runs(self) -> None:
         """r: ask the app for the Runs screen."""
         self.post_message(self.RunsRequested())
+
+    def action_find_lr(self, config: RunConfig | None = None) -> None:
+        """L: the LR range test of the form's config (or ``config``: ``tui-train lr-find``'s, swept
+        before the form has settled), in a daemon thread (the finder starts a process); Enter on
+        its screen writes the suggestion into the learning rate field."""
+        try:
+            cfg = config if config is not None else self.edited()
+        except ConfigError as err:
+            self._error(str(err))
+            return
+        cancel = threading.Event()
+        screen = LrFindScreen(cfg.name, "put the suggestion in the learning rate field")
+
+        def done(lr: float | None) -> None:
+            cancel.set()  # Esc while it sweeps ends the process
+            if lr is not None:
+                self.query_one("#f-lr", Input).value = f"{lr:.3g}"
+
+        def sweep() -> None:
+            try:
+                curve = self.lr_finder(cfg, cancel, **self.lr_options)
+                show, arg = screen.show_curve, curve
+            except SweepError as e:
+                show, arg = screen.show_error, str(e)
+            except Exception as e:  # noqa: BLE001 - a finder's failure is shown on its screen, never lost
+                show, arg = screen.show_error, first_line(e, typed=True)
+            if cancel.is_set():
+                return
+            try:
+                self.app.call_from_thread(show, arg)
+            except RuntimeError:  # the app has exited meanwhile
+                pass
+
+        self.app.push_screen(screen, done)
+        threading.Thread(target=sweep, name="tui-train-lr-find", daemon=True).start()
 
     def action_attach(self) -> None:
         """a: ask the app to attach to one of the live runs (it shows the picker)."""

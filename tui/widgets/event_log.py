@@ -7,6 +7,7 @@ from rich.text import Text
 from textual.widgets import RichLog
 
 from core import events as E
+from core.lr_find import lr_found
 from tui import format as fmt
 from tui.widgets.confusion_grid import recalls
 
@@ -37,6 +38,8 @@ class EventLog(RichLog):
             E.RunError: lambda ev: self.say(f"error: {ev.message}", ev.step, "red"),
             E.RunFinished: lambda ev: self.say(f"run finished: {fmt.status_label(ev.status)} · {ev.run_dir}", None, "bold"),
             E.RunFailed: self._failed,
+            E.LearningRateFound: lambda ev: self.say(f"LR range test: {lr_found(ev)}", ev.step),
+            E.SystemSample: E.ignore,  # the system panel shows these
         }, "EventLog")
 
     def say(self, text: str, step: int | None = None, style: str = "") -> None:

@@ -1,0 +1,120 @@
+"""The LR range test: the suggestion rules on known curves, the sweep's stops, and a sweep of a
+real run that leaves its weights, optimizer state, data order and RNG states as they were."""
+
+from __future__ import annotations
+
+import itertools
+import math
+import random
+
+import numpy as np
+import pytest
+import torch
+
+from core import commands as C
+from core import control
+from core import lr_find as L
+from core.config import from_dict
+from core.engine import Trainer
+from core.state import TrainingState
+
+
+def test_the_valley_is_the_middle_of_the_longest_descent():
+    # up for 10, down for 60 (indices 10..69), up again: the longest strictly decreasing
+    # subsequence is one point of the first ramp and the whole descent, 61 points ending at 69
+    losses = [2.0 + 0.01 * i for i in range(10)] + [1.9 - 0.01 * i for i in range(60)] + [1.5 + 0.1 * i for i in range(30)]
+    i = L.valley(losses)
+    # fastai: start = end - length (69 - 61 = 8), then a third and a sixth of (end - start) = 61
+    assert i == 8 + int(61 / 3) + int(61 / 3 / 2) == 38
+    assert 10 < i < 69  # on the descent, not at its ends
+
+
+def test_suggestions_on_a_synthetic_curve_with_a_known_valley():
+    curve = L.run_sweep(L.demo_loss)  # falls from about 1e-5, lowest near 3e-2, blows up past 0.1
+    low = min(range(len(curve.losses)), key=curve.losses.__getitem__)
+    lowest_lr = curve.lrs[low]
+    assert curve.stopped == "diverged" and len(curve.lrs) < curve.steps
+    s = curve.suggestions
+    assert set(s) == set(L.RULES) and curve.suggestion == s["valley"]
+    assert 1e-5 < s["valley"] < lowest_lr  # on the descent, below the minimum
+    assert s["minimum/10"] == pytest.approx(lowest_lr / 10)
+    # the valley's point is lower than where the descent starts and higher than the minimum
+    at = curve.lrs.index(s["valley"])
+    assert curve.losses[0] > curve.losses[at] > curve.losses[low]
+
+
+def test_the_schedule_is_exponential_from_start_to_end():
+    lrs = [L.lr_at(i, 1e-7, 10.0, 100) for i in range(100)]
+    assert lrs[0] == pytest.approx(1e-7) and lrs[-1] == pytest.approx(10.0)
+    ratios = {round(b / a, 9) for a, b in itertools.pairwise(lrs)}
+    assert len(ratios) == 1
+
+
+def test_the_sweep_stops_at_the_first_non_finite_loss_and_at_divergence():
+    curve = L.run_sweep(lambda lr: math.nan if lr > 1e-3 else 1.0, steps=50)
+    assert curve.stopped == "non-finite" and all(lr <= 1e-3 for lr in curve.lrs)
+    blown = L.run_sweep(lambda lr: 1.0 if lr < 1e-2 else 1e6, steps=50)
+    assert blown.stopped == "diverged" and blown.losses[-1] > L.DIVERGENCE * min(blown.losses)
+    calls = []
+    stopped = L.run_sweep(lambda lr: calls.append(lr) or 1.0, steps=50, stop=lambda: len(calls) >= 3)
+    assert stopped.stopped == "interrupted" and len(stopped.lrs) == 3
+
+
+def test_too_few_points_give_no_suggestion_and_bad_options_are_refused():
+    assert L.run_sweep(lambda lr: math.nan, steps=10).suggestion is None
+    # a converged model: any larger LR raises the loss, 4x its best within a few steps
+    short = L.run_sweep(lambda lr: 1e-5 * (lr / 1e-7) ** 3, steps=100)
+    assert short.stopped == "diverged" and len(short.lrs) < L.MIN_POINTS and short.suggestions == {}
+    assert "no suggestion" in L.describe(short.suggestions, len(short.lrs), short.stopped)
+    with pytest.raises(L.SweepError, match="end_lr"):
+        L.run_sweep(lambda lr: 1.0, start=1.0, end=0.1)
+    assert "steps" in L.check_options(1e-7, 10.0, 4)
+
+
+def test_the_curve_round_trips_through_json():
+    curve = L.run_sweep(L.demo_loss, steps=30)
+    assert L.Curve.from_json(curve.to_json()) == curve
+
+
+def test_find_learning_rate_applies_only_to_a_paused_run():
+    state = TrainingState(base_lr=1e-3)
+    running = control.decide(C.FindLearningRate(), "running", state, {})
+    assert "pause first" in running.rejected
+    assert control.decide(C.FindLearningRate(), "paused", state, {}).effect == "lr_find"
+    assert "steps" in control.decide(C.FindLearningRate(steps=2), "paused", state, {}).rejected
+
+
+def _rng() -> tuple:
+    return random.getstate(), np.random.get_state()[1].tolist(), torch.get_rng_state().tolist()
+
+
+def test_a_sweep_leaves_the_run_untouched(tmp_path):
+    # dropout draws from the global RNG; momentum makes the optimizer state worth checking
+    cfg = from_dict({"name": "t", "data": {"dataset": "digits", "batch_size": 32}, "model": {"dropout": 0.2},
+                     "optim": {"name": "adam", "lr": 1e-3}, "train": {"max_steps": 5, "log_every": 5}})
+    trainer = Trainer(cfg, runs_dir=tmp_path)
+    trainer.prepare()
+    rt = trainer.p.rt
+    x, y = next(iter(rt.data.train_batches(0, 32)))  # one real step, so that Adam has state
+    rt.loss_fn(rt.model(x), y).backward()
+    rt.optimizer.step()
+    rt.optimizer.zero_grad()
+    weights = {k: v.clone() for k, v in rt.model.state_dict().items()}
+    opt = rt.optimizer.state_dict()
+    opt_state = {k: {n: t.clone() if torch.is_tensor(t) else t for n, t in v.items()} for k, v in opt["state"].items()}
+    groups = [dict(g) for g in opt["param_groups"]]
+    rng = _rng()
+    order = [b[1].tolist() for b, _ in zip(rt.data.train_batches(0, 32), range(3))]
+
+    curve = L.sweep_runtime(rt, cfg, steps=20)
+
+    assert len(curve.lrs) > 5 and curve.suggestion is not None
+    assert all(torch.equal(weights[k], v) for k, v in rt.model.state_dict().items())
+    after = rt.optimizer.state_dict()
+    assert [dict(g) for g in after["param_groups"]] == groups
+    for k, v in after["state"].items():
+        for n, t in v.items():
+            assert torch.equal(t, opt_state[k][n]) if torch.is_tensor(t) else t == opt_state[k][n]
+    assert _rng() == rng
+    assert [b[1].tolist() for b, _ in zip(rt.data.train_batches(0, 32), range(3))] == order
+    assert rt.model.training  # the mode it was in
