@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import sys
+import threading
 from pathlib import Path
 from typing import Annotated
 
@@ -37,7 +39,36 @@ def _run_tui(**kwargs) -> int:
 
     if os.environ.get("TUI_TRAIN_IN_PROCESS", "") in ("", "0"):  # an in-thread trainer shares this process
         lower_ui_priority()
+    _release_startup_signals()  # the app handles signals from here (tui/app.py)
     return run_tui(**kwargs)
+
+
+_STARTUP_HANDLERS: dict = {}
+"""Signal -> the handler it had before :func:`_catch_startup_signals` (empty when not catching)."""
+
+
+def _catch_startup_signals() -> None:
+    """Until training begins, SIGINT, SIGTERM and SIGHUP raise core.errors.Interrupted: the
+    command unwinds (a run directory being made is removed, Trainer.prepare) and :func:`main`
+    prints one line and exits 130. Python's defaults would end a SIGTERM'd start as 143 with no
+    word, and a Ctrl+C with a traceback (issue 15)."""
+    from core.errors import Interrupted
+
+    def handler(signum, frame):
+        raise Interrupted(signum)
+
+    if not _STARTUP_HANDLERS:
+        for name in ("SIGINT", "SIGTERM", "SIGHUP"):
+            sig = getattr(signal, name, None)
+            if sig is not None:
+                _STARTUP_HANDLERS[sig] = signal.signal(sig, handler)
+
+
+def _release_startup_signals() -> None:
+    """Training has begun (its own handlers took over) or the TUI takes over: the handlers from before."""
+    while _STARTUP_HANDLERS:
+        sig, previous = _STARTUP_HANDLERS.popitem()
+        signal.signal(sig, previous)
 
 
 def fail(message: str) -> typer.Exit:
@@ -130,6 +161,8 @@ def run(
     max_restarts: RestartsOpt = None,
 ) -> None:
     """Train a preset: opens the TUI on a trainer process of its own (detach with d), or prints progress lines with --headless."""
+    if threading.current_thread() is threading.main_thread():
+        _catch_startup_signals()
     from core.config import DEFAULT_PRESET
 
     if on_hangup not in HANGUP_CHOICES:
@@ -190,7 +223,10 @@ def _run_headless(config, preset: str | None, runs_dir: Path, resume: Path | Non
         raise fail(str(e)) from None
     if not world.is_main:  # rank 0 reports and hosts the endpoint; the others train quietly
         with open(os.devnull, "w") as quiet:
-            return run_headless(trainer, out=quiet)
+            try:
+                return run_headless(trainer, out=quiet)
+            finally:
+                _release_startup_signals()
     if not world.enabled:
         return _host_and_run(trainer, run_headless)
     remember_run_dir(runs_dir, trainer.run_dir)
@@ -254,15 +290,22 @@ def _host_and_run(trainer, run_headless) -> int:
     import contextlib
 
     from core.endpoint import EndpointError
+    from core.errors import Interrupted
     from core.serve import hosting
 
     with contextlib.ExitStack() as stack:
         try:
-            stack.enter_context(hosting(trainer))
-            typer.echo(f"attach: tui-train attach {trainer.run_dir} · steer: tui-train ctl {trainer.run_dir} pause")
-        except EndpointError as e:
-            typer.echo(f"tui-train: warning: {e}; training without a control endpoint", err=True)
-        return run_headless(trainer)
+            try:
+                stack.enter_context(hosting(trainer))
+                typer.echo(f"attach: tui-train attach {trainer.run_dir} · steer: tui-train ctl {trainer.run_dir} pause")
+            except EndpointError as e:
+                typer.echo(f"tui-train: warning: {e}; training without a control endpoint", err=True)
+            return run_headless(trainer)  # its own handlers stop a run that has begun
+        except Interrupted as e:  # a signal before run_headless took over: the prepared run never began
+            trainer.abandon(f"{signal.Signals(e.signum).name} before training began")
+            raise
+        finally:
+            _release_startup_signals()
 
 
 def _run_resume(resume: Path, runs_dir: Path, headless: bool, overrides: list[str], on_hangup: str = "detach") -> int:
@@ -662,11 +705,16 @@ def main() -> None:
     130; tests/e2e/test_headless_signals.py caught it in CI), so the exit code is delivered with
     os._exit after flushing stdout and stderr.
     """
+    from core.errors import Interrupted
+
     code: int | str | None = 0
     try:
         app()
     except SystemExit as e:
         code = e.code
+    except Interrupted as e:  # a signal while starting (_catch_startup_signals): one line, no traceback
+        sys.stderr.write(f"tui-train: {signal.Signals(e.signum).name}: stopped while starting, before training began\n")
+        code = 130
     finally:
         for stream in (sys.stdout, sys.stderr):
             try:
