@@ -220,7 +220,8 @@ def model_output(out: Any) -> torch.Tensor:
 def describe_output(out: Any) -> str:
     """A short description of what a forward returned, for messages: ``tuple of (Tensor, int)``."""
     if isinstance(out, torch.Tensor):
-        return f"a {str(out.dtype).removeprefix('torch.')} tensor of shape {list(out.shape)}"
+        dtype = str(out.dtype).removeprefix("torch.")
+        return f"{'an' if dtype[0] in 'aeiou' else 'a'} {dtype} tensor of shape {list(out.shape)}"
     if isinstance(out, (tuple, list)):
         inner = ", ".join(type(v).__name__ for v in out[:4]) + (", ..." if len(out) > 4 else "")
         return f"a {type(out).__name__} of ({inner})" if out else f"an empty {type(out).__name__}"

@@ -160,3 +160,21 @@ def test_regression_accumulator_accepts_flat_and_column_shapes():
     b.update(p.unsqueeze(1), y.unsqueeze(1), torch.tensor(2.0))
     assert a.compute() == b.compute()
     assert a.compute()[0]["r2"] == pytest.approx(skm.r2_score(y.numpy(), p.numpy()))
+
+
+def test_multi_output_regression_averages_over_outputs_as_sklearn():
+    """Targets of 3 values: MSE and MAE over every value, R² the mean of each output's (sklearn's
+    uniform_average), with the outputs on very different scales."""
+    rng = np.random.default_rng(5)
+    n = 301
+    y = rng.normal(0.0, 1.0, size=(n, 3)) * np.array([1.0, 100.0, 0.01]) + np.array([0.0, 5.0, -3.0])
+    p = y + rng.normal(0.0, 1.0, size=(n, 3)) * np.array([0.5, 30.0, 0.009])
+    acc = RegressionAccumulator(CPU, outputs=3)
+    for lo in range(0, n, 64):
+        yt, pt = torch.tensor(y[lo:lo + 64]), torch.tensor(p[lo:lo + 64])
+        acc.update(pt, yt, ((pt - yt) ** 2).sum())
+    m, _ = acc.compute()
+    assert m["mse"] == pytest.approx(skm.mean_squared_error(y, p), rel=1e-9)
+    assert m["mae"] == pytest.approx(skm.mean_absolute_error(y, p), rel=1e-9)
+    assert m["r2"] == pytest.approx(skm.r2_score(y, p, multioutput="uniform_average"), rel=1e-9)
+    assert m["r2"] != pytest.approx(skm.r2_score(y.reshape(-1), p.reshape(-1)), rel=1e-3)  # not pooled
