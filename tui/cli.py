@@ -163,39 +163,42 @@ def run(
     """Train a preset: opens the TUI on a trainer process of its own (detach with d), or prints progress lines with --headless."""
     if threading.current_thread() is threading.main_thread():
         _catch_startup_signals()
-    from core.config import DEFAULT_PRESET
+    try:
+        from core.config import DEFAULT_PRESET
 
-    if on_hangup not in HANGUP_CHOICES:
-        raise fail(f"--on-hangup {on_hangup!r} is not allowed (allowed: {', '.join(HANGUP_CHOICES)})")
-    overrides = list(set_ or [])
-    if data_dir is not None:
-        overrides.append(f"data.data_dir={_quote(str(data_dir))}")
-    if device is not None:
-        overrides.append(f"train.device={_quote(device)}")
-    if seed is not None:
-        overrides.append(f"train.seed={seed}")
-    dirs = _presets_dirs(presets_dir)
-    headless = headless or not sys.stdout.isatty()
-    group = {"nnodes": nnodes, "rdzv_endpoint": rdzv_endpoint, "max_restarts": max_restarts}
-    if nproc_per_node or any(v is not None for v in group.values()):
-        if not nproc_per_node:
-            raise fail("--nnodes, --rdzv-endpoint and --max-restarts go with --nproc-per-node N")
-        if os.environ.get("TORCHELASTIC_RUN_ID"):
-            raise fail("--nproc-per-node: this is already a torchrun worker (drop --nproc-per-node, or run without torchrun)")
-        raise typer.Exit(_run_group(preset or DEFAULT_PRESET, overrides, dirs, presets_dir, runs_dir, resume, headless,
-                                    nproc_per_node, group, on_hangup))
-    if from_ is not None:
+        if on_hangup not in HANGUP_CHOICES:
+            raise fail(f"--on-hangup {on_hangup!r} is not allowed (allowed: {', '.join(HANGUP_CHOICES)})")
+        overrides = list(set_ or [])
+        if data_dir is not None:
+            overrides.append(f"data.data_dir={_quote(str(data_dir))}")
+        if device is not None:
+            overrides.append(f"train.device={_quote(device)}")
+        if seed is not None:
+            overrides.append(f"train.seed={seed}")
+        dirs = _presets_dirs(presets_dir)
+        headless = headless or not sys.stdout.isatty()
+        group = {"nnodes": nnodes, "rdzv_endpoint": rdzv_endpoint, "max_restarts": max_restarts}
+        if nproc_per_node or any(v is not None for v in group.values()):
+            if not nproc_per_node:
+                raise fail("--nnodes, --rdzv-endpoint and --max-restarts go with --nproc-per-node N")
+            if os.environ.get("TORCHELASTIC_RUN_ID"):
+                raise fail("--nproc-per-node: this is already a torchrun worker (drop --nproc-per-node, or run without torchrun)")
+            raise typer.Exit(_run_group(preset or DEFAULT_PRESET, overrides, dirs, presets_dir, runs_dir, resume, headless,
+                                        nproc_per_node, group, on_hangup))
+        if from_ is not None:
+            if resume is not None:
+                raise fail("--from and --resume: a fork starts a new run, a resume continues one; give one of them")
+            raise typer.Exit(_run_fork(from_, preset, overrides, dirs, runs_dir, headless, on_hangup))
         if resume is not None:
-            raise fail("--from and --resume: a fork starts a new run, a resume continues one; give one of them")
-        raise typer.Exit(_run_fork(from_, preset, overrides, dirs, runs_dir, headless, on_hangup))
-    if resume is not None:
-        raise typer.Exit(_run_resume(resume, runs_dir, headless, overrides, on_hangup))
-    config = _load(preset or DEFAULT_PRESET, overrides, dirs) if (preset or headless) else None
-    name = config.name if config is not None else None
-    if headless:
-        raise typer.Exit(_run_headless(config, name, runs_dir))
-    raise typer.Exit(_run_tui(config=config, preset=name, runs_dir=runs_dir, presets_dirs=dirs,
-                             start_immediately=config is not None, overrides=overrides, on_hangup=on_hangup))
+            raise typer.Exit(_run_resume(resume, runs_dir, headless, overrides, on_hangup))
+        config = _load(preset or DEFAULT_PRESET, overrides, dirs) if (preset or headless) else None
+        name = config.name if config is not None else None
+        if headless:
+            raise typer.Exit(_run_headless(config, name, runs_dir))
+        raise typer.Exit(_run_tui(config=config, preset=name, runs_dir=runs_dir, presets_dirs=dirs,
+                                 start_immediately=config is not None, overrides=overrides, on_hangup=on_hangup))
+    finally:  # every way out (one-line errors included) gives the handlers back
+        _release_startup_signals()
 
 
 def _run_headless(config, preset: str | None, runs_dir: Path, resume: Path | None = None, overrides: list[str] = ()) -> int:
