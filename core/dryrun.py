@@ -12,6 +12,7 @@ compiled wrapper, so it is no collective and compiles nothing.
 
 from __future__ import annotations
 
+import contextlib
 import time
 from typing import Any
 
@@ -21,6 +22,9 @@ from core import checkpoint as ckpt
 from core.config import ConfigError, RunConfig
 from core.errors import one_line
 from core.models import OUTPUT_FORMS, describe_output, model_output
+
+EVAL_PROBE = 8
+"""Samples of the val and test splits the dry run evaluates (their shapes are what it checks)."""
 
 
 def _batch_sizes(data: Any, batch_size: int) -> list[int]:
@@ -105,8 +109,9 @@ def _check_batch(cfg: RunConfig, rt: Any, x: torch.Tensor, y: torch.Tensor, spli
 
 
 def dry_run(cfg: RunConfig, rt: Any) -> float:
-    """Put one batch of each split (and the epoch's last, partial training batch when its size
-    differs) through ``rt.model``: forward, loss and, for training, backward. Returns the seconds
+    """Put one training batch through ``rt.model`` (forward, loss, backward), then the epoch's
+    last, partial training batch when its size differs (forward and loss) and a few samples of
+    the val and test splits (in eval mode). Returns the seconds
     it took. Raises a one-line ConfigError (or DataError) for a model or data that cannot train,
     and leaves the RNG streams, buffers, gradients and mode as they were."""
     t0 = time.perf_counter()
@@ -116,14 +121,15 @@ def dry_run(cfg: RunConfig, rt: Any) -> float:
     was_training = model.training
     try:
         model.train()
-        for size in _batch_sizes(data, cfg.data.batch_size):
+        for i, size in enumerate(_batch_sizes(data, cfg.data.batch_size)):
             x, y = data.probe_batch("train", size)
-            _check_batch(cfg, rt, x, y, "train", backward=True)
+            with torch.no_grad() if i else contextlib.nullcontext():  # one backward is enough
+                _check_batch(cfg, rt, x, y, "train", backward=i == 0)
         model.eval()
         with torch.no_grad():
             for split in ("val", "test"):
                 if getattr(data, f"{split}_size"):
-                    x, y = data.probe_batch(split, min(cfg.data.batch_size, cfg.data.eval_batch_size))
+                    x, y = data.probe_batch(split, min(EVAL_PROBE, cfg.data.eval_batch_size))
                     if x.shape[0]:
                         _check_batch(cfg, rt, x, y, split, backward=False)
     finally:
