@@ -118,7 +118,7 @@ def config(files: Path, c: dict):
     })
 
 
-@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
 @given(c=combos)
 def test_every_combination_trains_or_is_refused_at_start_in_one_line(files, tmp_path_factory, c):
     runs = tmp_path_factory.mktemp("runs")
