@@ -193,7 +193,8 @@ class Trainer:
     run_log = property(lambda self: self.p.log, doc="The run directory's files (listeners see every record).")
 
     def prepare(self) -> None:
-        """Load data, build model and optimizer, create (or reopen) the run directory.
+        """Load data, build model and optimizer, put a batch of each split through the model
+        (core.dryrun, unless ``dry_run`` is off), create (or reopen) the run directory.
 
         Raises ConfigError / DataError / CheckpointError for bad input (one-line messages); the
         headless CLI calls this first so that bad input exits 2 before training starts.

@@ -60,7 +60,7 @@ def _catch_startup_signals() -> None:
     if not _STARTUP_HANDLERS:
         for name in ("SIGINT", "SIGTERM", "SIGHUP"):
             sig = getattr(signal, name, None)
-            if sig is not None:
+            if sig is not None and signal.getsignal(sig) is not signal.SIG_IGN:  # nohup's SIGHUP stays ignored
                 _STARTUP_HANDLERS[sig] = signal.signal(sig, handler)
 
 
