@@ -322,7 +322,7 @@ class Trainer:
             return
         try:
             self._log.write_summary(self._summary("interrupted", reason, {}))
-        except OSError:
+        except OSError:  # best effort on the way out of a signal, as emergency_summary: the exit line says it
             pass
         self._log.close()
 

@@ -28,7 +28,7 @@ def first_line(exc: BaseException, limit: int | None = None, *, typed: bool = Fa
     return line or type(exc).__name__
 
 
-class Interrupted(BaseException):
+class StartInterrupted(BaseException):
     """A signal (SIGINT, SIGTERM, SIGHUP) that arrived while the command was still starting, before
     training began (tui.cli installs the handler that raises it). A BaseException, so that neither
     user-code wrappers (``except Exception``) nor Click (which turns KeyboardInterrupt into
@@ -40,4 +40,4 @@ class Interrupted(BaseException):
         """The signal's number."""
 
 
-__all__ = ["Interrupted", "first_line", "one_line"]
+__all__ = ["StartInterrupted", "first_line", "one_line"]

@@ -48,14 +48,14 @@ _STARTUP_HANDLERS: dict = {}
 
 
 def _catch_startup_signals() -> None:
-    """Until training begins, SIGINT, SIGTERM and SIGHUP raise core.errors.Interrupted: the
+    """Until training begins, SIGINT, SIGTERM and SIGHUP raise core.errors.StartInterrupted: the
     command unwinds (a run directory being made is removed, Trainer.prepare) and :func:`main`
     prints one line and exits 130. Python's defaults would end a SIGTERM'd start as 143 with no
     word, and a Ctrl+C with a traceback (issue 15)."""
-    from core.errors import Interrupted
+    from core.errors import StartInterrupted
 
     def handler(signum, frame):
-        raise Interrupted(signum)
+        raise StartInterrupted(signum)
 
     if not _STARTUP_HANDLERS:
         for name in ("SIGINT", "SIGTERM", "SIGHUP"):
@@ -293,7 +293,7 @@ def _host_and_run(trainer, run_headless) -> int:
     import contextlib
 
     from core.endpoint import EndpointError
-    from core.errors import Interrupted
+    from core.errors import StartInterrupted
     from core.serve import hosting
 
     with contextlib.ExitStack() as stack:
@@ -304,7 +304,7 @@ def _host_and_run(trainer, run_headless) -> int:
             except EndpointError as e:
                 typer.echo(f"tui-train: warning: {e}; training without a control endpoint", err=True)
             return run_headless(trainer)  # its own handlers stop a run that has begun
-        except Interrupted as e:  # a signal before run_headless took over: the prepared run never began
+        except StartInterrupted as e:  # a signal before run_headless took over: the prepared run never began
             trainer.abandon(f"{signal.Signals(e.signum).name} before training began")
             raise
         finally:
@@ -708,14 +708,14 @@ def main() -> None:
     130; tests/e2e/test_headless_signals.py caught it in CI), so the exit code is delivered with
     os._exit after flushing stdout and stderr.
     """
-    from core.errors import Interrupted
+    from core.errors import StartInterrupted
 
     code: int | str | None = 0
     try:
         app()
     except SystemExit as e:
         code = e.code
-    except Interrupted as e:  # a signal while starting (_catch_startup_signals): one line, no traceback
+    except StartInterrupted as e:  # a signal while starting (_catch_startup_signals): one line, no traceback
         sys.stderr.write(f"tui-train: {signal.Signals(e.signum).name}: stopped while starting, before training began\n")
         code = 130
     finally:

@@ -379,14 +379,14 @@ def test_a_signal_after_the_run_directory_was_made_marks_it_interrupted(tmp_path
     import signal
 
     import core.serve
-    from core.errors import Interrupted
+    from core.errors import StartInterrupted
 
     def interrupted(trainer):
-        raise Interrupted(signal.SIGTERM)
+        raise StartInterrupted(signal.SIGTERM)
 
     monkeypatch.setattr(core.serve, "hosting", interrupted)
     handlers = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)}
-    with pytest.raises(Interrupted):
+    with pytest.raises(StartInterrupted):
         invoke(["run", "digits-mlp", "--headless", "--runs-dir", str(tmp_path / "runs")])
     run_dir = next((tmp_path / "runs").iterdir())
     summary = json.loads((run_dir / "summary.json").read_text())
