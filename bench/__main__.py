@@ -4,9 +4,9 @@ Sections: (a) engine vs the classic DataLoader loop, (b) engine vs a bare loop o
 preloaded tensors, (c) the real TUI attached vs headless, (d) cost of one dashboard frame,
 (e) key press to engine action, (f) memory over many logged steps, (g) start-up, (h) what
 attached viewers cost a run, (i) command to acknowledgement through the control socket, (j)
-attaching to a run with a million logged steps, (k) torchrun, (l) past runs, (s) the system
-sampler's cost (throughput with it on vs off), (t) time to 99% MNIST test accuracy (the seed
-tutorial's flow vs mnist-fast).
+attaching to a run with a million logged steps, (k) torchrun, (l) past runs, (m) the start-up
+dry run, (s) the system sampler's cost (throughput with it on vs off), (t) time to 99% MNIST test
+accuracy (the seed tutorial's flow vs mnist-fast).
 The output is Markdown; BENCHMARKS.md holds a recorded run. Figures, never assertions.
 """
 
@@ -25,7 +25,7 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m bench", description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="a few hundred steps per measurement (~2 min on 2 cores); default: full epochs")
     ap.add_argument("--tiny", action="store_true", help="smallest sizes: only checks that every section still runs (CI)")
-    ap.add_argument("--only", default="abcdefghijklst", help="sections to run, e.g. 'ab' (default: all)")
+    ap.add_argument("--only", default="abcdefghijklmst", help="sections to run, e.g. 'ab' (default: all)")
     ap.add_argument("--data-dir", default=None, help="folder holding MNIST/raw (default: $TUI_TRAIN_MNIST_DIR or ../shared/data)")
     ap.add_argument("--device", default="cpu", help="cpu or cuda (default: cpu)")
     ap.add_argument("--threads", type=int, default=1, help="torch intra-op threads for (a) and (b) (default: 1)")
@@ -59,6 +59,8 @@ def main(argv: list[str] | None = None) -> int:
             from bench.runs_bench import section_l
 
             section_l(size, reps, work, out)
+        if "m" in args.only:
+            section_m(size, reps, data_dir, work, out)
         if "s" in args.only:
             from bench.system_bench import section_s
 
@@ -116,6 +118,21 @@ def section_f(size: str, data_dir: Path, work: Path, out) -> None:
         tui_bench.section_f_ui(size, out)
     except ImportError as e:  # pragma: no cover - the UI part needs textual
         out(f"\n(UI memory not measured: {e})")
+
+
+def section_m(size: str, reps: int, data_dir: Path, work: Path, out) -> None:
+    from bench.engine_bench import dry_run_cost
+
+    presets = ["digits-mlp"] if size == "tiny" else ["digits-mlp", "mnist-mlp", "mnist-cnn"]
+    rows = []
+    for preset in presets:
+        r = dry_run_cost(preset, data_dir, work, max(3, reps))
+        rows.append([preset, str(r["batch"]), f"{r['cold'] * 1000:.0f}", f"{r['warm'] * 1000:.0f}", f"{r['step'] * 1000:.1f}",
+                     f"**{r['warm'] / r['step']:.1f}**"])
+    out("\n## (m) the start-up dry run (one batch of each split through the model before the first step)\n\n"
+        "CPU, 1 intra-op thread; cold: its first call in the process; warm and step: medians. Goal: about two "
+        "training steps.\n")
+    out(table(rows, ["preset", "batch", "dry run cold (ms)", "dry run warm (ms)", "one training step (ms)", "warm / step"]))
 
 
 if __name__ == "__main__":

@@ -8,6 +8,7 @@ repetitions alternate between the contenders and the medians are reported.
 from __future__ import annotations
 
 import gc
+import json
 import statistics
 import time
 from dataclasses import dataclass
@@ -189,3 +190,27 @@ def _plain(cfg) -> dict:
     from core.config import to_dict
 
     return to_dict(cfg)
+
+
+def dry_run_cost(preset: str, data_dir: Path, runs_dir: Path, reps: int) -> dict:
+    """The start-up dry run (core.dryrun) of ``preset`` on CPU with 1 thread: its first call in the
+    process (cold), the median of ``reps`` more, and the median of as many training steps, for scale."""
+    from core.config import load_config
+    from core.dryrun import dry_run
+
+    cfg = load_config(preset, ["train.device=cpu", "train.num_threads=1", f"data.data_dir={json.dumps(str(data_dir))}"])
+    trainer = Trainer(cfg, runs_dir=runs_dir)
+    trainer.dry_run = False
+    trainer.prepare()
+    rt = trainer.p.rt
+    cold = dry_run(cfg, rt)
+    warm = statistics.median(dry_run(cfg, rt) for _ in range(reps))
+    x, y = next(rt.data.train_batches(0, cfg.data.batch_size))
+    steps = []
+    for _ in range(reps):
+        t0 = time.perf_counter()
+        trainer._train_batch(x, y)
+        trainer._optimizer_step()
+        steps.append(time.perf_counter() - t0)
+    trainer.run_log.close()
+    return {"preset": preset, "batch": cfg.data.batch_size, "cold": cold, "warm": warm, "step": statistics.median(steps)}

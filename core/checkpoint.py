@@ -140,6 +140,7 @@ def build_payload(reason: str, *, model: torch.nn.Module, optimizer: torch.optim
         "format_version": FORMAT_VERSION, "kind": "tui-train-checkpoint", "reason": reason,
         "model": model.state_dict(), "optimizer": optimizer.state_dict(), "config": config, "preset": preset,
         "task": data.task, "input_shape": list(data.input_shape), "num_classes": data.num_classes,
+        "output_dim": int(getattr(data, "output_dim", 1)),
         "data_mean": list(data.mean), "data_std": list(data.std), "class_names": list(getattr(data, "class_names", [])),
         "target_mean": float(getattr(data, "target_mean", 0.0)), "target_std": float(getattr(data, "target_std", 1.0)),
         **training,
@@ -257,6 +258,8 @@ def model_card(payload: dict, checkpoint_path: Path) -> dict:
     cfg = payload.get("config") if isinstance(payload.get("config"), dict) else {}
     card: dict = {"format": "tui-train-model", "version": 1, "task": payload.get("task"),
                   "input_shape": list(payload.get("input_shape") or []), "num_classes": payload.get("num_classes"),
+                  "output_dim": int(payload.get("output_dim") or 1) if payload.get("task") == "regression"
+                  else payload.get("num_classes"),
                   "class_names": list(payload.get("class_names") or [])}
     mean, std = list(payload.get("data_mean") or []), list(payload.get("data_std") or [])
     if mean:

@@ -371,6 +371,8 @@ def looks_like_preset(path: Path) -> bool:
 def resolve_preset(name_or_path: str, extra_dirs: list[Path] | tuple = ()) -> Path:
     """A preset name or a path to a TOML file -> the file. Raises ConfigError when unknown."""
     p = Path(name_or_path)
+    if p.is_dir() and (name_or_path.endswith(".toml") or "/" in name_or_path):
+        raise ConfigError(f"{name_or_path}: is a folder, not a preset file (give a .toml file or a preset name)")
     if name_or_path.endswith(".toml") or p.is_file():
         if not p.is_file():
             raise ConfigError(f"{name_or_path}: no such preset file")

@@ -24,7 +24,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 from torch import Tensor
-from torch.utils.data import DataLoader, Dataset, Sampler, Subset, TensorDataset
+from torch.utils.data import DataLoader, Dataset, Sampler, Subset, TensorDataset, default_collate
 
 from core.config import AugmentConfig, ConfigError, DataConfig
 from core.errors import one_line
@@ -152,7 +152,7 @@ class Data:
     def __init__(self, *, name: str, task: str, num_classes: int, input_shape: tuple[int, ...],
                  class_names: list[str], mean: list[float], std: list[float], loader: str,
                  device: torch.device, seed: int, augment: AugmentConfig, sizes: dict[str, int],
-                 target_mean: float = 0.0, target_std: float = 1.0) -> None:
+                 target_mean: float = 0.0, target_std: float = 1.0, output_dim: int = 1) -> None:
         self.name = name
         self.task = task
         self.num_classes = num_classes
@@ -170,6 +170,9 @@ class Data:
         """Regression: the original-unit mean subtracted from y (0 when y was not standardized)."""
         self.target_std = target_std
         """Regression: the original-unit std y was divided by (1 when y was not standardized)."""
+        self.output_dim = int(output_dim) if task == "regression" else num_classes
+        """Regression: values per target (a target of shape (2,) or (2, 3) gives 2 or 6 outputs,
+        targets batched as [N, output_dim]); classification: the number of classes."""
         fill = None
         if self.mean and len(self.input_shape) == 3 and any(m != 0 for m in self.mean):
             fill = (-torch.tensor(self.mean) / torch.tensor(self.std)).view(1, -1, 1, 1).to(device)
@@ -235,6 +238,12 @@ class Data:
         """(x, y) batches of 'val' or 'test' in a fixed order, without augmentation."""
         raise NotImplementedError
 
+    def probe_batch(self, split: str, size: int) -> tuple[Tensor, Tensor]:
+        """The first ``size`` samples of this rank's part of ``split``, prepared as a batch is (on
+        the device, normalized, not augmented), read without a DataLoader and without drawing from
+        any RNG: what the start-up dry run (core.dryrun) puts through the model."""
+        raise NotImplementedError
+
     @staticmethod
     def _check_split(split: str) -> None:
         if split not in ("val", "test", "train"):
@@ -253,6 +262,12 @@ class TensorData(Data):
         """The whole (x, y) of a split as stored (normalized, not augmented)."""
         self._check_split(split)
         return self._splits[split]
+
+    def probe_batch(self, split: str, size: int) -> tuple[Tensor, Tensor]:
+        self._check_split(split)
+        x, y = self._splits[split]
+        lo, hi = self.eval_span(x.shape[0])
+        return x[lo:min(hi, lo + size)], y[lo:min(hi, lo + size)]
 
     def train_batches(self, epoch: int, batch_size: int, start: int = 0) -> Iterator[tuple[Tensor, Tensor]]:
         self._check_batch_args(batch_size, start)
@@ -357,10 +372,21 @@ class LoaderData(Data):
         if self.task == "classification":
             y = y.long()
         else:
-            y = y.float()
-            if y.dim() == 1:
-                y = y.unsqueeze(1)
+            y = y.float().reshape(y.shape[0], -1)
         return x, y
+
+    def probe_batch(self, split: str, size: int) -> tuple[Tensor, Tensor]:
+        self._check_split(split)
+        ds = self._splits[split]
+        lo, hi = self.eval_span(len(ds))
+        where = f"data.dataset {self.name!r} ({split})"
+        items = [_item(ds, i, where) for i in range(lo, min(hi, lo + size))]
+        try:
+            x, y = default_collate(items)
+        except (TypeError, RuntimeError) as e:
+            raise DataError(f"{where}: items cannot be batched ({one_line(e)}): every x (and every y) must be a "
+                            f"tensor, numpy array or number of the same shape") from None
+        return self._prepare(x, y)
 
     def train_batches(self, epoch: int, batch_size: int, start: int = 0) -> Iterator[tuple[Tensor, Tensor]]:
         self._check_batch_args(batch_size, start)
@@ -673,7 +699,8 @@ def _user_data(cfg: DataConfig, seed: int, device: torch.device) -> Data:
     x0t = _as_tensor(x0, where)
     task = cfg.task if cfg.task != "auto" else ("classification" if _is_int_scalar(y0) else "regression")
     input_shape = tuple(x0t.shape) or (1,)
-    common = dict(name=cfg.dataset, task=task, device=device, seed=seed, augment=cfg.augment)
+    output_dim = max(1, _as_tensor(y0, where).numel()) if task == "regression" else 1
+    common = dict(name=cfg.dataset, task=task, device=device, seed=seed, augment=cfg.augment, output_dim=output_dim)
 
     if _use_tensors(cfg, splits, x0t):
         tensors = {k: _materialize(ds, f"{where} ({k})") for k, ds in splits.items()}
@@ -688,10 +715,11 @@ def _user_data(cfg: DataConfig, seed: int, device: torch.device) -> Data:
                                     f"set data.task=regression")
                 y = y.reshape(-1).to(device=device, dtype=torch.long)
             else:
-                y = y.to(device=device, dtype=torch.float32)
-                y = y.unsqueeze(1) if y.dim() == 1 else y
+                y = y.to(device=device, dtype=torch.float32).reshape(y.shape[0], -1)
             tensors[k] = (x, y)
         num_classes, names = _classes(cfg, task, [y for k, (_, y) in tensors.items() if y.numel()], splits["train"])
+        for k, (_, y) in tensors.items():
+            _check_labels(cfg, task, y, num_classes, k)
         mean, std = _norm_stats(cfg, input_shape, lambda: _channel_stats(tensors["train"][0]))
         _normalize_splits(tensors, mean, std, inplace=False)
         return TensorData(tensors, num_classes=num_classes, input_shape=input_shape, class_names=names,
@@ -722,9 +750,23 @@ def _user_data(cfg: DataConfig, seed: int, device: torch.device) -> Data:
         if need_stats:
             stats = _channel_stats(torch.cat(xs)[:STATS_MAX_ITEMS])
     num_classes, names = _classes(cfg, task, labels, splits["train"])
+    for y in labels:
+        _check_labels(cfg, task, y, num_classes, "train")
     mean, std = _norm_stats(cfg, input_shape, lambda: stats)
     return LoaderData(datasets, num_workers=cfg.num_workers, num_classes=num_classes, input_shape=input_shape,
                       class_names=names, mean=mean, std=std, **common)
+
+
+def _check_labels(cfg: DataConfig, task: str, y: Tensor, num_classes: int, split: str) -> None:
+    """Classification labels must be 0 .. num_classes - 1 (cross-entropy fails mid-run otherwise)."""
+    if task != "classification" or not y.numel():
+        return
+    lo, hi = int(y.min()), int(y.max())
+    if lo < 0 or hi >= num_classes:
+        bad = lo if lo < 0 else hi
+        key = "data.num_classes" if cfg.num_classes > 0 else "the inferred number of classes"
+        raise DataError(f"data.dataset {cfg.dataset!r}: label {bad} in the {split} split is outside 0..{num_classes - 1} "
+                        f"({key}: {num_classes}): labels must be class indices from 0")
 
 
 def _classes(cfg: DataConfig, task: str, labels: list[Tensor], train: Any) -> tuple[int, list[str]]:

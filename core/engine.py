@@ -26,6 +26,7 @@ import json
 import math
 import os
 import queue
+import shutil
 import threading
 import time
 import traceback
@@ -41,12 +42,14 @@ from core import events as E
 from core.config import ConfigError, RunConfig, to_dict, to_toml
 from core.contract import Sink
 from core.distributed import World, rng_from_json, rng_to_json
+from core.dryrun import dry_run
 from core.early_stopping import EarlyStopping
 from core.errors import first_line
 from core.evaluation import Interrupted, evaluate
 from core.guard import LastGood, nonfinite_message, weights_finite
 from core.meters import EpochTotals, Interval, Stopwatch
 from core.metrics import MistakeCollector, confusion_event
+from core.models import model_output
 from core.runlog import RunLog, new_run_dir, summary
 from core.runtime import Runtime, build
 from core.schedule import Plateau, factor
@@ -166,6 +169,11 @@ class Trainer:
         self._emit_lock = threading.RLock()  # the system sampler's thread emits too
         self.system_interval = system.INTERVAL
         """Seconds between two SystemSample events of rank 0 (0: no sampler; bench section (s) compares)."""
+        self.dry_run = True
+        """:meth:`prepare` puts a batch of each split through the model first (core.dryrun); tests
+        turn it off to show that it changes nothing."""
+        self.dry_run_seconds = 0.0
+        """What the dry run took."""
 
     # ------------------------------------------------------------------ public API
 
@@ -196,7 +204,8 @@ class Trainer:
     run_log = property(lambda self: self.p.log, doc="The run directory's files (listeners see every record).")
 
     def prepare(self) -> None:
-        """Load data, build model and optimizer, create (or reopen) the run directory.
+        """Load data, build model and optimizer, put a batch of each split through the model
+        (core.dryrun, unless ``dry_run`` is off), create (or reopen) the run directory.
 
         Raises ConfigError / DataError / CheckpointError for bad input (one-line messages); the
         headless CLI calls this first so that bad input exits 2 before training starts.
@@ -214,6 +223,8 @@ class Trainer:
             self.parent = {"run_dir": where, "step": step} if where else None
         cfg, es, world = self.config, self.config.early_stopping, self.world
         rt = build(cfg, world)
+        if self.dry_run:  # bad model or data: one line now, before a run directory exists
+            self.dry_run_seconds = dry_run(cfg, rt)
         self.state = TrainingState(base_lr=cfg.optim.lr, grad_clip=cfg.optim.grad_clip, patience=es.patience)
         plateau = Plateau(cfg.schedule.plateau_factor, cfg.schedule.plateau_patience, cfg.monitor_mode)
         early = EarlyStopping(es.monitor, cfg.monitor_mode, es.min_delta, es.enabled)
@@ -232,12 +243,15 @@ class Trainer:
                 self._fork_values(rt)
             else:
                 self.run_dir = ckpt.run_dir_of(self.resume_file)
+        created = False  # this prepare made the run directory (and removes it when it cannot finish)
         if (payload is None or self.fork) and world.is_main:  # a new run directory
             try:
                 if self.run_dir is not None:
+                    created = not self.run_dir.exists()
                     self.run_dir.mkdir(parents=True, exist_ok=True)
                 else:
                     self.run_dir = new_run_dir(self.runs_dir, self.preset)
+                    created = True
             except OSError as e:  # bad input (a file, no permission): one line, nothing half-made
                 where = self.run_dir if self.run_dir is not None else self.runs_dir
                 raise ConfigError(f"runs directory {where}: cannot create a run directory there "
@@ -246,11 +260,21 @@ class Trainer:
             self.run_dir = Path(world.broadcast_text(str(self.run_dir) if world.is_main else ""))
         self._log = log = RunLog(self.run_dir) if world.is_main else _NoLog()
         ckpt_dir = self.run_dir / "checkpoints"
-        if world.is_main:
-            ckpt_dir.mkdir(parents=True, exist_ok=True)
-            ckpt.clean_stale(ckpt_dir)
-        parent = f"# parent: {self.parent['run_dir']} step {self.parent['step']}\n" if self.parent else ""
-        log.open(parent + to_toml(cfg))
+        try:
+            if world.is_main:
+                ckpt_dir.mkdir(parents=True, exist_ok=True)
+                ckpt.clean_stale(ckpt_dir)
+            parent = f"# parent: {self.parent['run_dir']} step {self.parent['step']}\n" if self.parent else ""
+            log.open(parent + to_toml(cfg))
+        except BaseException as e:  # a full disk, no permission, or a signal: nothing half-made stays
+            log.close()
+            self._log = None
+            if created:
+                shutil.rmtree(self.run_dir, ignore_errors=True)
+            if not isinstance(e, OSError):
+                raise
+            raise ConfigError(f"run directory {self.run_dir}: cannot write there "
+                              f"({e.strerror or type(e).__name__}: {e.filename or self.run_dir})") from None
         self._p = _Prepared(rt=rt, plateau=plateau, early=early, clock=clock, good=LastGood(), totals=totals,
                             interval=Interval(rt.task == "classification"), log=log, ckpt_dir=ckpt_dir, last_lr=0.0,
                             target=parse_target(cfg.train.target, rt.task))
@@ -320,6 +344,17 @@ class Trainer:
         sample) and hand it to the sink, like the loop's own. Safe from any thread."""
         self._emit(event)
 
+    def abandon(self, reason: str) -> None:
+        """End a prepared run that never began training (a signal while the command was starting):
+        summary.json says ``interrupted`` with ``reason``, and the run log is closed."""
+        if self._log is None or self._log.summary_written:
+            return
+        try:
+            self._log.write_summary(self._summary("interrupted", reason, {}))
+        except OSError:  # best effort on the way out of a signal, as emergency_summary: the exit line says it
+            pass
+        self._log.close()
+
     def emergency_summary(self, status: str, reason: str) -> None:
         """Write summary.json from another thread when the trainer cannot finish in time (the
         headless watchdog after SIGTERM/SIGHUP). Touches no model state."""
@@ -383,7 +418,7 @@ class Trainer:
         if cfg.train.channels_last and x.dim() == 4:
             x = x.contiguous(memory_format=torch.channels_last)
         with rt.autocast():
-            out = rt.forward(x)
+            out = model_output(rt.forward(x))
             loss = rt.loss_fn(out.float(), y)
         total = loss
         if cfg.optim.l1 > 0:

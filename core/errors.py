@@ -28,4 +28,16 @@ def first_line(exc: BaseException, limit: int | None = None, *, typed: bool = Fa
     return line or type(exc).__name__
 
 
-__all__ = ["first_line", "one_line"]
+class StartInterrupted(BaseException):
+    """A signal (SIGINT, SIGTERM, SIGHUP) that arrived while the command was still starting, before
+    training began (tui.cli installs the handler that raises it). A BaseException, so that neither
+    user-code wrappers (``except Exception``) nor Click (which turns KeyboardInterrupt into
+    "Aborted!" and exit 1) take it for something else."""
+
+    def __init__(self, signum: int):
+        super().__init__(signum)
+        self.signum = signum
+        """The signal's number."""
+
+
+__all__ = ["StartInterrupted", "first_line", "one_line"]

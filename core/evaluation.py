@@ -11,6 +11,7 @@ import torch
 from core import checkpoint as ckpt
 from core.config import from_dict, replace
 from core.metrics import ClassificationAccumulator, RegressionAccumulator
+from core.models import model_output
 
 
 class Interrupted(Exception):
@@ -39,7 +40,8 @@ def evaluate(model: torch.nn.Module, data, loss_fn, split: str, batch_size: int,
     forward = forward or model
     was_training = model.training
     model.eval()
-    acc = ClassificationAccumulator(data.num_classes, device) if data.task == "classification" else RegressionAccumulator(device)
+    acc = ClassificationAccumulator(data.num_classes, device) if data.task == "classification" \
+        else RegressionAccumulator(device, int(getattr(data, "output_dim", 1)))
     try:
         with torch.inference_mode():
             for x, y in data.eval_batches(split, batch_size):
@@ -48,7 +50,7 @@ def evaluate(model: torch.nn.Module, data, loss_fn, split: str, batch_size: int,
                 if channels_last and x.dim() == 4:
                     x = x.contiguous(memory_format=torch.channels_last)
                 with autocast():
-                    out = forward(x)
+                    out = model_output(forward(x))
                 out = out.float()
                 acc.update(out, y, loss_fn(out, y, "sum"))
                 if mistakes is not None and not mistakes.full:

@@ -66,19 +66,24 @@ def classification_metrics(cm: torch.Tensor, loss_sum: float, count: int) -> dic
 
 
 class RegressionAccumulator:
-    """Accumulates sums for MSE, MAE and R² (one pass, float64, on the device)."""
+    """Accumulates sums for MSE, MAE and R² (one pass, float64, on the device), per output column
+    (``outputs``: values per target; a multi-output target is [N, outputs])."""
 
-    def __init__(self, device: torch.device):
-        z = lambda: torch.zeros((), dtype=torch.float64, device=device)  # noqa: E731
-        self.loss_sum, self.se, self.ae, self.y_sum, self.y_sq = z(), z(), z(), z(), z()
+    def __init__(self, device: torch.device, outputs: int = 1):
+        z = lambda: torch.zeros(outputs, dtype=torch.float64, device=device)  # noqa: E731
+        self.se, self.ae, self.y_sum, self.y_sq = z(), z(), z(), z()
+        self.loss_sum = torch.zeros((), dtype=torch.float64, device=device)
+        self.outputs = outputs
         self.count = 0
 
     def update(self, pred: torch.Tensor, target: torch.Tensor, loss_sum: torch.Tensor) -> None:
-        p, y = pred.detach().double().reshape(target.shape[0], -1), target.double().reshape(target.shape[0], -1)
-        self.se += ((p - y) ** 2).sum()
-        self.ae += (p - y).abs().sum()
-        self.y_sum += y.sum()
-        self.y_sq += (y**2).sum()
+        """Add one batch: ``loss_sum`` is the batch's summed (not mean) loss."""
+        p = pred.detach().double().reshape(target.shape[0], self.outputs)
+        y = target.double().reshape(target.shape[0], self.outputs)
+        self.se += ((p - y) ** 2).sum(0)
+        self.ae += (p - y).abs().sum(0)
+        self.y_sum += y.sum(0)
+        self.y_sq += (y**2).sum(0)
         self.loss_sum += loss_sum.detach().double()
         self.count += y.numel()
 
@@ -89,19 +94,29 @@ class RegressionAccumulator:
 
     def compute(self) -> tuple[dict, list]:
         """(metrics, []) as plain Python values (regression has no confusion matrix)."""
-        vals = torch.stack([self.loss_sum, self.se, self.ae, self.y_sum, self.y_sq]).cpu().tolist()
-        return regression_metrics(*vals, self.count), []
+        sums = torch.stack([self.se, self.ae, self.y_sum, self.y_sq]).cpu().tolist()
+        return regression_metrics(float(self.loss_sum.item()), *sums, self.count), []
 
 
-def regression_metrics(loss_sum: float, se: float, ae: float, y_sum: float, y_sq: float, n: int) -> dict:
-    """MSE, MAE and R² = 1 - SS_res / SS_tot from running sums."""
+def regression_metrics(loss_sum: float, se, ae, y_sum, y_sq, n: int) -> dict:
+    """MSE, MAE and R² = 1 - SS_res / SS_tot from running sums over ``n`` values. ``se``, ``ae``,
+    ``y_sum`` and ``y_sq`` are numbers, or lists with one entry per output: MSE and MAE are then
+    over every value (the mean over outputs of each output's), R² the mean of each output's R²
+    (an output whose target is constant counts as 0)."""
+    per = [se, ae, y_sum, y_sq]
+    se, ae, y_sum, y_sq = ([float(v)] if not isinstance(v, (list, tuple)) else [float(x) for x in v] for v in per)
+    k = len(se)
     n = max(1, n)
-    ss_tot = y_sq - y_sum * y_sum / n
+    rows = n / k  # samples per output
+    r2 = []
+    for j in range(k):
+        ss_tot = y_sq[j] - y_sum[j] * y_sum[j] / rows
+        r2.append(1.0 - se[j] / ss_tot if ss_tot > 0 else 0.0)
     return {
         "loss": loss_sum / n,
-        "mse": se / n,
-        "mae": ae / n,
-        "r2": 1.0 - se / ss_tot if ss_tot > 0 else 0.0,
+        "mse": sum(se) / n,
+        "mae": sum(ae) / n,
+        "r2": sum(r2) / k,
     }
 
 

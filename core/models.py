@@ -205,6 +205,40 @@ def _build_user(cfg: ModelConfig, input_shape: tuple[int, ...], num_outputs: int
     return model
 
 
+OUTPUT_FORMS = "a tensor, a tuple or list (its first element), a dict or an object with 'logits'"
+"""What a model's forward may return (README: user models)."""
+
+
+def model_output(out: Any) -> torch.Tensor:
+    """The tensor of a model's output: a tensor as it is, a tuple or list's first element, a dict's
+    ``"logits"``, an object's ``.logits`` (as Hugging Face outputs). Training, evaluation and the
+    exported program all read outputs through this. TypeError for anything else."""
+    if isinstance(out, torch.Tensor):
+        return out
+    if isinstance(out, (tuple, list)) and out and isinstance(out[0], torch.Tensor):
+        return out[0]
+    if isinstance(out, dict):
+        found = out.get("logits")
+    else:
+        found = getattr(out, "logits", None)
+    if isinstance(found, torch.Tensor):
+        return found
+    raise TypeError(f"the model returned {describe_output(out)}; expected {OUTPUT_FORMS}")
+
+
+def describe_output(out: Any) -> str:
+    """A short description of what a forward returned, for messages: ``tuple of (Tensor, int)``."""
+    if isinstance(out, torch.Tensor):
+        dtype = str(out.dtype).removeprefix("torch.")
+        return f"{'an' if dtype[0] in 'aeiou' else 'a'} {dtype} tensor of shape {list(out.shape)}"
+    if isinstance(out, (tuple, list)):
+        inner = ", ".join(type(v).__name__ for v in out[:4]) + (", ..." if len(out) > 4 else "")
+        return f"a {type(out).__name__} of ({inner})" if out else f"an empty {type(out).__name__}"
+    if isinstance(out, dict):
+        return f"a dict with keys {', '.join(map(repr, list(out)[:6])) or 'none'} (no tensor 'logits')"
+    return f"a {type(out).__name__}" + (" (its .logits is not a tensor)" if hasattr(out, "logits") else "")
+
+
 def init_weights(model: nn.Module, scheme: str) -> None:
     """Re-initialize Linear and Conv weights: ``xavier`` (uniform) or ``kaiming`` (normal, relu);
     biases to zero. ``default`` keeps PyTorch's initialization."""
@@ -247,5 +281,5 @@ def describe_model(model: nn.Module) -> str:
     return f"{head} ({count_params(model):,} params)"
 
 
-__all__ = ["ACTIVATIONS", "CNN", "MLP", "BasicBlock", "ResNet", "build_model", "count_params", "describe_model",
-           "init_weights"]
+__all__ = ["ACTIVATIONS", "CNN", "MLP", "OUTPUT_FORMS", "BasicBlock", "ResNet", "build_model", "count_params",
+           "describe_model", "describe_output", "init_weights", "model_output"]

@@ -44,7 +44,7 @@ def _load_file(target: str, where: str) -> Any:
     try:
         module = _exec_user_file(mod_name, path)
     except BaseException as e:  # user code may raise anything, SystemExit included
-        if isinstance(e, KeyboardInterrupt):
+        if not isinstance(e, (Exception, SystemExit)):  # Ctrl+C or a signal (core.errors.StartInterrupted) passes
             raise
         raise ConfigError(f"{where}: cannot import {target} ({one_line(e)})") from None
     if module is None:
@@ -94,7 +94,7 @@ def _load_module(target: str, where: str) -> Any:
     try:
         return importlib.import_module(target)
     except BaseException as e:  # a module's import may raise anything, SystemExit included
-        if isinstance(e, KeyboardInterrupt):
+        if not isinstance(e, (Exception, SystemExit)):
             raise
         raise ConfigError(f"{where}: cannot import {target} ({one_line(e)})") from None
 

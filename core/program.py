@@ -19,6 +19,7 @@ import torch
 from torch import nn
 
 from core.checkpoint import TMP_PREFIX, CheckpointError, load, load_model_state, model_card
+from core.models import model_output
 
 
 class WithPreprocessing(nn.Module):
@@ -42,7 +43,7 @@ class WithPreprocessing(nn.Module):
         x = x.float()
         if self.normalize:
             x = (x - self.mean) / self.std
-        out = self.model(x)
+        out = model_output(self.model(x))
         if self.target:
             out = out * self.t_std + self.t_mean
         return out
@@ -60,7 +61,8 @@ def export_program(checkpoint_path: Path, out: Path) -> Path:
     card = model_card(payload, checkpoint_path)
     cfg = from_dict(payload["config"], f"{checkpoint_path} (saved config)")
     input_shape = tuple(int(s) for s in payload["input_shape"])
-    n_out = int(payload.get("num_classes") or 0) if payload.get("task") == "classification" else 1
+    n_out = int(payload.get("num_classes") or 0) if payload.get("task") == "classification" \
+        else int(payload.get("output_dim") or 1)
     model = build_model(cfg.model, input_shape, n_out)
     load_model_state(model, payload["model"], checkpoint_path)
     target = (float(payload.get("target_mean", 0.0)), float(payload.get("target_std", 1.0))) \

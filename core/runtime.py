@@ -188,6 +188,9 @@ def build(cfg: RunConfig, world: World | None = None) -> Runtime:
         raise ConfigError(f"train.target {cfg.train.target!r}: this run has no validation split, so {target.metric} is never "
                           "measured (allowed: a train_* target, or data.val_fraction > 0)")
     model = build_model_for(cfg, data, device)
+    if count_params(model) == 0:
+        raise ConfigError(f"model.name {cfg.model.name!r}: the model has no trainable parameters (none, or every one "
+                          f"has requires_grad=False): there is nothing to train")
     if cfg.train.channels_last and len(data.input_shape) == 3:
         model = model.to(memory_format=torch.channels_last)
     plain = torch.compile(model) if cfg.train.compile else model

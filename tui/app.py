@@ -194,6 +194,8 @@ class TrainApp(App[int]):
         """Preset of the last run started."""
         self.events_handled = 0
         """Events drained so far (tests wait on it)."""
+        self.refused = ""
+        """Why the last run was refused before it started (bad input: its one line); the launcher shows it on n."""
         self.detached = False
         """This app left the run training (d, the quit dialog's Detach, a hang-up): run_tui says how to come back."""
         self.stop_requested = False
@@ -322,6 +324,7 @@ class TrainApp(App[int]):
         self._pending = []
         self._quit_after_stop = False
         self.detached = self.stop_requested = self.replaying = False
+        self.refused = ""
         self.dashboard = dashboard
         if replace or isinstance(self.screen, LauncherScreen):
             self.switch_screen(self.dashboard)
@@ -390,7 +393,10 @@ class TrainApp(App[int]):
 
     @on(DashboardScreen.NewRunRequested)
     def _new_run_requested(self) -> None:
-        self.show_launcher()
+        refused = "" if self.run_active else self.refused
+        self.show_launcher(f"not started: {refused}" if refused else "")
+        if refused:
+            self.refused = ""
 
     @on(LauncherScreen.RunsRequested)
     def _runs_requested(self) -> None:
@@ -523,6 +529,8 @@ class TrainApp(App[int]):
 
     def _on_failed(self, ev: E.RunFailed) -> None:
         self.status = "failed"
+        if self.run_dir is None and not self.replaying:  # refused before it started (bad input, issue 15)
+            self.refused = ev.message
 
     # -- quitting --------------------------------------------------------------------------------
     def action_request_quit(self) -> None:

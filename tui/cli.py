@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import sys
+import threading
 from pathlib import Path
 from typing import Annotated
 
@@ -37,7 +39,36 @@ def _run_tui(**kwargs) -> int:
 
     if os.environ.get("TUI_TRAIN_IN_PROCESS", "") in ("", "0"):  # an in-thread trainer shares this process
         lower_ui_priority()
+    _release_startup_signals()  # the app handles signals from here (tui/app.py)
     return run_tui(**kwargs)
+
+
+_STARTUP_HANDLERS: dict = {}
+"""Signal -> the handler it had before :func:`_catch_startup_signals` (empty when not catching)."""
+
+
+def _catch_startup_signals() -> None:
+    """Until training begins, SIGINT, SIGTERM and SIGHUP raise core.errors.StartInterrupted: the
+    command unwinds (a run directory being made is removed, Trainer.prepare) and :func:`main`
+    prints one line and exits 130. Python's defaults would end a SIGTERM'd start as 143 with no
+    word, and a Ctrl+C with a traceback (issue 15)."""
+    from core.errors import StartInterrupted
+
+    def handler(signum, frame):
+        raise StartInterrupted(signum)
+
+    if not _STARTUP_HANDLERS:
+        for name in ("SIGINT", "SIGTERM", "SIGHUP"):
+            sig = getattr(signal, name, None)
+            if sig is not None and signal.getsignal(sig) is not signal.SIG_IGN:  # nohup's SIGHUP stays ignored
+                _STARTUP_HANDLERS[sig] = signal.signal(sig, handler)
+
+
+def _release_startup_signals() -> None:
+    """Training has begun (its own handlers took over) or the TUI takes over: the handlers from before."""
+    while _STARTUP_HANDLERS:
+        sig, previous = _STARTUP_HANDLERS.popitem()
+        signal.signal(sig, previous)
 
 
 def fail(message: str) -> typer.Exit:
@@ -130,39 +161,44 @@ def run(
     max_restarts: RestartsOpt = None,
 ) -> None:
     """Train a preset: opens the TUI on a trainer process of its own (detach with d), or prints progress lines with --headless."""
-    from core.config import DEFAULT_PRESET
+    if threading.current_thread() is threading.main_thread():
+        _catch_startup_signals()
+    try:
+        from core.config import DEFAULT_PRESET
 
-    if on_hangup not in HANGUP_CHOICES:
-        raise fail(f"--on-hangup {on_hangup!r} is not allowed (allowed: {', '.join(HANGUP_CHOICES)})")
-    overrides = list(set_ or [])
-    if data_dir is not None:
-        overrides.append(f"data.data_dir={_quote(str(data_dir))}")
-    if device is not None:
-        overrides.append(f"train.device={_quote(device)}")
-    if seed is not None:
-        overrides.append(f"train.seed={seed}")
-    dirs = _presets_dirs(presets_dir)
-    headless = headless or not sys.stdout.isatty()
-    group = {"nnodes": nnodes, "rdzv_endpoint": rdzv_endpoint, "max_restarts": max_restarts}
-    if nproc_per_node or any(v is not None for v in group.values()):
-        if not nproc_per_node:
-            raise fail("--nnodes, --rdzv-endpoint and --max-restarts go with --nproc-per-node N")
-        if os.environ.get("TORCHELASTIC_RUN_ID"):
-            raise fail("--nproc-per-node: this is already a torchrun worker (drop --nproc-per-node, or run without torchrun)")
-        raise typer.Exit(_run_group(preset or DEFAULT_PRESET, overrides, dirs, presets_dir, runs_dir, resume, headless,
-                                    nproc_per_node, group, on_hangup))
-    if from_ is not None:
+        if on_hangup not in HANGUP_CHOICES:
+            raise fail(f"--on-hangup {on_hangup!r} is not allowed (allowed: {', '.join(HANGUP_CHOICES)})")
+        overrides = list(set_ or [])
+        if data_dir is not None:
+            overrides.append(f"data.data_dir={_quote(str(data_dir))}")
+        if device is not None:
+            overrides.append(f"train.device={_quote(device)}")
+        if seed is not None:
+            overrides.append(f"train.seed={seed}")
+        dirs = _presets_dirs(presets_dir)
+        headless = headless or not sys.stdout.isatty()
+        group = {"nnodes": nnodes, "rdzv_endpoint": rdzv_endpoint, "max_restarts": max_restarts}
+        if nproc_per_node or any(v is not None for v in group.values()):
+            if not nproc_per_node:
+                raise fail("--nnodes, --rdzv-endpoint and --max-restarts go with --nproc-per-node N")
+            if os.environ.get("TORCHELASTIC_RUN_ID"):
+                raise fail("--nproc-per-node: this is already a torchrun worker (drop --nproc-per-node, or run without torchrun)")
+            raise typer.Exit(_run_group(preset or DEFAULT_PRESET, overrides, dirs, presets_dir, runs_dir, resume, headless,
+                                        nproc_per_node, group, on_hangup))
+        if from_ is not None:
+            if resume is not None:
+                raise fail("--from and --resume: a fork starts a new run, a resume continues one; give one of them")
+            raise typer.Exit(_run_fork(from_, preset, overrides, dirs, runs_dir, headless, on_hangup))
         if resume is not None:
-            raise fail("--from and --resume: a fork starts a new run, a resume continues one; give one of them")
-        raise typer.Exit(_run_fork(from_, preset, overrides, dirs, runs_dir, headless, on_hangup))
-    if resume is not None:
-        raise typer.Exit(_run_resume(resume, runs_dir, headless, overrides, on_hangup))
-    config = _load(preset or DEFAULT_PRESET, overrides, dirs) if (preset or headless) else None
-    name = config.name if config is not None else None
-    if headless:
-        raise typer.Exit(_run_headless(config, name, runs_dir))
-    raise typer.Exit(_run_tui(config=config, preset=name, runs_dir=runs_dir, presets_dirs=dirs,
-                             start_immediately=config is not None, overrides=overrides, on_hangup=on_hangup))
+            raise typer.Exit(_run_resume(resume, runs_dir, headless, overrides, on_hangup))
+        config = _load(preset or DEFAULT_PRESET, overrides, dirs) if (preset or headless) else None
+        name = config.name if config is not None else None
+        if headless:
+            raise typer.Exit(_run_headless(config, name, runs_dir))
+        raise typer.Exit(_run_tui(config=config, preset=name, runs_dir=runs_dir, presets_dirs=dirs,
+                                 start_immediately=config is not None, overrides=overrides, on_hangup=on_hangup))
+    finally:  # every way out (one-line errors included) gives the handlers back
+        _release_startup_signals()
 
 
 @app.command("lr-find")
@@ -248,7 +284,10 @@ def _run_headless(config, preset: str | None, runs_dir: Path, resume: Path | Non
         raise fail(str(e)) from None
     if not world.is_main:  # rank 0 reports and hosts the endpoint; the others train quietly
         with open(os.devnull, "w") as quiet:
-            return run_headless(trainer, out=quiet)
+            try:
+                return run_headless(trainer, out=quiet)
+            finally:
+                _release_startup_signals()
     if not world.enabled:
         return _host_and_run(trainer, run_headless)
     remember_run_dir(runs_dir, trainer.run_dir)
@@ -313,15 +352,22 @@ def _host_and_run(trainer, run_headless) -> int:
     import contextlib
 
     from core.endpoint import EndpointError
+    from core.errors import StartInterrupted
     from core.serve import hosting
 
     with contextlib.ExitStack() as stack:
         try:
-            stack.enter_context(hosting(trainer))
-            typer.echo(f"attach: tui-train attach {trainer.run_dir} · steer: tui-train ctl {trainer.run_dir} pause")
-        except EndpointError as e:
-            typer.echo(f"tui-train: warning: {e}; training without a control endpoint", err=True)
-        return run_headless(trainer)
+            try:
+                stack.enter_context(hosting(trainer))
+                typer.echo(f"attach: tui-train attach {trainer.run_dir} · steer: tui-train ctl {trainer.run_dir} pause")
+            except EndpointError as e:
+                typer.echo(f"tui-train: warning: {e}; training without a control endpoint", err=True)
+            return run_headless(trainer)  # its own handlers stop a run that has begun
+        except StartInterrupted as e:  # a signal before run_headless took over: the prepared run never began
+            trainer.abandon(f"{signal.Signals(e.signum).name} before training began")
+            raise
+        finally:
+            _release_startup_signals()
 
 
 def _run_resume(resume: Path, runs_dir: Path, headless: bool, overrides: list[str], on_hangup: str = "detach") -> int:
@@ -723,11 +769,16 @@ def main() -> None:
     130; tests/e2e/test_headless_signals.py caught it in CI), so the exit code is delivered with
     os._exit after flushing stdout and stderr.
     """
+    from core.errors import StartInterrupted
+
     code: int | str | None = 0
     try:
         app()
     except SystemExit as e:
         code = e.code
+    except StartInterrupted as e:  # a signal while starting (_catch_startup_signals): one line, no traceback
+        sys.stderr.write(f"tui-train: {signal.Signals(e.signum).name}: stopped while starting, before training began\n")
+        code = 130
     finally:
         for stream in (sys.stdout, sys.stderr):
             try:

@@ -344,3 +344,61 @@ def test_a_runs_dir_that_is_a_file_or_epochs_0_is_one_line_and_exit_2(tmp_path):
 ])
 def test_lr_find_bad_input_is_one_line_and_exit_2(args, says):
     assert_bad_input(invoke(["lr-find", *args, "--headless"]), says)
+
+
+# --------------------------------------------------------------------------- issue 15: the user's files and folders
+
+def test_a_model_that_does_not_fit_the_data_is_one_line_and_exit_2_before_training(tmp_path):
+    (tmp_path / "net.py").write_text("import torch\nclass Net(torch.nn.Module):\n    def __init__(self):\n"
+                                     "        super().__init__()\n        self.fc = torch.nn.Linear(64, 3)\n"
+                                     "    def forward(self, x):\n        return self.fc(x.flatten(1))\n")
+    r = invoke(["run", "digits-mlp", "--headless", "--runs-dir", str(tmp_path / "runs"), "--set", 'model.name="net.py:Net"'])
+    assert_bad_input(r, "model.name 'net.py:Net'", "shape [32, 3]", "expected shape [32, 10]", "10 classes")
+    assert not (tmp_path / "runs").exists()
+
+
+def test_a_preset_path_that_is_a_folder_is_one_line(tmp_path):
+    (tmp_path / "presets.toml").mkdir()
+    (tmp_path / "mine").mkdir()
+    assert_bad_input(invoke(["run", "presets.toml", "--headless"]), "presets.toml: is a folder, not a preset file")
+    assert_bad_input(invoke(["run", "./mine", "--headless"]), "./mine: is a folder, not a preset file")
+
+
+def test_an_unwritable_runs_dir_and_a_data_dir_that_is_a_file_are_one_line(tmp_path, monkeypatch):
+    import errno
+
+    import core.engine
+
+    def refuse(runs_dir, preset):
+        raise PermissionError(errno.EACCES, "Permission denied", str(runs_dir))
+
+    monkeypatch.setattr(core.engine, "new_run_dir", refuse)  # root ignores chmod: refuse as the OS would
+    assert_bad_input(invoke(["run", "digits-mlp", "--headless", "--runs-dir", str(tmp_path / "ro")]),
+                     f"runs directory {tmp_path / 'ro'}: cannot create a run directory there (Permission denied")
+    monkeypatch.undo()
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a folder")
+    assert_bad_input(invoke(["run", "mnist-mlp", "--headless", "--runs-dir", str(tmp_path / "runs"), "--data-dir", str(blocker)]),
+                     "MNIST not found in", "Not a directory")
+    assert not (tmp_path / "runs").exists()
+
+
+def test_a_signal_after_the_run_directory_was_made_marks_it_interrupted(tmp_path, monkeypatch):
+    """The window between Trainer.prepare and the headless handlers (hosting the endpoint): the
+    run directory exists, so it says `interrupted` rather than being left half-made."""
+    import signal
+
+    import core.serve
+    from core.errors import StartInterrupted
+
+    def interrupted(trainer):
+        raise StartInterrupted(signal.SIGTERM)
+
+    monkeypatch.setattr(core.serve, "hosting", interrupted)
+    handlers = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)}
+    with pytest.raises(StartInterrupted):
+        invoke(["run", "digits-mlp", "--headless", "--runs-dir", str(tmp_path / "runs")])
+    run_dir = next((tmp_path / "runs").iterdir())
+    summary = json.loads((run_dir / "summary.json").read_text())
+    assert summary["status"] == "interrupted" and "SIGTERM before training began" in summary["reason"]
+    assert {s: signal.getsignal(s) for s in handlers} == handlers  # the start-up handlers were given back

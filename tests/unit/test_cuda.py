@@ -44,3 +44,30 @@ def test_resume_on_cuda(tmp_path):
     t2 = Trainer(cfg(), runs_dir=tmp_path, resume=t.run_dir, resume_overrides=["train.max_steps=0"])
     evs = events_of(t2)
     assert evs[0].start_step == 7 and evs[-1].summary["status"] == "completed"
+
+
+def test_the_dry_run_on_cuda_refuses_an_output_on_the_cpu_and_changes_no_weight(tmp_path):
+    """A model that moves its output off the device is refused at start; with dropout, the run's
+    weights are the same with and without the dry run (its CUDA RNG state is restored too)."""
+    from core.config import ConfigError
+
+    (tmp_path / "net.py").write_text("import torch\nclass Net(torch.nn.Module):\n    def __init__(self):\n"
+                                     "        super().__init__()\n        self.fc = torch.nn.Linear(64, 10)\n"
+                                     "    def forward(self, x):\n        return self.fc(x.flatten(1)).cpu()\n")
+    bad = from_dict({**_plain(cfg()), "model": {"name": f"{tmp_path / 'net.py'}:Net"}})
+    with pytest.raises(ConfigError, match=r"returned its output on cpu but the data is on cuda"):
+        Trainer(bad, runs_dir=tmp_path / "bad").prepare()
+    weights = []
+    for dry_run in (True, False):
+        t = Trainer(cfg(max_steps=6, bf16=True), runs_dir=tmp_path / str(dry_run))
+        t.config = from_dict({**_plain(t.config), "model": {"name": "mlp", "hidden": [32], "dropout": 0.3}})
+        t.dry_run = dry_run
+        events_of(t)
+        weights.append({k: v.cpu() for k, v in t.model.state_dict().items()})
+    assert all(torch.equal(weights[0][k], weights[1][k]) for k in weights[0])
+
+
+def _plain(config) -> dict:
+    from core.config import to_dict
+
+    return to_dict(config)

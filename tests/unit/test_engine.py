@@ -252,7 +252,7 @@ def test_exception_in_training_becomes_run_failed_with_traceback(tmp_path):
             self.calls = 0
         def forward(self, x):
             self.calls += 1
-            if self.calls == 4:
+            if self.calls == 10:  # mid-run: after the start-up dry run's (at most 4) calls
                 raise ValueError("boom in forward")
             return self.lin(x.flatten(1))
     """

@@ -284,3 +284,35 @@ def test_a_user_model_on_a_user_dataset_exports_a_program_that_needs_neither_fil
         (tmp_path / name).rename(elsewhere / f"{name}.moved")
     got = _reproduce(tmp_path, "program", tmp_path / "m.pt2", tmp_path / "test.pt")
     assert abs(got["accuracy"] - summary["test"]["accuracy"]) <= 0.001, (got, summary["test"])
+
+
+def test_a_tuple_output_two_target_regression_exports_a_program_of_two_outputs(tmp_path, monkeypatch):
+    """The output adapter (core.models.model_output) is traced into the program: a user model
+    that returns (predictions, features) on 2-value targets exports as a program of [N, 2]
+    predictions, and `tui-train eval` of it reproduces the run's test metrics."""
+    import json
+
+    (tmp_path / "twodata.py").write_text(
+        "import torch\nfrom torch.utils.data import TensorDataset\n"
+        "def splits():\n    g = torch.Generator().manual_seed(0)\n    x = torch.randn(400, 3, generator=g)\n"
+        "    y = torch.stack([x[:, 0] + x[:, 1], 2 * x[:, 2]], 1)\n"
+        "    return {'train': TensorDataset(x[:300], y[:300]), 'test': TensorDataset(x[300:], y[300:])}\n")
+    (tmp_path / "twonet.py").write_text(
+        "import torch\nclass Net(torch.nn.Module):\n    def __init__(self, num_outputs):\n        super().__init__()\n"
+        "        self.fc = torch.nn.Linear(3, num_outputs)\n    def forward(self, x):\n        return self.fc(x), x\n")
+    monkeypatch.chdir(tmp_path)
+    cfg = from_dict({"data": {"dataset": "twodata.py:splits"}, "model": {"name": "twonet.py:Net"},
+                     "optim": {"name": "adam", "lr": 0.05, "loss": "mse"}, "early_stopping": {"monitor": "val_loss"},
+                     "train": {"epochs": 3, "device": "cpu"}})
+    t = Trainer(cfg, runs_dir=tmp_path / "runs")
+    t.run(sink=queue.SimpleQueue().put)
+    summary = json.loads((t.run_dir / "summary.json").read_text())
+    assert summary["status"] == "completed", summary
+    out = CliRunner().invoke(app, ["export", str(t.run_dir), "--out", str(tmp_path / "m.pt2")])
+    assert out.exit_code == 0, out.output
+    program = torch.export.load(str(tmp_path / "m.pt2")).module()
+    assert tuple(program(torch.randn(5, 3)).shape) == (5, 2)
+    r = CliRunner().invoke(app, ["eval", str(tmp_path / "m.pt2"), "--json", "--device", "cpu"])
+    assert r.exit_code == 0, r.output
+    got = json.loads(r.output)["metrics"]
+    assert abs(got["mse"] - summary["test"]["mse"]) <= 1e-4 and abs(got["r2"] - summary["test"]["r2"]) <= 1e-4

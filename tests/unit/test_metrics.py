@@ -187,3 +187,23 @@ def test_regression_accumulator_accepts_flat_and_column_shapes():
     b.update(p.unsqueeze(1), y.unsqueeze(1), torch.tensor(2.0))
     assert a.compute() == b.compute()
     assert a.compute()[0]["r2"] == pytest.approx(_regression_scores(y.numpy(), p.numpy())["r2"])
+
+
+def test_multi_output_regression_averages_over_outputs():
+    """Targets of 3 values: MSE and MAE over every value, R² the mean of each output's (sklearn's
+    uniform_average), with the outputs on very different scales."""
+    rng = np.random.default_rng(5)
+    n = 301
+    y = rng.normal(0.0, 1.0, size=(n, 3)) * np.array([1.0, 100.0, 0.01]) + np.array([0.0, 5.0, -3.0])
+    p = y + rng.normal(0.0, 1.0, size=(n, 3)) * np.array([0.5, 30.0, 0.009])
+    acc = RegressionAccumulator(CPU, outputs=3)
+    for lo in range(0, n, 64):
+        yt, pt = torch.tensor(y[lo:lo + 64]), torch.tensor(p[lo:lo + 64])
+        acc.update(pt, yt, ((pt - yt) ** 2).sum())
+    m, _ = acc.compute()
+    ref = _regression_scores(y, p)  # MSE and MAE over every value
+    per_output = [_regression_scores(y[:, j], p[:, j])["r2"] for j in range(3)]
+    assert m["mse"] == pytest.approx(ref["mse"], rel=1e-9)
+    assert m["mae"] == pytest.approx(ref["mae"], rel=1e-9)
+    assert m["r2"] == pytest.approx(sum(per_output) / 3, rel=1e-9)  # scikit-learn's uniform_average
+    assert m["r2"] != pytest.approx(ref["r2"], rel=1e-3)  # not pooled over the outputs

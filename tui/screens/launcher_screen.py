@@ -113,6 +113,7 @@ class LauncherScreen(Screen):
         """The selected preset's config before edits."""
         self.message = message
         """Shown in the error line at start (e.g. why the last run could not start)."""
+        self._message_for = self.selected
         self._descriptions: dict[str, str] = {}
         self.lr_finder: LrFinder = subprocess_lr_finder
         """How L sweeps (tests inject one that needs no subprocess)."""
@@ -245,8 +246,10 @@ class LauncherScreen(Screen):
         except Exception as err:  # noqa: BLE001 - e.g. an unreadable file: say so, do not crash
             self._error(f"{name}: {type(err).__name__}: {err}")
             return
+        # the message is about the preset selected at the start: it stays (mounting highlights the
+        # list, which selects again) until another preset is chosen
+        self.message = self.message if name == self._message_for else ""
         self._error(self.message)
-        self.message = ""
         b = self.base
         self.query_one("#run-title", Label).update(f"Run: {b.name}")
         self.query_one("#preset-description", Static).update(Text(self._description(name) or b.description, style="italic"))
@@ -280,7 +283,7 @@ class LauncherScreen(Screen):
         except ConfigError as err:
             self._error(str(err))
             return
-        self._error("")
+        self._error(self.message)  # a valid edit keeps the message about the last run (cleared by another preset)
         self.query_one("#preview", Static).update(Syntax(cfgmod.to_toml(cfg), "toml", theme="ansi_dark", background_color="default"))
 
     @on(OptionList.OptionHighlighted, "#preset-list")
