@@ -51,6 +51,14 @@ OUT_LIMIT = 8 * 1024 * 1024
 """Bytes a viewer may fall behind before it is dropped (a log interval's event is ~300 bytes)."""
 
 MAX_VIEWERS = 64
+
+POLL_S = 0.1
+"""The server thread looks at the outbox at least this often: the latest an UNHURRIED event reaches
+a viewer (a dashboard drains at 10 Hz and redraws its plots once a second)."""
+
+UNHURRIED = (E.StepMetrics, E.SystemSample)
+"""Events that do not wake the server thread (periodic metrics); commands' acknowledgements,
+status changes and everything else do, so that p99 key-to-acknowledgement stays in milliseconds."""
 """Connections beyond this are refused with an error message."""
 
 SOCKET_PATH_MAX = 100
@@ -220,6 +228,7 @@ class Endpoint:
         self._seq = initial_seq  # the last seq distributed to viewers (the server thread's)
         self._outbox: queue.SimpleQueue = queue.SimpleQueue()
         self._poked = False
+        self._greeted = False  # some viewer is attached (the server thread keeps it; publish reads it)
         self._viewers: dict[int, _Viewer] = {}
         self._count = 0
         self._stop = threading.Event()
@@ -262,9 +271,14 @@ class Endpoint:
         return path
 
     def publish(self, seq: int, event: E.Event) -> None:
-        """Hand one event to every viewer (called by the training thread; never blocks)."""
+        """Hand one event to every viewer (called by the training thread; never blocks).
+
+        The server thread is woken at once only when a viewer is attached and the event is not
+        one of :data:`UNHURRIED` (periodic metrics): those wait for its next poll (at most
+        :data:`POLL_S`). A wake-up hands the GIL to the server thread right in the training
+        loop; without viewers (a headless run) nothing is woken at all."""
         self._outbox.put((seq, event))
-        if not self._poked:
+        if not self._poked and self._greeted and not isinstance(event, UNHURRIED):
             self._poked = True
             with contextlib.suppress(OSError):
                 os.write(self._wake_w, b"x")
@@ -300,7 +314,7 @@ class Endpoint:
         closing_since: float | None = None
         try:
             while not self._stop.is_set():
-                for key, mask in self._sel.select(timeout=0.2):
+                for key, mask in self._sel.select(timeout=POLL_S):
                     if key.data == "listen":
                         self._accept()
                     elif key.data == "wake":
@@ -432,6 +446,7 @@ class Endpoint:
     def _announce(self) -> None:
         """Tell every greeted viewer how many are attached (they pace their redraws by it)."""
         targets = [v for v in self._viewers.values() if v.greeted and not v.closing]
+        self._greeted = bool(targets)
         if not targets:
             return
         line = P.encode(P.viewers(len(targets)))
