@@ -51,6 +51,7 @@ OUT_LIMIT = 8 * 1024 * 1024
 """Bytes a viewer may fall behind before it is dropped (a log interval's event is ~300 bytes)."""
 
 MAX_VIEWERS = 64
+"""Connections beyond this are refused with an error message."""
 
 POLL_S = 0.1
 """The server thread looks at the outbox at least this often: the latest an UNHURRIED event reaches
@@ -59,7 +60,6 @@ a viewer (a dashboard drains at 10 Hz and redraws its plots once a second)."""
 UNHURRIED = (E.StepMetrics, E.SystemSample)
 """Events that do not wake the server thread (periodic metrics); commands' acknowledgements,
 status changes and everything else do, so that p99 key-to-acknowledgement stays in milliseconds."""
-"""Connections beyond this are refused with an error message."""
 
 SOCKET_PATH_MAX = 100
 """Longest socket path we create (Linux allows 107 bytes, macOS 103)."""
@@ -200,6 +200,8 @@ class _Viewer:
         self.number = number
         self.id = f"viewer-{number}"
         """Set from its hello: '<kind>-<number>' (e.g. 'tui-2'); what acknowledgements name."""
+        self.kind = "viewer"
+        """Its hello's kind ('tui', 'ctl', ...): dashboards ('tui') are what the viewers count counts."""
         self.inbuf = bytearray()
         self.outbuf = bytearray()
         self.greeted = False
@@ -437,19 +439,20 @@ class Endpoint:
             kind = P.viewer_from_hello(msg)
         except P.ProtocolError:
             kind = "viewer"
-        viewer.id = f"{kind}-{viewer.number}"
+        viewer.id, viewer.kind = f"{kind}-{viewer.number}", kind
         # events still queued have seq > self._seq and will reach it: it reads the rest from the files
         self._reply(viewer, P.welcome(viewer.id, str(self.run_dir), self.status(), self._seq))
         viewer.greeted = True
         self._announce()
 
     def _announce(self) -> None:
-        """Tell every greeted viewer how many are attached (they pace their redraws by it)."""
+        """Tell every greeted viewer how many dashboards (kind 'tui') are attached: they pace their
+        redraws by it. A ``ctl`` command or event stream costs no redraws and is not counted."""
         targets = [v for v in self._viewers.values() if v.greeted and not v.closing]
         self._greeted = bool(targets)
         if not targets:
             return
-        line = P.encode(P.viewers(len(targets)))
+        line = P.encode(P.viewers(sum(v.kind == "tui" for v in targets)))
         for v in targets:
             v.outbuf += line
             self._want_write(v)

@@ -326,6 +326,9 @@ class Trainer:
         except ImportError as e:
             self._emit(E.RunNote(message=f"system panel: off ({e}; pip install psutil)", step=self.state.step))
             return None
+        except Exception as e:  # noqa: BLE001 - psutil refused (a restricted /proc): the side panel must not fail the run
+            self._emit(E.RunNote(message=f"system panel: off ({type(e).__name__}: {e})", step=self.state.step))
+            return None
         sampler.start()
         return sampler
 
@@ -626,6 +629,8 @@ class Trainer:
             raise
         except Exception as e:  # noqa: BLE001 - a failing command is reported, never silently dropped
             self._emit(E.RunError(message=f"{cmd.name} failed: {type(e).__name__}: {e}", step=st.step))
+            # and answered: a viewer waiting for its acknowledgement (ctl, the LR range test's screen) hears why
+            self._reject(cmd, f"failed: {type(e).__name__}: {e}", origin)
         return None
 
     def _carry_out(self, cmd: C.Command, d: control.Decision) -> str | None:

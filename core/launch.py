@@ -142,29 +142,53 @@ def _status(run_dir: Path) -> str:
         return ""
 
 
-RESTARTABLE = ("failed", "running", "paused", "starting", "")
+RESTARTABLE = ("failed", "")
 """Statuses a group that exited non-zero leaves when it failed (a rank died: rank 0 says
-``failed``; rank 0 itself killed leaves ``running`` or no summary). A run that ended on purpose
-(completed, stopped, early_stopped, interrupted) is never restarted."""
+``failed``; rank 0 itself killed writes no summary). A run that ended on purpose (completed,
+stopped, early_stopped, interrupted) is never restarted, nor one refused at start (bad input:
+:func:`_started`)."""
+
+
+def _started(run_dir: Path) -> bool:
+    """The group got as far as training: rank 0 opened the run's log (events.jsonl). A worker
+    that refused the run at start (a ConfigError: exit 2, which torchrun reports as 1) did not."""
+    return (Path(run_dir) / "events.jsonl").is_file()
 
 
 def supervise(cmd: list[str], run_dir: Path, restarts: int, *, out=None) -> int:
     """Run torchrun ``cmd`` and start it again after a failed group, at most ``restarts`` times;
     the new group resumes the run's newest checkpoint (its workers see :data:`RESTART_ENV`).
-    SIGINT/SIGTERM/SIGHUP are handed to the running torchrun (:func:`forward_signals`) and end the
-    supervision: a run stopped on purpose is not restarted. Exit code 2 (bad input) is final too.
-    Returns the last torchrun's exit code."""
+    SIGINT/SIGTERM/SIGHUP are handed to the running torchrun (once) and end the supervision: a run
+    stopped on purpose is not restarted, and a signal between two groups starts none (exit 130).
+    A group refused at start (bad input, :func:`_started`) is final too. Returns the last
+    torchrun's exit code."""
     out = out or sys.stdout
     stopping: list[int] = []
+    current: list[subprocess.Popen] = []  # the torchrun running now (the handlers forward to it)
+    sent: list[subprocess.Popen] = []  # the ones a signal was handed to (once each)
     attempt = 0
-    before = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)}
+    sigs = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+    before = {sig: signal.getsignal(sig) for sig in sigs}
+
+    def forward(signum, frame):
+        stopping.append(signum)
+        if current and current[-1].poll() is None and current[-1] not in sent:
+            sent.append(current[-1])
+            current[-1].send_signal(signal.SIGTERM if signum == signal.SIGHUP else signum)
+
+    for sig in sigs:  # before the first start, and never re-installed: no window without them
+        signal.signal(sig, forward)
     try:
         while True:
+            if stopping:  # a signal between two groups: do not start another
+                return 130
             env = {**os.environ, RESTART_ENV: str(attempt)}
-            proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, env=env)
-            forward_signals(proc, on_signal=stopping.append)
-            code = proc.wait()
-            if code == 0 or code == 2 or stopping or attempt >= restarts or _status(run_dir) not in RESTARTABLE:
+            current[:] = [subprocess.Popen(cmd, stdin=subprocess.DEVNULL, env=env)]
+            if stopping and current[-1] not in sent:  # it came while the group started: hand it on now
+                forward(stopping[-1], None)
+            code = current[-1].wait()
+            if (code == 0 or code == 2 or stopping or attempt >= restarts or _status(run_dir) not in RESTARTABLE
+                    or not _started(run_dir)):
                 return code
             attempt += 1
             print(f"tui-train: the group failed (exit code {code}); restart {attempt} of {restarts}: a fresh torchrun "

@@ -245,6 +245,7 @@ def sweep_runtime(rt: Any, cfg: Any, *, epoch: int = 0, grad_clip: float | None 
     import torch
 
     from core.checkpoint import rng_restore, rng_state
+    from core.models import model_output
 
     why = check_options(start, end, steps)
     if why:
@@ -269,7 +270,7 @@ def sweep_runtime(rt: Any, cfg: Any, *, epoch: int = 0, grad_clip: float | None 
         for g in optimizer.param_groups:
             g["lr"] = lr
         with rt.autocast():
-            loss = rt.loss_fn(model(x).float(), y)
+            loss = rt.loss_fn(model_output(model(x)).float(), y)
         loss.backward()
         if clip > 0:
             torch.nn.utils.clip_grad_norm_(model.parameters(), clip)
@@ -287,12 +288,14 @@ def find_lr(cfg: Any, *, start: float = DEFAULT_START, end: float = DEFAULT_END,
             stop: Callable[[], bool] = lambda: False) -> tuple[Curve, str]:
     """Build the config's run (data, model, optimizer; no run directory) and sweep it from its
     first epoch. Returns (curve, device). ConfigError / DataError for bad input."""
+    from core.dryrun import dry_run
     from core.runtime import build
 
     why = check_options(start, end, steps)
     if why:
         raise SweepError(why)
     rt = build(cfg)
+    dry_run(cfg, rt)  # a model that does not fit its data: the one line a run would give, before any sweep
     return sweep_runtime(rt, cfg, start=start, end=end, steps=steps, stop=stop), str(rt.device)
 
 

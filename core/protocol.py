@@ -28,9 +28,9 @@ Format
         ``event`` as :func:`core.events.to_json` writes it; ``seq`` grows by one per event.
         ``{"v":1,"type":"error","reason":"...","request":7}``: a message was refused; ``reason``
         is one line, ``request`` the refused command's request (null when unknown or not a command).
-        ``{"v":1,"type":"viewers","count":3}``: how many viewers are attached now (this one
-        included), sent to every viewer when one comes or goes. Dashboards pace their redraws by
-        it, so that several viewers together cost about what one does.
+        ``{"v":1,"type":"viewers","count":3}``: how many dashboards (viewers of kind ``tui``) are
+        attached now, sent to every viewer when one comes or goes. Dashboards pace their redraws
+        by it, so that several of them together cost about what one does.
 
 Limits
     :data:`MAX_CLIENT_LINE` (16 KiB) for a line from a viewer and :data:`MAX_SERVER_LINE` (4 MiB)
@@ -209,7 +209,7 @@ def welcome(viewer_id: str, run_dir: str, status: str, seq: int) -> dict:
 
 
 def viewers(count: int) -> dict:
-    """How many viewers are attached now (trainer -> every viewer, when one comes or goes)."""
+    """How many dashboards are attached now (trainer -> every viewer, when one comes or goes)."""
     return {"v": PROTOCOL_VERSION, "type": "viewers", "count": count}
 
 
@@ -311,11 +311,11 @@ def event_from_message(msg: dict) -> tuple[E.Event, int]:
 
 
 def viewers_from_message(msg: dict) -> int:
-    """The checked count of a decoded viewers message (at least 1: the reader is attached)."""
+    """The checked count of a decoded viewers message (0 when only scripts are attached)."""
     _expect(msg, "viewers", ("count",))
     count = msg.get("count")
-    if isinstance(count, bool) or not isinstance(count, int) or not 1 <= count <= MAX_VIEWERS_REPORTED:
-        raise ProtocolError(f"viewers: count must be an integer from 1 to {MAX_VIEWERS_REPORTED}, got {_show(count)}")
+    if isinstance(count, bool) or not isinstance(count, int) or not 0 <= count <= MAX_VIEWERS_REPORTED:
+        raise ProtocolError(f"viewers: count must be an integer from 0 to {MAX_VIEWERS_REPORTED}, got {_show(count)}")
     return count
 
 

@@ -12,7 +12,6 @@ hanging. This module imports no torch: the viewer's process stays light.
 
 from __future__ import annotations
 
-import contextlib
 import os
 import threading
 import time
@@ -54,7 +53,7 @@ class RemoteTrainer:
         self.finished = False
         """The run ended (RunFinished or RunFailed arrived)."""
         self.viewers = 1
-        """Viewers attached to the run now, this one included (the endpoint says when it changes)."""
+        """Dashboards attached to the run now, this one included (the endpoint says when it changes)."""
         self._prefetched = None  # a Future of (Connection, history) from prefetch(), used by the first run()
         self._conn: Connection | None = None
         self._pending: list[C.Command] = []
@@ -152,8 +151,10 @@ class RemoteTrainer:
                 return {}
             if event is None:
                 if msg.get("type") == "viewers":
-                    with contextlib.suppress(P.ProtocolError):
-                        self.viewers = P.viewers_from_message(msg)
+                    try:
+                        self.viewers = max(1, P.viewers_from_message(msg))  # this dashboard counts itself
+                    except P.ProtocolError as e:
+                        sink(E.RunWarning(message=f"the trainer sent a malformed viewers message: {e}"))
                     continue
                 if msg.get("type") == "error":
                     sink(E.RunWarning(message=f"the trainer refused a message: {msg.get('reason', '')}"))

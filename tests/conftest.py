@@ -40,7 +40,9 @@ def mnist_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def no_trainer_left_behind(request):
     """A trainer process outlives its viewer by design: a test that leaves one training (a failed
     assertion before it stopped the run) must not leave it eating CI's two cores. After each
-    test, every live endpoint under the test's tmp folder is ended (SIGKILL) and reported."""
+    test, every live endpoint under the test's tmp folder is ended (SIGKILL) and reported. A run
+    that has ended (its summary.json is written) is given a few seconds to close its endpoint and
+    exit by itself first: the test may have seen the summary a moment before the process left."""
     base = request.getfixturevalue("tmp_path") if "tmp_path" in request.fixturenames else None
     yield
     if base is None:
@@ -56,6 +58,14 @@ def no_trainer_left_behind(request):
             continue
         if pid == os.getpid():
             continue
+        if (pointer.parent / "summary.json").is_file():
+            import time
+
+            deadline = time.monotonic() + 10.0
+            while pointer.exists() and time.monotonic() < deadline:
+                time.sleep(0.05)
+            if not pointer.exists():
+                continue  # it closed its endpoint and left, as an ended run does
         try:
             os.kill(pid, signal.SIGKILL)
             left.append(pid)

@@ -214,6 +214,7 @@ def lr_find(
     data_dir: DataDirOpt = None,
     device: DeviceOpt = None,
     presets_dir: PresetsDirOpt = None,
+    runs_dir: RunsDirOpt = Path("runs"),
 ) -> None:
     """LR range test: sweep the learning rate exponentially on a fresh copy of the preset's model and
     suggest one (fastai's valley rule). On a terminal it opens the launcher with the sweep's curve:
@@ -233,7 +234,8 @@ def lr_find(
     config = _load(preset or DEFAULT_PRESET, overrides, dirs)
     options = {"start": start_lr, "end": end_lr, "steps": steps}
     if not (headless or as_json or not sys.stdout.isatty()):
-        raise typer.Exit(_run_tui(config=config, preset=config.name, presets_dirs=dirs, overrides=overrides, lr_find=options))
+        raise typer.Exit(_run_tui(config=config, preset=config.name, presets_dirs=dirs, overrides=overrides, lr_find=options,
+                                  runs_dir=runs_dir))
     raise typer.Exit(_lr_find_headless(config, options, as_json))
 
 
@@ -246,6 +248,11 @@ def _lr_find_headless(config, options: dict, as_json: bool) -> int:
         curve, device = find_lr(config, **options)
     except (ConfigError, DataError, SweepError) as e:
         raise fail(str(e)) from None
+    except Exception as e:  # noqa: BLE001 - the user's model failing mid-sweep: one line and exit 1, never a traceback
+        from core.errors import one_line
+
+        typer.echo(f"tui-train: the LR range test failed: {one_line(e)}", err=True)
+        return 1
     if as_json:
         typer.echo(json.dumps({"preset": config.name, "device": device, **curve.to_json()}, indent=2))
         return 0 if curve.suggestion is not None else 1

@@ -111,17 +111,20 @@ def test_a_supervised_restart_adds_to_torchrun_s_count():
 
 
 def _fake_group(tmp_path, statuses: list[str], codes: list[int]):
-    """A stand-in for torchrun: attempt N (TUI_TRAIN_RESTART_COUNT) writes statuses[N] to
-    summary.json and exits codes[N]; every attempt is recorded."""
+    """A stand-in for torchrun: attempt N (TUI_TRAIN_RESTART_COUNT) leaves statuses[N] in
+    summary.json ('' none: rank 0 killed; 'refused': none and no events.jsonl either, a run
+    refused at start) and exits codes[N]; every attempt is recorded."""
     import sys
 
     script = tmp_path / "group.py"
     script.write_text(
         "import json, os, sys\n"
-        f"statuses, codes = {statuses!r}, {codes!r}\n"
+        f"statuses, codes, d = {statuses!r}, {codes!r}, {str(tmp_path)!r}\n"
         "n = int(os.environ['TUI_TRAIN_RESTART_COUNT'])\n"
-        f"open({str(tmp_path / 'attempts')!r}, 'a').write(str(n) + '\\n')\n"
-        f"json.dump({{'status': statuses[n]}}, open({str(tmp_path / 'summary.json')!r}, 'w'))\n"
+        "open(os.path.join(d, 'attempts'), 'a').write(str(n) + '\\n')\n"
+        "if os.path.exists(os.path.join(d, 'summary.json')): os.remove(os.path.join(d, 'summary.json'))\n"
+        "if statuses[n] != 'refused': open(os.path.join(d, 'events.jsonl'), 'a').close()\n"
+        "if statuses[n] not in ('', 'refused'): json.dump({'status': statuses[n]}, open(os.path.join(d, 'summary.json'), 'w'))\n"
         "sys.exit(codes[n])\n")
     return [sys.executable, str(script)]
 
@@ -129,7 +132,8 @@ def _fake_group(tmp_path, statuses: list[str], codes: list[int]):
 @pytest.mark.parametrize(("statuses", "codes", "restarts", "attempts", "code"), [
     (["failed", "failed", "completed"], [1, 1, 0], 3, 3, 0),   # two failed groups, the third finishes the run
     (["failed", "failed", "failed"], [1, 1, 1], 2, 3, 1),      # restarts used up: the last failure stands
-    (["running", "completed"], [1, 0], 1, 2, 0),               # rank 0 itself killed: no final status, restarted
+    (["", "completed"], [1, 0], 1, 2, 0),                      # rank 0 itself killed: no summary, restarted
+    (["refused"], [1], 3, 1, 1),                               # refused at start (torchrun says 1): final
     (["interrupted"], [130], 3, 1, 130),                       # ended on purpose: never restarted
     (["early_stopped"], [1], 3, 1, 1),
     (["failed"], [2], 3, 1, 2),                                # bad input: final
@@ -144,3 +148,43 @@ def test_supervise_restarts_a_failed_group_and_only_that(tmp_path, statuses, cod
     assert supervise(_fake_group(tmp_path, statuses, codes), tmp_path, restarts, out=out) == code
     assert (tmp_path / "attempts").read_text().split() == [str(i) for i in range(attempts)]
     assert out.getvalue().count("a fresh torchrun resumes the newest checkpoint") == attempts - 1
+
+
+def test_a_signal_to_the_supervisor_reaches_the_group_once_and_starts_no_other(tmp_path):
+    """SIGTERM while a group runs: torchrun gets it (here: a stand-in that records it and exits
+    failed, as a group whose rank died would), and no restart follows."""
+    import signal
+    import sys
+    import threading
+
+    from core.launch import supervise
+
+    script = tmp_path / "group.py"
+    script.write_text(
+        "import os, signal, sys, time\n"
+        f"d = {str(tmp_path)!r}\n"
+        "open(os.path.join(d, 'events.jsonl'), 'a').close()\n"
+        "def got(s, f):\n"
+        "    open(os.path.join(d, 'signals'), 'a').write(str(s) + '\\n'); sys.exit(1)\n"
+        "signal.signal(signal.SIGTERM, got)\n"
+        "open(os.path.join(d, 'ready'), 'w').close()\n"
+        "time.sleep(60)\n")
+    before = signal.getsignal(signal.SIGTERM)
+    timer = None
+
+    def send_when_ready():
+        import os
+        import time
+
+        for _ in range(600):
+            if (tmp_path / "ready").exists():
+                os.kill(os.getpid(), signal.SIGTERM)
+                return
+            time.sleep(0.05)
+
+    timer = threading.Thread(target=send_when_ready, daemon=True)
+    timer.start()
+    assert supervise([sys.executable, str(script)], tmp_path, 3) == 1
+    timer.join(5)
+    assert (tmp_path / "signals").read_text().split() == [str(int(signal.SIGTERM))]  # once, and no second group
+    assert signal.getsignal(signal.SIGTERM) == before  # the supervisor gave the handlers back

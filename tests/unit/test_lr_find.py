@@ -118,3 +118,27 @@ def test_a_sweep_leaves_the_run_untouched(tmp_path):
     assert _rng() == rng
     assert [b[1].tolist() for b, _ in zip(rt.data.train_batches(0, 32), range(3))] == order
     assert rt.model.training  # the mode it was in
+
+
+def test_a_model_returning_a_tuple_sweeps_and_one_that_does_not_fit_is_refused_first(tmp_path, monkeypatch):
+    from core.config import ConfigError
+
+    (tmp_path / "nets.py").write_text(
+        "import torch\n"
+        "class Pair(torch.nn.Module):\n"
+        "    def __init__(self, num_classes=10):\n"
+        "        super().__init__()\n        self.fc = torch.nn.Linear(64, num_classes)\n"
+        "    def forward(self, x):\n        h = x.flatten(1)\n        return self.fc(h), h\n"
+        "class Three(torch.nn.Module):\n"
+        "    def __init__(self):\n        super().__init__()\n        self.fc = torch.nn.Linear(64, 3)\n"
+        "    def forward(self, x):\n        return self.fc(x.flatten(1))\n")
+    monkeypatch.chdir(tmp_path)
+
+    def cfg(model: str):
+        return from_dict({"name": "t", "data": {"dataset": "digits", "batch_size": 32}, "model": {"name": model},
+                          "optim": {"name": "adam", "lr": 1e-3}})
+
+    curve, device = L.find_lr(cfg("nets.py:Pair"), steps=20)  # (logits, features), as training takes it
+    assert device == "cpu" and len(curve.lrs) > 5 and all(math.isfinite(v) for v in curve.losses)
+    with pytest.raises(ConfigError, match=r"expected shape \[32, 10\]"):  # the run's own one line, before any sweep
+        L.find_lr(cfg("nets.py:Three"), steps=20)

@@ -151,7 +151,8 @@ def test_welcome_hello_bye_and_error_round_trip():
 def test_the_viewer_count_round_trips_and_a_bad_one_is_refused():
     wire = P.decode(P.encode(P.viewers(3)), limit=P.MAX_SERVER_LINE, allowed_types=P.SERVER_TYPES)
     assert P.viewers_from_message(wire) == 3
-    for bad in (0, -1, True, 2.0, "3", None, P.MAX_VIEWERS_REPORTED + 1):
+    assert P.viewers_from_message(P.viewers(0)) == 0  # only scripts (ctl) attached
+    for bad in (-1, True, 2.0, "3", None, P.MAX_VIEWERS_REPORTED + 1):
         with pytest.raises(P.ProtocolError, match="viewers: count"):
             P.viewers_from_message({"v": 1, "type": "viewers", "count": bad})
     with pytest.raises(P.ProtocolError):

@@ -43,7 +43,8 @@ class SystemPanel(Vertical):
         """The last sample shown."""
 
     def compose(self) -> ComposeResult:
-        yield Static(Text("waiting for the first sample…", style="dim"), id="sys-waiting")
+        yield Static(Text("no sample yet: the trainer samples every 2 s while it trains (a replayed run shows none)", style="dim"),
+                     id="sys-waiting")
         for key in ROWS:
             with Horizontal(classes="sys-row", id=f"sys-row-{key}"):
                 yield Static(key, classes="sys-label", id=f"sys-label-{key}")
