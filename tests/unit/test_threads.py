@@ -37,3 +37,19 @@ def test_tuner_picks_the_fastest_and_restarts_after_interruptions(monkeypatch):
     assert chosen == 1 and state["threads"] == 1
     assert tuner.rates[1] > 1.5 * tuner.rates[2]
     assert tuner.rates[2] < 600  # the 5 s interruption never counted as a slow window
+
+
+def test_a_tie_within_the_noise_goes_to_the_fewest_threads(monkeypatch):
+    from core.threads import NOISE
+
+    for ratio, expect in ((1.0 + NOISE / 2, 1), (1.0 + 3 * NOISE, 2)):  # 2 threads a little faster / clearly faster
+        step_seconds = {2: 0.001, 1: 0.001 * ratio}
+        state = {"now": 0.0, "threads": 2}
+        monkeypatch.setattr(engine.time, "perf_counter", lambda state=state: state["now"])
+        monkeypatch.setattr(torch, "set_num_threads", lambda n, state=state: state.update(threads=n))
+        tuner = ThreadTuner([2, 1], warmup=2, min_seconds=0.05, min_steps=5)
+        chosen = None
+        while chosen is None:
+            state["now"] += step_seconds[state["threads"]]
+            chosen = tuner.after_step(0)
+        assert chosen == expect and state["threads"] == expect, ratio
