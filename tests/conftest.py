@@ -61,11 +61,18 @@ def no_trainer_left_behind(request):
         if (pointer.parent / "summary.json").is_file():
             import time
 
+            def alive() -> bool:
+                try:
+                    os.kill(pid, 0)
+                except ProcessLookupError:
+                    return False
+                return True
+
             deadline = time.monotonic() + 10.0
-            while pointer.exists() and time.monotonic() < deadline:
+            while pointer.exists() and alive() and time.monotonic() < deadline:
                 time.sleep(0.05)
-            if not pointer.exists():
-                continue  # it closed its endpoint and left, as an ended run does
+            if not pointer.exists() or not alive():
+                continue  # it closed its endpoint and left, as an ended run does (or was gone already)
         try:
             os.kill(pid, signal.SIGKILL)
             left.append(pid)
