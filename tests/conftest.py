@@ -61,7 +61,7 @@ def no_trainer_left_behind(request):
         if (pointer.parent / "summary.json").is_file():
             import time
 
-            def alive() -> bool:
+            def alive(pid: int = pid) -> bool:
                 try:
                     os.kill(pid, 0)
                 except ProcessLookupError:

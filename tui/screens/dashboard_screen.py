@@ -202,8 +202,8 @@ class DashboardScreen(Screen):
         if pace == self.pace:
             return
         if self._base_intervals is None:
-            self._base_intervals = [w.min_interval for w in (*self.plots, self._table)]
-        for widget, base in zip((*self.plots, self._table), self._base_intervals):
+            self._base_intervals = [w.min_interval for w in (*self.plots, self._table, self._log)]
+        for widget, base in zip((*self.plots, self._table, self._log), self._base_intervals):
             widget.min_interval = base * pace
         self.pace = pace
 
@@ -369,7 +369,7 @@ class DashboardScreen(Screen):
     def flush(self, force: bool = False) -> None:
         """After a drained batch: show the latest step's progress (at most PANEL_INTERVAL apart),
         redraw the plots that changed (rate-limited by each plot)."""
-        self._log.flush()
+        self._log.flush(force)
         self._table.flush(force)
         if self._nonfinite_reason is not None:
             self._show_nonfinite_dialog()

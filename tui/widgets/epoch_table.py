@@ -27,7 +27,7 @@ class EpochTable(DataTable):
         """Decides the metric column: accuracy or R²."""
         self.best_epoch: int | None = None
         """Epoch currently starred."""
-        self.min_interval = 0.5
+        self.min_interval = 1.0
         """Seconds between two batches of new rows at least."""
         self._pending: list[EpochMetrics] = []
         self._last_flush = 0.0

@@ -3,6 +3,8 @@ errors (with where the traceback was saved). Bounded; the full record is events.
 
 from __future__ import annotations
 
+import time
+
 from rich.text import Text
 from textual.widgets import RichLog
 
@@ -22,6 +24,9 @@ class EventLog(RichLog):
         self.lines_text: list[str] = []
         """Plain text of the most recent lines (tests and copy; bounded like the log)."""
         self._pending: list[Text] = []
+        self.min_interval = 0.25
+        """Seconds between two writes of new lines at least (a dashboard paces it with several viewers)."""
+        self._last_flush = 0.0
         self._handlers = E.exhaustive({
             E.RunStarted: self._started,
             E.StatusChanged: self._status,
@@ -51,9 +56,12 @@ class EventLog(RichLog):
         del self.lines_text[:-1000]
         self._pending.append(line)
 
-    def flush(self) -> None:
-        """Write the lines said since the last flush in one go (one render per drain, not per line)."""
-        if self._pending:
+    def flush(self, force: bool = False) -> None:
+        """Write the lines said since the last flush in one go (one render per drain, not per
+        line), at most every ``min_interval`` seconds unless forced."""
+        now = time.monotonic()
+        if self._pending and (force or now - self._last_flush >= self.min_interval):
+            self._last_flush = now
             lines, self._pending = self._kept(self._pending), []
             self.write(Text("\n").join(lines))
 
