@@ -25,13 +25,21 @@ def make():
 """
 
 
+def _default_signals() -> None:
+    """The child starts as from a terminal: a test runner started in the background (SIGINT
+    ignored, as a shell does for `cmd &`) or under nohup must not decide the outcome; a signal
+    that was ignored stays ignored by design (tui/cli.py _catch_startup_signals)."""
+    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        signal.signal(sig, signal.SIG_DFL)
+
+
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT, signal.SIGHUP])
 def test_a_signal_while_starting_exits_130_with_one_line_and_no_run_directory(tmp_path, sig):
     (tmp_path / "slow_ds.py").write_text(textwrap.dedent(SLOW_DATASET))
     proc = subprocess.Popen(tui_train() + ["run", "digits-mlp", "--headless", "--runs-dir", str(tmp_path / "runs"),
                                            "--set", 'data.dataset="slow_ds.py:make"'],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=tmp_path,
-                            env={**os.environ, "PYTHONUNBUFFERED": "1"})
+                            env={**os.environ, "PYTHONUNBUFFERED": "1"}, preexec_fn=_default_signals)
     try:
         first = proc.stderr.readline()  # the dataset is loading: the command has not begun training
         assert first.strip() == "dataset: loading", first
