@@ -54,7 +54,7 @@ from core.runlog import RunLog, new_run_dir, summary
 from core.runtime import Runtime, build
 from core.schedule import Plateau, factor
 from core.state import TrainingState
-from core.target import Target, parse_target
+from core.target import Target
 
 SYNC_EVERY = int(os.environ.get("TUI_TRAIN_SYNC_EVERY", "0") or 0)
 """Steps between two sync points of a run over several processes (0: train.log_every)."""
@@ -277,7 +277,7 @@ class Trainer:
                               f"({e.strerror or type(e).__name__}: {e.filename or self.run_dir})") from None
         self._p = _Prepared(rt=rt, plateau=plateau, early=early, clock=clock, good=LastGood(), totals=totals,
                             interval=Interval(rt.task == "classification"), log=log, ckpt_dir=ckpt_dir, last_lr=0.0,
-                            target=parse_target(cfg.train.target, rt.task))
+                            target=rt.target)
         self._p.last_lr = self.current_lr(max(0, self.state.step - 1))
 
     def run(self, stop_event: threading.Event | None = None, sink: Sink | None = None) -> dict:

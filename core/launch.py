@@ -191,8 +191,10 @@ def supervise(cmd: list[str], run_dir: Path, restarts: int, *, out=None) -> int:
                     or not _started(run_dir)):
                 return code
             attempt += 1
-            print(f"tui-train: the group failed (exit code {code}); restart {attempt} of {restarts}: a fresh torchrun "
-                  f"resumes the newest checkpoint", file=out, flush=True)
+            # the supervisor is a process of its own (no Textual): its output is the terminal or launcher.log
+            out.write(f"tui-train: the group failed (exit code {code}); restart {attempt} of {restarts}: a fresh torchrun "
+                      f"resumes the newest checkpoint\n")
+            out.flush()
     finally:
         for sig, handler in before.items():
             signal.signal(sig, handler)
@@ -204,12 +206,12 @@ def main(argv: list[str] | None = None) -> int:
     directory is :data:`RUN_DIR_ENV`'s."""
     args = list(sys.argv[1:] if argv is None else argv)
     if len(args) < 4 or args[0] != "--restarts" or args[2] != "--" or not os.environ.get(RUN_DIR_ENV):
-        print("usage: TUI_TRAIN_RUN_DIR=DIR python -m core.launch --restarts K -- TORCHRUN_COMMAND...", file=sys.stderr)
+        sys.stderr.write("usage: TUI_TRAIN_RUN_DIR=DIR python -m core.launch --restarts K -- TORCHRUN_COMMAND...\n")
         return 2
     try:
         restarts = int(args[1])
     except ValueError:
-        print(f"core.launch: --restarts expects a whole number, got {args[1]!r}", file=sys.stderr)
+        sys.stderr.write(f"core.launch: --restarts expects a whole number, got {args[1]!r}\n")
         return 2
     return supervise(args[3:], Path(os.environ[RUN_DIR_ENV]), restarts)
 

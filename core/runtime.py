@@ -21,7 +21,7 @@ import torch.nn.functional as F
 
 from core.config import ConfigError, RunConfig, check_monitor
 from core.distributed import World
-from core.target import parse_target
+from core.target import Target, parse_target
 from core.threads import ThreadTuner, thread_candidates
 
 LossFn = Callable[..., torch.Tensor]
@@ -126,6 +126,8 @@ class Runtime:
     """One-line model summary."""
     num_params: int
     """Trainable parameters."""
+    target: Target | None = None
+    """train.target, parsed for the dataset's task (known only once the data is loaded)."""
 
     @property
     def task(self) -> str:
@@ -143,14 +145,15 @@ def configure_torch(cfg: RunConfig, device: torch.device) -> None:
         torch.backends.cudnn.benchmark = True
 
 
-def check_task_fit(cfg: RunConfig, task: str) -> None:
-    """The loss and the monitored metric must fit the dataset's task (one-line ConfigError)."""
+def check_task_fit(cfg: RunConfig, task: str) -> Target | None:
+    """The loss, the monitored metric and train.target must fit the dataset's task (one-line
+    ConfigError); returns train.target parsed for that task (a user dataset's is known only now)."""
     if task == "classification" and cfg.optim.loss != "cross_entropy":
         raise ConfigError(f"optim.loss {cfg.optim.loss!r} does not fit a classification dataset (allowed: cross_entropy)")
     if task == "regression" and cfg.optim.loss == "cross_entropy":
         raise ConfigError("optim.loss 'cross_entropy' does not fit a regression dataset (allowed: mse, l1, huber)")
     check_monitor(cfg, task, "early_stopping.monitor")
-    parse_target(cfg.train.target, task)  # a user dataset's task is known only now
+    return parse_target(cfg.train.target, task)
 
 
 def build(cfg: RunConfig, world: World | None = None) -> Runtime:
@@ -182,8 +185,7 @@ def build(cfg: RunConfig, world: World | None = None) -> Runtime:
     seed_everything(cfg.train.seed)
     data = load_data_for(cfg, device)
     data.set_shard(world.rank, world.world_size)
-    check_task_fit(cfg, data.task)
-    target = parse_target(cfg.train.target, data.task)
+    target = check_task_fit(cfg, data.task)
     if target is not None and target.split == "val" and not data.val_size:
         raise ConfigError(f"train.target {cfg.train.target!r}: this run has no validation split, so {target.metric} is never "
                           "measured (allowed: a train_* target, or data.val_fraction > 0)")
@@ -213,4 +215,4 @@ def build(cfg: RunConfig, world: World | None = None) -> Runtime:
         autocast=(lambda: torch.autocast(device.type, dtype=torch.bfloat16)) if bf16 else contextlib.nullcontext,
         batches_per_epoch=batches, steps_per_epoch=steps,
         total_steps=min(total, cfg.train.max_steps) if cfg.train.max_steps else total,
-        tuner=tuner, summary=describe_model(model), num_params=count_params(model))
+        tuner=tuner, summary=describe_model(model), num_params=count_params(model), target=target)

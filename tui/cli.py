@@ -81,6 +81,18 @@ def _quote(value: str) -> str:
     return json.dumps(value)  # a JSON string is a valid TOML basic string
 
 
+def _overrides(set_: list[str] | None, data_dir: Path | None, device: str | None, seed: int | None = None) -> list[str]:
+    """``--set`` items, then the options that stand for one (``--data-dir``, ``--device``, ``--seed``)."""
+    overrides = list(set_ or [])
+    if data_dir is not None:
+        overrides.append(f"data.data_dir={_quote(str(data_dir))}")
+    if device is not None:
+        overrides.append(f"train.device={_quote(device)}")
+    if seed is not None:
+        overrides.append(f"train.seed={seed}")
+    return overrides
+
+
 def _load(preset: str, overrides: list[str], presets_dirs: list[Path]):
     from core.config import ConfigError, load_config
 
@@ -168,13 +180,7 @@ def run(
 
         if on_hangup not in HANGUP_CHOICES:
             raise fail(f"--on-hangup {on_hangup!r} is not allowed (allowed: {', '.join(HANGUP_CHOICES)})")
-        overrides = list(set_ or [])
-        if data_dir is not None:
-            overrides.append(f"data.data_dir={_quote(str(data_dir))}")
-        if device is not None:
-            overrides.append(f"train.device={_quote(device)}")
-        if seed is not None:
-            overrides.append(f"train.seed={seed}")
+        overrides = _overrides(set_, data_dir, device, seed)
         dirs = _presets_dirs(presets_dir)
         headless = headless or not sys.stdout.isatty()
         group = {"nnodes": nnodes, "rdzv_endpoint": rdzv_endpoint, "max_restarts": max_restarts}
@@ -225,11 +231,7 @@ def lr_find(
     why = check_options(start_lr, end_lr, steps)
     if why:
         raise fail(f"lr-find: {why.replace('start_lr', '--start-lr').replace('end_lr', '--end-lr').replace('steps', '--steps')}")
-    overrides = list(set_ or [])
-    if data_dir is not None:
-        overrides.append(f"data.data_dir={_quote(str(data_dir))}")
-    if device is not None:
-        overrides.append(f"train.device={_quote(device)}")
+    overrides = _overrides(set_, data_dir, device)
     dirs = _presets_dirs(presets_dir)
     config = _load(preset or DEFAULT_PRESET, overrides, dirs)
     options = {"start": start_lr, "end": end_lr, "steps": steps}
