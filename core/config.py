@@ -84,6 +84,7 @@ class ModelConfig:
     activation: str = _f("relu", "relu | gelu | tanh | sigmoid | leaky_relu | silu", choices=("relu", "gelu", "tanh", "sigmoid", "leaky_relu", "silu"))
     dropout: float = _f(0.0, "dropout probability after each hidden layer", min=0.0, max=1.0, max_exclusive=True)
     batch_norm: bool = _f(False, "cnn: BatchNorm after each conv (the conv then has no bias)")
+    first_stride: int = _f(1, "cnn: 2 makes the first conv stride 2 in place of its max-pool (4x less work in the widest block)", min=1, max=2)
     init: str = _f("default", "weight init: default | xavier | kaiming", choices=("default", "xavier", "kaiming"))
     kwargs: dict = _f({}, "keyword arguments passed to a user model")
 
@@ -133,7 +134,7 @@ class TrainConfig:
     device: str = _f("auto", "auto | cpu | cuda | mps (auto picks cuda, then mps, then cpu)", choices=("auto", "cpu", "cuda", "mps"), device=True)
     seed: int = _f(0, "random seed for splits, init, data order and augmentation", min=0, max=2**63 - 1)
     deterministic: bool = _f(False, "use deterministic algorithms (slower on GPU)")
-    bf16: bool = _f(False, "bfloat16 autocast for the forward pass (CUDA, or CPU where supported)")
+    bf16: bool | str = _f(False, "bfloat16 autocast for the forward pass: true | false | 'auto' (on where the device has native bfloat16: a CUDA GPU that supports it, a CPU with AVX512-BF16 or AMX)", auto=True)
     channels_last: bool = _f(False, "channels_last memory format for conv models")
     compile: bool = _f(False, "torch.compile the model")
     num_threads: int = _f(0, "torch intra-op threads (0 = torch default)", min=0, max=1024)
@@ -225,6 +226,10 @@ def _range_text(lo, hi, lo_x, hi_x) -> str:
 
 def _coerce(where: str, tp: Any, meta: dict, value: Any) -> Any:
     """Check ``value`` against a field's type and rules; return the stored value."""
+    if meta.get("auto"):  # true | false | "auto" (resolved by the runtime for the device)
+        if value == "auto" or isinstance(value, bool):
+            return value
+        raise ConfigError(f"{where}: expected true, false or 'auto', got {value!r}")
     if tp is bool:
         if not isinstance(value, bool):
             raise ConfigError(f"{where}: expected true or false, got {value!r}")

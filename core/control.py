@@ -11,7 +11,10 @@ the same commands at the same step. Limits of live values come from :mod:`core.l
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+import queue
+import threading
+from collections import deque
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -22,6 +25,63 @@ from core.state import TrainingState
 EFFECTS = ("", "save", "validate", "rollback", "interrupt", "lr_find")
 """What the engine carries out after deciding: nothing, a checkpoint, a validation, a rollback,
 ending the run as interrupted at this step boundary, or an LR range test on copies."""
+
+
+MID_EVALUATION_KEYS = ("momentum", "weight_decay", "grad_clip")
+"""Live hyperparameters that only the next training step reads (patience is read by the epoch's
+early-stopping decision, which follows its validation)."""
+
+
+def applies_mid_evaluation(cmd: C.Command) -> bool:
+    """``cmd`` only changes a value that the next training step reads (the learning rate, momentum,
+    weight decay, gradient clipping): applying it between two batches of an epoch's validation is
+    the same as applying it at the step boundary after that validation, only sooner. The engine does
+    so, so that its acknowledgement does not wait for a whole validation (bench (e))."""
+    if isinstance(cmd, (C.SetLearningRate, C.ScaleLearningRate)):
+        return True
+    return isinstance(cmd, C.SetHyperparameter) and cmd.key in MID_EVALUATION_KEYS
+
+
+class CommandQueue:
+    """The trainer's inbox: (command, origin) pairs in arrival order, put from any thread, taken by
+    the training thread. As :class:`queue.SimpleQueue` (``get`` raises :class:`queue.Empty`), plus
+    :meth:`take_leading`, which takes the commands at the front that pass a test and leaves the
+    first that does not, and everything behind it, in order."""
+
+    def __init__(self) -> None:
+        self._items: deque[tuple[C.Command, str]] = deque()
+        self._ready = threading.Condition(threading.Lock())
+
+    def put(self, item: tuple[C.Command, str]) -> None:
+        """Queue one (command, origin); never blocks."""
+        with self._ready:
+            self._items.append(item)
+            self._ready.notify()
+
+    def empty(self) -> bool:
+        """Nothing is queued (a lock-free look: the training thread asks at every step)."""
+        return not self._items
+
+    def get(self, timeout: float | None = None) -> tuple[C.Command, str]:
+        """The oldest item, waiting up to ``timeout`` seconds (None: for ever); queue.Empty after that."""
+        with self._ready:
+            if not self._ready.wait_for(lambda: self._items, timeout):
+                raise queue.Empty
+            return self._items.popleft()
+
+    def get_nowait(self) -> tuple[C.Command, str]:
+        """The oldest item, or queue.Empty."""
+        return self.get(timeout=0)
+
+    def take_leading(self, test: Callable[[C.Command], bool]) -> list[tuple[C.Command, str]]:
+        """Take the items at the front whose command passes ``test``, up to the first that does not."""
+        taken: list[tuple[C.Command, str]] = []
+        if not self._items:
+            return taken
+        with self._ready:
+            while self._items and test(self._items[0][0]):
+                taken.append(self._items.popleft())
+        return taken
 
 
 @dataclass(frozen=True)

@@ -154,7 +154,7 @@ class Trainer:
         """A fork trains with ``config`` (a preset given with --from) rather than the checkpoint's."""
         self.parent: dict | None = None
         """A fork's parent: {run_dir, step} (also on resuming a fork)."""
-        self._commands: queue.SimpleQueue[tuple[C.Command, str]] = queue.SimpleQueue()
+        self._commands = control.CommandQueue()
         self._sink: Sink = lambda e: None
         self._stop = threading.Event()
         self._p: _Prepared | None = None
@@ -298,6 +298,8 @@ class Trainer:
             self._set_status("running", reason, "start")
             if self._world_note:
                 self._emit(E.RunWarning(message=self._world_note, step=self.state.step))
+            for note in self.p.rt.notes:  # what the build decided (bf16 'auto')
+                self._emit(E.RunNote(message=note, step=self.state.step))
             sampler = self._start_sampler()
             try:
                 self._train()
@@ -535,7 +537,7 @@ class Trainer:
         val: dict = {}
         if ((st.epoch + 1) % cfg.train.val_every == 0 or st.epoch + 1 == cfg.train.epochs) and p.rt.data.val_size:
             t = time.perf_counter()
-            val, _ = self._evaluate("val")
+            val, _ = self._evaluate("val", between=self._apply_mid_evaluation)
             seconds += time.perf_counter() - t
             st.last_val = val
         epoch = st.epoch
@@ -718,9 +720,19 @@ class Trainer:
                 msg += f"; the last good weights (step {good_step}) were saved"
         raise _EndRun("failed", msg)
 
-    def _evaluate(self, split: str, interruptible: bool = True) -> tuple[dict, list]:
+    def _apply_mid_evaluation(self) -> None:
+        """Between two batches of an epoch's validation (one process): the queued commands at the
+        front that only change what the next step reads (control.applies_mid_evaluation: the LR,
+        momentum, weight decay, clipping) apply now, acknowledged without waiting for the
+        validation's end; the first other command and everything behind it wait for the step
+        boundary, so the order of commands is kept."""
+        for cmd, origin in self._commands.take_leading(control.applies_mid_evaluation):
+            self._apply(cmd, origin)
+
+    def _evaluate(self, split: str, interruptible: bool = True, between=None) -> tuple[dict, list]:
         """(metrics, confusion) on 'val' or 'test'. Validation checks the stop event between
-        batches and, when it is set, ends the run as interrupted (the resumed run redoes it)."""
+        batches and, when it is set, ends the run as interrupted (the resumed run redoes it).
+        ``between`` (one process only) is called between batches too."""
         cfg, rt = self.config, self.p.rt
         # several ranks evaluate their shards to the end and sum (a rank leaving early would hang the others)
         stop = self._stop if interruptible and split != "test" and not self.world.enabled else None
@@ -732,7 +744,8 @@ class Trainer:
             metrics, confusion = evaluate(rt.model, data, rt.loss_fn, split, cfg.data.eval_batch_size, rt.device,
                                           forward=rt.eval_forward, autocast=rt.autocast,
                                           channels_last=cfg.train.channels_last, stop=stop,
-                                          world=self.world if self.world.enabled else None, mistakes=mistakes)
+                                          world=self.world if self.world.enabled else None, mistakes=mistakes,
+                                          between=None if self.world.enabled else between)
         except Interrupted:
             raise _EndRun("interrupted", "stop requested during validation") from None
         if mistakes is not None and confusion:

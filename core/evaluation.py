@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import threading
+from collections.abc import Callable
 from pathlib import Path
 
 import torch
@@ -20,7 +21,8 @@ class Interrupted(Exception):
 
 def evaluate(model: torch.nn.Module, data, loss_fn, split: str, batch_size: int, device: torch.device, *,
              forward=None, autocast=contextlib.nullcontext, channels_last: bool = False,
-             stop: threading.Event | None = None, world=None, mistakes=None) -> tuple[dict, list]:
+             stop: threading.Event | None = None, world=None, mistakes=None,
+             between: Callable[[], None] | None = None) -> tuple[dict, list]:
     """(metrics, confusion matrix rows) of ``model`` on ``data``'s 'val' or 'test' split ({} and
     [] when it is empty). ``forward`` is what to call (the compiled model; default ``model``).
 
@@ -34,6 +36,9 @@ def evaluate(model: torch.nn.Module, data, loss_fn, split: str, batch_size: int,
 
     With ``mistakes`` (a core.metrics.MistakeCollector, classification) every evaluated batch is
     shown to it too: the misclassified samples come from this pass, not from another one.
+
+    ``between`` is called before every batch (the engine applies the commands that cannot change
+    this pass there: the learning rate and the like); an inference-mode pass is unaffected by them.
     """
     if (data.val_size if split == "val" else data.test_size) == 0:  # the whole split's size: the same on every rank
         return {}, []
@@ -47,6 +52,8 @@ def evaluate(model: torch.nn.Module, data, loss_fn, split: str, batch_size: int,
             for x, y in data.eval_batches(split, batch_size):
                 if stop is not None and stop.is_set():
                     raise Interrupted(split)
+                if between is not None:
+                    between()
                 if channels_last and x.dim() == 4:
                     x = x.contiguous(memory_format=torch.channels_last)
                 with autocast():

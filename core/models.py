@@ -62,16 +62,19 @@ class CNN(nn.Module):
     MLP head (a single Linear when ``hidden`` is empty)."""
 
     def __init__(self, input_shape: tuple[int, ...], channels: list[int], hidden: list[int], num_outputs: int,
-                 activation: str = "relu", dropout: float = 0.0, batch_norm: bool = False) -> None:
+                 activation: str = "relu", dropout: float = 0.0, batch_norm: bool = False, first_stride: int = 1) -> None:
         super().__init__()
         c, h, w = input_shape
         layers: list[nn.Module] = []
-        for ch in channels:
-            layers.append(nn.Conv2d(c, ch, 3, padding=1, bias=not batch_norm))
+        for i, ch in enumerate(channels):
+            strided = i == 0 and first_stride == 2  # the first conv strides instead of pooling after it
+            layers.append(nn.Conv2d(c, ch, 3, stride=2 if strided else 1, padding=1, bias=not batch_norm))
             if batch_norm:
                 layers.append(nn.BatchNorm2d(ch))
             layers.append(_act(activation))
-            if h >= 2 and w >= 2:  # pooling a 1x1 map would fail: a deep stack on small images stops pooling
+            if strided:
+                h, w = (h + 1) // 2, (w + 1) // 2
+            elif h >= 2 and w >= 2:  # pooling a 1x1 map would fail: a deep stack on small images stops pooling
                 layers.append(nn.MaxPool2d(2))
                 h, w = h // 2, w // 2
             c = ch
@@ -87,14 +90,15 @@ class CNN(nn.Module):
         else:
             head.append(nn.Linear(flat, num_outputs))
         self.classifier = nn.Sequential(*head)
-        self.summary = (f"cnn {_shape_text(tuple(input_shape))} conv{'-'.join(map(str, channels))}{' bn' if batch_norm else ''} "
+        convs = [f"{ch}s2" if i == 0 and first_stride == 2 else str(ch) for i, ch in enumerate(channels)]
+        self.summary = (f"cnn {_shape_text(tuple(input_shape))} conv{'-'.join(convs)}{' bn' if batch_norm else ''} "
                         f"fc{'-'.join(map(str, [flat, *hidden[:1], num_outputs]))}")
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.classifier(self.features(x))
 
     def describe(self) -> str:
-        """``cnn 1x28x28 conv32-64 fc3136-128-10``."""
+        """``cnn 1x28x28 conv32-64 fc3136-128-10`` (``conv16s2-32-64``: the first conv strides 2)."""
         return self.summary
 
 
@@ -169,13 +173,15 @@ def _build_builtin(cfg: ModelConfig, input_shape: tuple[int, ...], num_outputs: 
     _check_builtin_kwargs(cfg)
     if cfg.batch_norm and cfg.name != "cnn":
         raise ConfigError(f"model.batch_norm: only the cnn has this switch (model {cfg.name!r}; resnet always uses BatchNorm)")
+    if cfg.first_stride != 1 and cfg.name != "cnn":
+        raise ConfigError(f"model.first_stride: only the cnn has this key (model {cfg.name!r}; allowed: 1 for it)")
     if cfg.name in ("mlp", "regression"):
         return MLP(math.prod(input_shape), list(cfg.hidden), num_outputs, cfg.activation, cfg.dropout, kind=cfg.name)
     _needs_image(cfg, input_shape)
     channels = list(cfg.channels) or [32, 64]
     if cfg.name == "cnn":
         return CNN(tuple(input_shape), channels, list(cfg.hidden), num_outputs, cfg.activation, cfg.dropout,
-                   cfg.batch_norm)
+                   cfg.batch_norm, cfg.first_stride)
     blocks = cfg.kwargs.get("blocks", 2)
     if isinstance(blocks, bool) or not isinstance(blocks, int) or not 1 <= blocks <= 16:
         raise ConfigError(f"model.kwargs.blocks: expected an integer from 1 to 16, got {blocks!r}")
@@ -185,6 +191,8 @@ def _build_builtin(cfg: ModelConfig, input_shape: tuple[int, ...], num_outputs: 
 def _build_user(cfg: ModelConfig, input_shape: tuple[int, ...], num_outputs: int) -> nn.Module:
     if cfg.batch_norm:
         raise ConfigError(f"model.batch_norm: a switch of the built-in cnn; model {cfg.name!r} is a user model (build it into the model)")
+    if cfg.first_stride != 1:
+        raise ConfigError(f"model.first_stride: a key of the built-in cnn; model {cfg.name!r} is a user model (build it into the model)")
     factory = load_object(cfg.name, "model.name")
     kwargs: dict[str, Any] = dict(cfg.kwargs)
     # Convenience: a factory that declares these parameters gets them from the data unless set.

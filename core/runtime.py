@@ -12,7 +12,7 @@ import math
 import os
 import random
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -128,11 +128,44 @@ class Runtime:
     """Trainable parameters."""
     target: Target | None = None
     """train.target, parsed for the dataset's task (known only once the data is loaded)."""
+    bf16: bool = False
+    """bf16 autocast is on (train.bf16 resolved for the device: 'auto' decides here)."""
+    notes: list[str] = field(default_factory=list)
+    """What the build decided that the event log should say once the run has started."""
 
     @property
     def task(self) -> str:
         """'classification' or 'regression'."""
         return self.data.task
+
+
+def native_bf16(device: torch.device) -> str:
+    """Why ``device`` computes bfloat16 natively ('AVX512-BF16', 'AMX', 'CUDA'), or '' when it
+    does not (there bf16 autocast is emulated, and slower than float32)."""
+    if device.type == "cuda":
+        return "CUDA" if torch.cuda.is_bf16_supported() else ""
+    if device.type == "cpu":
+        cpu = getattr(torch, "cpu", None)
+        for name, probe in (("AMX", "_is_amx_tile_supported"), ("AVX512-BF16", "_is_avx512_bf16_supported")):
+            try:
+                if getattr(cpu, probe)():
+                    return name
+            except (AttributeError, RuntimeError):  # an older torch without the probe: not known to be native
+                continue
+    return ""
+
+
+def resolve_bf16(setting: bool | str, device: torch.device) -> tuple[bool, str]:
+    """``train.bf16`` for ``device``: (on, a note for the event log, '' when nothing to say).
+    ``'auto'`` is on where bfloat16 is native; ``true`` on a CPU without it is kept, and said."""
+    native = native_bf16(device)
+    if setting == "auto":
+        if native:
+            return True, f"bf16: on (train.bf16 = 'auto': {device.type} with native bfloat16, {native})"
+        return False, f"bf16: off (train.bf16 = 'auto': no native bfloat16 on this {device.type}, float32 is faster)"
+    if setting and not native and device.type == "cpu":
+        return True, "bf16: on, but this CPU has no native bfloat16 (no AVX512-BF16 or AMX): float32 may be faster ('auto' decides)"
+    return bool(setting), ""
 
 
 def configure_torch(cfg: RunConfig, device: torch.device) -> None:
@@ -208,11 +241,12 @@ def build(cfg: RunConfig, world: World | None = None) -> Runtime:
     batches = data.steps_per_epoch(cfg.data.batch_size)
     steps = math.ceil(batches / cfg.optim.grad_accum)
     total = cfg.train.epochs * steps
-    bf16 = cfg.train.bf16
+    bf16, bf16_note = resolve_bf16(cfg.train.bf16, device)
     return Runtime(
         device=device, data=data, model=model, forward=forward, eval_forward=plain,
         optimizer=build_optimizer(cfg, model.parameters()), loss_fn=make_loss(cfg),
         autocast=(lambda: torch.autocast(device.type, dtype=torch.bfloat16)) if bf16 else contextlib.nullcontext,
         batches_per_epoch=batches, steps_per_epoch=steps,
         total_steps=min(total, cfg.train.max_steps) if cfg.train.max_steps else total,
-        tuner=tuner, summary=describe_model(model), num_params=count_params(model), target=target)
+        tuner=tuner, summary=describe_model(model), num_params=count_params(model), target=target,
+        bf16=bf16, notes=[bf16_note] if bf16_note else [])

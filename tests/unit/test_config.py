@@ -362,3 +362,19 @@ def test_valid_configs_roundtrip_through_toml(desc, lr, hidden, epochs, hflip):
                      "train": {"epochs": epochs}, "data": {"dataset": "cifar10", "augment": {"hflip": hflip}}})
     assert _roundtrip(cfg) == cfg
     assert re.match(r"^name = ", to_toml(cfg))
+
+
+def test_bf16_takes_true_false_or_auto():
+    for value in (True, False, "auto"):
+        assert from_dict({"train": {"bf16": value}}).train.bf16 == value
+    for bad in ("yes", 1, "Auto"):
+        with pytest.raises(ConfigError, match=r"train\.bf16: expected true, false or 'auto'"):
+            from_dict({"train": {"bf16": bad}})
+    assert "auto" in to_toml(from_dict({"train": {"bf16": "auto"}}))
+
+
+def test_first_stride_is_one_or_two():
+    assert from_dict({"model": {"name": "cnn", "first_stride": 2}}).model.first_stride == 2
+    for bad in (0, 3, 1.5):
+        with pytest.raises(ConfigError, match=r"model\.first_stride"):
+            from_dict({"model": {"name": "cnn", "first_stride": bad}})

@@ -103,3 +103,23 @@ def test_hyperparameters_before_and_after_the_optimizer_exists():
     before = hyperparameters(cfg, state(base_lr=0.002), {})
     assert before["lr"] == 0.002 and before["momentum"] == cfg.optim.momentum and before["optimizer"] == "adam"
     assert hyperparameters(cfg, state(), ADAM)["momentum"] == 0.9
+
+
+def test_command_queue_takes_only_the_leading_commands_that_pass():
+    import queue as _queue
+
+    from core.control import CommandQueue, applies_mid_evaluation
+
+    q = CommandQueue()
+    assert q.empty() and q.take_leading(applies_mid_evaluation) == []
+    for c in (C.SetLearningRate(0.1), C.ScaleLearningRate(2.0), C.SetHyperparameter("grad_clip", 1.0), C.Pause(),
+              C.SetLearningRate(0.2)):
+        q.put((c, "v1"))
+    taken = q.take_leading(applies_mid_evaluation)
+    assert [type(c).__name__ for c, _ in taken] == ["SetLearningRate", "ScaleLearningRate", "SetHyperparameter"]
+    assert q.take_leading(applies_mid_evaluation) == []  # a Pause is at the front now
+    assert q.get_nowait() == (C.Pause(), "v1") and q.get(timeout=0.01) == (C.SetLearningRate(0.2), "v1")
+    with pytest.raises(_queue.Empty):
+        q.get(timeout=0.01)
+    assert not applies_mid_evaluation(C.SetHyperparameter("patience", 3))
+    assert not any(applies_mid_evaluation(c) for c in (C.Validate(), C.SaveCheckpoint(), C.Stop(), C.Resume()))

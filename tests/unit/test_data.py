@@ -385,3 +385,19 @@ def test_dataloader_spawn_workers_load_user_file(user_file):
     x1, y1 = _collect(d.train_batches(0, 32, start=1))
     x2, y2 = _collect(ref.train_batches(0, 32, start=1))
     assert torch.equal(x1, x2) and torch.equal(y1, y2)
+
+
+def test_uint8_channel_stats_match_the_float_computation():
+    from core.data import _channel_stats, _uint8_channel_stats
+
+    g = torch.Generator().manual_seed(0)
+    x = torch.randint(0, 256, (300, 3, 5, 7), dtype=torch.uint8, generator=g)
+    x[:, 2] = 17  # a constant channel keeps std 1 (left as it is)
+    fast, slow = _uint8_channel_stats(x), _channel_stats(x.float() / 255)
+    assert fast[0] == pytest.approx(slow[0], abs=1e-6) and fast[1][:2] == pytest.approx(slow[1][:2], abs=1e-6)
+    assert fast[1][2] == 1.0 == slow[1][2]
+    exact = x[:, 0].double() / 255
+    assert fast[0][0] == pytest.approx(exact.mean().item(), abs=1e-12)
+    assert fast[1][0] == pytest.approx(exact.std(unbiased=False).item(), abs=1e-12)
+    half = _channel_stats((x.float() / 255).half())  # half data: summed in float32, not overflowing
+    assert half[0] == pytest.approx(slow[0], abs=1e-3)

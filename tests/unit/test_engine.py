@@ -408,3 +408,81 @@ def test_rollback_during_a_user_pause_keeps_the_run_paused(tmp_path):
     r.trainer.submit(C.Resume())
     r.finish()
     assert r.of(E.RunFinished)[0].status == "completed"
+
+
+def _submit_during_validation(trainer, commands):
+    """Make ``trainer`` receive ``commands`` after the first batch of its first validation."""
+    real_eval = trainer.data.eval_batches
+    sent = []
+
+    def eval_batches(split, bs):
+        for i, batch in enumerate(real_eval(split, bs)):
+            if split == "val" and i == 1 and not sent:
+                sent.append(True)
+                for c in commands:
+                    trainer.submit(c)
+            yield batch
+
+    trainer.data.eval_batches = eval_batches
+
+
+def test_a_learning_rate_sent_during_validation_applies_before_it_ends(tmp_path):
+    """bench (e)'s outliers: an LR change landing in an epoch's validation waited for all of it.
+    The LR (and momentum, weight decay, clipping) apply between validation batches now; the
+    epoch's metrics are those of the whole validation, and the next step trains with the new LR."""
+    trainer = Trainer(tiny(train__epochs=2, data__eval_batch_size=16), runs_dir=tmp_path)
+    trainer.prepare()
+    _submit_during_validation(trainer, [C.SetLearningRate(0.02), C.SetHyperparameter("momentum", 0.7)])
+    events: list = []
+    trainer.run(sink=events.append)
+    kinds = [type(e).__name__ for e in events]
+    first_epoch = kinds.index("EpochMetrics")
+    applied = [i for i, e in enumerate(events) if isinstance(e, E.CommandApplied)]
+    assert len(applied) == 2 and all(i < first_epoch for i in applied)  # before the validation's end
+    spe = trainer.steps_per_epoch
+    assert [e.step for e in events if isinstance(e, E.CommandApplied)] == [spe, spe]
+    confusion = next(e for e in events if isinstance(e, E.ConfusionMatrix))  # the epoch's validation, in full
+    assert sum(map(sum, confusion.confusion)) == trainer.data.val_size and events[first_epoch].val["accuracy"] > 0
+    after = [e for e in events if isinstance(e, E.StepMetrics) and e.step > spe]
+    assert after and after[0].lr == pytest.approx(0.02)
+    assert trainer.optimizer.param_groups[0]["momentum"] == pytest.approx(0.7)
+
+
+def test_commands_behind_a_pause_wait_for_the_step_boundary_in_order(tmp_path):
+    """Only the commands at the front of the queue apply mid-validation: an LR behind a Pause (or
+    patience, which the epoch's early-stopping decision reads) waits, so the order is kept."""
+    trainer = Trainer(tiny(train__epochs=2, data__eval_batch_size=16), runs_dir=tmp_path)
+    trainer.prepare()
+    _submit_during_validation(trainer, [C.SetHyperparameter("patience", 4), C.SetLearningRate(0.02), C.Stop()])
+    events: list = []
+    summary = trainer.run(sink=events.append)
+    first_epoch = next(i for i, e in enumerate(events) if isinstance(e, E.EpochMetrics))
+    applied = [(i, e.command) for i, e in enumerate(events) if isinstance(e, E.CommandApplied)]
+    assert [c for _, c in applied] == ["SetHyperparameter", "SetLearningRate", "Stop"]
+    assert all(i > first_epoch for i, _ in applied)
+    assert summary["status"] == "early_stopped" and summary["epochs_completed"] == 1
+
+
+@pytest.mark.parametrize("native", ["", "AVX512-BF16"])
+def test_bf16_auto_is_on_only_where_the_device_has_native_bfloat16(tmp_path, monkeypatch, native):
+    from core import runtime
+
+    monkeypatch.setattr(runtime, "native_bf16", lambda device: native)
+    assert runtime.resolve_bf16("auto", torch.device("cpu"))[0] is bool(native)
+    assert runtime.resolve_bf16(False, torch.device("cpu")) == (False, "")
+    on, note = runtime.resolve_bf16(True, torch.device("cpu"))  # asked for: kept, and said when not native
+    assert on and (note == "") is bool(native)
+    trainer = Trainer(tiny(train__epochs=1, train__max_steps=3, train__bf16="auto"), runs_dir=tmp_path)
+    events: list = []
+    assert trainer.run(sink=events.append)["status"] == "completed"
+    assert trainer.p.rt.bf16 is bool(native)
+    notes = [e.message for e in events if isinstance(e, E.RunNote) and e.message.startswith("bf16")]
+    assert len(notes) == 1 and notes[0].startswith("bf16: on" if native else "bf16: off")
+    assert ("native bfloat16, AVX512-BF16" in notes[0]) is bool(native)
+
+
+def test_native_bf16_probe_answers_for_this_machine():
+    from core.runtime import native_bf16
+
+    assert native_bf16(torch.device("cpu")) in ("", "AMX", "AVX512-BF16")
+    assert native_bf16(torch.device("meta")) == ""

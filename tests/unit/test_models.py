@@ -213,3 +213,22 @@ def test_load_object_same_stem_in_two_folders(tmp_path, monkeypatch):
         (tmp_path / sub / "net.py").write_text(f"def f():\n    return {value}\n")
     assert load_object("a/net.py:f", "model.name")() == 1
     assert load_object("b/net.py:f", "model.name")() == 2
+
+
+def test_cnn_first_stride_replaces_the_first_pool():
+    m = build_model(ModelConfig(name="cnn", channels=[16, 32, 64], hidden=[], batch_norm=True, first_stride=2),
+                    (1, 28, 28), 10)
+    convs = [x for x in m.modules() if isinstance(x, nn.Conv2d)]
+    assert [c.stride for c in convs] == [(2, 2), (1, 1), (1, 1)]
+    assert sum(isinstance(x, nn.MaxPool2d) for x in m.modules()) == 2  # the first block has none
+    assert m(torch.zeros(2, 1, 28, 28)).shape == (2, 10)
+    assert describe_model(m).startswith("cnn 1x28x28 conv16s2-32-64 bn fc576-10")  # 28 -> 14 -> 7 -> 3
+    odd = build_model(ModelConfig(name="cnn", channels=[8, 8], hidden=[], first_stride=2), (3, 5, 5), 4)
+    assert odd(torch.zeros(1, 3, 5, 5)).shape == (1, 4)  # 5 -> 3 -> 1
+
+
+@pytest.mark.parametrize("name", ["mlp", "resnet", "tests_user_model_that_is_not_there.py:Net"])
+def test_first_stride_is_a_cnn_key_only(name):
+    shape = (1, 8, 8) if name == "resnet" else (64,)
+    with pytest.raises(ConfigError, match=r"model\.first_stride"):
+        build_model(ModelConfig(name=name, first_stride=2), shape, 10)
