@@ -27,6 +27,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from core import events as E
+from core.heap import settle_heap
 
 LOG_NAME = "trainer.log"
 """The trainer process's own output (progress lines, warnings) in its run directory."""
@@ -199,6 +200,7 @@ def main() -> None:
         held: list[E.Event] = []
         warnings.showwarning = _warning_to(trainer, held)
         trainer.prepare()
+        settle_heap()  # the start-up's objects: never scanned again by a full collection mid-run
     except (ConfigError, DataError, CheckpointError) as e:
         _answer({"ready": False, "code": 2, "error": str(e)})
         os._exit(2)

@@ -80,3 +80,13 @@ def no_trainer_left_behind(request):
             pass
     if left:
         pytest.fail(f"the test left trainer process(es) {left} running (killed now): stop the run it started")
+
+
+@pytest.fixture(autouse=True)
+def heap_unfrozen():
+    """Each app a test mounts freezes the heap (core.heap.settle_heap, gc.freeze): within one test
+    process that would keep every earlier test's garbage for good, so each test starts unfrozen."""
+    import gc
+
+    yield
+    gc.unfreeze()

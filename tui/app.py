@@ -40,6 +40,7 @@ from core import endpoint
 from core import events as E
 from core.config import RunConfig
 from core.contract import TrainerLike
+from core.heap import settle_heap
 from tui import keys
 from tui.screens.dashboard_screen import DashboardScreen
 from tui.screens.fork_dialog import ForkDialog
@@ -225,6 +226,7 @@ class TrainApp(App[int]):
 
     # -- life cycle ------------------------------------------------------------------------------
     def on_mount(self) -> None:
+        settle_heap()  # the imports' objects: a full collection mid-run would pause the UI 100+ ms
         self.set_interval(self.poll_interval, self.pump_events)
         if self.handle_signals:
             self._install_signal_handlers()

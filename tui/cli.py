@@ -17,6 +17,8 @@ from typing import Annotated
 
 import typer
 
+from core.heap import settle_heap
+
 app = typer.Typer(
     name="tui-train",
     help="Train PyTorch models in a terminal UI and steer the run live from the keyboard.",
@@ -291,6 +293,7 @@ def _run_headless(config, preset: str | None, runs_dir: Path, resume: Path | Non
         trainer.prepare()
     except (ConfigError, DataError, CheckpointError, DistributedError) as e:
         raise fail(str(e)) from None
+    settle_heap()  # the start-up's objects: never scanned again by a full collection mid-run
     if not world.is_main:  # rank 0 reports and hosts the endpoint; the others train quietly
         with open(os.devnull, "w") as quiet:
             try:
@@ -415,6 +418,7 @@ def _run_fork(source: Path, preset: str | None, overrides: list[str], dirs: list
             trainer.prepare()
         except (ConfigError, DataError, CheckpointError) as e:
             raise fail(str(e)) from None
+        settle_heap()
         return _host_and_run(trainer, run_headless)
     from tui.app import default_trainer_factory
 
