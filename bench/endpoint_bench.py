@@ -73,7 +73,8 @@ def _one_run(cmd: list[str], sets: list[str], runs: Path, viewers: int, work: Pa
 
 def section_h(size: str, reps: int, data_dir: Path, work: Path, out) -> None:
     """Headless mnist-simple (1 thread) with 0, 1 and 4 attached TUIs; alternating reps."""
-    epochs = {"tiny": 1, "quick": 10, "full": 20}[size]  # seconds of training: a 1.4 s run (3 epochs) mostly measured the viewers redrawing at the resume
+    # seconds of training: a 1.4 s run (3 epochs) mostly measured the viewers' redraws at the resume
+    epochs = {"tiny": 1, "quick": 10, "full": 20}[size]
     subset = {"tiny": 5000, "quick": 0, "full": 0}[size]
     sets = ["--data-dir", str(data_dir), "--set", f"train.epochs={epochs}", "--set", "train.num_threads=1",
             "--set", f"data.subset={subset}", "--set", "checkpoint.save_best=false"]

@@ -40,4 +40,35 @@ class StartInterrupted(BaseException):
         """The signal's number."""
 
 
-__all__ = ["StartInterrupted", "first_line", "one_line"]
+_STARTUP_HANDLERS: dict = {}
+"""Signal -> the handler it had before :func:`catch_startup_signals` (empty when not catching)."""
+
+
+def catch_startup_signals() -> None:
+    """Until training begins, SIGINT, SIGTERM and SIGHUP raise :class:`StartInterrupted`: the
+    command unwinds (a run directory being made is removed, Trainer.prepare) and says so in one
+    line, exit 130. Python's defaults would end a SIGTERM'd start as 143 with no word, and a
+    Ctrl+C with a traceback (issue 15). A signal that was ignored (nohup's SIGHUP) stays ignored.
+    Used by the CLI and by the TUI's trainer process (core.serve)."""
+    import signal
+
+    def handler(signum, frame):
+        raise StartInterrupted(signum)
+
+    if not _STARTUP_HANDLERS:
+        for name in ("SIGINT", "SIGTERM", "SIGHUP"):
+            sig = getattr(signal, name, None)
+            if sig is not None and signal.getsignal(sig) is not signal.SIG_IGN:
+                _STARTUP_HANDLERS[sig] = signal.signal(sig, handler)
+
+
+def release_startup_signals() -> None:
+    """Training has begun (its own handlers took over) or the TUI takes over: the handlers from before."""
+    import signal
+
+    while _STARTUP_HANDLERS:
+        sig, previous = _STARTUP_HANDLERS.popitem()
+        signal.signal(sig, previous)
+
+
+__all__ = ["StartInterrupted", "catch_startup_signals", "first_line", "one_line", "release_startup_signals"]

@@ -18,6 +18,7 @@ import contextlib
 import json
 import os
 import selectors
+import signal
 import subprocess
 import sys
 import tempfile
@@ -27,6 +28,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from core import events as E
+from core.errors import StartInterrupted, catch_startup_signals, release_startup_signals
 from core.heap import settle_heap
 
 LOG_NAME = "trainer.log"
@@ -191,6 +193,7 @@ def main() -> None:
     from core.engine import Trainer
     from core.headless import run_headless
 
+    catch_startup_signals()  # a SIGTERM while starting: one line and exit 130, nothing half-made
     try:
         spec = json.loads(sys.stdin.readline())
         config = from_dict(spec["config"], "trainer spec")
@@ -204,6 +207,10 @@ def main() -> None:
     except (ConfigError, DataError, CheckpointError) as e:
         _answer({"ready": False, "code": 2, "error": str(e)})
         os._exit(2)
+    except StartInterrupted as e:  # before or during prepare(): a run directory being made is removed
+        _answer({"ready": False, "code": 130, "error": f"{signal.Signals(e.signum).name}: stopped while starting, "
+                                                        "before training began"})
+        os._exit(130)
     except Exception as e:  # noqa: BLE001 - anything else that stops the start: say it in one line
         from core.errors import one_line
 
@@ -224,8 +231,12 @@ def main() -> None:
                     held.clear()
 
             trainer.run_log.listeners.append(release_held)
-            code = run_headless(trainer)
+            code = run_headless(trainer)  # its own handlers stop a run that has begun
+    except StartInterrupted as e:  # after prepare(), before run_headless took over: the run never began
+        trainer.abandon(f"{signal.Signals(e.signum).name} before training began")
+        code = 130
     finally:
+        release_startup_signals()
         sys.stdout.flush()
         os._exit(code)
 

@@ -17,6 +17,7 @@ from typing import Annotated
 
 import typer
 
+from core.errors import catch_startup_signals, release_startup_signals
 from core.heap import settle_heap
 
 app = typer.Typer(
@@ -41,36 +42,8 @@ def _run_tui(**kwargs) -> int:
 
     if os.environ.get("TUI_TRAIN_IN_PROCESS", "") in ("", "0"):  # an in-thread trainer shares this process
         lower_ui_priority()
-    _release_startup_signals()  # the app handles signals from here (tui/app.py)
+    release_startup_signals()  # the app handles signals from here (tui/app.py)
     return run_tui(**kwargs)
-
-
-_STARTUP_HANDLERS: dict = {}
-"""Signal -> the handler it had before :func:`_catch_startup_signals` (empty when not catching)."""
-
-
-def _catch_startup_signals() -> None:
-    """Until training begins, SIGINT, SIGTERM and SIGHUP raise core.errors.StartInterrupted: the
-    command unwinds (a run directory being made is removed, Trainer.prepare) and :func:`main`
-    prints one line and exits 130. Python's defaults would end a SIGTERM'd start as 143 with no
-    word, and a Ctrl+C with a traceback (issue 15)."""
-    from core.errors import StartInterrupted
-
-    def handler(signum, frame):
-        raise StartInterrupted(signum)
-
-    if not _STARTUP_HANDLERS:
-        for name in ("SIGINT", "SIGTERM", "SIGHUP"):
-            sig = getattr(signal, name, None)
-            if sig is not None and signal.getsignal(sig) is not signal.SIG_IGN:  # nohup's SIGHUP stays ignored
-                _STARTUP_HANDLERS[sig] = signal.signal(sig, handler)
-
-
-def _release_startup_signals() -> None:
-    """Training has begun (its own handlers took over) or the TUI takes over: the handlers from before."""
-    while _STARTUP_HANDLERS:
-        sig, previous = _STARTUP_HANDLERS.popitem()
-        signal.signal(sig, previous)
 
 
 def fail(message: str) -> typer.Exit:
@@ -176,7 +149,7 @@ def run(
 ) -> None:
     """Train a preset: opens the TUI on a trainer process of its own (detach with d), or prints progress lines with --headless."""
     if threading.current_thread() is threading.main_thread():
-        _catch_startup_signals()
+        catch_startup_signals()
     try:
         from core.config import DEFAULT_PRESET
 
@@ -206,7 +179,7 @@ def run(
         raise typer.Exit(_run_tui(config=config, preset=name, runs_dir=runs_dir, presets_dirs=dirs,
                                  start_immediately=config is not None, overrides=overrides, on_hangup=on_hangup))
     finally:  # every way out (one-line errors included) gives the handlers back
-        _release_startup_signals()
+        release_startup_signals()
 
 
 @app.command("lr-find")
@@ -299,7 +272,7 @@ def _run_headless(config, preset: str | None, runs_dir: Path, resume: Path | Non
             try:
                 return run_headless(trainer, out=quiet)
             finally:
-                _release_startup_signals()
+                release_startup_signals()
     if not world.enabled:
         return _host_and_run(trainer, run_headless)
     remember_run_dir(runs_dir, trainer.run_dir)
@@ -379,7 +352,7 @@ def _host_and_run(trainer, run_headless) -> int:
             trainer.abandon(f"{signal.Signals(e.signum).name} before training began")
             raise
         finally:
-            _release_startup_signals()
+            release_startup_signals()
 
 
 def _run_resume(resume: Path, runs_dir: Path, headless: bool, overrides: list[str], on_hangup: str = "detach") -> int:
@@ -789,7 +762,7 @@ def main() -> None:
         app()
     except SystemExit as e:
         code = e.code
-    except StartInterrupted as e:  # a signal while starting (_catch_startup_signals): one line, no traceback
+    except StartInterrupted as e:  # a signal while starting (catch_startup_signals): one line, no traceback
         sys.stderr.write(f"tui-train: {signal.Signals(e.signum).name}: stopped while starting, before training began\n")
         code = 130
     finally:

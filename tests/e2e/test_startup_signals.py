@@ -28,7 +28,7 @@ def make():
 def _default_signals() -> None:
     """The child starts as from a terminal: a test runner started in the background (SIGINT
     ignored, as a shell does for `cmd &`) or under nohup must not decide the outcome; a signal
-    that was ignored stays ignored by design (tui/cli.py _catch_startup_signals)."""
+    that was ignored stays ignored by design (core/errors.py catch_startup_signals)."""
     for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
         signal.signal(sig, signal.SIG_DFL)
 
@@ -52,4 +52,44 @@ def test_a_signal_while_starting_exits_130_with_one_line_and_no_run_directory(tm
     lines = [ln for ln in err.splitlines() if ln.strip()]
     assert lines == [f"tui-train: {sig.name}: stopped while starting, before training began"], err
     assert "Traceback" not in out + err
+    assert not (tmp_path / "runs").exists() or not any((tmp_path / "runs").iterdir())
+
+
+PID_DATASET = """
+import os, sys, time
+from pathlib import Path
+import torch
+from torch.utils.data import TensorDataset
+
+def make():
+    Path(__file__).with_name("loading.pid").write_text(str(os.getpid()))
+    time.sleep(60)  # the test signals this process while it waits here
+    return TensorDataset(torch.randn(64, 4), torch.randint(0, 2, (64,)))
+"""
+
+
+def test_the_tui_s_trainer_process_signalled_while_starting_answers_130(tmp_path):
+    """The trainer process that `tui-train run` spawns (core.serve) says the same one line to the
+    TUI (its ready answer), exits 130, and leaves no run directory."""
+    import threading
+    import time
+
+    from core.config import load_config, to_dict
+    from core.serve import spawn
+
+    (tmp_path / "slow_ds.py").write_text(textwrap.dedent(PID_DATASET))
+    cfg = load_config("digits-mlp", [f'data.dataset="{tmp_path / "slow_ds.py"}:make"'])
+    spec = {"config": to_dict(cfg), "runs_dir": str(tmp_path / "runs"), "preset": "digits-mlp"}
+    result: dict = {}
+    spawner = threading.Thread(target=lambda: result.update(out=spawn(spec, timeout=60)), daemon=True)
+    spawner.start()
+    pid_file = tmp_path / "loading.pid"
+    deadline = time.monotonic() + 60
+    while not pid_file.exists() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    os.kill(int(pid_file.read_text()), signal.SIGTERM)
+    spawner.join(60)
+    proc, answer = result["out"]
+    assert proc.wait(30) == 130
+    assert answer == {"ready": False, "code": 130, "error": "SIGTERM: stopped while starting, before training began"}
     assert not (tmp_path / "runs").exists() or not any((tmp_path / "runs").iterdir())

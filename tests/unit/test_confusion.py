@@ -238,6 +238,14 @@ def test_grid_colours_by_share_of_the_row_and_handles_100_classes():
     assert len(lines) == n + 2 and "class-99" in lines[-1] and lines[-1].rstrip().endswith("%")
 
 
+def test_class_names_that_only_repeat_the_index_get_no_column():
+    plain = confusion_text([[3, 1], [0, 4]], ("0", "1")).plain.split("\n")
+    assert plain[2].split() == ["0", "3", "1", "75.0%"] and plain[3].split() == ["1", "0", "4", "100.0%"]
+    assert plain[1].split() == ["0", "1", "recall"] and plain[1].index("0") == plain[2].index("3")  # headers over counts
+    named = confusion_text([[3, 1], [0, 4]], ("0 - zero", "1 - one")).plain.split("\n")
+    assert named[2].split()[:4] == ["0", "0", "-", "zero"]
+
+
 # -- the engine ------------------------------------------------------------------------------------
 def test_the_engine_sends_the_matrix_and_real_mistakes_at_each_validation(tmp_path):
     from tests.unit.test_engine import Run, tiny

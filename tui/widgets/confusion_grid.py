@@ -54,10 +54,12 @@ def confusion_text(confusion: tuple | list, classes: tuple | list = ()) -> Text:
     and name, its counts and its recall."""
     n = len(confusion)
     names = [str(c) for c in classes] if len(classes) == n else [str(i) for i in range(n)]
+    # names that only repeat the index (a user dataset's classes 0..n-1) get no column: not "0 0"
+    label_w = 0 if all(name == str(i) for i, name in enumerate(names)) else LABEL_WIDTH
     biggest = max((v for row in confusion for v in row), default=0)
     cell = max(len(str(biggest)), len(str(n - 1)), 1) + 1
     index_w = len(str(n - 1))
-    head = " " * (index_w + 1 + LABEL_WIDTH + 1)
+    head = " " * (index_w + 1 + (label_w + 1 if label_w else 0))
     text = Text(no_wrap=True, overflow="crop")
     text.append(head + "predicted →\n", style="dim")
     text.append(head)
@@ -65,7 +67,8 @@ def confusion_text(confusion: tuple | list, classes: tuple | list = ()) -> Text:
         text.append(str(j).rjust(cell), style="bold")
     text.append("  recall\n", style="bold")
     for i, (row, recall) in enumerate(zip(confusion, recalls(confusion), strict=True)):
-        text.append(f"{str(i).rjust(index_w)} {_label(names[i], LABEL_WIDTH).ljust(LABEL_WIDTH)} ", style="bold")
+        label = f"{_label(names[i], label_w).ljust(label_w)} " if label_w else ""
+        text.append(f"{str(i).rjust(index_w)} {label}", style="bold")
         total = sum(row)
         for j, v in enumerate(row):
             text.append(str(v).rjust(cell), style=cell_style(v, total, i == j))
