@@ -359,7 +359,7 @@ def test_c_shows_the_confusion_matrix_and_the_mistakes_in_80x24(tmux, tmp_path):
     screen = tmux.wait_for("confusion matrix (rows: true class)", 10, "the confusion screen")
     grid = box_lines(screen, "confusion matrix")
     assert "predicted" in grid[0] and "recall" in grid[1], screen
-    assert re.match(r"\s*0 0\s+\d+", grid[2]) and re.search(r"\d+\.\d%$", grid[2].rstrip()), screen  # class 0: counts, recall
+    assert re.match(r"\s*0\s+\d+\s+\d+", grid[2]) and re.search(r"\d+\.\d%$", grid[2].rstrip()), screen  # class 0: counts, recall
     gallery = "\n".join(box_lines(screen, "misclassified validation samples"))
     assert re.search(r"\d → \d", gallery) and "▀" in gallery, screen  # true → predicted over a half-block digit
     assert "validation at step" in screen.splitlines()[0], screen
