@@ -38,9 +38,9 @@ def _one_run(cmd: list[str], sets: list[str], runs: Path, viewers: int, work: Pa
     """samples/s of one headless run with ``viewers`` TUIs attached for all of its training: the
     run is paused as soon as its endpoint exists, the viewers attach and draw, then it resumes
     (pauses are excluded from samples/s, so the viewers' start-up is not charged to training)."""
-    from core import commands as C
-    from core import events as E
-    from core.endpoint import Connection
+    from tui_train.core import commands as C
+    from tui_train.core import events as E
+    from tui_train.core.endpoint import Connection
 
     proc = subprocess.Popen(cmd + ["run", "mnist-simple", "--headless", "--runs-dir", str(runs), *sets],
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -98,11 +98,11 @@ def section_h(size: str, reps: int, data_dir: Path, work: Path, out) -> None:
 def section_i(size: str, data_dir: Path, work: Path, out) -> None:
     """Key to acknowledgement through the socket: a Connection to a trainer process training the
     MNIST MLP (log_every 1) sends Pause, Resume and SetLearningRate and times each acknowledgement."""
-    from core import commands as C
-    from core import events as E
-    from core.config import load_config
-    from core.endpoint import Connection
-    from core.serve import spawn, spec_for
+    from tui_train.core import commands as C
+    from tui_train.core import events as E
+    from tui_train.core.config import load_config
+    from tui_train.core.endpoint import Connection
+    from tui_train.core.serve import spawn, spec_for
 
     trials = {"tiny": 3, "quick": 30, "full": 100}[size]
     cfg = load_config("mnist-mlp", [f'data.data_dir="{data_dir}"', "train.epochs=1000", "train.log_every=1", "train.num_threads=1"])
@@ -163,9 +163,9 @@ def section_i(size: str, data_dir: Path, work: Path, out) -> None:
 
 def section_j(size: str, work: Path, out) -> None:
     """`tui-train attach` to a live run with N logged steps: seconds to its first complete frame."""
-    from core import events as E
-    from core.endpoint import Endpoint
-    from core.runlog import RunLog
+    from tui_train.core import events as E
+    from tui_train.core.endpoint import Endpoint
+    from tui_train.core.runlog import RunLog
 
     n = {"tiny": 20_000, "quick": 1_000_000, "full": 1_000_000}[size]
     run_dir = work / "j" / "20260101-000000-long"

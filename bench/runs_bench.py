@@ -17,9 +17,9 @@ from bench.util import table
 
 def make_runs(root: Path, n: int) -> None:
     """``n`` finished run directories as the engine writes them (RunLog, a few hundred steps each)."""
-    from core import events as E
-    from core.config import from_dict, to_toml
-    from core.runlog import RunLog
+    from tui_train.core import events as E
+    from tui_train.core.config import from_dict, to_toml
+    from tui_train.core.runlog import RunLog
 
     cfg = from_dict({"name": "bench", "data": {"dataset": "digits"}})
     for i in range(n):
@@ -42,7 +42,7 @@ def make_runs(root: Path, n: int) -> None:
 
 
 def section_l(size: str, reps: int, work: Path, out) -> None:
-    from core.runs import list_runs
+    from tui_train.core.runs import list_runs
 
     n = {"tiny": 50, "quick": 1000, "full": 1000}[size]
     root = work / "l-runs"
@@ -71,9 +71,9 @@ def write_finished_run(run_dir: Path, n: int, *, preset: str = "long", steps_per
     """A finished run directory with ``n`` logged steps written through RunLog, as the engine writes it
     (section (j)'s long run, then its end: StatusChanged completed, RunFinished, summary.json).
     Returns the seconds it took."""
-    from core import events as E
-    from core.config import from_dict, to_toml
-    from core.runlog import RunLog
+    from tui_train.core import events as E
+    from tui_train.core.config import from_dict, to_toml
+    from tui_train.core.runlog import RunLog
 
     epochs = max(1, n // steps_per_epoch)
     run_dir.mkdir(parents=True)
@@ -112,7 +112,7 @@ def open_finished_run(size: str, work: Path) -> dict:
     """`tui-train runs` over one finished run with N logged steps in a 120x40 tmux pane: the command to
     the list, then Enter (the run replayed from its files) to a complete dashboard frame; 3 tries."""
     from bench.tui_bench import Tmux
-    from tui.format import STATUS_LABELS
+    from tui_train.tui.format import STATUS_LABELS
 
     n = {"tiny": 20_000, "quick": 1_000_000, "full": 1_000_000}[size]
     root = work / "l-finished"
@@ -155,9 +155,9 @@ def overlay_cost(size: str, work: Path) -> dict:
     both overlay plots rebuilt and rendered, a full screen repaint, one x-axis toggle."""
     import asyncio
 
-    from tui.app import build_app
-    from tui.screens.overlay_screen import OverlayScreen
-    from tui.screens.runs_screen import RunsScreen
+    from tui_train.tui.app import build_app
+    from tui_train.tui.screens.overlay_screen import OverlayScreen
+    from tui_train.tui.screens.runs_screen import RunsScreen
 
     steps = {"tiny": 2_000, "quick": 20_000, "full": 20_000}[size]
     frames = {"tiny": 3, "quick": 20, "full": 50}[size]

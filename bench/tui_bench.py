@@ -23,7 +23,7 @@ from bench.util import rss_mb, table
 
 def tui_train_cmd() -> list[str]:
     exe = shutil.which("tui-train") or str(Path(sys.executable).parent / "tui-train")
-    return [exe] if Path(exe).exists() else [sys.executable, "-m", "tui.cli"]
+    return [exe] if Path(exe).exists() else [sys.executable, "-m", "tui_train.tui.cli"]
 
 
 def run_sections(only: str, size: str, reps: int, data_dir: Path, work: Path, out) -> None:
@@ -113,9 +113,9 @@ def section_c(size: str, reps: int, data_dir: Path, work: Path, out) -> None:
 # --------------------------------------------------------------------------- (d), (f): in-process dashboard
 
 def _fake_app(tmp: Path, steps_per_epoch: int = 1000):
-    from core.config import from_dict
-    from core.testing import FakeTrainer
-    from tui.app import build_app
+    from tui_train.core.config import from_dict
+    from tui_train.core.testing import FakeTrainer
+    from tui_train.tui.app import build_app
 
     fakes: list = []
 
@@ -131,7 +131,7 @@ def _fake_app(tmp: Path, steps_per_epoch: int = 1000):
 def _step(i: int):
     import math
 
-    from core import events as E
+    from tui_train.core import events as E
 
     return E.StepMetrics(step=i, epoch=i // 1000, epoch_progress=(i % 1000) / 1000, loss=1.0 / (1 + i) + 0.01 * math.sin(i),
                          lr=1e-3 * (1 + 0.1 * math.cos(i / 500)), samples_per_second=60000.0, accuracy=1 - 1.0 / (2 + i), elapsed=i / 1000)
@@ -226,11 +226,11 @@ def section_e(size: str, data_dir: Path, work: Path, out) -> None:
     """Pilot + the real trainer process (over its control socket) on the MNIST MLP: press space / apply an LR
     change and time until the engine's acknowledgement reaches the app; count optimizer steps
     after the pause was acknowledged."""
-    from core import commands as C
-    from core import events as E
-    from core.config import load_config
-    from core.remote import RemoteTrainer
-    from tui.app import build_app
+    from tui_train.core import commands as C
+    from tui_train.core import events as E
+    from tui_train.core.config import load_config
+    from tui_train.core.remote import RemoteTrainer
+    from tui_train.tui.app import build_app
 
     trials = {"tiny": 3, "quick": 20, "full": 50}[size]
     cfg = load_config("mnist-mlp", [f'data.data_dir="{data_dir}"', "train.epochs=1000", "train.log_every=1", "train.num_threads=1"])

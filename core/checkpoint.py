@@ -20,8 +20,8 @@ from typing import Any
 import numpy as np
 import torch
 
-import core
-from core.errors import first_line
+import tui_train
+from tui_train.core.errors import first_line
 
 FORMAT_VERSION = 1
 """Bumped when the checkpoint layout changes incompatibly."""
@@ -35,7 +35,7 @@ class CheckpointError(RuntimeError):
 
 def versions() -> dict:
     """Library versions recorded in each checkpoint."""
-    return {"tui_train": core.__version__, "torch": str(torch.__version__), "python": platform.python_version()}
+    return {"tui_train": tui_train.__version__, "torch": str(torch.__version__), "python": platform.python_version()}
 
 
 def save_atomic(payload: dict, path: Path) -> Path:
@@ -225,7 +225,7 @@ def resolve(path: Path) -> Path:
 def load_for_resume(path: Path, overrides: list[str] | tuple = ()) -> tuple[Path, dict, Any]:
     """(checkpoint file, payload, its config with ``--set`` overrides applied) to continue a run
     from a checkpoint file or a run directory (its newest). One-line CheckpointError/ConfigError."""
-    from core.config import apply_overrides, from_dict
+    from tui_train.core.config import apply_overrides, from_dict
 
     src = resolve(path)
     payload = load(src)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from core.limits import LIVE_KEYS
+from tui_train.core.limits import LIVE_KEYS
 
 LIVE_HYPERPARAMETERS = tuple(k for k in LIVE_KEYS if k != "lr")
 """Names accepted by :class:`SetHyperparameter` (the learning rate has its own command); their

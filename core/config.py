@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from core.target import parse_target
+from tui_train.core.target import parse_target
 
 PRESETS_DIR = Path(__file__).resolve().parent.parent / "presets"
 """Where the bundled presets live (installed as package data next to ``core``)."""

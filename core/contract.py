@@ -13,8 +13,8 @@ import threading
 from collections.abc import Callable
 from typing import Protocol
 
-from core import commands as C
-from core import events as E
+from tui_train.core import commands as C
+from tui_train.core import events as E
 
 Sink = Callable[[E.Event], None]
 """Where a trainer hands its events; it must never block (e.g. ``queue.SimpleQueue.put``). It is

@@ -18,9 +18,9 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from core import commands as C
-from core import limits, lr_find
-from core.state import TrainingState
+from tui_train.core import commands as C
+from tui_train.core import limits, lr_find
+from tui_train.core.state import TrainingState
 
 EFFECTS = ("", "save", "validate", "rollback", "interrupt", "lr_find")
 """What the engine carries out after deciding: nothing, a checkpoint, a validation, a rollback,

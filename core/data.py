@@ -26,9 +26,9 @@ import torch.nn.functional as F
 from torch import Tensor
 from torch.utils.data import DataLoader, Dataset, Sampler, Subset, TensorDataset, default_collate
 
-from core.config import AugmentConfig, ConfigError, DataConfig
-from core.errors import one_line
-from core.plugins import USER_MODULES, ensure_user_modules, load_object
+from tui_train.core.config import AugmentConfig, ConfigError, DataConfig
+from tui_train.core.errors import one_line
+from tui_train.core.plugins import USER_MODULES, ensure_user_modules, load_object
 
 
 class DataError(RuntimeError):

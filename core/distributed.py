@@ -156,7 +156,7 @@ class World:
 def from_env(env: dict | None = None) -> World:
     """The World torchrun describes in the environment (RANK, WORLD_SIZE, LOCAL_RANK, ...); a
     plain process gets ``World()``."""
-    from core.launch import RESTART_ENV
+    from tui_train.core.launch import RESTART_ENV
 
     env = os.environ if env is None else env
     try:

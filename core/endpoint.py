@@ -40,9 +40,9 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from core import commands as C
-from core import events as E
-from core import protocol as P
+from tui_train.core import commands as C
+from tui_train.core import events as E
+from tui_train.core import protocol as P
 
 POINTER = "endpoint.json"
 """The file in a run directory that points to its live endpoint (removed when the run ends)."""

@@ -35,26 +35,26 @@ from pathlib import Path
 
 import torch
 
-from core import checkpoint as ckpt
-from core import commands as C
-from core import control, system
-from core import events as E
-from core.config import ConfigError, RunConfig, to_dict, to_toml
-from core.contract import Sink
-from core.distributed import World, rng_from_json, rng_to_json
-from core.dryrun import dry_run
-from core.early_stopping import EarlyStopping
-from core.errors import first_line
-from core.evaluation import Interrupted, evaluate
-from core.guard import LastGood, nonfinite_message, weights_finite
-from core.meters import EpochTotals, Interval, Stopwatch
-from core.metrics import MistakeCollector, confusion_event
-from core.models import model_output
-from core.runlog import RunLog, new_run_dir, summary
-from core.runtime import Runtime, build
-from core.schedule import Plateau, factor
-from core.state import TrainingState
-from core.target import Target
+from tui_train.core import checkpoint as ckpt
+from tui_train.core import commands as C
+from tui_train.core import control, system
+from tui_train.core import events as E
+from tui_train.core.config import ConfigError, RunConfig, to_dict, to_toml
+from tui_train.core.contract import Sink
+from tui_train.core.distributed import World, rng_from_json, rng_to_json
+from tui_train.core.dryrun import dry_run
+from tui_train.core.early_stopping import EarlyStopping
+from tui_train.core.errors import first_line
+from tui_train.core.evaluation import Interrupted, evaluate
+from tui_train.core.guard import LastGood, nonfinite_message, weights_finite
+from tui_train.core.meters import EpochTotals, Interval, Stopwatch
+from tui_train.core.metrics import MistakeCollector, confusion_event
+from tui_train.core.models import model_output
+from tui_train.core.runlog import RunLog, new_run_dir, summary
+from tui_train.core.runtime import Runtime, build
+from tui_train.core.schedule import Plateau, factor
+from tui_train.core.state import TrainingState
+from tui_train.core.target import Target
 
 SYNC_EVERY = int(os.environ.get("TUI_TRAIN_SYNC_EVERY", "0") or 0)
 """Steps between two sync points of a run over several processes (0: train.log_every)."""
@@ -217,7 +217,7 @@ class Trainer:
         if payload is not None and self.fork:
             self.parent = {"run_dir": str(ckpt.run_dir_of(self.resume_file)), "step": int(payload.get("step", 0))}
         elif payload is not None:
-            from core.runs import read_parent
+            from tui_train.core.runs import read_parent
 
             where, step = read_parent(ckpt.run_dir_of(self.resume_file))
             self.parent = {"run_dir": where, "step": step} if where else None
@@ -506,7 +506,7 @@ class Trainer:
         """Several ranks: rank 0's queued commands (waiting up to ``wait`` s for a first one) go to
         every rank as JSON, with whether any rank was asked to stop; every rank applies the same
         commands in the same order, so that they stay at the same step with the same values."""
-        from core import protocol as P
+        from tui_train.core import protocol as P
 
         pending: list[tuple[C.Command, str]] = []
         if self.world.is_main:
@@ -656,7 +656,7 @@ class Trainer:
     def _find_lr(self, cmd: C.FindLearningRate) -> str:
         """The LR range test on copies (core.lr_find), the clock held as for a validation; the
         curve goes out as LearningRateFound, the acknowledgement says the suggestion."""
-        from core import lr_find
+        from tui_train.core import lr_find
 
         st, p = self.state, self.p
         with p.clock.held():

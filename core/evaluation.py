@@ -9,10 +9,10 @@ from pathlib import Path
 
 import torch
 
-from core import checkpoint as ckpt
-from core.config import from_dict, replace
-from core.metrics import ClassificationAccumulator, RegressionAccumulator
-from core.models import model_output
+from tui_train.core import checkpoint as ckpt
+from tui_train.core.config import from_dict, replace
+from tui_train.core.metrics import ClassificationAccumulator, RegressionAccumulator
+from tui_train.core.models import model_output
 
 
 class Interrupted(Exception):
@@ -72,7 +72,7 @@ def evaluate(model: torch.nn.Module, data, loss_fn, split: str, batch_size: int,
 def _test_data(cfg, data_dir: str | None, device: str):
     """(config on ``device`` with ``data_dir``, the device, the loaded data): what evaluating a
     saved model on its run's data starts with (a checkpoint or an export alike)."""
-    from core.runtime import load_data_for, pick_device
+    from tui_train.core.runtime import load_data_for, pick_device
 
     changes = {"train.device": device}
     if data_dir:
@@ -99,7 +99,7 @@ def evaluate_export(path: Path, data_dir: str | None = None, device: str = "auto
     CheckpointError / ConfigError / DataError with one-line messages."""
     import json
 
-    from core.runtime import make_loss
+    from tui_train.core.runtime import make_loss
 
     path = Path(path)
     if not path.is_file():
@@ -135,7 +135,7 @@ def evaluate_export(path: Path, data_dir: str | None = None, device: str = "auto
     else:
         from safetensors.torch import load_file
 
-        from core.runtime import build_model_for
+        from tui_train.core.runtime import build_model_for
 
         model = build_model_for(cfg, data, dev)
         ckpt.load_model_state(model, load_file(str(path)), path)
@@ -151,7 +151,7 @@ def evaluate_checkpoint(path: str | Path, data_dir: str | None = None, device: s
     Returns {checkpoint, preset, step, epoch, test_size, metrics, confusion}. Raises
     CheckpointError, ConfigError or DataError with one-line messages.
     """
-    from core.runtime import build_model_for, make_loss
+    from tui_train.core.runtime import build_model_for, make_loss
 
     path = ckpt.resolve(Path(path))
     payload = ckpt.load(path)

@@ -15,8 +15,8 @@ import sys
 import threading
 from typing import TextIO
 
-from core import events as E
-from core.lr_find import lr_found
+from tui_train.core import events as E
+from tui_train.core.lr_find import lr_found
 
 EXIT_CODES = {"completed": 0, "early_stopped": 0, "stopped": 0, "failed": 1, "interrupted": 130}
 """Process exit code per final status."""

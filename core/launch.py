@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:  # the supervisor process (python -m core.launch) stays free of torch
-    from core.distributed import World
+    from tui_train.core.distributed import World
 
 RESTART_ENV = "TUI_TRAIN_RESTART_COUNT"
 """How many times :func:`supervise` started a fresh torchrun for this run after a failed group
@@ -52,7 +52,7 @@ def torchrun_command(nproc: int, worker_args: list[str], options: dict) -> list[
         value = options.get(key)
         if value not in (None, ""):
             cmd.append(f"--{key.replace('_', '-')}={value}")
-    return cmd + ["-m", "tui.cli", "run", *worker_args, "--headless"]
+    return cmd + ["-m", "tui_train.tui.cli", "run", *worker_args, "--headless"]
 
 
 def is_single_node(options: dict) -> bool:
@@ -104,7 +104,7 @@ def restart_checkpoint(world: World, run_dir: Path | None) -> Path | None:
     this is the first attempt, or nothing was saved yet)."""
     if world.restart <= 0 or run_dir is None:
         return None
-    from core import checkpoint as ckpt
+    from tui_train.core import checkpoint as ckpt
 
     folder = Path(run_dir) / "checkpoints"
     return Path(run_dir) if folder.is_dir() and ckpt.newest(folder) is not None else None
@@ -120,7 +120,7 @@ def start_group(cmd: list[str], run_dir: Path, *, detached: bool, log_name: str 
     runs ``cmd`` and starts it again, up to that many times, after a failed group."""
     env = {**os.environ, RUN_DIR_ENV: str(run_dir), "PYTHONUNBUFFERED": "1"}
     if restarts > 0:
-        cmd = [sys.executable, "-m", "core.launch", "--restarts", str(restarts), "--", *cmd]
+        cmd = [sys.executable, "-m", "tui_train.core.launch", "--restarts", str(restarts), "--", *cmd]
     log = open(run_dir / log_name, "ab")  # noqa: SIM115 - handed to the child, closed below
     try:
         if detached:
@@ -218,7 +218,7 @@ def main(argv: list[str] | None = None) -> int:
 
 def wait_for_endpoint(proc: subprocess.Popen, run_dir: Path, timeout: float = 300.0) -> str:
     """Wait until rank 0 hosts the run's endpoint; '' when it does, else why not (one line)."""
-    from core.endpoint import POINTER
+    from tui_train.core.endpoint import POINTER
 
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:

@@ -12,7 +12,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from core import config as cfgmod
+from tui_train.core import config as cfgmod
 
 LIVE_FIELDS: dict[str, str] = {
     "lr": "optim.lr",

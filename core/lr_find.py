@@ -133,7 +133,7 @@ def lr_found(event: Any) -> str:
 
 def found_event(curve: Curve, step: int) -> Any:
     """The LearningRateFound event of a curve (plain values)."""
-    from core import events as E
+    from tui_train.core import events as E
 
     return E.LearningRateFound(step=step, lrs=curve.lrs, losses=curve.losses, raw_losses=curve.raw_losses, stopped=curve.stopped,
                                start_lr=curve.start_lr, end_lr=curve.end_lr, steps=curve.steps, suggestions=dict(curve.suggestions))
@@ -244,8 +244,8 @@ def sweep_runtime(rt: Any, cfg: Any, *, epoch: int = 0, grad_clip: float | None 
 
     import torch
 
-    from core.checkpoint import rng_restore, rng_state
-    from core.models import model_output
+    from tui_train.core.checkpoint import rng_restore, rng_state
+    from tui_train.core.models import model_output
 
     why = check_options(start, end, steps)
     if why:
@@ -288,8 +288,8 @@ def find_lr(cfg: Any, *, start: float = DEFAULT_START, end: float = DEFAULT_END,
             stop: Callable[[], bool] = lambda: False) -> tuple[Curve, str]:
     """Build the config's run (data, model, optimizer; no run directory) and sweep it from its
     first epoch. Returns (curve, device). ConfigError / DataError for bad input."""
-    from core.dryrun import dry_run
-    from core.runtime import build
+    from tui_train.core.dryrun import dry_run
+    from tui_train.core.runtime import build
 
     why = check_options(start, end, steps)
     if why:
@@ -309,13 +309,13 @@ def run_subprocess(cfg: Any, *, start: float = DEFAULT_START, end: float = DEFAU
     import tempfile
     import time
 
-    from core.config import to_dict
-    from core.serve import at_trainer_priority, child_env
+    from tui_train.core.config import to_dict
+    from tui_train.core.serve import at_trainer_priority, child_env
 
     spec = json.dumps({"config": to_dict(cfg), "start_lr": start, "end_lr": end, "steps": steps}) + "\n"
     with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
         proc = at_trainer_priority(lambda: subprocess.Popen(
-            [sys.executable, "-P", "-c", "import sys; from core.lr_find import main; sys.exit(main())"],
+            [sys.executable, "-P", "-c", "import sys; from tui_train.core.lr_find import main; sys.exit(main())"],
             stdin=subprocess.PIPE, stdout=out, stderr=err, env=child_env()))
         try:
             proc.stdin.write(spec.encode())
@@ -348,9 +348,9 @@ def main() -> int:
     on stdin; the curve's JSON (with "device") on stdout, or ``{"error": "<one line>"}`` and exit 2."""
     import json
 
-    from core import config as cfgmod
-    from core.data import DataError
-    from core.errors import first_line
+    from tui_train.core import config as cfgmod
+    from tui_train.core.data import DataError
+    from tui_train.core.errors import first_line
 
     try:
         spec = json.loads(sys.stdin.readline())

@@ -12,7 +12,7 @@ import math
 
 import torch
 
-from core import events as E
+from tui_train.core import events as E
 
 
 class ClassificationAccumulator:

@@ -16,8 +16,8 @@ import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from core.errors import first_line
-from core.history import read_records
+from tui_train.core.errors import first_line
+from tui_train.core.history import read_records
 
 MISSING_TENSORBOARD = "--tensorboard needs tensorboardX or tensorboard: pip install 'tui-train[tensorboard]' (or pip install tensorboardX)"
 """The one-line message of :class:`ExportError` when no TensorBoard writer can be imported."""

@@ -9,9 +9,9 @@ from typing import Any
 import torch
 from torch import nn
 
-from core.config import ConfigError, ModelConfig
-from core.errors import one_line
-from core.plugins import load_object
+from tui_train.core.config import ConfigError, ModelConfig
+from tui_train.core.errors import one_line
+from tui_train.core.plugins import load_object
 
 ACTIVATIONS: dict[str, type[nn.Module]] = {
     "relu": nn.ReLU,

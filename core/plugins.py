@@ -15,8 +15,8 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
-from core.config import ConfigError
-from core.errors import one_line
+from tui_train.core.config import ConfigError
+from tui_train.core.errors import one_line
 
 USER_MODULES: dict[str, str] = {}
 """Module name -> source file of every user file loaded so far (to re-load them in spawned workers)."""

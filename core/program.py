@@ -18,8 +18,8 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from core.checkpoint import TMP_PREFIX, CheckpointError, load, load_model_state, model_card
-from core.models import model_output
+from tui_train.core.checkpoint import TMP_PREFIX, CheckpointError, load, load_model_state, model_card
+from tui_train.core.models import model_output
 
 
 class WithPreprocessing(nn.Module):
@@ -53,8 +53,8 @@ def export_program(checkpoint_path: Path, out: Path) -> Path:
     """Write the checkpoint's model as a ``torch.export`` program with a dynamic batch
     dimension (and ``<out>.json``, its model card). One-line CheckpointError when the model cannot
     be traced, naming the cause and the way that always works (.safetensors + its metadata)."""
-    from core.config import from_dict
-    from core.models import build_model
+    from tui_train.core.config import from_dict
+    from tui_train.core.models import build_model
 
     out = Path(out)
     payload = load(checkpoint_path)

@@ -75,8 +75,8 @@ import typing
 from collections.abc import Callable
 from typing import Any, NamedTuple
 
-from core import commands as C
-from core import events as E
+from tui_train.core import commands as C
+from tui_train.core import events as E
 
 PROTOCOL_VERSION = 1
 """The version this module speaks; a peer with another one is refused (and disconnected)."""

@@ -17,11 +17,11 @@ import threading
 import time
 from pathlib import Path
 
-from core import commands as C
-from core import events as E
-from core import protocol as P
-from core.contract import Sink
-from core.endpoint import Connection, EndpointError, probe
+from tui_train.core import commands as C
+from tui_train.core import events as E
+from tui_train.core import protocol as P
+from tui_train.core.contract import Sink
+from tui_train.core.endpoint import Connection, EndpointError, probe
 
 
 class RemoteTrainer:
@@ -89,7 +89,7 @@ class RemoteTrainer:
         if conn is None:
             return {}
         if history is None:
-            from core.history import read_history
+            from tui_train.core.history import read_history
 
             history = read_history(conn.run_dir, conn.seq)
         for event in history:
@@ -113,7 +113,7 @@ class RemoteTrainer:
 
         def fetch() -> None:
             try:
-                from core.history import read_history
+                from tui_train.core.history import read_history
 
                 conn = self._connect(lambda e: None)
                 future.set_result((conn, read_history(conn.run_dir, conn.seq)))
@@ -131,7 +131,7 @@ class RemoteTrainer:
                 raise EndpointError(f"{self.attach_to}: {why}")
             socket_path, self.pid = ptr.socket, ptr.pid
         else:
-            from core.serve import spawn, spec_for
+            from tui_train.core.serve import spawn, spec_for
 
             self._proc, ready = spawn(spec_for(self.config, **self.spec_args))
             if not ready.get("ready"):

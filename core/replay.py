@@ -18,10 +18,10 @@ import json
 import threading
 from pathlib import Path
 
-from core import commands as C
-from core import events as E
-from core.contract import Sink
-from core.history import MAX_STEP_EVENTS, read_history
+from tui_train.core import commands as C
+from tui_train.core import events as E
+from tui_train.core.contract import Sink
+from tui_train.core.history import MAX_STEP_EVENTS, read_history
 
 REJECTED = "a finished run is replayed from its files; it cannot be steered"
 """The reason every command sent to a replay is rejected with."""

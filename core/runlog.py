@@ -23,7 +23,7 @@ from typing import Any
 
 import numpy as np
 
-from core import events as E
+from tui_train.core import events as E
 
 METRIC_EVENTS = (E.StepMetrics, E.EpochMetrics, E.ValidationMetrics, E.TestMetrics, E.ConfusionMatrix, E.SystemSample)
 """Events written to metrics.jsonl; every other event goes to events.jsonl."""

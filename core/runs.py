@@ -141,7 +141,7 @@ def _config(run_dir: Path) -> dict:
 
 def read_row(run_dir: Path, live: bool | None = None) -> RunRow:
     """The row of one run directory (whatever it holds; ``live`` None: probe the endpoint)."""
-    from core.endpoint import POINTER, probe
+    from tui_train.core.endpoint import POINTER, probe
 
     run_dir = Path(run_dir).resolve()
     summary = _json_file(run_dir / "summary.json")
@@ -203,7 +203,7 @@ def _live_status(run_dir: Path) -> str:
 
 def list_runs(runs_dir: Path, sort: str = "started", reverse: bool = True) -> list[RunRow]:
     """Every run under ``runs_dir``, live runs first, then by ``sort`` (newest first by default)."""
-    from core.endpoint import POINTER, probe
+    from tui_train.core.endpoint import POINTER, probe
 
     if sort not in SORT_KEYS:
         raise ValueError(f"unknown sort key {sort!r} (allowed: {', '.join(SORT_KEYS)})")
@@ -240,7 +240,7 @@ def delete_run(run_dir: Path) -> None:
     """Remove a finished run's folder; a live run is refused (ValueError, one line)."""
     import shutil
 
-    from core.endpoint import probe
+    from tui_train.core.endpoint import probe
 
     run_dir = Path(run_dir)
     if not is_run_dir(run_dir):

@@ -19,10 +19,10 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from core.config import ConfigError, RunConfig, check_monitor
-from core.distributed import World
-from core.target import Target, parse_target
-from core.threads import ThreadTuner, thread_candidates
+from tui_train.core.config import ConfigError, RunConfig, check_monitor
+from tui_train.core.distributed import World
+from tui_train.core.target import Target, parse_target
+from tui_train.core.threads import ThreadTuner, thread_candidates
 
 LossFn = Callable[..., torch.Tensor]
 """loss(output, target, reduction="mean")."""
@@ -78,7 +78,7 @@ def make_loss(cfg: RunConfig) -> LossFn:
 
 def load_data_for(cfg: RunConfig, device: torch.device) -> Any:
     """The config's data (core.data.Data) on ``device``."""
-    from core.data import load_data
+    from tui_train.core.data import load_data
 
     return load_data(cfg.data, device, cfg.train.seed)
 
@@ -86,7 +86,7 @@ def load_data_for(cfg: RunConfig, device: torch.device) -> Any:
 def build_model_for(cfg: RunConfig, data: Any, device: torch.device) -> torch.nn.Module:
     """The config's model for ``data`` (its input shape and output size), on ``device``.
     Evaluating a checkpoint builds its model with this and :func:`load_data_for`, as a run does."""
-    from core.models import build_model
+    from tui_train.core.models import build_model
 
     n_out = data.num_classes if data.task == "classification" else int(getattr(data, "output_dim", 1))
     return build_model(cfg.model, tuple(data.input_shape), n_out).to(device)
@@ -201,7 +201,7 @@ def build(cfg: RunConfig, world: World | None = None) -> Runtime:
     model from the same seed (DDP also copies rank 0's weights); ranks > 0 then reseed their
     streams (dropout) so that they do not repeat rank 0's; augmentation draws per (rank, batch).
     """
-    from core.models import count_params, describe_model
+    from tui_train.core.models import count_params, describe_model
 
     world = world or World()
     if cfg.train.num_threads:

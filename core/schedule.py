@@ -11,7 +11,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from core.config import ScheduleConfig
+from tui_train.core.config import ScheduleConfig
 
 
 def factor(cfg: ScheduleConfig, step: int, steps_per_epoch: int, total_steps: int) -> float:

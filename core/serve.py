@@ -27,9 +27,9 @@ import warnings
 from collections.abc import Iterator
 from pathlib import Path
 
-from core import events as E
-from core.errors import StartInterrupted, catch_startup_signals, release_startup_signals
-from core.heap import settle_heap
+from tui_train.core import events as E
+from tui_train.core.errors import StartInterrupted, catch_startup_signals, release_startup_signals
+from tui_train.core.heap import settle_heap
 
 LOG_NAME = "trainer.log"
 """The trainer process's own output (progress lines, warnings) in its run directory."""
@@ -69,7 +69,7 @@ def lower_ui_priority(nice: int = UI_NICE) -> int:
 def hosting(trainer) -> Iterator:
     """Host the prepared ``trainer``'s control endpoint while the block runs: every record the
     run log writes goes to the viewers, their commands to ``trainer.submit``."""
-    from core.endpoint import Endpoint
+    from tui_train.core.endpoint import Endpoint
 
     endpoint = Endpoint(trainer.run_dir, trainer.submit, status=lambda: trainer.status, initial_seq=trainer.run_log.seq)
     endpoint.start()
@@ -85,7 +85,7 @@ def hosting(trainer) -> Iterator:
 def spec_for(config, *, runs_dir, preset: str | None, resume=None, resume_overrides=(), fork: bool = False,
              fork_config: bool = False) -> dict:
     """The JSON spec a trainer process is started from (plain values only)."""
-    from core.config import to_dict
+    from tui_train.core.config import to_dict
 
     return {"config": to_dict(config), "runs_dir": str(runs_dir), "preset": preset,
             "resume": str(resume) if resume else None, "resume_overrides": list(resume_overrides),
@@ -103,13 +103,11 @@ def at_trainer_priority(fn, *args):
 
 
 def child_env() -> dict:
-    """The environment of a child process: it imports the same core as this process, not one the
-    working directory might hold."""
-    import core
-
-    env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(Path(core.__file__).resolve().parent.parent), env.get("PYTHONPATH")]))
-    return env
+    """The environment of a child process. Nothing to add: everything of ours is under the one
+    name ``tui_train``, which a user's folder or PYTHONPATH (their own ``core``, ``tui``) cannot
+    shadow (issue 20, defect 2; issue 22), and the children start with ``-P`` so the working
+    folder is not put first on their path."""
+    return dict(os.environ)
 
 
 def spawn(spec: dict, timeout: float = READY_TIMEOUT) -> tuple[subprocess.Popen, dict]:
@@ -122,7 +120,7 @@ def spawn(spec: dict, timeout: float = READY_TIMEOUT) -> tuple[subprocess.Popen,
 def _spawn(spec: dict, timeout: float) -> tuple[subprocess.Popen, dict]:
     env = child_env()
     errors = tempfile.TemporaryFile()  # noqa: SIM115 - handed to the child as its stderr, read after
-    proc = subprocess.Popen([sys.executable, "-P", "-c", "from core.serve import main; main()"], stdin=subprocess.PIPE,
+    proc = subprocess.Popen([sys.executable, "-P", "-c", "from tui_train.core.serve import main; main()"], stdin=subprocess.PIPE,
                             stdout=subprocess.PIPE, stderr=errors, start_new_session=True, env=env)
     try:
         proc.stdin.write(json.dumps(spec).encode() + b"\n")
@@ -187,11 +185,11 @@ def _to_log(run_dir: Path) -> None:
 
 def main() -> None:
     """The trainer process (see the module docstring); exits with the headless exit codes."""
-    from core.checkpoint import CheckpointError
-    from core.config import ConfigError, from_dict
-    from core.data import DataError
-    from core.engine import Trainer
-    from core.headless import run_headless
+    from tui_train.core.checkpoint import CheckpointError
+    from tui_train.core.config import ConfigError, from_dict
+    from tui_train.core.data import DataError
+    from tui_train.core.engine import Trainer
+    from tui_train.core.headless import run_headless
 
     catch_startup_signals()  # a SIGTERM while starting: one line and exit 130, nothing half-made
     try:
@@ -212,7 +210,7 @@ def main() -> None:
                                                         "before training began"})
         os._exit(130)
     except Exception as e:  # noqa: BLE001 - anything else that stops the start: say it in one line
-        from core.errors import one_line
+        from tui_train.core.errors import one_line
 
         _answer({"ready": False, "code": 1, "error": one_line(e)})
         os._exit(1)

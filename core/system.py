@@ -18,8 +18,8 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
-from core import events as E
-from core.errors import first_line
+from tui_train.core import events as E
+from tui_train.core.errors import first_line
 
 INTERVAL = float(os.environ.get("TUI_TRAIN_SYSTEM_INTERVAL", "2.0") or 0)
 """Seconds between two samples (``TUI_TRAIN_SYSTEM_INTERVAL``; 0 turns the sampler off)."""

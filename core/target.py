@@ -81,7 +81,7 @@ def parse_target(text: str, task: str | None = None, where: str = "train.target"
     """Parse ``text`` strictly (None when it is empty: no target). ``task`` ('classification',
     'regression', or None when not known yet) limits the metric names. Raises ConfigError naming
     ``where`` (the key, after the file it came from), what was given and what is allowed."""
-    from core.config import ConfigError
+    from tui_train.core.config import ConfigError
 
     if not text.strip():
         return None

@@ -17,10 +17,10 @@ import re
 import threading
 from collections.abc import Callable, Iterable
 
-from core import commands as C
-from core import control, lr_find
-from core import events as E
-from core.state import TrainingState
+from tui_train.core import commands as C
+from tui_train.core import control, lr_find
+from tui_train.core import events as E
+from tui_train.core.state import TrainingState
 
 _ENDED = "the run has ended"
 """The reason every command still queued when the run ends is rejected with (as the engine does)."""

@@ -6,7 +6,7 @@ import time
 
 import torch
 
-from core.config import RunConfig
+from tui_train.core.config import RunConfig
 
 NOISE = 0.05
 """Relative difference below which two measured thread counts are the same speed (a shared

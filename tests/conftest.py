@@ -2,10 +2,26 @@
 
 from __future__ import annotations
 
+import importlib.abc
 import os
+import sys
 from pathlib import Path
 
 import pytest
+
+
+class _OursOnlyAsTuiTrain(importlib.abc.MetaPathFinder):
+    """pytest puts the repository root on sys.path, where our folders core/, tui/ and presets/
+    would import a second time under their bare names. Everything of ours is ``tui_train.*``
+    (issue 22): a test that imports ``core...`` would test a copy the product never uses."""
+
+    def find_spec(self, name, path=None, target=None):
+        if path is None and name in ("core", "tui", "presets"):
+            raise ImportError(f"import tui_train.{name}, not {name}: the bare name is the user's (tests/conftest.py)")
+        return None
+
+
+sys.meta_path.insert(0, _OursOnlyAsTuiTrain())
 
 MNIST_FILES = (
     "train-images-idx3-ubyte.gz",

@@ -6,7 +6,7 @@ import queue
 import threading
 import time
 
-from core import events as E
+from tui_train.core import events as E
 
 TIMEOUT = 60.0
 """Seconds a test waits for an event before it fails (a hang is a failure, not a slow test)."""

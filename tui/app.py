@@ -34,21 +34,21 @@ from textual import on
 from textual.app import App, SystemCommand
 from textual.screen import Screen
 
-from core import commands as C
-from core import config as cfgmod
-from core import endpoint
-from core import events as E
-from core.config import RunConfig
-from core.contract import TrainerLike
-from core.heap import settle_heap
-from tui import keys
-from tui.screens.dashboard_screen import DashboardScreen
-from tui.screens.fork_dialog import ForkDialog
-from tui.screens.help_screen import HelpScreen
-from tui.screens.launcher_screen import LauncherScreen
-from tui.screens.quit_dialog import DETACH, STOP, QuitDialog
-from tui.screens.run_picker import RunPicker
-from tui.screens.runs_screen import ReplayDashboard, RunsScreen
+from tui_train.core import commands as C
+from tui_train.core import config as cfgmod
+from tui_train.core import endpoint
+from tui_train.core import events as E
+from tui_train.core.config import RunConfig
+from tui_train.core.contract import TrainerLike
+from tui_train.core.heap import settle_heap
+from tui_train.tui import keys
+from tui_train.tui.screens.dashboard_screen import DashboardScreen
+from tui_train.tui.screens.fork_dialog import ForkDialog
+from tui_train.tui.screens.help_screen import HelpScreen
+from tui_train.tui.screens.launcher_screen import LauncherScreen
+from tui_train.tui.screens.quit_dialog import DETACH, STOP, QuitDialog
+from tui_train.tui.screens.run_picker import RunPicker
+from tui_train.tui.screens.runs_screen import ReplayDashboard, RunsScreen
 
 POLL_INTERVAL = 0.1
 """Seconds between two drains of the event queue (10 Hz)."""
@@ -108,9 +108,9 @@ def default_trainer_factory(runs_dir: Path, resume: Path | None = None, override
 
     def make(config: RunConfig, preset: str) -> TrainerLike:
         if in_process:
-            from core.engine import Trainer
+            from tui_train.core.engine import Trainer
         else:
-            from core.remote import RemoteTrainer as Trainer
+            from tui_train.core.remote import RemoteTrainer as Trainer
 
         resume_from, pending["resume"] = pending["resume"], None
         if resume_from is not None:
@@ -123,7 +123,7 @@ def default_trainer_factory(runs_dir: Path, resume: Path | None = None, override
 
 def default_attach_factory(run_dir: Path) -> TrainerLike:
     """A trainer attached to the live run in ``run_dir`` (through its control endpoint)."""
-    from core.remote import RemoteTrainer
+    from tui_train.core.remote import RemoteTrainer
 
     return RemoteTrainer(attach=run_dir)
 
@@ -295,7 +295,7 @@ class TrainApp(App[int]):
         if self.run_active:
             self.notify("a run is already active", severity="warning")
             return
-        from core.replay import ReplayTrainer
+        from tui_train.core.replay import ReplayTrainer
 
         run_dir = Path(run_dir)
         self._begin(ReplayDashboard(run_dir.name, submit=self.submit), lambda: ReplayTrainer(run_dir))

@@ -17,8 +17,8 @@ from typing import Annotated
 
 import typer
 
-from core.errors import catch_startup_signals, release_startup_signals
-from core.heap import settle_heap
+from tui_train.core.errors import catch_startup_signals, release_startup_signals
+from tui_train.core.heap import settle_heap
 
 app = typer.Typer(
     name="tui-train",
@@ -37,8 +37,8 @@ EXIT_BAD_INPUT = 2
 def _run_tui(**kwargs) -> int:
     """The TUI (tui.app.run_tui) at a lower CPU priority than the trainers it starts or watches
     (core.serve.lower_ui_priority: on a busy machine the drawing waits, training does not)."""
-    from core.serve import lower_ui_priority
-    from tui.app import run_tui
+    from tui_train.core.serve import lower_ui_priority
+    from tui_train.tui.app import run_tui
 
     if os.environ.get("TUI_TRAIN_IN_PROCESS", "") in ("", "0"):  # an in-thread trainer shares this process
         lower_ui_priority()
@@ -69,7 +69,7 @@ def _overrides(set_: list[str] | None, data_dir: Path | None, device: str | None
 
 
 def _load(preset: str, overrides: list[str], presets_dirs: list[Path]):
-    from core.config import ConfigError, load_config
+    from tui_train.core.config import ConfigError, load_config
 
     try:
         return load_config(preset, overrides, presets_dirs)
@@ -151,7 +151,7 @@ def run(
     if threading.current_thread() is threading.main_thread():
         catch_startup_signals()
     try:
-        from core.config import DEFAULT_PRESET
+        from tui_train.core.config import DEFAULT_PRESET
 
         if on_hangup not in HANGUP_CHOICES:
             raise fail(f"--on-hangup {on_hangup!r} is not allowed (allowed: {', '.join(HANGUP_CHOICES)})")
@@ -200,8 +200,8 @@ def lr_find(
     """LR range test: sweep the learning rate exponentially on a fresh copy of the preset's model and
     suggest one (fastai's valley rule). On a terminal it opens the launcher with the sweep's curve:
     Enter puts the suggestion in the learning rate field. Headless it ends with `suggested lr: X`."""
-    from core.config import DEFAULT_PRESET
-    from core.lr_find import check_options
+    from tui_train.core.config import DEFAULT_PRESET
+    from tui_train.core.lr_find import check_options
 
     why = check_options(start_lr, end_lr, steps)
     if why:
@@ -217,16 +217,16 @@ def lr_find(
 
 
 def _lr_find_headless(config, options: dict, as_json: bool) -> int:
-    from core.config import ConfigError
-    from core.data import DataError
-    from core.lr_find import SweepError, describe, find_lr
+    from tui_train.core.config import ConfigError
+    from tui_train.core.data import DataError
+    from tui_train.core.lr_find import SweepError, describe, find_lr
 
     try:
         curve, device = find_lr(config, **options)
     except (ConfigError, DataError, SweepError) as e:
         raise fail(str(e)) from None
     except Exception as e:  # noqa: BLE001 - the user's model failing mid-sweep: one line and exit 1, never a traceback
-        from core.errors import one_line
+        from tui_train.core.errors import one_line
 
         typer.echo(f"tui-train: the LR range test failed: {one_line(e)}", err=True)
         return 1
@@ -244,13 +244,13 @@ def _lr_find_headless(config, options: dict, as_json: bool) -> int:
 
 
 def _run_headless(config, preset: str | None, runs_dir: Path, resume: Path | None = None, overrides: list[str] = ()) -> int:
-    from core.checkpoint import CheckpointError
-    from core.config import ConfigError
-    from core.data import DataError
-    from core.distributed import DistributedError, from_env
-    from core.engine import Trainer
-    from core.headless import run_headless
-    from core.launch import forget_run_dir, remember_run_dir, restart_checkpoint, worker_run_dir
+    from tui_train.core.checkpoint import CheckpointError
+    from tui_train.core.config import ConfigError
+    from tui_train.core.data import DataError
+    from tui_train.core.distributed import DistributedError, from_env
+    from tui_train.core.engine import Trainer
+    from tui_train.core.headless import run_headless
+    from tui_train.core.launch import forget_run_dir, remember_run_dir, restart_checkpoint, worker_run_dir
 
     try:
         world = from_env()  # a torchrun worker: its rank; else a single process
@@ -286,8 +286,8 @@ def _run_group(preset: str, overrides: list[str], dirs: list[Path], presets_dir:
                resume: Path | None, headless: bool, nproc: int, group: dict, on_hangup: str) -> int:
     """``run --nproc-per-node N``: the same run under torchrun, one worker per process. The preset
     is checked here first (a bad one gets its one line before any process starts)."""
-    from core import launch
-    from core.runlog import new_run_dir
+    from tui_train.core import launch
+    from tui_train.core.runlog import new_run_dir
 
     config = _load(preset, overrides, dirs)
     worker = [preset, "--runs-dir", str(runs_dir)]
@@ -296,7 +296,7 @@ def _run_group(preset: str, overrides: list[str], dirs: list[Path], presets_dir:
     for item in overrides:
         worker += ["--set", item]
     if resume is not None:
-        from core import checkpoint as ckpt
+        from tui_train.core import checkpoint as ckpt
 
         try:
             run_dir = ckpt.run_dir_of(ckpt.resolve(resume))
@@ -318,7 +318,7 @@ def _run_group(preset: str, overrides: list[str], dirs: list[Path], presets_dir:
             status = json.loads((run_dir / "summary.json").read_text(encoding="utf-8")).get("status", "failed")
         except (OSError, ValueError):
             status = "failed"
-        from core.headless import EXIT_CODES
+        from tui_train.core.headless import EXIT_CODES
 
         if code != 0 and status == "failed":
             typer.echo(f"tui-train: the run failed: {launch.last_line(run_dir)} (torchrun's report: {run_dir / 'launcher.log'})", err=True)
@@ -327,7 +327,7 @@ def _run_group(preset: str, overrides: list[str], dirs: list[Path], presets_dir:
     why = launch.wait_for_endpoint(proc, run_dir)
     if why:
         raise fail(why)
-    from core.remote import RemoteTrainer
+    from tui_train.core.remote import RemoteTrainer
     return _run_tui(config=None, preset=None, runs_dir=runs_dir, attach=run_dir, live=None, on_hangup=on_hangup,
                    attach_factory=lambda chosen: RemoteTrainer(attach=chosen))
 
@@ -336,9 +336,9 @@ def _host_and_run(trainer, run_headless) -> int:
     """Train headless in this process, hosting the run's control endpoint (attach, ctl)."""
     import contextlib
 
-    from core.endpoint import EndpointError
-    from core.errors import StartInterrupted
-    from core.serve import hosting
+    from tui_train.core.endpoint import EndpointError
+    from tui_train.core.errors import StartInterrupted
+    from tui_train.core.serve import hosting
 
     with contextlib.ExitStack() as stack:
         try:
@@ -356,7 +356,7 @@ def _host_and_run(trainer, run_headless) -> int:
 
 
 def _run_resume(resume: Path, runs_dir: Path, headless: bool, overrides: list[str], on_hangup: str = "detach") -> int:
-    from core.config import from_dict
+    from tui_train.core.config import from_dict
 
     placeholder = from_dict({})  # replaced by the checkpoint's own config in Trainer.prepare()
     if headless:
@@ -368,8 +368,8 @@ def _run_resume(resume: Path, runs_dir: Path, headless: bool, overrides: list[st
 def _run_fork(source: Path, preset: str | None, overrides: list[str], dirs: list[Path], runs_dir: Path, headless: bool,
               on_hangup: str) -> int:
     """``run [PRESET] --from CHECKPOINT|RUN_DIR``: a new run from that checkpoint (a fork)."""
-    from core import checkpoint as ckpt
-    from core.config import from_dict
+    from tui_train.core import checkpoint as ckpt
+    from tui_train.core.config import from_dict
 
     try:
         src = ckpt.resolve(source)
@@ -379,11 +379,11 @@ def _run_fork(source: Path, preset: str | None, overrides: list[str], dirs: list
         raise fail(f"--from {source}: no such checkpoint file or run directory")
     config = _load(preset, overrides, dirs) if preset else from_dict({})  # no preset: the checkpoint's config
     if headless:
-        from core.checkpoint import CheckpointError
-        from core.config import ConfigError
-        from core.data import DataError
-        from core.engine import Trainer
-        from core.headless import run_headless
+        from tui_train.core.checkpoint import CheckpointError
+        from tui_train.core.config import ConfigError
+        from tui_train.core.data import DataError
+        from tui_train.core.engine import Trainer
+        from tui_train.core.headless import run_headless
 
         trainer = Trainer(config, runs_dir=runs_dir, preset=config.name if preset else None, resume=src,
                           resume_overrides=[] if preset else overrides, fork=True, fork_config=bool(preset))
@@ -393,7 +393,7 @@ def _run_fork(source: Path, preset: str | None, overrides: list[str], dirs: list
             raise fail(str(e)) from None
         settle_heap()
         return _host_and_run(trainer, run_headless)
-    from tui.app import default_trainer_factory
+    from tui_train.tui.app import default_trainer_factory
 
     factory = default_trainer_factory(runs_dir, resume=src, overrides=[] if preset else overrides,
                                       resume_preset=config.name if preset else None, fork=True, fork_config=bool(preset))
@@ -408,7 +408,7 @@ RunDirArg = Annotated[Path | None, typer.Argument(
 def _live_run(run_dir: Path | None, runs_dir: Path, pick: bool = False):
     """(its endpoint pointer, None) for one live run, or (None, pointers) when several are live
     and ``pick``; one-line error (exit 2) when there is none. Stale endpoints are cleaned and said."""
-    from core.endpoint import EndpointError, live_runs, probe
+    from tui_train.core.endpoint import EndpointError, live_runs, probe
 
     try:
         if run_dir is not None:
@@ -439,7 +439,7 @@ def attach(run_dir: RunDirArg = None, runs_dir: RunsDirOpt = Path("runs"), on_ha
     target = ptr.run_dir if ptr is not None else None
     if not sys.stdout.isatty():
         raise fail("attach opens the dashboard and needs a terminal; scripts use `tui-train ctl [RUN_DIR] --events`")
-    from core.remote import RemoteTrainer
+    from tui_train.core.remote import RemoteTrainer
 
     first = RemoteTrainer(attach=target) if target is not None else None
     if first is not None:
@@ -466,7 +466,7 @@ CTL_ACTIONS = {
 
 def _ctl_command(words: list[str]):
     """The command for ``ctl`` words such as ['lr', '3e-4']; one-line error (exit 2) otherwise."""
-    from core import commands as C
+    from tui_train.core import commands as C
 
     allowed = " | ".join(CTL_ACTIONS)
     if not words:
@@ -516,7 +516,7 @@ def ctl(
         raise fail("ctl: --events streams; send a command without it")
     command = None if events else _ctl_command(words)
     ptr, _ = _live_run(run_dir, runs_dir)
-    from core.endpoint import EndpointError
+    from tui_train.core.endpoint import EndpointError
 
     try:
         raise typer.Exit(_stream(ptr.socket) if command is None else _send(ptr.socket, command, timeout))
@@ -530,8 +530,8 @@ def _send(socket_path: Path, command, timeout: float) -> int:
     """Send ``command``, print its acknowledgement; 0 applied, 1 rejected or no answer, 2 refused as malformed."""
     import time
 
-    from core import events as E
-    from core.endpoint import Connection
+    from tui_train.core import events as E
+    from tui_train.core.endpoint import Connection
 
     conn = Connection(socket_path, viewer="ctl")
     try:
@@ -564,8 +564,8 @@ def _send(socket_path: Path, command, timeout: float) -> int:
 
 def _stream(socket_path: Path) -> int:
     """Print every live event as a JSON line (with its seq) until the run ends."""
-    from core import events as E
-    from core.endpoint import Connection
+    from tui_train.core import events as E
+    from tui_train.core.endpoint import Connection
 
     conn = Connection(socket_path, viewer="ctl")
     try:
@@ -589,7 +589,7 @@ def presets(ctx: typer.Context, presets_dir: PresetsDirOpt = None) -> None:
     """List the presets (bundled, then *.toml in the working directory and --presets-dir) with their descriptions."""
     if ctx.invoked_subcommand is not None:
         return
-    from core.config import DEFAULT_PRESET, ConfigError, list_presets, read_toml
+    from tui_train.core.config import DEFAULT_PRESET, ConfigError, list_presets, read_toml
 
     found = list_presets(_presets_dirs(presets_dir))
     width = max((len(n) for n in found), default=0)
@@ -608,7 +608,7 @@ def presets_show(
     presets_dir: PresetsDirOpt = None,
 ) -> None:
     """Print a preset's TOML."""
-    from core.config import ConfigError, resolve_preset
+    from tui_train.core.config import ConfigError, resolve_preset
 
     try:
         path = resolve_preset(name, _presets_dirs(presets_dir))
@@ -625,14 +625,14 @@ def eval_(
     as_json: Annotated[bool, typer.Option("--json", help="Print the metrics as JSON. Default: a table.")] = False,
 ) -> None:
     """Evaluate a checkpoint on the test split."""
-    from core.checkpoint import CheckpointError
-    from core.config import ConfigError
-    from core.data import DataError
-    from core.evaluation import evaluate_checkpoint
+    from tui_train.core.checkpoint import CheckpointError
+    from tui_train.core.config import ConfigError
+    from tui_train.core.data import DataError
+    from tui_train.core.evaluation import evaluate_checkpoint
 
     try:
         if checkpoint.suffix.lower() in (".pt2", ".safetensors"):
-            from core.evaluation import evaluate_export
+            from tui_train.core.evaluation import evaluate_export
 
             result = evaluate_export(checkpoint, data_dir=str(data_dir) if data_dir else None, device=device or "auto")
         else:
@@ -657,7 +657,7 @@ def runs_table_row(row) -> list[str]:
     """One run as the plain table's cells (also used by the Runs screen's tests)."""
     import time as _time
 
-    from tui import format as fmt
+    from tui_train.tui import format as fmt
 
     hp = row.hyperparameters
     started = _time.strftime("%Y-%m-%d %H:%M", _time.localtime(row.started)) if row.started else "-"
@@ -681,7 +681,7 @@ def runs(
     ascending: Annotated[bool, typer.Option("--ascending", help="Smallest first. Default: largest (newest) first.")] = False,
 ) -> None:
     """List the runs under --runs-dir, live ones first: the Runs screen on a terminal, a table (or --json) otherwise."""
-    from core.runs import SORT_KEYS, list_runs
+    from tui_train.core.runs import SORT_KEYS, list_runs
 
     if sort not in SORT_KEYS:
         raise fail(f"--sort {sort!r} is not a column (allowed: {', '.join(SORT_KEYS)})")
@@ -714,13 +714,13 @@ def export(
                                                      "this (empty) folder; needs tensorboardX.", show_default=False)] = None,
 ) -> None:
     """Write the model weights alone (--out), or a run's metrics for other tools (--csv, --tensorboard). One is required."""
-    from core.errors import first_line
+    from tui_train.core.errors import first_line
 
     if out is None and csv is None and tensorboard is None:
         raise fail("export: say what to write: --out FILE (weights), --csv FILE or --tensorboard DIR (metrics)")
     if csv is not None or tensorboard is not None:
-        from core.checkpoint import run_dir_of
-        from core.metrics_export import ExportError, export_csv, export_tensorboard
+        from tui_train.core.checkpoint import run_dir_of
+        from tui_train.core.metrics_export import ExportError, export_csv, export_tensorboard
 
         run_dir = checkpoint if checkpoint.is_dir() else run_dir_of(checkpoint)
         try:
@@ -731,12 +731,12 @@ def export(
         except (ExportError, OSError) as e:
             raise fail(first_line(e)) from None
     if out is not None:
-        from core.checkpoint import CheckpointError, export_weights, resolve
+        from tui_train.core.checkpoint import CheckpointError, export_weights, resolve
 
         try:
             src = resolve(checkpoint)
             if out.suffix.lower() == ".pt2":
-                from core.program import export_program
+                from tui_train.core.program import export_program
 
                 typer.echo(f"exported the model of {src} as a program (torch.export) to {export_program(src, out)}")
                 return
@@ -755,7 +755,7 @@ def main() -> None:
     130; tests/e2e/test_headless_signals.py caught it in CI), so the exit code is delivered with
     os._exit after flushing stdout and stderr.
     """
-    from core.errors import StartInterrupted
+    from tui_train.core.errors import StartInterrupted
 
     code: int | str | None = 0
     try:

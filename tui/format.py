@@ -3,7 +3,7 @@ None become a dash or a word and never reach a widget as a float (STYLE.md known
 
 from __future__ import annotations
 
-from tui.series import is_finite
+from tui_train.tui.series import is_finite
 
 DASH = "–"
 """Shown where a value is missing or not finite."""

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 from textual.binding import Binding
 
-from core import limits
+from tui_train.core import limits
 
 
 @dataclass(frozen=True)

@@ -14,7 +14,6 @@ from pathlib import Path
 
 import pytest
 
-from core.endpoint import probe
 from tests.e2e.test_tui_tmux import (
     EXE,
     EXIT_RE,
@@ -26,6 +25,7 @@ from tests.e2e.test_tui_tmux import (
     wait_summary,
 )
 from tests.e2e.tmux_helpers import Tmux, is_alive, status, wait_until
+from tui_train.core.endpoint import probe
 
 pytestmark = pytest.mark.slow
 

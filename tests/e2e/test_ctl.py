@@ -15,21 +15,21 @@ from pathlib import Path
 
 import pytest
 
-from core.endpoint import POINTER, probe
-from tests.e2e.test_headless_signals import tui_train, wait_for_steps
+from tests.e2e.test_headless_signals import tui_cmd, wait_for_steps
+from tui_train.core.endpoint import POINTER, probe
 
 pytestmark = pytest.mark.slow
 
 
 def ctl(tmp_path: Path, *args: str, timeout: float = 60) -> subprocess.CompletedProcess:
-    return subprocess.run(tui_train() + ["ctl", "--runs-dir", str(tmp_path / "runs"), *args], capture_output=True, text=True,
+    return subprocess.run(tui_cmd() + ["ctl", "--runs-dir", str(tmp_path / "runs"), *args], capture_output=True, text=True,
                           cwd=tmp_path, timeout=timeout)
 
 
 @pytest.fixture
 def headless(tmp_path):
     proc = subprocess.Popen(
-        tui_train() + ["run", "digits-mlp", "--headless", "--runs-dir", str(tmp_path / "runs"),
+        tui_cmd() + ["run", "digits-mlp", "--headless", "--runs-dir", str(tmp_path / "runs"),
                        "--set", "train.epochs=500", "--set", "train.log_every=5", "--set", "train.num_threads=1"],
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=tmp_path, env={**os.environ, "PYTHONUNBUFFERED": "1"})
     lines = wait_for_steps(proc, 2)
@@ -66,7 +66,7 @@ def test_ctl_steers_a_headless_run_and_says_what_happened(tmp_path, headless):
     assert len(found) == 1 and found[0]["suggestions"]["valley"] > 0 and len(found[0]["lrs"]) == len(found[0]["losses"])
 
     # --events streams JSON lines until the run ends
-    stream = subprocess.Popen(tui_train() + ["ctl", str(run_dir), "--events"], stdout=subprocess.PIPE, text=True, cwd=tmp_path)
+    stream = subprocess.Popen(tui_cmd() + ["ctl", str(run_dir), "--events"], stdout=subprocess.PIPE, text=True, cwd=tmp_path)
     time.sleep(1.0)
     assert ctl(tmp_path, "resume").returncode == 0
     time.sleep(0.5)
@@ -83,7 +83,7 @@ def test_ctl_steers_a_headless_run_and_says_what_happened(tmp_path, headless):
 def test_attach_and_ctl_without_a_live_run_say_so_and_exit_2(tmp_path):
     (tmp_path / "runs").mkdir()
     for cmd in (["attach", "--runs-dir", str(tmp_path / "runs")], ["ctl", "--runs-dir", str(tmp_path / "runs"), "pause"]):
-        r = subprocess.run(tui_train() + cmd, capture_output=True, text=True, cwd=tmp_path, timeout=60)
+        r = subprocess.run(tui_cmd() + cmd, capture_output=True, text=True, cwd=tmp_path, timeout=60)
         assert r.returncode == 2 and r.stderr.count("\n") == 1 and "no live run under" in r.stderr, r
 
 
@@ -94,7 +94,7 @@ def test_a_stale_endpoint_of_a_killed_trainer_is_cleaned_and_reported(tmp_path, 
     os.kill(headless.pid, signal.SIGKILL)
     headless.wait(10)
     assert (run_dir / POINTER).exists() and ptr.socket.exists()  # left behind by kill -9
-    r = subprocess.run(tui_train() + ["attach", str(run_dir)], capture_output=True, text=True, cwd=tmp_path, timeout=60)
+    r = subprocess.run(tui_cmd() + ["attach", str(run_dir)], capture_output=True, text=True, cwd=tmp_path, timeout=60)
     assert r.returncode == 2 and f"trainer pid {ptr.pid} is gone (cleaned)" in r.stderr, r
     assert not (run_dir / POINTER).exists() and not ptr.socket.exists()
     r = ctl(tmp_path, "pause")

@@ -15,19 +15,19 @@ from pathlib import Path
 
 import pytest
 
-from core.checkpoint import load
+from tui_train.core.checkpoint import load
 
 pytestmark = pytest.mark.slow
 
 
-def tui_train() -> list[str]:
+def tui_cmd() -> list[str]:
     exe = shutil.which("tui-train") or str(Path(sys.executable).parent / "tui-train")
-    return [exe] if Path(exe).exists() else [sys.executable, "-m", "tui.cli"]
+    return [exe] if Path(exe).exists() else [sys.executable, "-m", "tui_train.tui.cli"]
 
 
 def start(tmp_path: Path) -> subprocess.Popen:
     return subprocess.Popen(
-        tui_train() + ["run", "digits-mlp", "--headless", "--runs-dir", str(tmp_path / "runs"),
+        tui_cmd() + ["run", "digits-mlp", "--headless", "--runs-dir", str(tmp_path / "runs"),
                        "--set", "train.epochs=500", "--set", "train.log_every=5"],
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=tmp_path, env={**os.environ, "PYTHONUNBUFFERED": "1"})
 
@@ -62,7 +62,7 @@ def test_signal_saves_and_exits_within_5s_then_resume_continues(tmp_path, sig):
     assert interrupt and load(interrupt[0])["step"] == summary["steps"] > 0
     stopped_at = summary["steps"]
 
-    res = subprocess.run(tui_train() + ["run", "--resume", str(run_dir), "--headless", "--set", f"train.max_steps={stopped_at + 20}"],
+    res = subprocess.run(tui_cmd() + ["run", "--resume", str(run_dir), "--headless", "--set", f"train.max_steps={stopped_at + 20}"],
                          capture_output=True, text=True, cwd=tmp_path, timeout=120)
     assert res.returncode == 0, res.stdout + res.stderr
     summary = json.loads((run_dir / "summary.json").read_text())
@@ -84,7 +84,7 @@ def test_ssh_drop_with_the_terminal_as_stdout_ends_interrupted_not_failed(tmp_pa
         os.setsid()
         fcntl.ioctl(0, termios.TIOCSCTTY, 0)
 
-    proc = subprocess.Popen(tui_train() + ["run", "digits-mlp", "--headless", "--runs-dir", str(tmp_path / "runs"),
+    proc = subprocess.Popen(tui_cmd() + ["run", "digits-mlp", "--headless", "--runs-dir", str(tmp_path / "runs"),
                                            "--set", "train.epochs=500", "--set", "train.log_every=100000"],
                             stdin=slave, stdout=slave, stderr=slave, preexec_fn=become_session_leader, cwd=tmp_path)
     os.close(slave)

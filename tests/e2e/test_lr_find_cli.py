@@ -10,16 +10,16 @@ import subprocess
 
 import pytest
 
-from core import config as cfgmod
-from core import lr_find as L
-from core.lr_find import SweepError, run_subprocess
-from tests.e2e.test_headless_signals import tui_train
+from tests.e2e.test_headless_signals import tui_cmd
+from tui_train.core import config as cfgmod
+from tui_train.core import lr_find as L
+from tui_train.core.lr_find import SweepError, run_subprocess
 
 pytestmark = pytest.mark.slow
 
 
 def lr_find(tmp_path, *args: str) -> subprocess.CompletedProcess:
-    return subprocess.run(tui_train() + ["lr-find", *args], capture_output=True, text=True, cwd=tmp_path, timeout=120)
+    return subprocess.run(tui_cmd() + ["lr-find", *args], capture_output=True, text=True, cwd=tmp_path, timeout=120)
 
 
 def test_headless_lr_find_ends_with_the_suggestion(tmp_path):

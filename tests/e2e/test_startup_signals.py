@@ -11,7 +11,7 @@ import textwrap
 
 import pytest
 
-from tests.e2e.test_headless_signals import tui_train
+from tests.e2e.test_headless_signals import tui_cmd
 
 SLOW_DATASET = """
 import sys, time
@@ -36,7 +36,7 @@ def _default_signals() -> None:
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT, signal.SIGHUP])
 def test_a_signal_while_starting_exits_130_with_one_line_and_no_run_directory(tmp_path, sig):
     (tmp_path / "slow_ds.py").write_text(textwrap.dedent(SLOW_DATASET))
-    proc = subprocess.Popen(tui_train() + ["run", "digits-mlp", "--headless", "--runs-dir", str(tmp_path / "runs"),
+    proc = subprocess.Popen(tui_cmd() + ["run", "digits-mlp", "--headless", "--runs-dir", str(tmp_path / "runs"),
                                            "--set", 'data.dataset="slow_ds.py:make"'],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=tmp_path,
                             env={**os.environ, "PYTHONUNBUFFERED": "1"}, preexec_fn=_default_signals)
@@ -74,8 +74,8 @@ def test_the_tui_s_trainer_process_signalled_while_starting_answers_130(tmp_path
     import threading
     import time
 
-    from core.config import load_config, to_dict
-    from core.serve import spawn
+    from tui_train.core.config import load_config, to_dict
+    from tui_train.core.serve import spawn
 
     (tmp_path / "slow_ds.py").write_text(textwrap.dedent(PID_DATASET))
     cfg = load_config("digits-mlp", [f'data.dataset="{tmp_path / "slow_ds.py"}:make"'])

@@ -20,10 +20,10 @@ from pathlib import Path
 import pytest
 import torch
 
-from core import commands as C
-from core import events as E
-from core.endpoint import POINTER, Connection
-from tests.e2e.test_headless_signals import tui_train
+from tests.e2e.test_headless_signals import tui_cmd
+from tui_train.core import commands as C
+from tui_train.core import events as E
+from tui_train.core.endpoint import POINTER, Connection
 
 pytestmark = pytest.mark.slow
 
@@ -32,7 +32,7 @@ BASE = ["--set", "train.num_threads=1", "--set", "checkpoint.save_best=false"]
 
 def launch(tmp_path: Path, *sets: str, extra: tuple[str, ...] = (), preset: str = "digits-mlp") -> subprocess.Popen:
     args = [a for s in sets for a in ("--set", s)]
-    return subprocess.Popen(tui_train() + ["run", preset, "--nproc-per-node", "2", "--headless", "--runs-dir",
+    return subprocess.Popen(tui_cmd() + ["run", preset, "--nproc-per-node", "2", "--headless", "--runs-dir",
                                            str(tmp_path / "runs"), *BASE, *args, *extra],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=tmp_path,
                             env={**os.environ, "PYTHONUNBUFFERED": "1"})
@@ -117,7 +117,7 @@ def test_two_ranks_report_the_whole_splits_and_agree(tmp_path):
     assert s["status"] == "completed" and s["world_size"] == 2 and s["ranks_agree"] is True
     assert "cpu x 2 processes" in out
     assert s["steps"] == 2 * 21  # 1294 samples / (32 x 2) per global batch, rounded up, x 2 epochs
-    from core.evaluation import evaluate_checkpoint
+    from tui_train.core.evaluation import evaluate_checkpoint
 
     single = evaluate_checkpoint(run_dir_of(tmp_path) / "checkpoints" / "last.pt", device="cpu")
     assert single["metrics"]["accuracy"] == s["test"]["accuracy"]
@@ -229,7 +229,7 @@ def test_a_rank_killed_with_kill_9_fails_the_run_or_is_restarted_from_its_checkp
 def test_a_hand_started_torchrun_group_is_a_run_like_any_other(tmp_path):
     import sys
 
-    proc = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node=2", "-m", "tui.cli",
+    proc = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node=2", "-m", "tui_train.tui.cli",
                            "run", "digits-mlp", "--headless", "--runs-dir", str(tmp_path / "runs"), *BASE, "--set", "train.epochs=1"],
                           capture_output=True, text=True, cwd=tmp_path, timeout=180)
     assert proc.returncode == 0, (proc.stdout[-2000:], proc.stderr[-2000:])
@@ -242,7 +242,7 @@ def test_a_hand_started_torchrun_group_is_a_run_like_any_other(tmp_path):
 def test_resume_with_another_world_size_goes_on_and_says_so(tmp_path):
     assert finish(launch(tmp_path, "train.epochs=2", "train.max_steps=30"))[0] == 0
     run_dir = run_dir_of(tmp_path)
-    proc = subprocess.run(tui_train() + ["run", "--headless", "--resume", str(run_dir), "--set", "train.max_steps=0"],
+    proc = subprocess.run(tui_cmd() + ["run", "--headless", "--resume", str(run_dir), "--set", "train.max_steps=0"],
                           capture_output=True, text=True, cwd=tmp_path, timeout=180)
     assert proc.returncode == 0, (proc.stdout[-2000:], proc.stderr[-2000:])
     s = summary(tmp_path)

@@ -22,7 +22,6 @@ from pathlib import Path
 
 import pytest
 
-from core.checkpoint import load
 from tests.e2e.tmux_helpers import (
     Tmux,
     box_lines,
@@ -37,6 +36,7 @@ from tests.e2e.tmux_helpers import (
     tui_train_exe,
     wait_until,
 )
+from tui_train.core.checkpoint import load
 
 if shutil.which("tmux") is None:
     pytest.skip("tmux is not installed (the CI script installs it)", allow_module_level=True)

@@ -9,10 +9,10 @@ from pathlib import Path
 from textual.app import App
 from textual.pilot import Pilot
 
-from core import config as cfgmod
-from core.config import RunConfig
-from core.testing import FakeTrainer
-from tui.app import TrainApp, build_app
+from tui_train.core import config as cfgmod
+from tui_train.core.config import RunConfig
+from tui_train.core.testing import FakeTrainer
+from tui_train.tui.app import TrainApp, build_app
 
 
 def tiny_config(**changes) -> RunConfig:

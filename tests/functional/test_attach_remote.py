@@ -14,15 +14,15 @@ from pathlib import Path
 
 import pytest
 
-from core.config import from_dict
-from core.endpoint import POINTER, probe
 from tests.functional.helpers import run_async, screen_text, settle, wait_for
-from tui.app import build_app
-from tui.screens.learning_rate_dialog import LearningRateDialog
-from tui.screens.quit_dialog import QuitDialog
-from tui.widgets.event_log import EventLog
-from tui.widgets.hyperparameter_panel import HyperparameterPanel
-from tui.widgets.status_badge import StatusBadge
+from tui_train.core.config import from_dict
+from tui_train.core.endpoint import POINTER, probe
+from tui_train.tui.app import build_app
+from tui_train.tui.screens.learning_rate_dialog import LearningRateDialog
+from tui_train.tui.screens.quit_dialog import QuitDialog
+from tui_train.tui.widgets.event_log import EventLog
+from tui_train.tui.widgets.hyperparameter_panel import HyperparameterPanel
+from tui_train.tui.widgets.status_badge import StatusBadge
 
 pytest.importorskip("torch")  # the trainer process trains with it
 

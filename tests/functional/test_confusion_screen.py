@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from core import events as E
 from tests.functional.helpers import fake_app, run_async, screen_text, settle, wait_for
-from tui.halfblock import UPPER_HALF
-from tui.screens.confusion_screen import NO_VALIDATION, NOT_CLASSIFICATION, ConfusionScreen
-from tui.screens.dashboard_screen import DashboardScreen
-from tui.widgets.confusion_grid import ConfusionGrid
-from tui.widgets.event_log import EventLog
-from tui.widgets.mistake_gallery import MistakeGallery
+from tui_train.core import events as E
+from tui_train.tui.halfblock import UPPER_HALF
+from tui_train.tui.screens.confusion_screen import NO_VALIDATION, NOT_CLASSIFICATION, ConfusionScreen
+from tui_train.tui.screens.dashboard_screen import DashboardScreen
+from tui_train.tui.widgets.confusion_grid import ConfusionGrid
+from tui_train.tui.widgets.event_log import EventLog
+from tui_train.tui.widgets.mistake_gallery import MistakeGallery
 
 
 async def started(pilot, fakes):
@@ -88,9 +88,9 @@ async def test_a_hundred_classes_render_in_80x24_and_scroll(tmp_path):
 
 @run_async
 async def test_a_replayed_run_shows_its_latest_matrix_and_mistakes_from_its_files(tmp_path):
-    from core.runlog import RunLog
     from tests.functional.test_runs_screen import cursor_to, on_runs, runs_app
-    from tui.screens.runs_screen import ReplayDashboard
+    from tui_train.core.runlog import RunLog
+    from tui_train.tui.screens.runs_screen import ReplayDashboard
 
     run_dir = tmp_path / "runs" / "20260101-000000-digits"
     run_dir.mkdir(parents=True)

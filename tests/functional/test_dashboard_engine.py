@@ -9,19 +9,19 @@ from pathlib import Path
 
 import pytest
 
-from core import commands as C
-from core import events as E
-from core.config import load_config
 from tests.functional.helpers import run_async, screen_text, settle, wait_for
-from tui.app import build_app
-from tui.screens.confirm_dialog import ConfirmDialog
-from tui.screens.learning_rate_dialog import LearningRateDialog
-from tui.screens.quit_dialog import QuitDialog
-from tui.widgets.event_log import EventLog
-from tui.widgets.hyperparameter_panel import HyperparameterPanel
-from tui.widgets.status_badge import StatusBadge
+from tui_train.core import commands as C
+from tui_train.core import events as E
+from tui_train.core.config import load_config
+from tui_train.tui.app import build_app
+from tui_train.tui.screens.confirm_dialog import ConfirmDialog
+from tui_train.tui.screens.learning_rate_dialog import LearningRateDialog
+from tui_train.tui.screens.quit_dialog import QuitDialog
+from tui_train.tui.widgets.event_log import EventLog
+from tui_train.tui.widgets.hyperparameter_panel import HyperparameterPanel
+from tui_train.tui.widgets.status_badge import StatusBadge
 
-engine = pytest.importorskip("core.engine")
+engine = pytest.importorskip("tui_train.core.engine")
 
 
 @pytest.fixture(autouse=True)
@@ -176,7 +176,7 @@ async def test_real_engine_quit_stops_training_and_never_hangs(tmp_path):
 @run_async
 async def test_real_engine_nonfinite_loss_pauses_and_offers_rollback(tmp_path):
     from tests.nan_model import SPEC
-    from tui.screens.nonfinite_dialog import NonFiniteDialog
+    from tui_train.tui.screens.nonfinite_dialog import NonFiniteDialog
 
     cfg = load_config("digits-mlp", overrides=[
         f'model.name="{SPEC}"', "model.kwargs={after = 12}", "train.epochs=50", "train.log_every=5", "schedule.name=constant",
@@ -205,7 +205,7 @@ async def test_real_engine_nonfinite_loss_pauses_and_offers_rollback(tmp_path):
         assert saved, "\n".join(describe(e) for e in tee.events[-12:])
         import torch
 
-        from core.checkpoint import load
+        from tui_train.core.checkpoint import load
         for e in saved:
             assert all(torch.isfinite(t).all() for t in load(Path(e.path))["model"].values())
         await pilot.press("q")
@@ -236,7 +236,7 @@ async def test_a_reached_target_ends_the_run_and_the_dashboard_shows_its_time(tm
 async def test_real_engine_lr_range_test_on_a_paused_run(tmp_path):
     import torch
 
-    from tui.screens.lr_find_screen import LrFindScreen
+    from tui_train.tui.screens.lr_find_screen import LrFindScreen
 
     app, tees = engine_app(tmp_path)
     async with app.run_test(size=(100, 30)) as pilot:

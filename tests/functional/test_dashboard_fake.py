@@ -6,21 +6,21 @@ import math
 
 import pytest
 
-from core import commands as C
-from core import events as E
-from core.testing import demo_script
 from tests.functional.helpers import fake_app, run_async, screen_text, settle, wait_for
-from tui.screens.confirm_dialog import ConfirmDialog
-from tui.screens.help_screen import HelpScreen
-from tui.screens.hyperparameter_dialog import HyperparameterDialog
-from tui.screens.launcher_screen import LauncherScreen
-from tui.screens.learning_rate_dialog import LearningRateDialog
-from tui.screens.quit_dialog import QuitDialog
-from tui.widgets.epoch_table import BEST_MARK, EpochTable
-from tui.widgets.event_log import EventLog
-from tui.widgets.hyperparameter_panel import HyperparameterPanel
-from tui.widgets.metric_plot import MetricPlot
-from tui.widgets.status_badge import StatusBadge
+from tui_train.core import commands as C
+from tui_train.core import events as E
+from tui_train.core.testing import demo_script
+from tui_train.tui.screens.confirm_dialog import ConfirmDialog
+from tui_train.tui.screens.help_screen import HelpScreen
+from tui_train.tui.screens.hyperparameter_dialog import HyperparameterDialog
+from tui_train.tui.screens.launcher_screen import LauncherScreen
+from tui_train.tui.screens.learning_rate_dialog import LearningRateDialog
+from tui_train.tui.screens.quit_dialog import QuitDialog
+from tui_train.tui.widgets.epoch_table import BEST_MARK, EpochTable
+from tui_train.tui.widgets.event_log import EventLog
+from tui_train.tui.widgets.hyperparameter_panel import HyperparameterPanel
+from tui_train.tui.widgets.metric_plot import MetricPlot
+from tui_train.tui.widgets.status_badge import StatusBadge
 
 SIZE = (120, 40)
 
@@ -184,7 +184,7 @@ async def test_trainer_factory_error_becomes_failed(tmp_path):
         raise ImportError("no engine here")
 
     from tests.functional.helpers import tiny_config
-    from tui.app import build_app
+    from tui_train.tui.app import build_app
 
     app = build_app(config=tiny_config(), preset="tiny", runs_dir=tmp_path, trainer_factory=broken, start_immediately=True)
     async with app.run_test(size=SIZE) as pilot:
@@ -215,7 +215,7 @@ async def test_non_finite_values_never_reach_widgets(tmp_path):
             for line in plot.lines.values():
                 assert all(math.isfinite(y) for y in line.series.ys)
         assert dash.query_one("#loss-plot", MetricPlot).lines["train"].series.ys == [1.0]
-        from tui.screens.nonfinite_dialog import NonFiniteDialog
+        from tui_train.tui.screens.nonfinite_dialog import NonFiniteDialog
 
         assert isinstance(app.screen, NonFiniteDialog)  # resume, roll back (LR halved) or stop
         assert str(dash.query_one(StatusBadge).render()).strip() == "PAUSED"
@@ -286,8 +286,8 @@ async def test_ctrl_c_asks_like_q_instead_of_killing_the_run(tmp_path):
 
 @run_async
 async def test_launcher_starts_the_run_with_edits(tmp_path):
-    from core.testing import FakeTrainer
-    from tui.app import build_app
+    from tui_train.core.testing import FakeTrainer
+    from tui_train.tui.app import build_app
 
     made = []
 
@@ -384,8 +384,8 @@ async def test_new_run_after_the_end_goes_through_the_launcher(tmp_path):
 
 @run_async
 async def test_several_viewers_pace_the_redraws_and_the_header_counts_them(tmp_path):
-    from tui.screens.dashboard_screen import MAX_PACE, PANEL_INTERVAL
-    from tui.widgets.run_header import RunHeader
+    from tui_train.tui.screens.dashboard_screen import MAX_PACE, PANEL_INTERVAL
+    from tui_train.tui.widgets.run_header import RunHeader
 
     app, fakes = fake_app(tmp_path)
     async with app.run_test(size=SIZE) as pilot:

@@ -13,14 +13,14 @@ from pathlib import Path
 
 import pytest
 
-from core import events as E
-from core import testing
 from tests.functional.helpers import fake_app, run_async, settle, wait_for
-from tui.app import build_app
-from tui.screens.dashboard_screen import DashboardScreen
-from tui.screens.nonfinite_dialog import NonFiniteDialog
-from tui.widgets.event_log import EventLog
-from tui.widgets.metric_plot import MetricPlot
+from tui_train.core import events as E
+from tui_train.core import testing
+from tui_train.tui.app import build_app
+from tui_train.tui.screens.dashboard_screen import DashboardScreen
+from tui_train.tui.screens.nonfinite_dialog import NonFiniteDialog
+from tui_train.tui.widgets.event_log import EventLog
+from tui_train.tui.widgets.metric_plot import MetricPlot
 
 PLAIN: dict[type, object] = {str: "x", int: 1, float: 0.5, bool: False, dict: {}, tuple: (), list: []}
 """A value of each field type a plain event holds."""

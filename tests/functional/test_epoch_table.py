@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from textual.app import App, ComposeResult
 
-from core import events as E
 from tests.functional.helpers import run_async
-from tui.widgets.epoch_table import BEST_MARK, MAX_ROWS, EpochTable
+from tui_train.core import events as E
+from tui_train.tui.widgets.epoch_table import BEST_MARK, MAX_ROWS, EpochTable
 
 
 class TableApp(App):

@@ -17,22 +17,22 @@ from pathlib import Path
 
 import pytest
 
-from core import commands as C
-from core import events as E
-from core.endpoint import Pointer
-from core.testing import FakeTrainer
 from tests.functional.helpers import fake_app, run_async, screen_text, settle, wait_for
-from tui import app as appmod
-from tui.app import build_app, closing_words
-from tui.screens import run_picker
-from tui.screens.help_screen import HelpScreen
-from tui.screens.launcher_screen import LauncherScreen
-from tui.screens.nonfinite_dialog import NonFiniteDialog
-from tui.screens.quit_dialog import QuitDialog
-from tui.screens.run_picker import RunPicker
-from tui.widgets.event_log import EventLog
-from tui.widgets.hyperparameter_panel import HyperparameterPanel
-from tui.widgets.status_badge import StatusBadge
+from tui_train.core import commands as C
+from tui_train.core import events as E
+from tui_train.core.endpoint import Pointer
+from tui_train.core.testing import FakeTrainer
+from tui_train.tui import app as appmod
+from tui_train.tui.app import build_app, closing_words
+from tui_train.tui.screens import run_picker
+from tui_train.tui.screens.help_screen import HelpScreen
+from tui_train.tui.screens.launcher_screen import LauncherScreen
+from tui_train.tui.screens.nonfinite_dialog import NonFiniteDialog
+from tui_train.tui.screens.quit_dialog import QuitDialog
+from tui_train.tui.screens.run_picker import RunPicker
+from tui_train.tui.widgets.event_log import EventLog
+from tui_train.tui.widgets.hyperparameter_panel import HyperparameterPanel
+from tui_train.tui.widgets.status_badge import StatusBadge
 
 SIZE = (120, 40)
 ENDING = (C.Interrupt, C.Stop)
@@ -265,7 +265,7 @@ def pointers(tmp_path: Path, *names: str) -> list[Pointer]:
 
 def attach_app(tmp_path: Path, monkeypatch, live_now: list[Pointer], **kwargs):
     """An app whose live_runs() finds ``live_now`` and whose attached trainers are detachable fakes."""
-    monkeypatch.setattr("core.endpoint.live_runs", lambda runs_dir: list(live_now))
+    monkeypatch.setattr("tui_train.core.endpoint.live_runs", lambda runs_dir: list(live_now))
     monkeypatch.setattr(run_picker, "time", types.SimpleNamespace(time=lambda: NOW))
     made: list[tuple[Path, FakeTrainer]] = []
 
@@ -414,7 +414,7 @@ async def test_an_attached_run_still_in_a_nonfinite_pause_asks_once(tmp_path):
 async def test_a_long_history_costs_one_table_and_log_write_per_drain(tmp_path, monkeypatch):
     # an attached viewer is handed thousands of events at once: each drain writes the epoch table
     # and the event log once (not once per epoch), and the log keeps only what it can show
-    from tui.widgets.epoch_table import MAX_ROWS, EpochTable
+    from tui_train.tui.widgets.epoch_table import MAX_ROWS, EpochTable
 
     calls = {"table": 0, "pump": 0}
     real_flush, real_pump = EpochTable.flush, appmod.TrainApp.pump_events

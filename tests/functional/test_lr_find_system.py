@@ -3,15 +3,15 @@ the dashboard's system panel."""
 
 from __future__ import annotations
 
-from core import commands as C
-from core import events as E
-from core import lr_find as L
-from core.testing import FakeTrainer, demo_script
 from tests.functional.helpers import fake_app, run_async, screen_text, settle, wait_for
-from tui.app import build_app
-from tui.screens.launcher_screen import LauncherScreen
-from tui.screens.lr_find_screen import LrCurvePlot, LrFindScreen
-from tui.widgets.system_panel import SystemPanel
+from tui_train.core import commands as C
+from tui_train.core import events as E
+from tui_train.core import lr_find as L
+from tui_train.core.testing import FakeTrainer, demo_script
+from tui_train.tui.app import build_app
+from tui_train.tui.screens.launcher_screen import LauncherScreen
+from tui_train.tui.screens.lr_find_screen import LrCurvePlot, LrFindScreen
+from tui_train.tui.widgets.system_panel import SystemPanel
 
 
 @run_async
@@ -151,7 +151,7 @@ async def test_at_120_columns_t_switches_the_log_and_the_system_panel(tmp_path):
 
 @run_async
 async def test_tui_train_lr_find_opens_the_launcher_with_the_sweep_running(tmp_path, monkeypatch):
-    from core.config import load_config
+    from tui_train.core.config import load_config
 
     asked = []
 
@@ -159,7 +159,7 @@ async def test_tui_train_lr_find_opens_the_launcher_with_the_sweep_running(tmp_p
         asked.append((cfg.name, cfg.optim.lr, options))
         return L.run_sweep(L.demo_loss, start=options["start"], end=options["end"], steps=options["steps"])
 
-    monkeypatch.setattr("tui.screens.launcher_screen.subprocess_lr_finder", finder)
+    monkeypatch.setattr("tui_train.tui.screens.launcher_screen.subprocess_lr_finder", finder)
     cfg = load_config("digits-mlp", ["optim.lr=0.05"])
     app = build_app(config=cfg, preset="digits-mlp", runs_dir=tmp_path, overrides=["optim.lr=0.05"],  # as the CLI passes them
                     lr_find={"start": 1e-6, "end": 1.0, "steps": 40})

@@ -5,12 +5,12 @@ from __future__ import annotations
 
 import textwrap
 
-from core import config as cfgmod
-from core.engine import Trainer
 from tests.functional.helpers import run_async, settle, wait_for
-from tui.app import build_app
-from tui.screens.launcher_screen import LauncherScreen
-from tui.widgets.event_log import EventLog
+from tui_train.core import config as cfgmod
+from tui_train.core.engine import Trainer
+from tui_train.tui.app import build_app
+from tui_train.tui.screens.launcher_screen import LauncherScreen
+from tui_train.tui.widgets.event_log import EventLog
 
 NET = """
 import torch

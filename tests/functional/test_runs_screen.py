@@ -11,23 +11,23 @@ from pathlib import Path
 
 import pytest
 
-from core import events as E
-from core import runs as R
-from core.config import from_dict, to_toml
-from core.runlog import RunLog
-from core.testing import FakeTrainer
 from tests.functional.helpers import run_async, screen_text, settle, wait_for
-from tui import keys
-from tui.app import build_app
-from tui.screens.confirm_dialog import ConfirmDialog
-from tui.screens.launcher_screen import LauncherScreen
-from tui.screens.overlay_screen import OverlayScreen
-from tui.screens.runs_screen import ConfigDiffScreen, ReplayDashboard, RunsScreen, matches, sort_rows
-from tui.widgets.epoch_table import EpochTable
-from tui.widgets.event_log import EventLog
-from tui.widgets.metric_plot import MetricPlot
-from tui.widgets.overlay_plot import PALETTE, ema, run_color, run_colors
-from tui.widgets.status_badge import StatusBadge
+from tui_train.core import events as E
+from tui_train.core import runs as R
+from tui_train.core.config import from_dict, to_toml
+from tui_train.core.runlog import RunLog
+from tui_train.core.testing import FakeTrainer
+from tui_train.tui import keys
+from tui_train.tui.app import build_app
+from tui_train.tui.screens.confirm_dialog import ConfirmDialog
+from tui_train.tui.screens.launcher_screen import LauncherScreen
+from tui_train.tui.screens.overlay_screen import OverlayScreen
+from tui_train.tui.screens.runs_screen import ConfigDiffScreen, ReplayDashboard, RunsScreen, matches, sort_rows
+from tui_train.tui.widgets.epoch_table import EpochTable
+from tui_train.tui.widgets.event_log import EventLog
+from tui_train.tui.widgets.metric_plot import MetricPlot
+from tui_train.tui.widgets.overlay_plot import PALETTE, ema, run_color, run_colors
+from tui_train.tui.widgets.status_badge import StatusBadge
 
 SIZE = (160, 40)
 T0 = 1_750_000_000.0
@@ -246,7 +246,7 @@ async def test_a_replayed_run_rejects_commands_while_it_is_sent(runs, monkeypatc
     # a replay that is still sending (held here) takes keys: the ReplayTrainer answers them
     import threading
 
-    from core import replay
+    from tui_train.core import replay
 
     hold = threading.Event()
     real = replay.read_history
@@ -270,7 +270,7 @@ def pretend_live(monkeypatch, *live_dirs: Path) -> None:
     live = {str(d.resolve()) for d in live_dirs}
     for d in live_dirs:
         (d / "endpoint.json").write_text("{}")
-    monkeypatch.setattr("core.endpoint.probe", lambda run_dir, clean=True: (object(), "") if str(Path(run_dir).resolve()) in live
+    monkeypatch.setattr("tui_train.core.endpoint.probe", lambda run_dir, clean=True: (object(), "") if str(Path(run_dir).resolve()) in live
                         else (None, "no live endpoint"))
 
 

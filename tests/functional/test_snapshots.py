@@ -5,9 +5,9 @@ Update after an intended visual change: pytest tests/functional/test_snapshots.p
 
 from __future__ import annotations
 
-from core import events as E
-from core.testing import demo_script
 from tests.functional.helpers import fake_app, settle, wait_for
+from tui_train.core import events as E
+from tui_train.core.testing import demo_script
 
 
 def _run_before(app, fakes, final_status: str | None = None):

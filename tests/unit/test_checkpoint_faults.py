@@ -13,12 +13,12 @@ from pathlib import Path
 import pytest
 import torch
 
-from core import checkpoint as ckpt
-from core import commands as C
-from core import events as E
-from core.config import from_dict
-from core.engine import Trainer
 from tests.engine_helpers import run_to_end
+from tui_train.core import checkpoint as ckpt
+from tui_train.core import commands as C
+from tui_train.core import events as E
+from tui_train.core.config import from_dict
+from tui_train.core.engine import Trainer
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -36,7 +36,7 @@ import json, os, random, select, signal, sys, time
 from pathlib import Path
 import torch
 sys.path.insert(0, sys.argv[1])
-from core import checkpoint as ckpt
+from tui_train.core import checkpoint as ckpt
 
 folder, rounds = Path(sys.argv[2]), int(sys.argv[3])
 random.seed(1234)
@@ -111,7 +111,7 @@ def test_malicious_checkpoint_is_refused_and_never_runs(tmp_path):
     assert "refused" in msg and "\n" not in msg and str(bad) in msg
     assert not sentinel.exists()
     # and through the command line: exit 2, one line, payload still not run
-    res = subprocess.run([sys.executable, "-m", "tui.cli", "eval", str(bad)], capture_output=True, text=True, cwd=REPO)
+    res = subprocess.run([sys.executable, "-m", "tui_train.tui.cli", "eval", str(bad)], capture_output=True, text=True, cwd=REPO)
     assert res.returncode == 2 and "refused" in res.stderr and len(res.stderr.strip().splitlines()) == 1
     assert "Traceback" not in res.stderr and not sentinel.exists()
 

@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from core.config import DEFAULT_PRESET, PRESETS_DIR, load_config
-from tui.cli import app
+from tui_train.core.config import DEFAULT_PRESET, PRESETS_DIR, load_config
+from tui_train.tui.cli import app
 
 REPO = Path(__file__).resolve().parents[2]
 MALFORMED = Path(__file__).resolve().parent / "malformed"
@@ -324,7 +324,7 @@ def test_attach_and_ctl_name_a_missing_runs_dir_or_run_dir(tmp_path):
 def test_a_runs_dir_that_is_a_file_or_epochs_0_is_one_line_and_exit_2(tmp_path):
     from typer.testing import CliRunner
 
-    from tui.cli import app
+    from tui_train.tui.cli import app
 
     blocker = tmp_path / "a-file"
     blocker.write_text("not a folder")
@@ -367,12 +367,12 @@ def test_a_preset_path_that_is_a_folder_is_one_line(tmp_path):
 def test_an_unwritable_runs_dir_and_a_data_dir_that_is_a_file_are_one_line(tmp_path, monkeypatch):
     import errno
 
-    import core.engine
+    import tui_train.core.engine
 
     def refuse(runs_dir, preset):
         raise PermissionError(errno.EACCES, "Permission denied", str(runs_dir))
 
-    monkeypatch.setattr(core.engine, "new_run_dir", refuse)  # root ignores chmod: refuse as the OS would
+    monkeypatch.setattr(tui_train.core.engine, "new_run_dir", refuse)  # root ignores chmod: refuse as the OS would
     assert_bad_input(invoke(["run", "digits-mlp", "--headless", "--runs-dir", str(tmp_path / "ro")]),
                      f"runs directory {tmp_path / 'ro'}: cannot create a run directory there (Permission denied")
     monkeypatch.undo()
@@ -388,13 +388,13 @@ def test_a_signal_after_the_run_directory_was_made_marks_it_interrupted(tmp_path
     run directory exists, so it says `interrupted` rather than being left half-made."""
     import signal
 
-    import core.serve
-    from core.errors import StartInterrupted
+    import tui_train.core.serve
+    from tui_train.core.errors import StartInterrupted
 
     def interrupted(trainer):
         raise StartInterrupted(signal.SIGTERM)
 
-    monkeypatch.setattr(core.serve, "hosting", interrupted)
+    monkeypatch.setattr(tui_train.core.serve, "hosting", interrupted)
     handlers = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)}
     with pytest.raises(StartInterrupted):
         invoke(["run", "digits-mlp", "--headless", "--runs-dir", str(tmp_path / "runs")])

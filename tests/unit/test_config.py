@@ -12,7 +12,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from core.config import (
+from tui_train.core.config import (
     DEFAULT_PRESET,
     PRESETS_DIR,
     ConfigError,

@@ -11,17 +11,17 @@ import pytest
 import torch
 from rich.color import Color
 
-from core import events as E
-from core import protocol as P
-from core.config import AugmentConfig
-from core.data import TensorData
-from core.evaluation import evaluate
-from core.history import read_history
-from core.metrics import ClassificationAccumulator, MistakeCollector, confusion_event, to_uint8_image
-from core.runlog import MISTAKES_NAME, RunLog
-from tui.halfblock import UPPER_HALF, half_block
-from tui.widgets.confusion_grid import cell_style, confusion_text, recalls
-from tui.widgets.mistake_gallery import gallery_text
+from tui_train.core import events as E
+from tui_train.core import protocol as P
+from tui_train.core.config import AugmentConfig
+from tui_train.core.data import TensorData
+from tui_train.core.evaluation import evaluate
+from tui_train.core.history import read_history
+from tui_train.core.metrics import ClassificationAccumulator, MistakeCollector, confusion_event, to_uint8_image
+from tui_train.core.runlog import MISTAKES_NAME, RunLog
+from tui_train.tui.halfblock import UPPER_HALF, half_block
+from tui_train.tui.widgets.confusion_grid import cell_style, confusion_text, recalls
+from tui_train.tui.widgets.mistake_gallery import gallery_text
 
 
 def roundtrip(event: E.Event) -> E.Event:

@@ -14,13 +14,13 @@ from collections.abc import Callable, Iterable
 
 import pytest
 
-from core import commands as C
-from core import events as E
-from core.config import from_dict
-from core.contract import TrainerLike
-from core.engine import Trainer
-from core.testing import FakeTrainer
 from tests.nan_model import SPEC as NAN_SPEC
+from tui_train.core import commands as C
+from tui_train.core import events as E
+from tui_train.core.config import from_dict
+from tui_train.core.contract import TrainerLike
+from tui_train.core.engine import Trainer
+from tui_train.core.testing import FakeTrainer
 
 WATCHDOG_S = 30.0
 """A script that stalls (an acknowledgement that never comes) ends the run as interrupted after this."""

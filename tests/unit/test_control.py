@@ -6,10 +6,10 @@ import copy
 
 import pytest
 
-from core import commands as C
-from core.config import from_dict
-from core.control import Decision, decide, hyperparameters, write_optimizer
-from core.state import TrainingState
+from tui_train.core import commands as C
+from tui_train.core.config import from_dict
+from tui_train.core.control import Decision, decide, hyperparameters, write_optimizer
+from tui_train.core.state import TrainingState
 
 SGD = {"lr": 0.05, "momentum": 0.5, "nesterov": False, "weight_decay": 0.0}
 ADAM = {"lr": 1e-3, "betas": (0.9, 0.999), "weight_decay": 0.0}
@@ -108,7 +108,7 @@ def test_hyperparameters_before_and_after_the_optimizer_exists():
 def test_command_queue_takes_only_the_leading_commands_that_pass():
     import queue as _queue
 
-    from core.control import CommandQueue, applies_mid_evaluation
+    from tui_train.core.control import CommandQueue, applies_mid_evaluation
 
     q = CommandQueue()
     assert q.empty() and q.take_leading(applies_mid_evaluation) == []

@@ -7,12 +7,12 @@ from pathlib import Path
 import pytest
 import torch
 
-from core import commands as C
-from core import events as E
-from core.checkpoint import load
-from core.config import from_dict
-from core.engine import Trainer
 from tests.engine_helpers import run_to_end as events_of
+from tui_train.core import commands as C
+from tui_train.core import events as E
+from tui_train.core.checkpoint import load
+from tui_train.core.config import from_dict
+from tui_train.core.engine import Trainer
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
 
@@ -49,7 +49,7 @@ def test_resume_on_cuda(tmp_path):
 def test_the_dry_run_on_cuda_refuses_an_output_on_the_cpu_and_changes_no_weight(tmp_path):
     """A model that moves its output off the device is refused at start; with dropout, the run's
     weights are the same with and without the dry run (its CUDA RNG state is restored too)."""
-    from core.config import ConfigError
+    from tui_train.core.config import ConfigError
 
     (tmp_path / "net.py").write_text("import torch\nclass Net(torch.nn.Module):\n    def __init__(self):\n"
                                      "        super().__init__()\n        self.fc = torch.nn.Linear(64, 10)\n"
@@ -68,6 +68,6 @@ def test_the_dry_run_on_cuda_refuses_an_output_on_the_cpu_and_changes_no_weight(
 
 
 def _plain(config) -> dict:
-    from core.config import to_dict
+    from tui_train.core.config import to_dict
 
     return to_dict(config)

@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from core.config import AugmentConfig, ConfigError, DataConfig
-from core.data import DataError, epoch_order, load_data, load_digits_arrays
+from tui_train.core.config import AugmentConfig, ConfigError, DataConfig
+from tui_train.core.data import DataError, epoch_order, load_data, load_digits_arrays
 
 CPU = torch.device("cpu")
 AUG = AugmentConfig(rotation=15.0, translate=0.1, crop_padding=2)
@@ -388,7 +388,7 @@ def test_dataloader_spawn_workers_load_user_file(user_file):
 
 
 def test_uint8_channel_stats_match_the_float_computation():
-    from core.data import _channel_stats, _uint8_channel_stats
+    from tui_train.core.data import _channel_stats, _uint8_channel_stats
 
     g = torch.Generator().manual_seed(0)
     x = torch.randint(0, 256, (300, 3, 5, 7), dtype=torch.uint8, generator=g)

@@ -6,13 +6,13 @@ from __future__ import annotations
 import pytest
 import torch
 
-from core.data import DataError, TensorData
-from core.distributed import DistributedError, World, from_env, rng_from_json, rng_to_json
-from core.launch import torchrun_command
+from tui_train.core.data import DataError, TensorData
+from tui_train.core.distributed import DistributedError, World, from_env, rng_from_json, rng_to_json
+from tui_train.core.launch import torchrun_command
 
 
 def data_of(n: int) -> TensorData:
-    from core.config import AugmentConfig
+    from tui_train.core.config import AugmentConfig
 
     splits = {k: (torch.arange(m, dtype=torch.float32).view(-1, 1), torch.zeros(m, dtype=torch.long))
               for k, m in (("train", n), ("val", 7), ("test", 5))}
@@ -82,7 +82,7 @@ def test_the_environment_names_the_rank_and_a_broken_one_is_one_line():
 def test_rng_states_travel_as_json_and_come_back_equal():
     import json
 
-    from core import checkpoint as ckpt
+    from tui_train.core import checkpoint as ckpt
 
     state = ckpt.rng_state(torch.device("cpu"))
     back = rng_from_json(json.loads(json.dumps(rng_to_json(state))))
@@ -96,7 +96,7 @@ def test_rng_states_travel_as_json_and_come_back_equal():
 def test_torchrun_command_passes_the_multi_node_options_through():
     single = torchrun_command(2, ["mnist-cnn"], {})
     assert "--standalone" in single and "--nproc-per-node=2" in single
-    assert single[single.index("-m", 3):] == ["-m", "tui.cli", "run", "mnist-cnn", "--headless"]
+    assert single[single.index("-m", 3):] == ["-m", "tui_train.tui.cli", "run", "mnist-cnn", "--headless"]
     multi = torchrun_command(4, ["p"], {"nnodes": "2", "rdzv_endpoint": "host:29400", "max_restarts": 3})
     assert "--standalone" not in multi
     assert {"--nnodes=2", "--rdzv-endpoint=host:29400", "--max-restarts=3"} <= set(multi)
@@ -142,7 +142,7 @@ def _fake_group(tmp_path, statuses: list[str], codes: list[int]):
 def test_supervise_restarts_a_failed_group_and_only_that(tmp_path, statuses, codes, restarts, attempts, code):
     import io
 
-    from core.launch import supervise
+    from tui_train.core.launch import supervise
 
     out = io.StringIO()
     assert supervise(_fake_group(tmp_path, statuses, codes), tmp_path, restarts, out=out) == code
@@ -157,7 +157,7 @@ def test_a_signal_to_the_supervisor_reaches_the_group_once_and_starts_no_other(t
     import sys
     import threading
 
-    from core.launch import supervise
+    from tui_train.core.launch import supervise
 
     script = tmp_path / "group.py"
     script.write_text(

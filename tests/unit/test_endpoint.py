@@ -14,10 +14,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from core import commands as C
-from core import endpoint as EP
-from core import events as E
-from core import protocol as P
+from tui_train.core import commands as C
+from tui_train.core import endpoint as EP
+from tui_train.core import events as E
+from tui_train.core import protocol as P
 
 
 @pytest.fixture

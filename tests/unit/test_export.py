@@ -10,9 +10,9 @@ import torch
 from safetensors.torch import load_file
 from typer.testing import CliRunner
 
-from core.config import from_dict
-from core.engine import Trainer
-from tui.cli import app
+from tui_train.core.config import from_dict
+from tui_train.core.engine import Trainer
+from tui_train.tui.cli import app
 
 
 class MyNet(torch.nn.Module):

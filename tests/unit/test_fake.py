@@ -9,9 +9,9 @@ import sys
 import threading
 from pathlib import Path
 
-from core import commands as C
-from core import events as E
-from core.testing import FakeTrainer, demo_script, sample_events
+from tui_train.core import commands as C
+from tui_train.core import events as E
+from tui_train.core.testing import FakeTrainer, demo_script, sample_events
 
 REPO = Path(__file__).resolve().parents[2]
 

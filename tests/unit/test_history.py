@@ -5,9 +5,9 @@ from __future__ import annotations
 import math
 import shutil
 
-from core import events as E
-from core.history import read_history, read_records
-from core.runlog import OTHER_METRICS_NAME, STEPS_NAME, RunLog
+from tui_train.core import events as E
+from tui_train.core.history import read_history, read_records
+from tui_train.core.runlog import OTHER_METRICS_NAME, STEPS_NAME, RunLog
 
 
 def write_run(run_dir, n_steps: int, spike_at: int | None = None, nan_at: int | None = None) -> None:

@@ -11,7 +11,7 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[2]
 CORE = REPO / "core"
-FORBIDDEN = ("textual", "plotext", "textual_plotext", "typer", "tui")
+FORBIDDEN = ("textual", "plotext", "textual_plotext", "typer", "tui_train.tui")
 CORE_FILES = sorted(CORE.rglob("*.py"))
 
 
@@ -19,14 +19,20 @@ def _root(name: str) -> str:
     return name.split(".")[0]
 
 
+def _forbidden(name: str) -> bool:
+    """A UI module: a FORBIDDEN package or anything under one (tui_train.tui.app)."""
+    return any(name == f or name.startswith(f + ".") for f in FORBIDDEN)
+
+
 def test_importing_core_loads_no_ui_module():
-    modules = ["core", "core.config", "core.engine", "core.data", "core.models", "core.headless", "core.checkpoint"]
-    modules += sorted({f"core.{p.stem}" for p in CORE.glob("*.py") if p.stem != "__init__"} - set(modules))
+    modules = ["tui_train", "tui_train.core", "tui_train.core.config", "tui_train.core.engine", "tui_train.core.data",
+               "tui_train.core.models", "tui_train.core.headless", "tui_train.core.checkpoint"]
+    modules += sorted({f"tui_train.core.{p.stem}" for p in CORE.glob("*.py") if p.stem != "__init__"} - set(modules))
     code = (
         "import importlib, json, sys\n"
         f"for m in {modules!r}:\n"
         "    importlib.import_module(m)\n"
-        f"bad = sorted(n for n in sys.modules if n.split('.')[0] in {FORBIDDEN!r})\n"
+        f"bad = sorted(n for n in sys.modules if any(n == f or n.startswith(f + '.') for f in {FORBIDDEN!r}))\n"
         "print(json.dumps(bad))\n"
     )
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, cwd=REPO)
@@ -62,14 +68,14 @@ def test_core_sources_exist():
 @pytest.mark.parametrize("path", CORE_FILES, ids=lambda p: str(p.relative_to(REPO)))
 def test_no_core_file_imports_the_ui(path):
     tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
-    bad = [(line, name) for line, name in _imports(tree) if name.startswith("..") or _root(name) in FORBIDDEN]
+    bad = [(line, name) for line, name in _imports(tree) if name.startswith("..") or _forbidden(name)]
     assert not bad, f"{path.relative_to(REPO)} imports UI modules: {bad}"
 
 
 def test_the_static_check_catches_nested_and_dynamic_imports():
-    src = "def f():\n    from textual.app import App\nimport importlib\nimportlib.import_module('tui.app')\n"
+    src = "def f():\n    from textual.app import App\nimport importlib\nimportlib.import_module('tui_train.tui.app')\n"
     names = [n for _, n in _imports(ast.parse(src))]
-    assert "textual.app" in names and "tui.app" in names
+    assert "textual.app" in names and "tui_train.tui.app" in names
 
 
 NOT_DEPENDENCIES = ("sklearn", "scipy", "pandas")
@@ -84,7 +90,7 @@ def test_no_source_imports_a_module_that_is_not_a_dependency(folder):
 
 
 def test_loading_the_default_data_imports_no_scikit_learn():
-    code = ("import sys, torch\nfrom core.config import DataConfig\nfrom core.data import load_data\n"
+    code = ("import sys, torch\nfrom tui_train.core.config import DataConfig\nfrom tui_train.core.data import load_data\n"
             "load_data(DataConfig(dataset='digits'), torch.device('cpu'), seed=0)\n"
             f"print(sorted(n for n in sys.modules if n.split('.')[0] in {NOT_DEPENDENCIES!r}))\n")
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, cwd=REPO)

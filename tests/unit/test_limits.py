@@ -15,14 +15,14 @@ from dataclasses import dataclass
 
 import pytest
 
-from core import commands as C
-from core import events as E
-from core import limits
-from core.config import ConfigError, from_dict
-from core.engine import Trainer
-from core.testing import FakeTrainer
-from tui.screens.hyperparameter_dialog import parse_hyperparameter
-from tui.screens.learning_rate_dialog import parse_learning_rate
+from tui_train.core import commands as C
+from tui_train.core import events as E
+from tui_train.core import limits
+from tui_train.core.config import ConfigError, from_dict
+from tui_train.core.engine import Trainer
+from tui_train.core.testing import FakeTrainer
+from tui_train.tui.screens.hyperparameter_dialog import parse_hyperparameter
+from tui_train.tui.screens.learning_rate_dialog import parse_learning_rate
 
 WATCHDOG_S = 30.0
 """A run that stalls ends as interrupted after this (the test then fails on missing answers)."""

@@ -11,12 +11,12 @@ import numpy as np
 import pytest
 import torch
 
-from core import commands as C
-from core import control
-from core import lr_find as L
-from core.config import from_dict
-from core.engine import Trainer
-from core.state import TrainingState
+from tui_train.core import commands as C
+from tui_train.core import control
+from tui_train.core import lr_find as L
+from tui_train.core.config import from_dict
+from tui_train.core.engine import Trainer
+from tui_train.core.state import TrainingState
 
 
 def test_the_valley_is_the_middle_of_the_longest_descent():
@@ -121,7 +121,7 @@ def test_a_sweep_leaves_the_run_untouched(tmp_path):
 
 
 def test_a_model_returning_a_tuple_sweeps_and_one_that_does_not_fit_is_refused_first(tmp_path, monkeypatch):
-    from core.config import ConfigError
+    from tui_train.core.config import ConfigError
 
     (tmp_path / "nets.py").write_text(
         "import torch\n"

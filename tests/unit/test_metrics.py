@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import torch
 
-from core.metrics import (
+from tui_train.core.metrics import (
     ClassificationAccumulator,
     RegressionAccumulator,
     classification_metrics,

@@ -11,10 +11,10 @@ from pathlib import Path
 
 import pytest
 
-from core import events as E
-from core.history import read_records
-from core.metrics_export import MISSING_TENSORBOARD, ExportError, export_csv, export_tensorboard
-from core.runlog import STEPS_NAME, RunLog
+from tui_train.core import events as E
+from tui_train.core.history import read_records
+from tui_train.core.metrics_export import MISSING_TENSORBOARD, ExportError, export_csv, export_tensorboard
+from tui_train.core.runlog import STEPS_NAME, RunLog
 
 HEADER = ["step", "epoch", "train_loss", "train_acc", "lr", "samples_per_second", "train_epoch_loss", "train_epoch_accuracy",
           "val_loss", "val_accuracy", "val_f1", "test_loss", "test_accuracy", "test_precision"]
@@ -263,7 +263,7 @@ def test_without_tensorboardx_torch_utils_tensorboard_writes(tmp_path, monkeypat
 def test_the_export_command_writes_csv_and_tensorboard_and_says_what_is_missing(tmp_path):
     from typer.testing import CliRunner
 
-    from tui.cli import app
+    from tui_train.tui.cli import app
 
     run_dir = tmp_path / "run"
     run_dir.mkdir()

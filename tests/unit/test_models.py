@@ -8,9 +8,9 @@ import pytest
 import torch
 from torch import nn
 
-from core.config import ConfigError, ModelConfig
-from core.models import build_model, count_params, describe_model
-from core.plugins import load_object
+from tui_train.core.config import ConfigError, ModelConfig
+from tui_train.core.models import build_model, count_params, describe_model
+from tui_train.core.plugins import load_object
 
 
 @pytest.mark.parametrize("name, shape, hidden", [

@@ -8,9 +8,9 @@ from pathlib import Path
 import torch
 from typer.testing import CliRunner
 
-from core.checkpoint import load
 from tests.nan_model import SPEC as NAN_SPEC
-from tui.cli import app
+from tui_train.core.checkpoint import load
+from tui_train.tui.cli import app
 
 
 def test_headless_nan_saves_the_last_good_weights_and_exits_1(tmp_path):

@@ -15,7 +15,7 @@ REPO = Path(__file__).resolve().parents[2]
 PROBE = r"""
 import json, os, subprocess, sys, threading
 sys.path.insert(0, sys.argv[1])
-from core import serve
+from tui_train.core import serve
 
 def nice_of_child():
     out = subprocess.run([sys.executable, "-c", "import os; print(os.nice(0))"], capture_output=True, text=True)

@@ -13,10 +13,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from core import commands as C
-from core import events as E
-from core import protocol as P
-from core.testing import sample_events
+from tui_train.core import commands as C
+from tui_train.core import events as E
+from tui_train.core import protocol as P
+from tui_train.core.testing import sample_events
 
 FUZZ = settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 

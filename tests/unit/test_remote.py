@@ -14,12 +14,12 @@ from pathlib import Path
 
 import pytest
 
-from core import commands as C
-from core import events as E
-from core.config import from_dict
-from core.endpoint import POINTER, Connection, live_runs, probe
-from core.remote import RemoteTrainer
 from tests.engine_helpers import TIMEOUT, Running
+from tui_train.core import commands as C
+from tui_train.core import events as E
+from tui_train.core.config import from_dict
+from tui_train.core.endpoint import POINTER, Connection, live_runs, probe
+from tui_train.core.remote import RemoteTrainer
 
 
 def tiny(epochs: int = 200, **train):

@@ -9,11 +9,11 @@ import sys
 import threading
 from pathlib import Path
 
-from core import commands as C
-from core import events as E
-from core.history import read_history
-from core.replay import NO_SUMMARY, REJECTED, ReplayTrainer
-from core.runlog import RunLog
+from tui_train.core import commands as C
+from tui_train.core import events as E
+from tui_train.core.history import read_history
+from tui_train.core.replay import NO_SUMMARY, REJECTED, ReplayTrainer
+from tui_train.core.runlog import RunLog
 
 REPO = Path(__file__).resolve().parents[2]
 

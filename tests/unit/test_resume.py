@@ -10,11 +10,11 @@ from pathlib import Path
 import pytest
 import torch
 
-from core import commands as C
-from core import events as E
-from core.checkpoint import load
-from core.config import from_dict
-from core.engine import Trainer
+from tui_train.core import commands as C
+from tui_train.core import events as E
+from tui_train.core.checkpoint import load
+from tui_train.core.config import from_dict
+from tui_train.core.engine import Trainer
 
 CHANGE_AT = 4  # the live LR change is submitted when step 4 is reported, so it applies before step 5
 NEW_LR = 0.0123

@@ -9,12 +9,12 @@ from pathlib import Path
 
 import pytest
 
-from core import events as E
-from core import runs as R
-from core.config import from_dict, to_toml
-from core.engine import Trainer
-from core.runlog import RunLog
 from tests.engine_helpers import run_to_end
+from tui_train.core import events as E
+from tui_train.core import runs as R
+from tui_train.core.config import from_dict, to_toml
+from tui_train.core.engine import Trainer
+from tui_train.core.runlog import RunLog
 
 
 def make_run(root: Path, name: str, *, lr: float = 1e-3, status: str | None = "completed", best: float = 0.9,
@@ -85,7 +85,7 @@ def test_rows_sort_by_any_column_and_missing_values_go_last(runs):
 def test_live_runs_come_first(runs, monkeypatch):
     root, a, _b, _c = runs
     (a / "endpoint.json").write_text("{}")
-    monkeypatch.setattr("core.endpoint.probe", lambda run_dir, clean=True: (object(), "") if Path(run_dir) == a else (None, "no"))
+    monkeypatch.setattr("tui_train.core.endpoint.probe", lambda run_dir, clean=True: (object(), "") if Path(run_dir) == a else (None, "no"))
     rows = R.list_runs(root)
     assert rows[0].name == a.name and rows[0].live and rows[0].status == "running"
 
@@ -113,7 +113,7 @@ def test_deleting_a_run_removes_it_and_never_a_live_one(runs, monkeypatch):
     root, a, _b, c = runs
     R.delete_run(c)
     assert not c.exists()
-    monkeypatch.setattr("core.endpoint.probe", lambda run_dir, clean=True: (object(), ""))
+    monkeypatch.setattr("tui_train.core.endpoint.probe", lambda run_dir, clean=True: (object(), ""))
     with pytest.raises(ValueError, match="live"):
         R.delete_run(a)
     assert a.exists()
@@ -124,7 +124,7 @@ def test_deleting_a_run_removes_it_and_never_a_live_one(runs, monkeypatch):
 def test_runs_json_for_scripts_and_a_plain_table(runs):
     from typer.testing import CliRunner
 
-    from tui.cli import app
+    from tui_train.tui.cli import app
 
     root, a, b, c = runs
     out = CliRunner().invoke(app, ["runs", "--runs-dir", str(root), "--json"])
@@ -173,7 +173,7 @@ def test_a_fork_is_a_new_run_from_the_checkpoint_with_its_parent_and_the_changes
 def test_fork_from_the_command_line_and_its_one_line_errors(tmp_path):
     from typer.testing import CliRunner
 
-    from tui.cli import app
+    from tui_train.tui.cli import app
 
     parent = Trainer(tiny(), runs_dir=tmp_path / "runs")
     run_to_end(parent)

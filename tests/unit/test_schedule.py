@@ -7,8 +7,8 @@ from itertools import pairwise
 
 import pytest
 
-from core.config import ScheduleConfig
-from core.schedule import Plateau, factor
+from tui_train.core.config import ScheduleConfig
+from tui_train.core.schedule import Plateau, factor
 
 SPE = 10  # steps per epoch
 TOTAL = 100  # 10 epochs

@@ -9,18 +9,18 @@ import pytest
 import torch
 from typer.testing import CliRunner
 
-from core import events as E
-from core.config import ConfigError, from_dict, load_config
-from core.engine import Trainer
-from core.meters import EpochTotals
-from core.metrics import classification_metrics, regression_metrics
-from core.runs import read_row
-from core.runtime import check_task_fit
-from core.target import METRICS, Target, allowed_metrics, parse_target
 from tests.engine_helpers import run_to_end
 from tests.unit.test_cli import assert_bad_input
 from tests.unit.test_config import assert_one_line
-from tui.cli import app
+from tui_train.core import events as E
+from tui_train.core.config import ConfigError, from_dict, load_config
+from tui_train.core.engine import Trainer
+from tui_train.core.meters import EpochTotals
+from tui_train.core.metrics import classification_metrics, regression_metrics
+from tui_train.core.runs import read_row
+from tui_train.core.runtime import check_task_fit
+from tui_train.core.target import METRICS, Target, allowed_metrics, parse_target
+from tui_train.tui.cli import app
 
 
 def test_the_names_are_what_the_engine_records():

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import torch
 
-import core.threads as engine
-from core.config import from_dict
-from core.threads import ThreadTuner, thread_candidates
+import tui_train.core.threads as engine
+from tui_train.core.config import from_dict
+from tui_train.core.threads import ThreadTuner, thread_candidates
 
 
 def test_candidates_only_when_the_count_is_free(monkeypatch):
@@ -40,7 +40,7 @@ def test_tuner_picks_the_fastest_and_restarts_after_interruptions(monkeypatch):
 
 
 def test_a_tie_within_the_noise_goes_to_the_fewest_threads(monkeypatch):
-    from core.threads import NOISE
+    from tui_train.core.threads import NOISE
 
     for ratio, expect in ((1.0 + NOISE / 2, 1), (1.0 + 3 * NOISE, 2)):  # 2 threads a little faster / clearly faster
         step_seconds = {2: 0.001, 1: 0.001 * ratio}

@@ -6,13 +6,13 @@ import math
 
 import pytest
 
-from core.config import ConfigError, from_dict
-from tui import format as fmt
-from tui.screens.hyperparameter_dialog import parse_hyperparameter
-from tui.screens.launcher_screen import edit_config
-from tui.screens.learning_rate_dialog import parse_learning_rate
-from tui.series import Series, decimate
-from tui.widgets.metric_plot import x_ticks, y_ticks
+from tui_train.core.config import ConfigError, from_dict
+from tui_train.tui import format as fmt
+from tui_train.tui.screens.hyperparameter_dialog import parse_hyperparameter
+from tui_train.tui.screens.launcher_screen import edit_config
+from tui_train.tui.screens.learning_rate_dialog import parse_learning_rate
+from tui_train.tui.series import Series, decimate
+from tui_train.tui.widgets.metric_plot import x_ticks, y_ticks
 
 
 def test_decimate_keeps_short_series_and_drops_non_finite():
@@ -118,7 +118,7 @@ def test_fast_ansi_decoder_matches_rich_on_plotext_output():
     import plotext as plt
     from rich.text import Text
 
-    from tui.widgets.metric_plot import fast_from_ansi
+    from tui_train.tui.widgets.metric_plot import fast_from_ansi
 
     for theme in ("default", "dark", "clear"):
         plt.clf()

@@ -20,11 +20,11 @@ import pytest
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
-from core.config import ConfigError, from_dict
-from core.data import DataError
-from core.engine import Trainer
-from tests.e2e.test_headless_signals import tui_train
+from tests.e2e.test_headless_signals import tui_cmd
 from tests.engine_helpers import run_to_end
+from tui_train.core.config import ConfigError, from_dict
+from tui_train.core.data import DataError
+from tui_train.core.engine import Trainer
 
 DATASET = """
 import torch
@@ -144,10 +144,10 @@ def test_the_installed_command_refuses_a_bad_combination_with_exit_2_and_one_lin
          "in_delta": 0, "out": 5, "form": "tuple", "batch": 8}
     assert not expected_to_train(c)
     cfg = config(files, c)
-    from core.config import to_toml
+    from tui_train.core.config import to_toml
 
     (tmp_path / "prop.toml").write_text(to_toml(cfg))
-    r = subprocess.run(tui_train() + ["run", str(tmp_path / "prop.toml"), "--headless", "--runs-dir", str(tmp_path / "runs")],
+    r = subprocess.run(tui_cmd() + ["run", str(tmp_path / "prop.toml"), "--headless", "--runs-dir", str(tmp_path / "runs")],
                        capture_output=True, text=True, cwd=tmp_path, timeout=120, env={**os.environ, "PYTHONUNBUFFERED": "1"})
     assert r.returncode == 2, (r.stdout, r.stderr)
     lines = [ln for ln in r.stderr.splitlines() if ln.strip()]

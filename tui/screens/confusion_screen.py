@@ -10,10 +10,10 @@ from textual.containers import ScrollableContainer
 from textual.screen import Screen
 from textual.widgets import Footer, Static
 
-from core import events as E
-from tui import keys
-from tui.widgets.confusion_grid import ConfusionGrid
-from tui.widgets.mistake_gallery import MistakeGallery
+from tui_train.core import events as E
+from tui_train.tui import keys
+from tui_train.tui.widgets.confusion_grid import ConfusionGrid
+from tui_train.tui.widgets.mistake_gallery import MistakeGallery
 
 NO_VALIDATION = "no validation yet: the matrix comes with each validation (v on the dashboard validates now)"
 """What the screen says before the first ConfusionMatrix event."""

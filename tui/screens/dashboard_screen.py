@@ -18,24 +18,24 @@ from textual.message import Message
 from textual.screen import Screen
 from textual.widgets import Footer
 
-from core import commands as C
-from core import events as E
-from core.config import RunConfig
-from tui import keys
-from tui.screens.confirm_dialog import YES, ConfirmDialog
-from tui.screens.confusion_screen import ConfusionScreen
-from tui.screens.hyperparameter_dialog import HyperparameterDialog
-from tui.screens.learning_rate_dialog import LearningRateDialog
-from tui.screens.lr_find_screen import LrFindScreen
-from tui.screens.nonfinite_dialog import NonFiniteDialog
-from tui.series import is_finite
-from tui.widgets.epoch_table import EpochTable
-from tui.widgets.event_log import EventLog
-from tui.widgets.hyperparameter_panel import HyperparameterPanel
-from tui.widgets.metric_plot import MetricPlot
-from tui.widgets.run_header import RunHeader
-from tui.widgets.run_progress import RunProgress
-from tui.widgets.system_panel import SystemPanel
+from tui_train.core import commands as C
+from tui_train.core import events as E
+from tui_train.core.config import RunConfig
+from tui_train.tui import keys
+from tui_train.tui.screens.confirm_dialog import YES, ConfirmDialog
+from tui_train.tui.screens.confusion_screen import ConfusionScreen
+from tui_train.tui.screens.hyperparameter_dialog import HyperparameterDialog
+from tui_train.tui.screens.learning_rate_dialog import LearningRateDialog
+from tui_train.tui.screens.lr_find_screen import LrFindScreen
+from tui_train.tui.screens.nonfinite_dialog import NonFiniteDialog
+from tui_train.tui.series import is_finite
+from tui_train.tui.widgets.epoch_table import EpochTable
+from tui_train.tui.widgets.event_log import EventLog
+from tui_train.tui.widgets.hyperparameter_panel import HyperparameterPanel
+from tui_train.tui.widgets.metric_plot import MetricPlot
+from tui_train.tui.widgets.run_header import RunHeader
+from tui_train.tui.widgets.run_progress import RunProgress
+from tui_train.tui.widgets.system_panel import SystemPanel
 
 NEEDS_RUN = keys.needs_run(keys.DASHBOARD_KEYS)
 """Action -> True (needs an active run), False (needs none) or None (always), from :mod:`tui.keys`;
@@ -298,7 +298,7 @@ class DashboardScreen(Screen):
             self._mark(ev.step, "checkpoint")
 
     def _on_lr_found(self, ev: E.LearningRateFound) -> None:
-        from core.lr_find import Curve
+        from tui_train.core.lr_find import Curve
 
         if self._lr_screen is not None:
             self._lr_screen.show_curve(Curve.from_json(E.to_json(ev)))

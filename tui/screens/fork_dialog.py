@@ -20,7 +20,7 @@ from textual.widgets import Input, Label, Static
 def parse_changes(text: str, run_dir: Path | None) -> list[str]:
     """'optim.lr=3e-4 train.epochs=30' -> ['optim.lr=3e-4', 'train.epochs=30'], checked against the
     run's config.toml (ValueError with a one-line reason: the engine would refuse them)."""
-    from core.config import ConfigError, apply_overrides, from_dict
+    from tui_train.core.config import ConfigError, apply_overrides, from_dict
 
     try:
         items = shlex.split(text)

@@ -8,7 +8,7 @@ from textual.containers import VerticalScroll
 from textual.screen import ModalScreen
 from textual.widgets import Label, Static
 
-from tui.keys import help_rows
+from tui_train.tui.keys import help_rows
 
 KEYS: list[tuple[str, str]] = help_rows()
 """Key -> what it does (built from :mod:`tui.keys`: the dashboard's and the app's bindings, then

@@ -8,9 +8,9 @@ from textual.containers import Vertical
 from textual.screen import ModalScreen
 from textual.widgets import Input, Label, Select, Static
 
-from core import limits
-from core.commands import LIVE_HYPERPARAMETERS
-from tui import format as fmt
+from tui_train.core import limits
+from tui_train.core.commands import LIVE_HYPERPARAMETERS
+from tui_train.tui import format as fmt
 
 
 def parse_hyperparameter(key: str, text: str) -> float | int:

@@ -23,13 +23,13 @@ from textual.screen import Screen
 from textual.widgets import Button, Footer, Input, Label, OptionList, Select, Static
 from textual.widgets.option_list import Option, OptionDoesNotExist
 
-from core import config as cfgmod
-from core.config import ConfigError, RunConfig
-from core.errors import first_line
-from core.lr_find import Curve, SweepError, run_subprocess
-from tui import keys
-from tui.screens.lr_find_screen import LrFindScreen
-from tui.screens.run_picker import run_dir_of
+from tui_train.core import config as cfgmod
+from tui_train.core.config import ConfigError, RunConfig
+from tui_train.core.errors import first_line
+from tui_train.core.lr_find import Curve, SweepError, run_subprocess
+from tui_train.tui import keys
+from tui_train.tui.screens.lr_find_screen import LrFindScreen
+from tui_train.tui.screens.run_picker import run_dir_of
 
 OPTIMIZERS: tuple[str, ...] = tuple(cfgmod.field_spec("optim.name")[1]["choices"])
 """Choices of the optimizer field: the ones core.config declares for ``optim.name``."""

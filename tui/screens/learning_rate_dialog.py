@@ -8,8 +8,8 @@ from textual.containers import Vertical
 from textual.screen import ModalScreen
 from textual.widgets import Input, Label, Static
 
-from core import limits
-from tui import format as fmt
+from tui_train.core import limits
+from tui_train.tui import format as fmt
 
 
 def parse_learning_rate(text: str) -> float:

@@ -18,9 +18,9 @@ from textual.screen import ModalScreen
 from textual.widgets import Label, Static
 from textual_plotext import PlotextPlot
 
-from core.lr_find import Curve, describe
-from tui import format as fmt
-from tui.widgets.metric_plot import y_ticks
+from tui_train.core.lr_find import Curve, describe
+from tui_train.tui import format as fmt
+from tui_train.tui.widgets.metric_plot import y_ticks
 
 
 def decade_ticks(lo: float, hi: float) -> tuple[list[float], list[str]]:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from tui.screens.choice_dialog import Choice, ChoiceDialog
+from tui_train.tui.screens.choice_dialog import Choice, ChoiceDialog
 
 
 class NonFiniteDialog(ChoiceDialog):

@@ -18,9 +18,9 @@ from textual.containers import Horizontal
 from textual.screen import Screen
 from textual.widgets import Footer, Static
 
-from core.runs import RunRow
-from tui import keys
-from tui.widgets.overlay_plot import AXES, OverlayPlot, RunCurves, load_curves, run_colors
+from tui_train.core.runs import RunRow
+from tui_train.tui import keys
+from tui_train.tui.widgets.overlay_plot import AXES, OverlayPlot, RunCurves, load_curves, run_colors
 
 SWATCH = "━━"
 """A run's line in the legend, in its colour."""

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from tui.screens.choice_dialog import Choice, ChoiceDialog
+from tui_train.tui.screens.choice_dialog import Choice, ChoiceDialog
 
 STOP = "stop"
 """Dismissed with this: end the run (finish the step, save an interrupt checkpoint), then quit."""

@@ -24,12 +24,12 @@ from textual.containers import VerticalScroll
 from textual.screen import ModalScreen, Screen
 from textual.widgets import DataTable, Footer, Input, Label, Static
 
-from core import commands as C
-from core.runs import RunRow, config_diff, delete_run, list_runs, read_row
-from tui import format as fmt
-from tui import keys
-from tui.screens.confirm_dialog import YES, ConfirmDialog
-from tui.screens.dashboard_screen import DashboardScreen
+from tui_train.core import commands as C
+from tui_train.core.runs import RunRow, config_diff, delete_run, list_runs, read_row
+from tui_train.tui import format as fmt
+from tui_train.tui import keys
+from tui_train.tui.screens.confirm_dialog import YES, ConfirmDialog
+from tui_train.tui.screens.dashboard_screen import DashboardScreen
 
 COLUMNS: tuple[tuple[str, str, str], ...] = (
     ("", "mark", ""),
@@ -367,7 +367,7 @@ class RunsScreen(Screen[None]):
 
     def action_overlay(self) -> None:
         """v: the marked runs' curves on shared axes."""
-        from tui.screens.overlay_screen import OverlayScreen
+        from tui_train.tui.screens.overlay_screen import OverlayScreen
 
         rows = self._compared(1)
         if rows:

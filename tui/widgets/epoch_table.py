@@ -6,8 +6,8 @@ import time
 
 from textual.widgets import DataTable
 
-from core.events import EpochMetrics
-from tui import format as fmt
+from tui_train.core.events import EpochMetrics
+from tui_train.tui import format as fmt
 
 BEST_MARK = "★"
 """Marks the best epoch on the monitored metric."""

@@ -8,10 +8,10 @@ import time
 from rich.text import Text
 from textual.widgets import RichLog
 
-from core import events as E
-from core.lr_find import lr_found
-from tui import format as fmt
-from tui.widgets.confusion_grid import recalls
+from tui_train.core import events as E
+from tui_train.core.lr_find import lr_found
+from tui_train.tui import format as fmt
+from tui_train.tui.widgets.confusion_grid import recalls
 
 
 class EventLog(RichLog):

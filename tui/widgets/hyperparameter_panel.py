@@ -6,7 +6,7 @@ from rich.table import Table
 from rich.text import Text
 from textual.widgets import Static
 
-from tui import format as fmt
+from tui_train.tui import format as fmt
 
 LIVE_MARK = "✎"
 """Marks a hyperparameter that can be changed while training (keys l, [, ], h)."""

@@ -17,7 +17,7 @@ from rich.text import Span, Text
 from textual.app import RenderResult
 from textual_plotext import PlotextPlot
 
-from tui.series import Series, is_finite
+from tui_train.tui.series import Series, is_finite
 
 MARKERS: dict[str, tuple[str, str]] = {
     "lr": ("L", "yellow"),

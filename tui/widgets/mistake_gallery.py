@@ -7,7 +7,7 @@ from __future__ import annotations
 from rich.text import Text
 from textual.widget import Widget
 
-from tui.halfblock import half_block, mistake_pixels
+from tui_train.tui.halfblock import half_block, mistake_pixels
 
 MIN_SIDE = 16
 """Images smaller than this many pixels a side are drawn 2x (or more), so an 8x8 digit reads."""

@@ -16,9 +16,9 @@ from collections import OrderedDict
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from core import events as E
-from tui.series import decimate, is_finite
-from tui.widgets.metric_plot import MetricPlot
+from tui_train.core import events as E
+from tui_train.tui.series import decimate, is_finite
+from tui_train.tui.widgets.metric_plot import MetricPlot
 
 PALETTE: tuple[int, ...] = (33, 208, 34, 197, 135, 178, 37, 167, 99, 142, 45, 205)
 """256-colour codes, distinct on dark and light themes (plotext takes the number, Rich ``color(N)``)."""
@@ -148,7 +148,7 @@ _cache_lock = threading.Lock()
 
 
 def _files_key(run_dir: Path) -> tuple:
-    from core.runlog import OTHER_METRICS_NAME, STEPS_NAME
+    from tui_train.core.runlog import OTHER_METRICS_NAME, STEPS_NAME
 
     key = []
     for name in ("events.jsonl", "metrics.jsonl", STEPS_NAME, OTHER_METRICS_NAME):
@@ -162,7 +162,7 @@ def _files_key(run_dir: Path) -> tuple:
 
 def load_curves(run_dir: Path) -> RunCurves:
     """A run's curves, read from its files once and cached (read again when its files changed)."""
-    from core.history import read_history
+    from tui_train.core.history import read_history
 
     run_dir = Path(run_dir)
     key = _files_key(run_dir)

@@ -9,7 +9,7 @@ from textual.app import ComposeResult
 from textual.containers import Horizontal
 from textual.widgets import Static
 
-from tui.widgets.status_badge import StatusBadge
+from tui_train.tui.widgets.status_badge import StatusBadge
 
 
 class RunHeader(Horizontal):

@@ -8,8 +8,8 @@ from rich.table import Table
 from rich.text import Text
 from textual.widget import Widget
 
-from tui import format as fmt
-from tui.series import is_finite
+from tui_train.tui import format as fmt
+from tui_train.tui.series import is_finite
 
 
 def _clamp01(value: float | None) -> float:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from textual.reactive import reactive
 from textual.widgets import Static
 
-from tui.format import STATUS_LABELS, status_label
+from tui_train.tui.format import STATUS_LABELS, status_label
 
 
 class StatusBadge(Static):

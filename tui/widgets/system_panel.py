@@ -11,8 +11,8 @@ from textual.app import ComposeResult
 from textual.containers import Horizontal, Vertical
 from textual.widgets import Sparkline, Static
 
-from core import events as E
-from tui.series import is_finite
+from tui_train.core import events as E
+from tui_train.tui.series import is_finite
 
 HISTORY = 60
 """Samples each sparkline shows (two minutes at one sample every 2 s)."""
