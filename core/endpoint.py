@@ -7,7 +7,8 @@ in ``origin``) reaches all of them.
 
 Where it lives. A Unix socket path is limited to about 104 bytes and run directories can be deep,
 so the socket is in a private folder (:func:`runtime_dir`: ``$XDG_RUNTIME_DIR/tui-train``, else
-``<tmp>/tui-train-<uid>``, mode 0700, checked to be ours), the socket itself mode 0600, and the
+``<tmp>/tui-train-<uid>``, else ``/tmp/tui-train-<uid>``, the first where the path fits; mode 0700,
+checked to be ours), the socket itself mode 0600, and the
 run directory holds a pointer to it (``endpoint.json``: socket, pid, host). Peers are checked
 with SO_PEERCRED where the platform has it: only our own user may connect.
 
@@ -66,11 +67,26 @@ class EndpointError(RuntimeError):
 
 # --------------------------------------------------------------------------- where sockets live
 
-def runtime_dir() -> Path:
-    """The private folder for sockets: ``$XDG_RUNTIME_DIR/tui-train`` or ``<tmp>/tui-train-<uid>``,
-    created mode 0700 and checked to be a real folder owned by us that no one else can enter."""
+def _socket_folders() -> list[Path]:
+    """Where a socket may go, in order: ``$XDG_RUNTIME_DIR/tui-train`` (when that folder exists),
+    ``<TMPDIR>/tui-train-<uid>``, ``/tmp/tui-train-<uid>``."""
+    uid = os.getuid()
     base = os.environ.get("XDG_RUNTIME_DIR", "")
-    folder = Path(base) / "tui-train" if base and Path(base).is_dir() else Path(tempfile.gettempdir()) / f"tui-train-{os.getuid()}"
+    folders = [Path(base) / "tui-train"] if base and Path(base).is_dir() else []
+    folders += [Path(tempfile.gettempdir()) / f"tui-train-{uid}", Path("/tmp") / f"tui-train-{uid}"]
+    return list(dict.fromkeys(folders))
+
+
+def runtime_dir(name_len: int = 0) -> Path:
+    """The private folder for sockets: the first of :func:`_socket_folders` in which a socket name
+    of ``name_len`` bytes stays within SOCKET_PATH_MAX (a long XDG_RUNTIME_DIR or TMPDIR, a long
+    user name, falls back to a shorter folder instead of failing), created mode 0700 and checked
+    to be a real folder owned by us that no one else can enter."""
+    folders = _socket_folders()
+    folder = next((f for f in folders if len(os.fsencode(f)) + 1 + name_len <= SOCKET_PATH_MAX), None)
+    if folder is None:
+        raise EndpointError(f"{folders[0]}: socket path longer than {SOCKET_PATH_MAX} bytes; "
+                            "set XDG_RUNTIME_DIR or TMPDIR to a shorter folder")
     try:
         folder.mkdir(mode=0o700, exist_ok=True)
         st = os.lstat(folder)
@@ -84,12 +100,11 @@ def runtime_dir() -> Path:
 
 
 def socket_path_for(run_dir: Path) -> Path:
-    """A short socket path for a run (pid and a hash of the run directory)."""
+    """A short socket path for a run (pid and a hash of the run directory), whatever the length
+    of the run directory's own path (the socket is not in it)."""
     digest = hashlib.sha1(str(Path(run_dir).resolve()).encode()).hexdigest()[:10]
-    path = runtime_dir() / f"{os.getpid()}-{digest}.sock"
-    if len(os.fsencode(path)) > SOCKET_PATH_MAX:
-        raise EndpointError(f"{path}: socket path longer than {SOCKET_PATH_MAX} bytes; set XDG_RUNTIME_DIR or TMPDIR to a shorter folder")
-    return path
+    name = f"{os.getpid()}-{digest}.sock"
+    return runtime_dir(len(os.fsencode(name))) / name
 
 
 @dataclass(frozen=True)

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import importlib.abc
 import os
+import shutil
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -50,6 +52,30 @@ def mnist_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
     for f in MNIST_FILES:
         (raw / f).symlink_to(src / f)
     return root
+
+
+@pytest.fixture(autouse=True)
+def short_runtime(monkeypatch) -> Path:
+    """Each test's own socket folder, and a caller's environment that cannot change the results.
+
+    - ``XDG_RUNTIME_DIR`` is a fresh folder directly under /tmp (about 14 bytes): a test's trainer
+      processes never meet the machine's or another test's, and socket paths stay far below the
+      ~100-byte limit whatever TMPDIR, the user name or the pid length (pytest's tmp_path reached
+      96 bytes here; issue 21). Child processes and tmux panes inherit it.
+    - ``NO_COLOR`` from the caller's shell is cleared (it changes the snapshots); tests that want
+      it set it themselves.
+    - torch's deterministic-algorithms flag is put back as it was (a run with
+      ``train.deterministic = true`` turns it on for the process)."""
+    folder = Path(tempfile.mkdtemp(prefix="tt", dir="/tmp" if os.path.isdir("/tmp") else None))
+    monkeypatch.setenv("XDG_RUNTIME_DIR", str(folder))
+    monkeypatch.delenv("NO_COLOR", raising=False)
+    torch = sys.modules.get("torch")
+    deterministic = torch.are_deterministic_algorithms_enabled() if torch else False
+    yield folder
+    torch = sys.modules.get("torch")
+    if torch is not None and torch.are_deterministic_algorithms_enabled() != deterministic:
+        torch.use_deterministic_algorithms(deterministic)
+    shutil.rmtree(folder, ignore_errors=True)
 
 
 @pytest.fixture(autouse=True)

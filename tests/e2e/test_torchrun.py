@@ -17,6 +17,7 @@ import subprocess
 import time
 from pathlib import Path
 
+import psutil
 import pytest
 import torch
 
@@ -89,9 +90,11 @@ def ack(conn: Connection, command: C.Command, timeout: float = 60) -> E.Event:
 
 
 def children(pid: int) -> list[int]:
+    """Direct children (psutil scans every process's parent: /proc/<pid>/task/<pid>/children
+    needs a kernel built with CONFIG_PROC_CHILDREN, which a CI machine may lack)."""
     try:
-        return [int(c) for c in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
-    except OSError:
+        return [c.pid for c in psutil.Process(pid).children()]
+    except psutil.Error:
         return []
 
 
@@ -100,8 +103,8 @@ def rank_pids(launcher_pid: int) -> list[int]:
     its grandchild under the supervisor)."""
     def is_torchrun(pid: int) -> bool:
         try:
-            return Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")[1:3] == [b"-m", b"torch.distributed.run"]
-        except OSError:
+            return psutil.Process(pid).cmdline()[1:3] == ["-m", "torch.distributed.run"]
+        except psutil.Error:
             return False
 
     level = children(launcher_pid)

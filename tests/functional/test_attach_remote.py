@@ -24,8 +24,6 @@ from tui_train.tui.widgets.event_log import EventLog
 from tui_train.tui.widgets.hyperparameter_panel import HyperparameterPanel
 from tui_train.tui.widgets.status_badge import StatusBadge
 
-pytest.importorskip("torch")  # the trainer process trains with it
-
 TIMEOUT = 60.0
 
 

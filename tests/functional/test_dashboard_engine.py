@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+import tui_train.core.engine as engine
 from tests.functional.helpers import run_async, screen_text, settle, wait_for
 from tui_train.core import commands as C
 from tui_train.core import events as E
@@ -20,8 +21,6 @@ from tui_train.tui.screens.quit_dialog import QuitDialog
 from tui_train.tui.widgets.event_log import EventLog
 from tui_train.tui.widgets.hyperparameter_panel import HyperparameterPanel
 from tui_train.tui.widgets.status_badge import StatusBadge
-
-engine = pytest.importorskip("tui_train.core.engine")
 
 
 @pytest.fixture(autouse=True)

@@ -17,6 +17,7 @@ import pytest
 from tests.engine_helpers import TIMEOUT, Running
 from tui_train.core import commands as C
 from tui_train.core import events as E
+from tui_train.core import protocol as P
 from tui_train.core.config import from_dict
 from tui_train.core.endpoint import POINTER, Connection, live_runs, probe
 from tui_train.core.remote import RemoteTrainer
@@ -152,14 +153,20 @@ def test_hostile_bytes_on_the_socket_never_stop_the_trainer(tmp_path):
     junk = [b"\x00" * 50, b"{" * 5000, b'{"v": 1, "type": "command", "command": "Pause", "args": {"x": 1}}',
             b'{"v": 2, "type": "hello"}', b"\xff\xfe" * 100, b"x" * 20000, b'{"v":1,"type":"command","request":1e999}']
     junk += [bytes(rng.randrange(256) for _ in range(rng.randrange(1, 400))) for _ in range(40)]
-    for payload in junk:
-        s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        s.connect(str(ptr.socket))
-        try:
-            s.sendall(payload + b"\n")
-        except OSError:
-            pass  # closed on us: allowed
-        s.close()
+    hello = P.encode(P.hello("fuzz"), limit=P.MAX_CLIENT_LINE)
+    for greeted in (False, True):  # before a hello, and after one (a welcomed viewer turned hostile)
+        for payload in junk:
+            s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            s.settimeout(5)
+            s.connect(str(ptr.socket))
+            try:
+                if greeted:
+                    s.sendall(hello)
+                    assert b'"welcome"' in s.recv(65536)
+                s.sendall(payload + b"\n")
+            except OSError:
+                pass  # closed on us: allowed
+            s.close()
     step = max(e.step for e in v.events if isinstance(e, E.StepMetrics)) if any(isinstance(e, E.StepMetrics) for e in v.events) else 0
     v.wait_for(lambda e: isinstance(e, E.StepMetrics) and e.step > step + 20)  # it trains on
     assert not any(isinstance(e, E.CommandApplied | E.CommandRejected) for e in v.events)  # nothing was applied
