@@ -10,6 +10,7 @@ import types
 from pathlib import Path
 
 import pytest
+from textual import events
 
 from tests.functional.helpers import run_async, screen_text, settle, wait_for
 from tui_train.core import events as E
@@ -460,3 +461,35 @@ def test_the_ema_is_debiased_and_weighted_by_the_gaps():
     assert 0 < even[-1] < 10 and after_gap[-1] == pytest.approx(10.0, abs=1e-3)  # a long gap: the old average has decayed
     thinned = ema([0.0, 1.0, 1.001, 1.002, 2.0], [0.0, 0.0, 10.0, 10.0, 0.0], 1.0)
     assert thinned[3] < 0.1  # points bunched together weigh as little as the span they cover
+
+
+@run_async
+async def test_space_shows_the_mark_in_the_row_at_once(runs):
+    """issue 20 defect 4: the mark column had no width, so a mark showed only after a refill."""
+    app = runs_app(runs.root)
+    async with app.run_test(size=SIZE) as pilot:
+        screen = await on_runs(pilot)
+        cursor_to(screen, runs.alpha)
+        await pilot.press("space")
+        await settle(pilot)
+        assert "1 marked" in screen_text(app)
+        rows = {ln.split("completed")[1].split()[0]: ln for ln in screen_text(app).splitlines() if "completed" in ln}
+        assert rows["alpha"].split()[0] == "✔", rows["alpha"]
+        assert "✔" not in rows["beta"]
+
+
+@run_async
+async def test_typing_fast_keeps_the_spaces_of_the_filter(runs):
+    """issue 20 defect 4: keys typed before the filter had the focus went to the table (space marked a run)."""
+    app = runs_app(runs.root)
+    async with app.run_test(size=SIZE) as pilot:
+        screen = await on_runs(pilot)
+        # as a terminal delivers fast typing: every key queued before the first is handled
+        # (pilot.press waits for the app to go idle after each key, which hid the defect)
+        for key in (*"mnist", "space", *"128"):
+            event = events.Key(key, " " if key == "space" else key)
+            event.set_sender(app)
+            app._driver.send_message(event)
+        box = screen.query_one("#runs-filter")
+        await wait_for(pilot, lambda: screen.query_text == box.value, what="the filter")
+        assert box.value == "mnist 128" and not screen.marked

@@ -16,6 +16,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+from rich.cells import cell_len
 from rich.table import Table
 from rich.text import Text
 from textual import events, on
@@ -218,7 +219,9 @@ class RunsScreen(Screen[None]):
 
     def on_mount(self) -> None:
         for label, key, _ in COLUMNS:
-            self.table.add_column(label, key=key)
+            # the mark column is sized for the mark: filled empty, it would have no width and a
+            # mark set by space would stay invisible until a refill (issue 20 defect 4)
+            self.table.add_column(label, key=key, width=cell_len(MARK) if key == "mark" else None)
         self.table.focus()
 
     def on_screen_resume(self) -> None:
@@ -276,13 +279,19 @@ class RunsScreen(Screen[None]):
     # -- the filter -----------------------------------------------------------------------------
     def on_key(self, event: events.Key) -> None:
         # type to filter: a printable key that is no binding of this screen starts the filter
-        table = self.table
-        if self.focused is table and event.is_printable and event.character and event.key not in self._bound_keys():
-            event.stop()
-            event.prevent_default()
-            box = self.query_one("#runs-filter", Input)
-            box.focus()
-            box.insert_text_at_cursor(event.character)
+        if not (event.is_printable and event.character):
+            return
+        box = self.query_one("#runs-filter", Input)
+        # A printable key reaching the screen while the box has the focus was typed before the box
+        # got it and went to the table (the box stops its own): it is filter text, even a bound
+        # key (space, c, v); else fast typing lost it or marked a run (issue 20 defect 4).
+        if self.focused is not box and not (self.focused is self.table and event.key not in self._bound_keys()):
+            return
+        event.stop()
+        event.prevent_default()
+        if self.focused is not box:
+            self.set_focus(box)  # now, not after the queue (Widget.focus defers): the next keys go to the box
+        box.insert_text_at_cursor(event.character)
 
     def _bound_keys(self) -> set[str]:
         return {k.key for k in keys.RUNS_KEYS} | {k.key for k in keys.APP_KEYS}
