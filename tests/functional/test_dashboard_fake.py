@@ -141,6 +141,21 @@ async def test_events_drive_the_widgets(tmp_path):
 
 
 @run_async
+async def test_a_validation_is_marked_V_on_the_plots(tmp_path):
+    """issue 20 defect 6: the README lists the V marker; no validation ever drew it."""
+    app, fakes = fake_app(tmp_path, script=demo_script())
+    async with app.run_test(size=SIZE) as pilot:
+        await started(pilot, fakes)
+        await wait_for(pilot, lambda: app.dashboard.query_one(EpochTable).row_count == 3)
+        fakes[0].emit(E.ValidationMetrics(step=250, epoch=2, metrics={"loss": 0.3, "accuracy": 0.9}))
+        await settle(pilot)
+        for plot in app.dashboard.plots:
+            assert (250.0, "validate") in plot.markers, plot.id
+        drawn = app.dashboard.query_one("#loss-plot", MetricPlot).render()
+        assert "V" in (drawn.plain if hasattr(drawn, "plain") else str(drawn))
+
+
+@run_async
 async def test_plots_redraw_only_on_change(tmp_path):
     app, fakes = fake_app(tmp_path, script=demo_script())
     async with app.run_test(size=SIZE) as pilot:

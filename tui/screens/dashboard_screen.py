@@ -285,8 +285,11 @@ class DashboardScreen(Screen):
         self.app.notify(f"Run failed: {ev.message}", title="FAILED", severity="error", timeout=10)
 
     def _on_validation(self, ev: E.ValidationMetrics) -> None:
+        # an on-demand validation (v, ctl validate) is an intervention: V on the plots, as the
+        # README lists (issue 20 defect 6); the scheduled ones at epoch ends are not marked
         self._loss_plot.add("val", ev.step, ev.metrics.get("loss"))
         self._metric_plot.add("val", ev.step, ev.metrics.get(self.metric_key))
+        self._mark(ev.step, "validate")
 
     def _on_confusion(self, ev: E.ConfusionMatrix) -> None:
         self.confusion = ev
