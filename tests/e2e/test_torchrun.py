@@ -113,6 +113,41 @@ def rank_pids(launcher_pid: int) -> list[int]:
     return [w for t in level if is_torchrun(t) for w in children(t)]
 
 
+DRIFTING_MODEL = """\
+import os
+
+import torch
+import torch.nn as nn
+
+
+class Net(nn.Module):
+    \"\"\"An MLP whose rank-1 copy drifts: after each forward in training it nudges its bias outside
+    autograd (a user bug that DDP's gradient averaging cannot see).\"\"\"
+
+    def __init__(self):
+        super().__init__()
+        self.body = nn.Sequential(nn.Flatten(), nn.Linear(64, 10))
+
+    def forward(self, x):
+        out = self.body(x)
+        if self.training and os.environ.get("RANK") == "1":
+            with torch.no_grad():
+                self.body[1].bias.add_(1e-3)
+        return out
+"""
+
+
+def test_ranks_that_end_with_different_weights_are_reported(tmp_path):
+    """The oracle for ``ranks_agree`` (asserted True everywhere else): a model that changes on one
+    rank only ends with ``ranks_agree`` false and an error event naming the weights."""
+    (tmp_path / "drift.py").write_text(DRIFTING_MODEL)
+    code, out, err = finish(launch(tmp_path, "train.epochs=1", "train.max_steps=4", f"model.name={tmp_path / 'drift.py'}:Net"))
+    s = summary(tmp_path)
+    assert s["ranks_agree"] is False, (s, out[-2000:], err[-2000:])
+    errors = [json.loads(line) for line in (run_dir_of(tmp_path) / "events.jsonl").read_text().splitlines()]
+    assert any("ranks disagree at the end on: weights" in e.get("message", "") for e in errors), errors[-5:]
+
+
 def test_two_ranks_report_the_whole_splits_and_agree(tmp_path):
     code, out, err = finish(launch(tmp_path, "train.epochs=2"))
     assert code == 0, (out[-2000:], err[-2000:])
