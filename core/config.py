@@ -362,7 +362,7 @@ def looks_like_preset(path: Path) -> bool:
     """A TOML file with a description and only known top-level keys (pyproject.toml is not one).
     A broken file that has a description still counts, so that loading it explains what is wrong."""
     try:
-        text = Path(path).read_text(encoding="utf-8")
+        text = Path(path).read_text(encoding="utf-8-sig")  # a BOM is accepted, as read_toml does
     except (OSError, UnicodeDecodeError):
         return False
     try:
@@ -391,7 +391,9 @@ def resolve_preset(name_or_path: str, extra_dirs: list[Path] | tuple = ()) -> Pa
 def read_toml(path: Path) -> dict:
     """Parse a TOML file, turning every failure into a one-line ConfigError."""
     try:
-        text = Path(path).read_text(encoding="utf-8")
+        # utf-8-sig: a UTF-8 BOM (Windows editors write one) is dropped; tomllib refuses it as an
+        # "invalid statement" at line 1 (issue 20 defect 9)
+        text = Path(path).read_text(encoding="utf-8-sig")
     except (OSError, UnicodeDecodeError) as e:
         raise ConfigError(f"{path}: cannot read ({e.__class__.__name__}: {e})") from None
     try:

@@ -133,6 +133,15 @@ def test_missing_preset_file():
     assert "/nonexistent/dir/x.toml" in str(e.value)
 
 
+def test_a_preset_with_a_utf8_bom_loads_and_is_listed(tmp_path):
+    """issue 20 defect 9: a BOM (Notepad, PowerShell's Out-File) gave "malformed TOML" without a word of it."""
+    text = (PRESETS_DIR / "digits-mlp.toml").read_text(encoding="utf-8")
+    path = tmp_path / "bom.toml"
+    path.write_bytes(b"\xef\xbb\xbf" + text.encode("utf-8"))
+    assert to_dict(load_config(str(path))) | {"name": ""} == to_dict(load_config("digits-mlp")) | {"name": ""}
+    assert list_presets([tmp_path])["bom"] == path
+
+
 # --------------------------------------------------------------------------- --set
 
 @pytest.mark.parametrize("text, key, value", [
