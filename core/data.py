@@ -726,6 +726,9 @@ def _user_data(cfg: DataConfig, seed: int, device: torch.device) -> Data:
     where = f"data.dataset {cfg.dataset!r}"
     splits = _user_splits(cfg)
     x0, y0 = _item(splits["train"], 0, where)
+    if isinstance(y0, (str, bytes)):  # else "cannot turn str into a tensor", which names no label (issue 20 defect 9)
+        raise DataError(f"{where}: the labels are strings (item 0's is {y0!r}): return class indices 0..N-1 "
+                        f"(e.g. classes.index(label)), with the names in the dataset's .classes")
     x0t = _as_tensor(x0, where)
     task = cfg.task if cfg.task != "auto" else ("classification" if _is_int_scalar(y0) else "regression")
     input_shape = tuple(x0t.shape) or (1,)

@@ -401,3 +401,24 @@ def test_uint8_channel_stats_match_the_float_computation():
     assert fast[1][0] == pytest.approx(exact.std(unbiased=False).item(), abs=1e-12)
     half = _channel_stats((x.float() / 255).half())  # half data: summed in float32, not overflowing
     assert half[0] == pytest.approx(slow[0], abs=1e-3)
+
+
+@pytest.mark.parametrize("loader", ["tensor", "dataloader"])
+def test_string_labels_are_named_in_one_line(tmp_path, monkeypatch, loader):
+    """issue 20 defect 9: labels such as "cat" gave "cannot turn str into a tensor", not what to do."""
+    monkeypatch.chdir(tmp_path)
+    _write(tmp_path, "words.py", """
+        import torch
+        from torch.utils.data import Dataset
+        class Words(Dataset):
+            def __len__(self):
+                return 60
+            def __getitem__(self, i):
+                return torch.tensor([float(i)]), ["cat", "dog", "bird"][i % 3]
+        def words():
+            return Words()
+    """)
+    with pytest.raises(DataError) as e:
+        load_data(DataConfig(dataset="words.py:words", loader=loader), CPU, seed=0)
+    msg = str(e.value)
+    assert "\n" not in msg and "labels are strings" in msg and "'cat'" in msg and "class indices" in msg
