@@ -335,24 +335,68 @@ async def test_launcher_starts_the_run_with_edits(tmp_path):
     assert (config.optim.lr, config.train.epochs, config.train.on_nonfinite) == (3e-4, 2, "pause")
 
 
-@pytest.mark.parametrize("size", [(80, 24), (40, 12), (20, 6), (200, 60)])
+VISIBLE_AT = {
+    (80, 24): ("RUNNING", "epoch 3/3", "loss", "accuracy", "learning rate", "lr now", "events", "space"),
+    (40, 12): ("RUNNING", "epoch 3/3", "loss", "accuracy", "hyperparams"),
+    (20, 6): ("RUNNING", "epoch 3/3"),
+    (200, 60): ("RUNNING", "epoch 3/3", "loss", "accuracy", "learning rate", "lr now", "batch size", "epochs", "val acc",
+                "events", "system", "train", "val"),
+}
+"""What each size must show (the wider layouts add the epoch table, the system panel, legends)."""
+
+
+def newest_epoch_shown(table: EpochTable) -> bool:
+    """The last row lies inside the table's scrolled window (header and scrollbar rows left out)."""
+    rows = table.scrollable_content_region.height - 1  # the header row
+    return table.row_count > 0 and table.scroll_offset.y <= table.row_count - 1 < table.scroll_offset.y + rows
+
+
+@pytest.mark.parametrize("big, small, toggle", [((160, 60), (160, 30), False), ((160, 60), (130, 28), False),
+                                                ((160, 40), (100, 30), True)])
+@run_async
+async def test_shrinking_the_terminal_keeps_the_newest_epoch_and_rewraps_the_log(tmp_path, big, small, toggle):
+    """issue 20 defect 9: after a shrink the log's lines were clipped (wrapped at the old width) and
+    the epoch table stayed on old epochs (its old scroll offset) until the next epoch."""
+    app, fakes = fake_app(tmp_path, script=demo_script(epochs=20))
+    async with app.run_test(size=big) as pilot:
+        await started(pilot, fakes)
+        table, log = app.dashboard.query_one(EpochTable), app.dashboard.query_one(EventLog)
+        await wait_for(pilot, lambda: table.row_count == 20)
+        await settle(pilot)
+        said = list(log.lines_text)
+        await pilot.resize_terminal(*small)
+        await settle(pilot)
+        width = log.scrollable_content_region.width
+        assert log.display and width and max(strip.cell_length for strip in log.lines) <= width and log.max_scroll_x == 0
+        assert log.lines_text == said  # the same lines, wrapped again
+        if toggle:  # narrow: the log is shown; t shows the epochs
+            await pilot.press("t")
+            await settle(pilot)
+        assert table.display and newest_epoch_shown(table), (table.scroll_offset, table.size)
+
+
+@pytest.mark.parametrize("size", list(VISIBLE_AT))
 @run_async
 async def test_sizes_render_and_resize_without_crash(tmp_path, size):
     app, fakes = fake_app(tmp_path, script=demo_script())
     async with app.run_test(size=size) as pilot:
         await started(pilot, fakes)
         await settle(pilot)
-        text = screen_text(app)
-        if size == (80, 24):
-            for word in ("RUNNING", "loss", "accuracy", "learning rate", "lr now", "space"):
-                assert word in text, word
+
+        def missing() -> list[str]:
+            text = screen_text(app)
+            return [w for w in VISIBLE_AT[size] if w not in text]
+
+        assert not missing(), (missing(), screen_text(app))
         await pilot.resize_terminal(30, 10)
         await settle(pilot)
+        assert "RUNNING" in screen_text(app)
         await pilot.resize_terminal(*size)
         await settle(pilot)
+        assert not missing(), ("after shrinking and growing back", missing(), screen_text(app))
         await pilot.press("t", "question_mark")
         await settle(pilot)
-        screen_text(app)
+        assert "tui-train keys" in screen_text(app)
 
 
 @run_async
@@ -378,6 +422,37 @@ async def test_no_color_renders_and_badge_says_the_status(tmp_path, monkeypatch)
         await started(pilot, fakes)
         await settle(pilot)
         assert "RUNNING" in screen_text(app)
+        assert _colours_drawn(app) == set()  # what reaches the terminal is grey only
+        await pilot.press("space")
+        await wait_for(pilot, lambda: "PAUSED" in screen_text(app))  # the status is in words, not in a colour
+
+
+def _colours_drawn(app) -> set:
+    """The non-grey colours in the frame as the terminal gets it (after the app's line filters:
+    with NO_COLOR, Textual's Monochrome)."""
+    from textual.color import Color
+
+    found = set()
+    for strip in app.screen._compositor.render_strips():
+        for line_filter in app._filters:
+            strip = strip.apply_filter(line_filter, Color(0, 0, 0))
+        for segment in strip:
+            for colour in (segment.style.color, segment.style.bgcolor) if segment.style else ():
+                rgb = colour.get_truecolor() if colour is not None else None
+                if rgb is not None and not rgb.red == rgb.green == rgb.blue:
+                    found.add(tuple(rgb))
+    return found
+
+
+@run_async
+async def test_without_no_color_the_frame_has_colours(tmp_path):
+    """The other side of the NO_COLOR test: the same frame in colour (the check can see colour)."""
+    app, fakes = fake_app(tmp_path, script=demo_script())
+    assert not app.no_color
+    async with app.run_test(size=(80, 24)) as pilot:
+        await started(pilot, fakes)
+        await settle(pilot)
+        assert _colours_drawn(app)
 
 
 @run_async

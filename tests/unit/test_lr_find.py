@@ -6,6 +6,7 @@ from __future__ import annotations
 import itertools
 import math
 import random
+import time
 
 import numpy as np
 import pytest
@@ -13,6 +14,7 @@ import torch
 
 from tui_train.core import commands as C
 from tui_train.core import control
+from tui_train.core import events as E
 from tui_train.core import lr_find as L
 from tui_train.core.config import from_dict
 from tui_train.core.engine import Trainer
@@ -104,7 +106,6 @@ def test_a_sweep_leaves_the_run_untouched(tmp_path):
     opt_state = {k: {n: t.clone() if torch.is_tensor(t) else t for n, t in v.items()} for k, v in opt["state"].items()}
     groups = [dict(g) for g in opt["param_groups"]]
     rng = _rng()
-    order = [b[1].tolist() for b, _ in zip(rt.data.train_batches(0, 32), range(3))]
 
     curve = L.sweep_runtime(rt, cfg, steps=20)
 
@@ -116,8 +117,61 @@ def test_a_sweep_leaves_the_run_untouched(tmp_path):
         for n, t in v.items():
             assert torch.equal(t, opt_state[k][n]) if torch.is_tensor(t) else t == opt_state[k][n]
     assert _rng() == rng
-    assert [b[1].tolist() for b, _ in zip(rt.data.train_batches(0, 32), range(3))] == order
     assert rt.model.training  # the mode it was in
+    # The data order is a pure function of (seed, epoch): what a sweep could disturb is the run
+    # itself, which test_a_sweep_in_the_middle_of_a_run_changes_nothing_the_run_does checks.
+
+
+SWEEP_AT = 3
+
+
+def _run_with_pause(tmp_path, sweep: bool, monkeypatch=None) -> tuple[dict, list]:
+    """A short run (dropout, augmentation, Adam, cosine: every kind of state) paused at step
+    SWEEP_AT and resumed, with or without an LR range test while paused; its final weights."""
+    cfg = from_dict({"name": "t", "data": {"dataset": "digits", "batch_size": 64, "augment": {"rotation": 10.0, "translate": 0.1}},
+                     "model": {"name": "mlp", "hidden": [32], "dropout": 0.2}, "optim": {"name": "adam", "lr": 3e-3},
+                     "schedule": {"name": "cosine", "warmup_steps": 2},
+                     "train": {"max_steps": 8, "log_every": 1, "device": "cpu", "deterministic": True, "seed": 3, "num_threads": 1},
+                     "checkpoint": {"save_best": False}})
+    trainer = Trainer(cfg, runs_dir=tmp_path / ("sweep" if sweep else "plain"))
+    events = []
+
+    def sink(ev):  # on the trainer thread: the commands land at one known step boundary
+        events.append(ev)
+        if isinstance(ev, E.StepMetrics) and ev.step == SWEEP_AT:
+            trainer.submit(C.Pause())
+            if sweep:
+                trainer.submit(C.FindLearningRate(steps=12))
+            trainer.submit(C.Resume())
+
+    trainer.run(sink=sink)
+    assert isinstance(events[-1], E.RunFinished) and events[-1].status == "completed", events[-1]
+    return {k: v.clone() for k, v in trainer.model.state_dict().items()}, events
+
+
+def test_a_sweep_in_the_middle_of_a_run_changes_nothing_the_run_does(tmp_path, monkeypatch):
+    """Bit-identical final weights with and without a sweep while paused (data order, RNG,
+    weights, optimizer state all untouched), and the sweep's time is not training time: the sweep
+    here is made to take 1000 s on the clock (perf_counter shifted while it runs), and the run's
+    train_seconds does not contain it."""
+    plain, _ = _run_with_pause(tmp_path, sweep=False)
+    shift = [0.0]
+    real_counter, real_sweep = time.perf_counter, L.sweep_runtime
+
+    def slow_sweep(*args, **kwargs):
+        curve = real_sweep(*args, **kwargs)
+        shift[0] += 1000.0  # as if the sweep had taken 1000 s
+        return curve
+
+    monkeypatch.setattr(time, "perf_counter", lambda: real_counter() + shift[0])
+    monkeypatch.setattr(L, "sweep_runtime", slow_sweep)
+    swept, events = _run_with_pause(tmp_path, sweep=True)
+    found = [e for e in events if isinstance(e, E.LearningRateFound)]
+    assert len(found) == 1 and found[0].lrs, found
+    assert plain.keys() == swept.keys() and all(torch.equal(plain[k], swept[k]) for k in plain)
+    summary = events[-1].summary
+    assert shift[0] == 1000.0 and summary["train_seconds"] < 1000.0, summary
+    assert summary["wall_seconds"] >= 1000.0  # the wall clock did see it: the shift was in effect
 
 
 def test_a_model_returning_a_tuple_sweeps_and_one_that_does_not_fit_is_refused_first(tmp_path, monkeypatch):

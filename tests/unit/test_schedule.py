@@ -116,8 +116,16 @@ def test_degenerate_sizes_do_not_divide_by_zero():
 
 
 def test_factor_is_pure():
-    cfg = ScheduleConfig(name="onecycle")
-    assert [factor(cfg, s, SPE, TOTAL) for s in range(TOTAL)] == [factor(cfg, s, SPE, TOTAL) for s in range(TOTAL)]
+    """A pure function of the step: asked in any order, interleaved with other schedules (a
+    version that kept the previous step, or state shared between configs, gives other values)."""
+    import random
+
+    cfgs = [ScheduleConfig(name=n, warmup_steps=5) for n in ("constant", "step", "exponential", "cosine", "onecycle", "inverse_sqrt")]
+    in_order = {(i, s): factor(c, s, SPE, TOTAL) for i, c in enumerate(cfgs) for s in range(TOTAL)}
+    asks = list(in_order)
+    random.Random(0).shuffle(asks)
+    assert {(i, s): factor(cfgs[i], s, SPE, TOTAL) for i, s in asks} == in_order
+    assert len({v for (i, _), v in in_order.items() if cfgs[i].name == "cosine"}) > TOTAL // 2  # it does vary with the step
 
 
 # --------------------------------------------------------------------------- Plateau
