@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 
+from textual import events
 from textual.widgets import DataTable
 
 from tui_train.core.events import EpochMetrics
@@ -34,6 +35,12 @@ class EpochTable(DataTable):
 
     def on_mount(self) -> None:
         self._columns_for(self.run_task)
+
+    def on_resize(self, event: events.Resize) -> None:
+        # a shrunk (or newly shown) table kept its old scroll offset: it showed old epochs until
+        # the next one came (issue 20 defect 9); the cursor follows the newest row (flush)
+        if self.row_count and self.cursor_row >= self.row_count - 1:
+            self.call_after_refresh(self.scroll_end, animate=False, x_axis=False)
 
     def _columns_for(self, task: str) -> None:
         self.clear(columns=True)

@@ -4,8 +4,10 @@ errors (with where the traceback was saved). Bounded; the full record is events.
 from __future__ import annotations
 
 import time
+from collections import deque
 
 from rich.text import Text
+from textual import events
 from textual.widgets import RichLog
 
 from tui_train.core import events as E
@@ -27,6 +29,10 @@ class EventLog(RichLog):
         self.min_interval = 0.25
         """Seconds between two writes of new lines at least (a dashboard paces it with several viewers)."""
         self._last_flush = 0.0
+        self._written: deque[Text] = deque(maxlen=1000)
+        """The lines written, styled: wrapped again when the width changes (RichLog wraps once, on write)."""
+        self._wrap_width = 0
+        """The width the written lines were wrapped at."""
         self._handlers = E.exhaustive({
             E.RunStarted: self._started,
             E.StatusChanged: self._status,
@@ -63,7 +69,18 @@ class EventLog(RichLog):
         if self._pending and (force or now - self._last_flush >= self.min_interval):
             self._last_flush = now
             lines, self._pending = self._kept(self._pending), []
+            self._written.extend(lines)
+            self._wrap_width = self.scrollable_content_region.width
             self.write(Text("\n").join(lines))
+
+    def on_resize(self, event: events.Resize) -> None:
+        # RichLog wraps a line once, at the width of its write: after a shrink (or the first layout,
+        # which can be wider than the final one) lines were clipped on the right (issue 20 defect 9)
+        width = self.scrollable_content_region.width
+        if self._written and self._size_known and width > 0 and width != self._wrap_width:
+            self._wrap_width = width
+            self.clear()
+            self.write(Text("\n").join(self._kept(list(self._written))))
 
     def _kept(self, lines: list[Text]) -> list[Text]:
         """The newest of ``lines`` that the bounded log would keep once wrapped (an attached viewer
