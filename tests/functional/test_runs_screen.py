@@ -493,3 +493,27 @@ async def test_typing_fast_keeps_the_spaces_of_the_filter(runs):
         box = screen.query_one("#runs-filter")
         await wait_for(pilot, lambda: screen.query_text == box.value, what="the filter")
         assert box.value == "mnist 128" and not screen.marked
+
+
+@run_async
+async def test_config_diff_headers_break_only_between_the_parts_of_a_run_name(tmp_path):
+    """issue 20 defect 9: a narrow dialog folded the run names anywhere ("20260101-000000-r" / "un1-mnist-cnn")."""
+    root = tmp_path / "runs"
+    made = [make_run(root, f"2026010{i}-000000-run{i}-mnist-cnn", lr=10.0 ** -i, started=T0 + i) for i in (1, 2, 3)]
+    app = runs_app(root)
+    async with app.run_test(size=(80, 30)) as pilot:
+        screen = await on_runs(pilot)
+        for run in made:
+            cursor_to(screen, run)
+            await pilot.press("space")
+        await pilot.press("c")
+        await wait_for(pilot, lambda: isinstance(app.screen, ConfigDiffScreen))
+        await settle(pilot)
+        text = screen_text(app)
+        lines = text.splitlines()
+        top = next(i for i, ln in enumerate(lines) if "Where the configs" in ln)
+        header = lines[top + 1:next(i for i, ln in enumerate(lines) if " key " in ln) + 1]  # down to the key row
+        words = set(" ".join(header).replace("-", " ").split())
+        for run in made:
+            assert set(run.name.split("-")) <= words, text  # each part whole: 20260101, 000000, run1, mnist, cnn
+        assert "optim.lr" in text and "0.001" in text
