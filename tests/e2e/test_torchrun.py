@@ -141,7 +141,7 @@ def test_ranks_that_end_with_different_weights_are_reported(tmp_path):
     """The oracle for ``ranks_agree`` (asserted True everywhere else): a model that changes on one
     rank only ends with ``ranks_agree`` false and an error event naming the weights."""
     (tmp_path / "drift.py").write_text(DRIFTING_MODEL)
-    code, out, err = finish(launch(tmp_path, "train.epochs=1", "train.max_steps=4", f"model.name={tmp_path / 'drift.py'}:Net"))
+    _, out, err = finish(launch(tmp_path, "train.epochs=1", "train.max_steps=4", f"model.name={tmp_path / 'drift.py'}:Net"))
     s = summary(tmp_path)
     assert s["ranks_agree"] is False, (s, out[-2000:], err[-2000:])
     errors = [json.loads(line) for line in (run_dir_of(tmp_path) / "events.jsonl").read_text().splitlines()]
@@ -262,6 +262,44 @@ def test_a_rank_killed_with_kill_9_fails_the_run_or_is_restarted_from_its_checkp
         assert code == 1, (code, out[-2000:], err[-2000:])  # ended, within finish()'s bound: no timing asserted
         assert s["status"] == "failed", s
         assert err.strip().startswith("tui-train: the run failed") and "Traceback" not in err, err
+
+
+HANGING_MODEL = """\
+import os
+import time
+
+import torch.nn as nn
+
+
+class Net(nn.Module):
+    \"\"\"An MLP whose rank-1 copy hangs in its 4th training forward (a deadlock in user code).\"\"\"
+
+    def __init__(self):
+        super().__init__()
+        self.body = nn.Sequential(nn.Flatten(), nn.Linear(64, 10))
+        self.calls = 0
+
+    def forward(self, x):
+        if self.training and os.environ.get("RANK") == "1":
+            self.calls += 1
+            if self.calls == 4:
+                time.sleep(3600)
+        return self.body(x)
+"""
+
+
+def test_a_hung_rank_fails_the_run_after_the_collective_timeout(tmp_path, monkeypatch):
+    """A rank that never reaches the next collective: the others give up after
+    TUI_TRAIN_COLLECTIVE_TIMEOUT (4 s here) and the run ends failed, exit 1, one line, instead of
+    waiting forever (the bound is finish()'s, generous for a loaded machine; no timing asserted)."""
+    (tmp_path / "hang.py").write_text(HANGING_MODEL)
+    monkeypatch.setenv("TUI_TRAIN_COLLECTIVE_TIMEOUT", "4")
+    proc = launch(tmp_path, "train.epochs=1", "train.log_every=1", f"model.name={tmp_path / 'hang.py'}:Net")
+    code, out, err = finish(proc, timeout=150)
+    assert code == 1, (code, out[-2000:], err[-2000:])
+    s = summary(tmp_path)
+    assert s["status"] == "failed", s
+    assert err.strip().startswith("tui-train: the run failed") and "Traceback" not in err, err
 
 
 def test_a_hand_started_torchrun_group_is_a_run_like_any_other(tmp_path):
