@@ -90,3 +90,8 @@ def rate(value: object) -> str:
 def status_label(status: str) -> str:
     """The badge text for an engine status."""
     return STATUS_LABELS.get(status, status.upper().replace("_", " "))
+
+
+def count(n: int, noun: str, plural: str = "") -> str:
+    """``n`` and the noun in the number it takes: (1, 'mistake') -> '1 mistake', (0, 'mistake') -> '0 mistakes'."""
+    return f"{n:,} {noun if n == 1 else plural or noun + 's'}"

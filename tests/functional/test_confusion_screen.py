@@ -40,7 +40,7 @@ async def test_c_opens_the_grid_and_the_gallery_follows_the_run_and_escape_close
         await wait_for(pilot, lambda: app.dashboard.confusion is not None, what="the confusion matrix")
         await settle(pilot)
         log = "\n".join(app.dashboard.query_one(EventLog).lines_text)
-        assert "confusion matrix: lowest recall even 93.00% · c shows it and 1 mistakes" in log  # c is named (not in the footer)
+        assert "confusion matrix: lowest recall even 93.00% · c shows it and 1 mistake\n" in log + "\n"  # c is named (not in the footer)
         await pilot.press("c")
         await wait_for(pilot, lambda: isinstance(app.screen, ConfusionScreen), what="confusion screen")
         await settle(pilot)
@@ -48,7 +48,7 @@ async def test_c_opens_the_grid_and_the_gallery_follows_the_run_and_escape_close
         assert "even" in grid and "odd" in grid and "93" in grid and "93.0%" in grid and "recall" in grid
         assert "even → odd" in gallery_plain(app) and UPPER_HALF in gallery_plain(app)
         text = screen_text(app)
-        assert "confusion matrix" in text and "accuracy 93.00% of 200" in text and "1 mistakes shown" in text
+        assert "confusion matrix" in text and "accuracy 93.00% of 200" in text and "1 mistake shown" in text
 
         # a new validation while the screen is open redraws it
         fakes[0].emit(E.ConfusionMatrix(step=99, epoch=3, num_classes=2, confusion=((50, 50), (0, 100)),

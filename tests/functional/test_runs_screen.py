@@ -517,3 +517,13 @@ async def test_config_diff_headers_break_only_between_the_parts_of_a_run_name(tm
         for run in made:
             assert set(run.name.split("-")) <= words, text  # each part whole: 20260101, 000000, run1, mnist, cnn
         assert "optim.lr" in text and "0.001" in text
+
+
+@run_async
+async def test_one_run_is_counted_in_the_singular(tmp_path):
+    """issue 20 defect 9 ("1 mistakes"), the same class of defect: the info line said "1 runs"."""
+    make_run(tmp_path / "runs", "20260101-000000-alpha", started=T0)
+    app = runs_app(tmp_path / "runs")
+    async with app.run_test(size=SIZE) as pilot:
+        await on_runs(pilot)
+        assert "1 run · 0 live · 0 marked" in screen_text(app)

@@ -242,8 +242,12 @@ def test_class_names_that_only_repeat_the_index_get_no_column():
     plain = confusion_text([[3, 1], [0, 4]], ("0", "1")).plain.split("\n")
     assert plain[2].split() == ["0", "3", "1", "75.0%"] and plain[3].split() == ["1", "0", "4", "100.0%"]
     assert plain[1].split() == ["0", "1", "recall"] and plain[1].index("0") == plain[2].index("3")  # headers over counts
+    # MNIST's names repeat the index too ("0 - zero"): the row reads "0 zero", not "0 0 - zero" (issue 20 defect 9)
     named = confusion_text([[3, 1], [0, 4]], ("0 - zero", "1 - one")).plain.split("\n")
-    assert named[2].split()[:4] == ["0", "0", "-", "zero"]
+    assert named[2].split()[:3] == ["0", "zero", "3"] and named[3].split()[:3] == ["1", "one", "0"]
+    assert confusion_text([[1, 0], [0, 1]], ("0: cat", "1_dog")).plain.split("\n")[3].split()[:2] == ["1", "dog"]
+    others = confusion_text([[1, 0], [0, 1]], ("T-shirt/top", "10 - ten")).plain.split("\n")  # no index prefix: kept
+    assert others[2].split()[:2] == ["0", "T-shirt/top"] and others[3].split()[:4] == ["1", "10", "-", "ten"]
 
 
 # -- the engine ------------------------------------------------------------------------------------

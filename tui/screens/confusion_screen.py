@@ -11,6 +11,7 @@ from textual.screen import Screen
 from textual.widgets import Footer, Static
 
 from tui_train.core import events as E
+from tui_train.tui import format as fmt
 from tui_train.tui import keys
 from tui_train.tui.widgets.confusion_grid import ConfusionGrid
 from tui_train.tui.widgets.mistake_gallery import MistakeGallery
@@ -71,7 +72,7 @@ class ConfusionScreen(Screen[None]):
         right = sum(row[i] for i, row in enumerate(event.confusion) if i < len(row))
         accuracy = f" · accuracy {right / total:.2%} of {total:,}" if total else ""
         info.update(Text(f"validation at step {event.step} (epoch {event.epoch + 1}) · {event.num_classes} classes"
-                         f"{accuracy} · {len(event.mistakes)} mistakes shown", no_wrap=True, overflow="ellipsis"))
+                         f"{accuracy} · {fmt.count(len(event.mistakes), 'mistake')} shown", no_wrap=True, overflow="ellipsis"))
         self.query_one("#confusion-grid-box").border_subtitle = "arrows scroll · tab: gallery" if event.num_classes > 12 else ""
         grid.show(event.confusion, event.classes,
                   note=f"{event.num_classes} classes: over {E.MAX_CONFUSION_CLASSES}, the matrix is not sent")

@@ -282,7 +282,8 @@ class RunsScreen(Screen[None]):
             text = f"no runs under {self.runs_dir}"
         else:
             live = sum(r.live for r in self.rows)
-            shown = f"{len(self.shown)} of {len(self.rows)} runs" if self.query_text.strip() else f"{len(self.rows)} runs"
+            runs = fmt.count(len(self.rows), "run")
+            shown = f"{len(self.shown)} of {runs}" if self.query_text.strip() else runs
             text = (f"{shown} · {live} live · {len(self.marked)} marked · sorted by {self.sort_key} "
                     f"{'↓' if self.reverse else '↑'}")
         self.query_one("#runs-info", Static).update(Text(text, no_wrap=True, overflow="ellipsis"))

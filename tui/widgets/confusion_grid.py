@@ -40,6 +40,17 @@ def _label(name: str, width: int) -> str:
     return name if len(name) <= width else name[: width - 1] + "…"
 
 
+def row_name(name: str, index: int) -> str:
+    """A class name without the index the row already shows: MNIST's "0 - zero" -> "zero" (the row
+    read "0 0 - zero": issue 20 defect 9), "3" -> "" ; "10 - ten" in row 1 and "T-shirt/top" are kept."""
+    head = str(index)
+    if name == head:
+        return ""
+    if name.startswith(head) and not name[len(head)].isalnum():
+        return name[len(head):].lstrip(" -:._|)/").strip() or name
+    return name
+
+
 def recalls(confusion: tuple | list) -> list[float | None]:
     """Per-class recall (diagonal / row total; None for a class with no sample)."""
     out = []
@@ -53,9 +64,9 @@ def confusion_text(confusion: tuple | list, classes: tuple | list = ()) -> Text:
     """The grid as Rich text: a header of predicted class indices, then per true class its index
     and name, its counts and its recall."""
     n = len(confusion)
-    names = [str(c) for c in classes] if len(classes) == n else [str(i) for i in range(n)]
+    names = [row_name(str(c), i) for i, c in enumerate(classes)] if len(classes) == n else [""] * n
     # names that only repeat the index (a user dataset's classes 0..n-1) get no column: not "0 0"
-    label_w = 0 if all(name == str(i) for i, name in enumerate(names)) else LABEL_WIDTH
+    label_w = 0 if not any(names) else LABEL_WIDTH
     biggest = max((v for row in confusion for v in row), default=0)
     cell = max(len(str(biggest)), len(str(n - 1)), 1) + 1
     index_w = len(str(n - 1))

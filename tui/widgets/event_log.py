@@ -125,7 +125,7 @@ class EventLog(RichLog):
         if worst is not None:
             name = ev.classes[worst[1]] if worst[1] < len(ev.classes) else str(worst[1])
             text += f": lowest recall {name} {fmt.pct(worst[0])}"
-        self.say(f"{text} · c shows it and {len(ev.mistakes)} mistakes", ev.step, "dim")
+        self.say(f"{text} · c shows it and {fmt.count(len(ev.mistakes), 'mistake')}", ev.step, "dim")
 
     def _failed(self, ev: E.RunFailed) -> None:
         self.say(f"run FAILED: {ev.message}", None, "bold red")
