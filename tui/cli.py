@@ -416,7 +416,7 @@ def _live_run(run_dir: Path | None, runs_dir: Path, pick: bool = False):
                 raise fail(f"{run_dir}: no such run directory")
             ptr, why = probe(run_dir)
             if ptr is None:
-                raise fail(f"{run_dir}: {why}")
+                raise fail(_not_live(run_dir, why))
             return ptr, None
         if not runs_dir.is_dir():
             raise fail(f"--runs-dir {runs_dir}: no such directory (no run has been started there)")
@@ -424,7 +424,8 @@ def _live_run(run_dir: Path | None, runs_dir: Path, pick: bool = False):
     except EndpointError as e:
         raise fail(str(e)) from None
     if not runs:
-        raise fail(f"no live run under {runs_dir} (start one with `tui-train run`, or give a run directory)")
+        raise fail(f"no live run under {runs_dir} (start one with `tui-train run`, or give a run directory; "
+                   f"past runs: `tui-train runs --runs-dir {runs_dir}`)")
     if len(runs) > 1 and pick:
         return None, runs
     return runs[0], None
@@ -496,6 +497,22 @@ def _ctl_command(words: list[str]):
     if action == "lr" or args[0] == "lr":
         return C.SetLearningRate(number(args[-1]))
     return C.SetHyperparameter(args[0], number(args[1]))
+
+
+def _not_live(run_dir: Path, why: str) -> str:
+    """Why ``run_dir`` cannot be attached to, and, for a run that ended, how to see it (issue 20 defect 9)."""
+    if why.startswith("the run is live"):  # on another machine
+        return f"{run_dir}: {why}"
+    from tui_train.core.runs import read_row
+
+    try:
+        status = read_row(run_dir, live=False).status
+    except (OSError, ValueError):
+        status = "unfinished"
+    see = f"see it with `tui-train runs --runs-dir {Path(run_dir).resolve().parent}` (Enter replays it)"
+    if status != "unfinished":
+        return f"{run_dir}: the run has finished ({status}), nothing to attach to: {see}"
+    return f"{run_dir}: not live ({why}) and it has no summary (killed, or not a run): {see}"
 
 
 @app.command()

@@ -346,6 +346,20 @@ def test_attach_and_ctl_name_a_missing_runs_dir_or_run_dir(tmp_path):
     assert_bad_input(invoke(["attach", str(tmp_path / "run")]), "no live endpoint")
 
 
+def test_attach_to_a_finished_run_says_so_and_how_to_see_it(tmp_path):
+    """issue 20 defect 9: a finished run got "no live endpoint", with no word of `tui-train runs`."""
+    runs = tmp_path / "runs"
+    run = runs / "20260101-000000-alpha"
+    run.mkdir(parents=True)
+    (run / "summary.json").write_text(json.dumps({"status": "early_stopped", "preset": "alpha"}))
+    line = assert_bad_input(invoke(["attach", str(run)]), "has finished (early_stopped)", "tui-train runs")
+    assert f"--runs-dir {runs}" in line
+    unfinished = runs / "20260102-000000-beta"  # killed: no summary, no endpoint
+    unfinished.mkdir()
+    assert_bad_input(invoke(["attach", str(unfinished)]), "not live", "tui-train runs")
+    assert_bad_input(invoke(["attach", "--runs-dir", str(runs)]), "no live run", "tui-train runs")
+
+
 def test_a_runs_dir_that_is_a_file_or_epochs_0_is_one_line_and_exit_2(tmp_path):
     from typer.testing import CliRunner
 
