@@ -145,6 +145,7 @@ def build_payload(reason: str, *, model: torch.nn.Module, optimizer: torch.optim
         "target_mean": float(getattr(data, "target_mean", 0.0)), "target_std": float(getattr(data, "target_std", 1.0)),
         **training,
         "rng": rng_state(device), "versions": versions(), "saved_at": time.time(),
+        "threads": torch.get_num_threads(),  # the numerics depend on it: a resume reuses it (core.threads)
     }
 
 

@@ -56,6 +56,15 @@ from tui_train.core.schedule import Plateau, factor
 from tui_train.core.state import TrainingState
 from tui_train.core.target import Target
 
+SLOT_CHECKPOINTS = ("best", "last", "periodic")
+"""Checkpoints a later save of the same kind supersedes: a failed one stops counting as not saved
+once a later one is written (best.pt then holds the best, the newest periodic one is there). Every
+other failed save (manual, interrupt, early_stop, fork...) stays in summary.json's ``not_saved``."""
+
+UNSAVED_FROM = ("completed", "early_stopped", "stopped")
+"""The statuses that become ``unsaved`` when something the run was meant to write is missing
+(failed and interrupted already say that not all went well: they keep their status and list it)."""
+
 SYNC_EVERY = int(os.environ.get("TUI_TRAIN_SYNC_EVERY", "0") or 0)
 """Steps between two sync points of a run over several processes (0: train.log_every)."""
 
@@ -71,6 +80,7 @@ class _NoLog:
     """The run log of a rank > 0: rank 0 writes the run directory, the other ranks write nothing."""
 
     summary_written = True
+    lost: dict = {}
 
     def open(self, config_toml: str) -> None: ...
     def write(self, event: E.Event) -> None: ...
@@ -166,6 +176,8 @@ class Trainer:
         self._wall0 = time.perf_counter()
         self._wall_before = 0.0  # wall seconds of the run before this process (a resume's checkpoint)
         self._target_hit: dict | None = None  # when train.target was reached: value, step, epoch, seconds
+        self._not_saved: dict[str, dict] = {}  # checkpoints that could not be written (see SLOT_CHECKPOINTS)
+        self._save_error = ""  # why the last checkpoint was not saved
         self._emit_lock = threading.RLock()  # the system sampler's thread emits too
         self.system_interval = system.INTERVAL
         """Seconds between two SystemSample events of rank 0 (0: no sampler; bench section (s) compares)."""
@@ -222,7 +234,7 @@ class Trainer:
             where, step = read_parent(ckpt.run_dir_of(self.resume_file))
             self.parent = {"run_dir": where, "step": step} if where else None
         cfg, es, world = self.config, self.config.early_stopping, self.world
-        rt = build(cfg, world)
+        rt = build(cfg, world, threads=int(payload.get("threads", 0) or 0) if payload is not None else 0)
         if self.dry_run:  # bad model or data: one line now, before a run directory exists
             self.dry_run_seconds = dry_run(cfg, rt)
         self.state = TrainingState(base_lr=cfg.optim.lr, grad_clip=cfg.optim.grad_clip, patience=es.patience)
@@ -447,14 +459,8 @@ class Trainer:
         p.last_lr = lr
 
     def _after_step(self) -> None:
-        """The thread count while it is measured, the log interval, periodic checkpoints."""
-        st, cfg, p = self.state, self.config, self.p
-        if p.rt.tuner is not None:
-            chosen = p.rt.tuner.after_step(p.clock.interruptions)
-            if chosen is not None:
-                rates = ", ".join(f"{n}: {r * cfg.data.batch_size:,.0f} samples/s" for n, r in p.rt.tuner.rates.items())
-                self._emit(E.RunNote(message=f"threads: using {chosen} intra-op thread(s) (measured {rates})", step=st.step))
-                p.rt.tuner = None
+        """The log interval, periodic checkpoints."""
+        st, cfg = self.state, self.config
         if st.step % cfg.train.log_every == 0:
             self._flush_interval()
         if cfg.checkpoint.every_steps and st.step % cfg.checkpoint.every_steps == 0:
@@ -615,7 +621,7 @@ class Trainer:
                                nonfinite_pause=self.status == "paused" and self._status_cause == "nonfinite")
             if d.rejected:
                 return self._reject(cmd, d.rejected, origin)
-            detail = self._carry_out(cmd, d)
+            detail = self._carry_out(cmd, d, origin)
             control.write_optimizer(p.rt.optimizer, d.optimizer)
             for name, value in d.changes.items():
                 setattr(st, name, value)
@@ -635,12 +641,14 @@ class Trainer:
             self._reject(cmd, f"failed: {type(e).__name__}: {e}", origin)
         return None
 
-    def _carry_out(self, cmd: C.Command, d: control.Decision) -> str | None:
+    def _carry_out(self, cmd: C.Command, d: control.Decision, origin: str = "") -> str | None:
         """A decision's effect; returns the acknowledgement's detail (None: no acknowledgement)."""
         p = self.p
         if d.effect == "save":
             path = self._checkpoint(getattr(cmd, "reason", "") or "manual")
-            return None if path is None else f"saved {path}"  # a failed save reports a RunError
+            if path is None and self.world.is_main:  # a RunError said why; whoever asked (ctl, a viewer) hears it too
+                self._reject(cmd, f"checkpoint not saved: {self._save_error}", origin)
+            return None if path is None else f"saved {path}"
         if d.effect == "validate":
             with p.clock.held():  # a pause keeps its clock stopped
                 metrics, _ = self._evaluate("val")
@@ -755,12 +763,13 @@ class Trainer:
     # ------------------------------------------------------------------ checkpoints
 
     def _checkpoint(self, reason: str) -> Path | None:
-        """Save atomically; a failure is reported as RunError and training goes on."""
+        """Save atomically; a failure is reported as RunError, remembered for summary.json's
+        ``not_saved`` (and the run's final status, see UNSAVED_FROM), and training goes on."""
         st, p = self.state, self.p
         with p.clock.held():
             try:
                 if not weights_finite(p.rt.model):
-                    self._emit(E.RunError(message=f"checkpoint ({reason}) not saved: the weights hold non-finite values", step=st.step))
+                    self._not_written(reason, "the weights hold non-finite values")
                     return None
                 # every rank hands rank 0 its RNG states (a collective: all ranks checkpoint at the same step)
                 rngs = self.world.gather_json(rng_to_json(ckpt.rng_state(p.rt.device))) if self.world.enabled else None
@@ -768,11 +777,30 @@ class Trainer:
                     return None
                 path = ckpt.save_atomic(self._payload(reason, rngs), p.ckpt_dir / ckpt.checkpoint_name(st.step, reason))
             except Exception as e:  # noqa: BLE001 - disk full is RuntimeError, permissions OSError
-                self._emit(E.RunError(message=f"checkpoint ({reason}) not saved: {first_line(e, typed=True)}", step=st.step))
+                self._not_written(reason, first_line(e, typed=True))
                 return None
+        if reason in SLOT_CHECKPOINTS:
+            self._not_saved.pop(reason, None)
         ckpt.prune(p.ckpt_dir, self.config.checkpoint.keep_last)
         self._emit(E.CheckpointSaved(path=str(path.resolve()), step=st.step, epoch=st.epoch, reason=reason))
         return path
+
+    def _not_written(self, reason: str, why: str) -> None:
+        """A checkpoint that could not be written: the RunError now, the entry for ``not_saved``."""
+        st = self.state
+        self._save_error = why
+        self._emit(E.RunError(message=f"checkpoint ({reason}) not saved: {why}", step=st.step))
+        key = reason if reason in SLOT_CHECKPOINTS else f"{reason}#{len(self._not_saved)}@{st.step}"
+        self._not_saved.pop(key, None)  # the latest failure of a kind goes last
+        self._not_saved[key] = {"kind": "checkpoint", "checkpoint": reason, "file": ckpt.checkpoint_name(st.step, reason),
+                                "step": st.step, "epoch": st.epoch, "error": why}
+
+    def not_saved(self) -> list[dict]:
+        """What this run was meant to write and could not, so far: checkpoints (``kind``
+        'checkpoint': which, its file name, step, epoch, error) and record files (``kind`` 'record':
+        core.runlog.RunLog.lost). summary.json's ``not_saved``."""
+        log = self._log
+        return [dict(x) for x in self._not_saved.values()] + [dict(x) for x in (log.lost.values() if log is not None else ())]
 
     def _payload(self, reason: str, rank_rngs: list | None = None) -> dict:
         """The checkpoint of this moment: every concern's state under the format's keys (and, for
@@ -848,6 +876,12 @@ class Trainer:
             except queue.Empty:
                 break
             self._reject(cmd, "the run has ended", origin)
+        lost = self.not_saved()
+        if lost:  # "completed" means everything promised is on disk (STYLE.md habit 24)
+            from tui_train.core.headless import not_saved_text
+
+            status = "unsaved" if status in UNSAVED_FROM else status
+            reason = f"{reason}; not saved: {not_saved_text(lost)}"
         summary = self._summary(status, reason, test)
         if self.world.enabled:
             summary["ranks_agree"] = self._ranks_agree()
@@ -887,7 +921,8 @@ class Trainer:
         return summary(status, reason, config=self.config, state=self.state, preset=self.preset, run_dir=self.run_dir,
                        device=p.rt.device if p else None, task=p.rt.task if p else None, early=p.early if p else None,
                        test=test, wall_seconds=self._wall(), train_seconds=p.clock.total if p else 0.0,
-                       world_size=self.world.world_size, parent=self.parent, target=self._target_summary())
+                       world_size=self.world.world_size, parent=self.parent, target=self._target_summary(),
+                       not_saved=self.not_saved())
 
     def _ranks_agree(self) -> bool:
         """Several ranks at the end: every rank has the same step, epoch, live values and weights

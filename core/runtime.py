@@ -19,10 +19,10 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from tui_train.core import threads as thread_count
 from tui_train.core.config import ConfigError, RunConfig, check_monitor
 from tui_train.core.distributed import World
 from tui_train.core.target import Target, parse_target
-from tui_train.core.threads import ThreadTuner, thread_candidates
 
 LossFn = Callable[..., torch.Tensor]
 """loss(output, target, reduction="mean")."""
@@ -120,8 +120,9 @@ class Runtime:
     """Optimizer steps per epoch (batches / grad_accum, rounded up)."""
     total_steps: int
     """Optimizer steps planned for the whole run (max_steps applied)."""
-    tuner: ThreadTuner | None
-    """Measures the intra-op thread count during the first second (None when it is fixed)."""
+    threads: int
+    """torch's intra-op thread count for the whole run (measured before the first step, or
+    reused from the resumed checkpoint, or set): recorded in every checkpoint."""
     summary: str
     """One-line model summary."""
     num_params: int
@@ -189,7 +190,7 @@ def check_task_fit(cfg: RunConfig, task: str) -> Target | None:
     return parse_target(cfg.train.target, task)
 
 
-def build(cfg: RunConfig, world: World | None = None) -> Runtime:
+def build(cfg: RunConfig, world: World | None = None, threads: int = 0) -> Runtime:
     """Device, seed, data, model, optimizer and loss for ``cfg``. Raises ConfigError / DataError.
 
     The order is part of exact resume: the seed comes before the data split and the model's
@@ -200,6 +201,9 @@ def build(cfg: RunConfig, world: World | None = None) -> Runtime:
     rank's data shard, and the model inside DistributedDataParallel. Every rank initialises the
     model from the same seed (DDP also copies rank 0's weights); ranks > 0 then reseed their
     streams (dropout) so that they do not repeat rank 0's; augmentation draws per (rank, batch).
+
+    ``threads``: the intra-op thread count a resumed checkpoint recorded; it is reused instead of
+    measured again (the numerics depend on it), unless train.num_threads or torchrun decide.
     """
     from tui_train.core.models import count_params, describe_model
 
@@ -212,8 +216,7 @@ def build(cfg: RunConfig, world: World | None = None) -> Runtime:
     if world.enabled and device.type == "cuda":
         device = torch.device("cuda", world.local_rank)
     world.start(device)
-    candidates = thread_candidates(device, cfg)
-    tuner = ThreadTuner(candidates) if len(candidates) > 1 and not world.enabled else None
+    candidates = [] if world.enabled else thread_count.thread_candidates(device, cfg)
     configure_torch(cfg, device)
     seed_everything(cfg.train.seed)
     data = load_data_for(cfg, device)
@@ -242,11 +245,31 @@ def build(cfg: RunConfig, world: World | None = None) -> Runtime:
     steps = math.ceil(batches / cfg.optim.grad_accum)
     total = cfg.train.epochs * steps
     bf16, bf16_note = resolve_bf16(cfg.train.bf16, device)
+    autocast = (lambda: torch.autocast(device.type, dtype=torch.bfloat16)) if bf16 else contextlib.nullcontext
+    loss_fn = make_loss(cfg)
+    notes = [bf16_note] if bf16_note else []
+    notes += _choose_threads(cfg, candidates, threads, model, data, loss_fn, autocast)
     return Runtime(
         device=device, data=data, model=model, forward=forward, eval_forward=plain,
-        optimizer=build_optimizer(cfg, model.parameters()), loss_fn=make_loss(cfg),
-        autocast=(lambda: torch.autocast(device.type, dtype=torch.bfloat16)) if bf16 else contextlib.nullcontext,
+        optimizer=build_optimizer(cfg, model.parameters()), loss_fn=loss_fn, autocast=autocast,
         batches_per_epoch=batches, steps_per_epoch=steps,
         total_steps=min(total, cfg.train.max_steps) if cfg.train.max_steps else total,
-        tuner=tuner, summary=describe_model(model), num_params=count_params(model), target=target,
-        bf16=bf16, notes=[bf16_note] if bf16_note else [])
+        threads=torch.get_num_threads(), summary=describe_model(model), num_params=count_params(model),
+        target=target, bf16=bf16, notes=notes)
+
+
+def _choose_threads(cfg: RunConfig, candidates: list[int], saved: int, model: torch.nn.Module, data: Any,
+                    loss_fn: LossFn, autocast: Callable) -> list[str]:
+    """Set the run's intra-op thread count: a resumed checkpoint's, or the fastest of
+    ``candidates`` on a scratch training step; returns the note for the event log."""
+    if not candidates:
+        return []
+    if 0 < saved <= (os.cpu_count() or saved):
+        torch.set_num_threads(saved)
+        return [f"threads: using {saved} intra-op thread(s), as the resumed checkpoint recorded (the numerics depend on it)"]
+    x, y = data.probe_batch("train", cfg.data.batch_size)
+    step = thread_count.training_step_probe(model, lambda params: build_optimizer(cfg, params), loss_fn, x, y, autocast)
+    chosen, rates = thread_count.choose_threads(candidates, step)
+    measured = ", ".join(f"{n}: {r * x.shape[0]:,.0f} samples/s" for n, r in rates.items())
+    again = f" (the checkpoint's {saved} is more than this machine's cores)" if saved else ""
+    return [f"threads: using {chosen} intra-op thread(s), measured before the first step{again} ({measured})"]

@@ -13,7 +13,7 @@ import torch
 from tui_train.core import commands as C
 from tui_train.core import events as E
 from tui_train.core.checkpoint import load
-from tui_train.core.config import from_dict
+from tui_train.core.config import from_dict, to_dict
 from tui_train.core.engine import Trainer
 
 CHANGE_AT = 4  # the live LR change is submitted when step 4 is reported, so it applies before step 5
@@ -106,3 +106,43 @@ def test_resume_keeps_the_epoch_train_metrics(reference, tmp_path):
         evs.append(q.get())
     epoch0 = next(e for e in evs if isinstance(e, E.EpochMetrics))
     assert epoch0.epoch == 0 and 0 < epoch0.train["loss"] < 10
+
+
+def test_resume_in_the_default_mode_is_bit_identical_too(tmp_path, monkeypatch):
+    """Not only in deterministic mode: the run's thread count (measured once, before the first
+    step) is recorded in the checkpoint and reused, so the resumed steps compute as the
+    uninterrupted run's did, even where measuring again would choose another count (issue 20, defect 8)."""
+    import tui_train.core.threads as threads
+
+    raw = to_dict(config())
+    raw["train"]["deterministic"] = False
+    cfg = from_dict(raw)
+    keep = torch.get_num_threads()
+    counts = iter([1] + [2] * 100)  # the reference measures 1 thread; a resume measuring again would get 2
+
+    def fake_choose(candidates, step, **kw):
+        n = next(counts)
+        torch.set_num_threads(n)
+        return n, {n: 1.0}
+
+    monkeypatch.setattr(threads, "choose_threads", fake_choose, raising=False)
+    monkeypatch.setattr(threads, "thread_candidates", lambda device, c: [2, 1])
+    try:
+        trainer = Trainer(cfg, runs_dir=tmp_path / "ref")
+        assert isinstance(run(trainer, inject=False)[-1], E.RunFinished)
+        final = {k: v.clone() for k, v in trainer.model.state_dict().items()}
+        ckpts = sorted(Path(trainer.run_dir, "checkpoints").glob("step-*-periodic.pt"))
+        spe = trainer.steps_per_epoch
+        for ck in (ckpts[0], ckpts[spe // 2], ckpts[spe - 1], ckpts[spe + 1]):  # epoch boundary included
+            step = load(ck)["step"]
+            folder = tmp_path / f"s{step}" / "checkpoints"
+            folder.mkdir(parents=True)
+            shutil.copy(ck, folder / ck.name)
+            torch.set_num_threads(2)
+            resumed = Trainer(cfg, runs_dir=tmp_path / "unused", resume=folder / ck.name)
+            assert isinstance(run(resumed, inject=False)[-1], E.RunFinished)
+            got = resumed.model.state_dict()
+            for name, ref in final.items():
+                assert torch.equal(got[name], ref), f"default mode, resume at step {step}: {name} differs"
+    finally:
+        torch.set_num_threads(keep)
