@@ -135,6 +135,12 @@ def decide(cmd: C.Command, status: str, state: TrainingState, group: Mapping[str
             return _reject(f"not paused (status {status})")
         return Decision(applied="resumed", status=("running", "resumed", "command"))
     if isinstance(cmd, C.Stop):
+        if nonfinite_pause and good_step is not None:
+            # never end on non-finite weights: the last good ones first, in this one command (a
+            # Rollback sent before it resumes the run, which trains on NaN until a Stop sent after it
+            # arrives through the socket: tests/functional/test_real_trainer_paths.py, nonfinite)
+            return Decision(applied=f"early stop requested: back to the weights of step {good_step}, evaluating, saving",
+                            status=("stopping", f"early stop ({cmd.reason})", "command"), effect="rollback")
         return Decision(applied="early stop requested: finishing the step, evaluating, saving",
                         status=("stopping", f"early stop ({cmd.reason})", "command"))
     if isinstance(cmd, C.Interrupt):

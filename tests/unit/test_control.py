@@ -82,6 +82,15 @@ def test_rollback_needs_a_snapshot_and_resumes_only_a_nonfinite_pause():
     assert decide(C.Rollback(0.5), "paused", state(), SGD, good_step=3, nonfinite_pause=False).status is None
 
 
+def test_a_stop_answering_a_nonfinite_pause_restores_the_last_good_weights_itself():
+    # one command: a Rollback sent before the Stop would resume the run (tests/functional/test_real_trainer_paths.py)
+    d = decide(C.Stop("non-finite loss"), "paused", state(), SGD, good_step=3, nonfinite_pause=True)
+    assert d.effect == "rollback" and not d.changes and d.status == ("stopping", "early stop (non-finite loss)", "command")
+    assert d.applied == "early stop requested: back to the weights of step 3, evaluating, saving"
+    for kwargs in ({"good_step": None, "nonfinite_pause": True}, {"good_step": 3, "nonfinite_pause": False}):
+        assert decide(C.Stop("user"), "paused", state(), SGD, **kwargs).effect == ""  # nothing to restore, or no need
+
+
 def test_unknown_command_is_rejected_with_its_name():
     class Teleport(C.Command):
         pass
