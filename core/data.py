@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import hashlib
 import pickle
+import re
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -41,6 +42,9 @@ AUTO_TENSOR_MAX_BYTES = 1 << 30
 """...if they also stack to less than this many bytes (float32)."""
 STATS_MAX_ITEMS = 10_000
 """DataLoader path: normalization statistics are estimated on at most this many training items."""
+PROBE_ITEMS = 64
+"""loader='auto': items of each user split read a second time and compared with the first read
+before the split is held as tensors (an item random one read in ten is caught with p = 0.999)."""
 
 # name -> (torchvision class, folder under data_dir that holds the files)
 _TORCHVISION = {
@@ -148,6 +152,8 @@ class Data:
     """Display names of the classes (empty for regression)."""
     loader: str
     """'tensor' (splits held on the device) or 'dataloader'."""
+    loader_note = ""
+    """User datasets: which path and why, for the event log ('' for the built-in datasets)."""
 
     def __init__(self, *, name: str, task: str, num_classes: int, input_shape: tuple[int, ...],
                  class_names: list[str], mean: list[float], std: list[float], loader: str,
@@ -692,13 +698,65 @@ def _user_splits(cfg: DataConfig) -> dict[str, Dataset]:
     return splits
 
 
-def _use_tensors(cfg: DataConfig, splits: dict[str, Dataset], x0: Tensor) -> bool:
+_RANDOM_TRANSFORM = re.compile(r"\b(Random\w*|ColorJitter|RandAugment|AutoAugment|TrivialAugmentWide|AugMix|"
+                               r"GaussianBlur|GaussianNoise|ElasticTransform)\b")
+
+
+def random_transform(ds: Any) -> str:
+    """The name of a random torchvision transform that ``ds`` (or a dataset it wraps, as a
+    Subset does) applies, e.g. 'RandomRotation'; '' when none is seen. A cheap signal, read from
+    the transforms' repr without reading an item; :func:`_reads_differ` catches the rest."""
+    seen: set[int] = set()
+    while ds is not None and id(ds) not in seen:
+        seen.add(id(ds))
+        for attr in ("transform", "transforms", "target_transform"):
+            t = getattr(ds, attr, None)
+            if t is not None and not isinstance(t, (str, bytes)):
+                found = _RANDOM_TRANSFORM.search(repr(t))
+                if found:
+                    return found.group(1)
+        ds = getattr(ds, "dataset", None)
+    return ""
+
+
+def _same(a: Tensor, b: Tensor) -> bool:
+    """Equal shapes and values, NaN equal to NaN (a deterministic item may hold NaNs)."""
+    if a.shape != b.shape or a.dtype != b.dtype:
+        return False
+    if a.dtype.is_floating_point or a.dtype.is_complex:
+        return bool(((a == b) | (a.isnan() & b.isnan())).all())
+    return torch.equal(a, b)
+
+
+def _reads_differ(ds: Dataset, held: tuple[Tensor, Tensor], where: str) -> int | None:
+    """The first of up to :data:`PROBE_ITEMS` items (spread over ``ds``) whose second read differs
+    from ``held`` (its first read, as stacked), or None when every one is identical."""
+    n = len(ds)  # type: ignore[arg-type]
+    for i in torch.linspace(0, n - 1, min(n, PROBE_ITEMS)).round().long().unique().tolist():
+        x, y = _item(ds, i, where)
+        if not (_same(_as_tensor(x, where), held[0][i]) and _same(_as_tensor(y, where), held[1][i])):
+            return i
+    return None
+
+
+def _use_tensors(cfg: DataConfig, splits: dict[str, Dataset], x0: Tensor) -> tuple[bool, str]:
+    """(hold the user's splits as tensors, why). Held as tensors, every item is read once: a
+    random transform would be drawn once and frozen for the whole run (issue 20, defect 3), so
+    'auto' takes the tensor path only for datasets without a random transform in sight (and
+    :func:`_user_data` then re-reads a sample to confirm)."""
     if cfg.loader != "auto":
-        return cfg.loader == "tensor"
+        return cfg.loader == "tensor", f"data.loader = {cfg.loader!r}"
     if all(isinstance(ds, TensorDataset) for ds in splits.values()):
-        return True
+        return True, "TensorDatasets"
+    for k, ds in splits.items():
+        name = random_transform(ds)
+        if name:
+            return False, (f"data.loader = 'auto': the {k} split's transform {name} is random; as tensors it "
+                           f"would be drawn once, here every epoch draws afresh")
     items = sum(len(ds) for ds in splits.values())
-    return len(splits["train"]) < AUTO_TENSOR_MAX_ITEMS and items * x0.numel() * 4 < AUTO_TENSOR_MAX_BYTES
+    if len(splits["train"]) >= AUTO_TENSOR_MAX_ITEMS or items * x0.numel() * 4 >= AUTO_TENSOR_MAX_BYTES:
+        return False, f"data.loader = 'auto': {items:,} items of {x0.numel():,} values, too many to hold as tensors"
+    return True, ""
 
 
 def _carve_datasets(splits: dict[str, Any], cfg: DataConfig, seed: int, take: Any) -> dict[str, Any]:
@@ -735,8 +793,21 @@ def _user_data(cfg: DataConfig, seed: int, device: torch.device) -> Data:
     output_dim = max(1, _as_tensor(y0, where).numel()) if task == "regression" else 1
     common = dict(name=cfg.dataset, task=task, device=device, seed=seed, augment=cfg.augment, output_dim=output_dim)
 
-    if _use_tensors(cfg, splits, x0t):
+    use_tensors, why = _use_tensors(cfg, splits, x0t)
+    if use_tensors:
         tensors = {k: _materialize(ds, f"{where} ({k})") for k, ds in splits.items()}
+        if not why:  # 'auto': read a sample again; an item that changes means a random transform
+            for k, ds in splits.items():
+                i = _reads_differ(ds, tensors[k], f"{where} ({k})")
+                if i is not None:
+                    use_tensors, why = False, (f"data.loader = 'auto': item {i} of the {k} split differed between "
+                                               f"two reads (a random transform?); as tensors it would be drawn once, "
+                                               f"here every epoch reads afresh")
+                    break
+            else:
+                probed = sum(min(len(ds), PROBE_ITEMS) for ds in splits.values())
+                why = f"data.loader = 'auto': {probed} items read twice were identical"
+    if use_tensors:
         tensors = _carve_datasets(tensors, cfg, seed, lambda t, idx: (t[0][idx], t[1][idx]))
         for k, (x, y) in tensors.items():
             x = x.to(device=device, dtype=torch.float32)
@@ -755,8 +826,10 @@ def _user_data(cfg: DataConfig, seed: int, device: torch.device) -> Data:
             _check_labels(cfg, task, y, num_classes, k)
         mean, std = _norm_stats(cfg, input_shape, lambda: _channel_stats(tensors["train"][0]))
         _normalize_splits(tensors, mean, std, inplace=False)
-        return TensorData(tensors, num_classes=num_classes, input_shape=input_shape, class_names=names,
-                          mean=mean, std=std, **common)
+        data: Data = TensorData(tensors, num_classes=num_classes, input_shape=input_shape, class_names=names,
+                                mean=mean, std=std, **common)
+        data.loader_note = f"data: held as tensors on the {device.type}, each item read once ({why})"
+        return data
 
     datasets = _carve_datasets(splits, cfg, seed, lambda ds, idx: Subset(ds, idx.tolist()))
     need_labels = task == "classification" and cfg.num_classes == 0
@@ -786,8 +859,10 @@ def _user_data(cfg: DataConfig, seed: int, device: torch.device) -> Data:
     for y in labels:
         _check_labels(cfg, task, y, num_classes, "train")
     mean, std = _norm_stats(cfg, input_shape, lambda: stats)
-    return LoaderData(datasets, num_workers=cfg.num_workers, num_classes=num_classes, input_shape=input_shape,
+    data = LoaderData(datasets, num_workers=cfg.num_workers, num_classes=num_classes, input_shape=input_shape,
                       class_names=names, mean=mean, std=std, **common)
+    data.loader_note = f"data: served by a DataLoader, items read every epoch ({why})"
+    return data
 
 
 def _check_labels(cfg: DataConfig, task: str, y: Tensor, num_classes: int, split: str) -> None:

@@ -247,7 +247,7 @@ def build(cfg: RunConfig, world: World | None = None, threads: int = 0) -> Runti
     bf16, bf16_note = resolve_bf16(cfg.train.bf16, device)
     autocast = (lambda: torch.autocast(device.type, dtype=torch.bfloat16)) if bf16 else contextlib.nullcontext
     loss_fn = make_loss(cfg)
-    notes = [bf16_note] if bf16_note else []
+    notes = [n for n in (getattr(data, "loader_note", ""), bf16_note) if n]
     notes += _choose_threads(cfg, candidates, threads, model, data, loss_fn, autocast)
     return Runtime(
         device=device, data=data, model=model, forward=forward, eval_forward=plain,
