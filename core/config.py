@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+import os
 import tomllib
 import typing
 from dataclasses import dataclass, field
@@ -224,6 +225,25 @@ def _range_text(lo, hi, lo_x, hi_x) -> str:
     return " and ".join(parts) or "any finite number"
 
 
+def is_file_spec(target: str) -> bool:
+    """The part before ':Name' of a user spec names a file ('dir/file.py'), not a module ('pkg.module')."""
+    return target.endswith(".py") or "/" in target or "\\" in target
+
+
+def user_spec_absolute(spec: str) -> str:
+    """``spec`` with a relative file path made absolute against the working directory
+    (``"net.py:Net"`` -> ``"/home/me/proj/net.py:Net"``), so that the saved config records where
+    the user's file was found and eval, export and --resume find it from any folder (issue 20
+    defect 7). Built-in names and ``"package.module:Name"`` are returned as they are."""
+    target, sep, name = spec.rpartition(":")
+    if not sep or not target or not is_file_spec(target):
+        return spec
+    path = os.path.expanduser(target)
+    if os.path.isabs(path):
+        return spec if path == target else f"{path}:{name}"
+    return f"{os.path.abspath(path)}:{name}"
+
+
 def _coerce(where: str, tp: Any, meta: dict, value: Any) -> Any:
     """Check ``value`` against a field's type and rules; return the stored value."""
     if meta.get("auto"):  # true | false | "auto" (resolved by the runtime for the device)
@@ -258,6 +278,8 @@ def _coerce(where: str, tp: Any, meta: dict, value: Any) -> Any:
             raise ConfigError(f"{where}: unknown dataset {value!r} (allowed: {', '.join(BUILTIN_DATASETS)}, or 'file.py:Name' / 'pkg.module:Name')")
         if meta.get("model") and value not in BUILTIN_MODELS and ":" not in value:
             raise ConfigError(f"{where}: unknown model {value!r} (allowed: {', '.join(BUILTIN_MODELS)}, or 'file.py:Name' / 'pkg.module:Name')")
+        if meta.get("dataset") or meta.get("model"):
+            return user_spec_absolute(value)
         return value
     if tp is list:
         item = meta.get("item", float)

@@ -264,15 +264,53 @@ def init_weights(model: nn.Module, scheme: str) -> None:
                 nn.init.zeros_(m.bias)
 
 
+def available_memory() -> int:
+    """Bytes of memory the system can give this process now (psutil's ``available``)."""
+    import psutil
+
+    return int(psutil.virtual_memory().available)
+
+
+def _gb(n: float) -> str:
+    return f"{n / 1e9:,.1f} GB" if n >= 1e8 else f"{n / 1e6:,.0f} MB"
+
+
+def _check_size(cfg: ModelConfig, input_shape: tuple[int, ...], num_outputs: int) -> None:
+    """Refuse a built-in model whose weights cannot fit in memory, before allocating them: it is
+    built on the meta device (no storage), counted and compared with what is available. A
+    ``model.hidden = [100000, 100000, 100000]`` raised a 58-line allocation traceback (or, where
+    memory is overcommitted, got the process killed) instead of one line (issue 20, defect 5)."""
+    try:
+        with torch.device("meta"):
+            n = count_params(_build_builtin(cfg, input_shape, num_outputs))
+    except ConfigError:
+        raise
+    except Exception:  # noqa: BLE001 - the real build below reports its own problem
+        return
+    need = n * 4  # float32
+    have = available_memory()
+    if need > have:
+        sizes = {"cnn": f"channels {list(cfg.channels)}, hidden {list(cfg.hidden)}", "resnet": f"channels {list(cfg.channels)}"}
+        raise ConfigError(f"model {cfg.name!r} ({sizes.get(cfg.name, f'hidden {list(cfg.hidden)}')}): {n:,} parameters "
+                          f"need {_gb(need)} for the float32 weights alone (training needs about 4x that with Adam), "
+                          f"more than the {_gb(have)} of memory available; make the model smaller")
+
+
 def build_model(cfg: ModelConfig, input_shape: tuple[int, ...], num_outputs: int) -> nn.Module:
     """The network named by ``cfg.name`` for inputs of ``input_shape`` (without the batch
-    dimension) and ``num_outputs`` outputs, initialized per ``cfg.init``. Raises ConfigError."""
+    dimension) and ``num_outputs`` outputs, initialized per ``cfg.init``. Raises ConfigError,
+    also (one line) for a model too large for the memory available."""
     input_shape = tuple(int(s) for s in input_shape)
-    if cfg.name in _BUILTIN_KWARGS:
-        model = _build_builtin(cfg, input_shape, num_outputs)
-    else:
-        model = _build_user(cfg, input_shape, num_outputs)
-    init_weights(model, cfg.init)
+    builtin = cfg.name in _BUILTIN_KWARGS
+    if builtin:
+        _check_size(cfg, input_shape, num_outputs)
+    try:
+        model = _build_builtin(cfg, input_shape, num_outputs) if builtin else _build_user(cfg, input_shape, num_outputs)
+        init_weights(model, cfg.init)
+    except (RuntimeError, MemoryError) as e:  # memory taken meanwhile, or a user model: one line, not a traceback
+        if not isinstance(e, MemoryError) and "alloc" not in str(e) and "out of memory" not in str(e):
+            raise
+        raise ConfigError(f"model.name {cfg.name!r}: not enough memory to build the model ({one_line(e)[:300]})") from None
     return model
 
 
@@ -289,5 +327,5 @@ def describe_model(model: nn.Module) -> str:
     return f"{head} ({count_params(model):,} params)"
 
 
-__all__ = ["ACTIVATIONS", "CNN", "MLP", "OUTPUT_FORMS", "BasicBlock", "ResNet", "build_model", "count_params",
+__all__ = ["ACTIVATIONS", "CNN", "MLP", "OUTPUT_FORMS", "BasicBlock", "ResNet", "available_memory", "build_model", "count_params",
            "describe_model", "describe_output", "init_weights", "model_output"]

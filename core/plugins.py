@@ -2,6 +2,14 @@
 
 Every failure becomes a one-line :class:`~core.config.ConfigError` that names the config key,
 the spec and the cause, so the CLI and the TUI can show it without a traceback.
+
+User code is imported as ``python -m`` would import it from the working directory: while it is
+imported, the working directory (and for a file, its folder and the folder above its outermost
+package) come first on ``sys.path``, so ``"mypkg.models:Net"`` finds ``./mypkg`` and a model file
+finds the project's sibling packages (``from utils.layers import block``). Our own modules are
+under ``tui_train``, so a user package named ``core`` or ``utils`` shadows nothing of ours. The
+working directory then stays on ``sys.path``, last, for imports the user's code makes later and
+for DataLoader workers (they are given the parent's ``sys.path``).
 """
 
 from __future__ import annotations
@@ -10,20 +18,43 @@ import contextlib
 import hashlib
 import importlib
 import importlib.util
+import os
 import sys
 from pathlib import Path
 from types import ModuleType
 from typing import Any
 
-from tui_train.core.config import ConfigError
+from tui_train.core.config import ConfigError, is_file_spec
 from tui_train.core.errors import one_line
 
 USER_MODULES: dict[str, str] = {}
 """Module name -> source file of every user file loaded so far (to re-load them in spawned workers)."""
 
 
-def _is_file_spec(target: str) -> bool:
-    return target.endswith(".py") or "/" in target or "\\" in target
+@contextlib.contextmanager
+def _import_paths(*folders: str):
+    """``folders`` first on ``sys.path`` while user code is imported (``python -m`` puts the working
+    directory there); afterwards the working directory stays on it, last (see the module doc)."""
+    before = list(sys.path)
+    sys.path[:0] = list(dict.fromkeys(folders))
+    try:
+        yield
+    finally:  # sys.path as it was, plus what the user's code added itself, plus the working directory
+        ours = set(folders) - set(before)
+        added = [p for p in sys.path if p not in before and p not in ours]
+        sys.path[:] = before + added
+        cwd = os.getcwd()
+        if cwd not in sys.path:
+            sys.path.append(cwd)
+
+
+def _package_root(path: Path) -> Path:
+    """The folder above the outermost package holding ``path`` (its own folder when that is no
+    package): where ``python -m`` would have had to start for the file's absolute imports."""
+    folder = path.parent
+    while (folder / "__init__.py").is_file() and folder.parent != folder:
+        folder = folder.parent
+    return folder
 
 
 def _load_file(target: str, where: str) -> Any:
@@ -31,7 +62,7 @@ def _load_file(target: str, where: str) -> Any:
     if not path.is_absolute():
         path = Path.cwd() / path
     if not path.is_file():
-        raise ConfigError(f"{where}: file {target} not found (looked at {path})")
+        raise ConfigError(f"{where}: file {target} not found" + (f" (looked at {path})" if str(path) != target else ""))
     path = path.resolve()
     # A unique name per file and version: two user files called model.py must not replace each
     # other, an edited file is loaded afresh, and an unchanged one is reused, so objects made
@@ -64,20 +95,14 @@ def _exec_user_file(mod_name: str, path: Path) -> ModuleType | None:
     module = importlib.util.module_from_spec(spec)
     # Registered before exec so dataclasses/pickle inside the file can find their module.
     sys.modules[mod_name] = module
-    # The file's folder goes on sys.path while it runs, so it can import its sibling modules.
-    folder = str(path.parent)
-    added = folder not in sys.path
-    if added:
-        sys.path.insert(0, folder)
+    # The file's folder, the working directory and the project's root go on sys.path while it
+    # runs, so it can import its sibling modules and the project's packages (issue 20 defect 7).
     try:
-        spec.loader.exec_module(module)
+        with _import_paths(str(path.parent), os.getcwd(), str(_package_root(path))):
+            spec.loader.exec_module(module)
     except BaseException:
         sys.modules.pop(mod_name, None)
         raise
-    finally:
-        if added:
-            with contextlib.suppress(ValueError):  # the file may have removed it itself
-                sys.path.remove(folder)
     USER_MODULES[mod_name] = str(path)
     return module
 
@@ -92,7 +117,8 @@ def ensure_user_modules(modules: dict[str, str]) -> None:
 
 def _load_module(target: str, where: str) -> Any:
     try:
-        return importlib.import_module(target)
+        with _import_paths(os.getcwd()):  # as python -m: a package in the working directory is found
+            return importlib.import_module(target)
     except BaseException as e:  # a module's import may raise anything, SystemExit included
         if not isinstance(e, (Exception, SystemExit)):
             raise
@@ -110,7 +136,7 @@ def load_object(spec: str, what: str) -> Any:
     if not sep or not target or not name:
         raise ConfigError(f"{where}: expected 'path/to/file.py:Name' or 'package.module:Name'")
     name = name.strip()
-    module = _load_file(target, where) if _is_file_spec(target) else _load_module(target, where)
+    module = _load_file(target, where) if is_file_spec(target) else _load_module(target, where)
     obj: Any = module
     for part in name.split("."):
         if not hasattr(obj, part):

@@ -11,8 +11,11 @@ beside it as ``<out>.json``.
 
 from __future__ import annotations
 
+import contextlib
 import json
+import logging
 import os
+import sys
 from pathlib import Path
 
 import torch
@@ -49,6 +52,52 @@ class WithPreprocessing(nn.Module):
         return out
 
 
+@contextlib.contextmanager
+def torch_output_into(path: Path):
+    """Everything torch prints while the block runs (its logging, warnings, graph dumps, at the
+    Python and the file-descriptor level) goes to ``path`` instead of the terminal: a failed
+    ``torch.export`` printed about 40 lines and a graph before tui-train's one line (issue 20,
+    defect 5). Nothing is redirected when ``path`` cannot be written."""
+    try:
+        sink = open(path, "w", encoding="utf-8")  # noqa: SIM115 - closed below
+    except OSError:
+        yield
+        return
+    saved: list[int] = []
+    with sink:
+        for stream in (sys.stdout, sys.stderr):
+            with contextlib.suppress(OSError, ValueError):
+                stream.flush()
+        try:
+            for fd in (1, 2):
+                saved.append(os.dup(fd))
+                os.dup2(sink.fileno(), fd)
+        except OSError:  # no such descriptor (an embedding host): the Python-level redirection still holds
+            pass
+        loggers = [logging.getLogger(name) for name in ("torch", "torch._dynamo", "torch.export", "torch.fx")]
+        handlers = [(lg, h, h.setStream(sink)) for lg in loggers for h in lg.handlers if isinstance(h, logging.StreamHandler)]
+        try:
+            with contextlib.redirect_stdout(sink), contextlib.redirect_stderr(sink):
+                yield
+        finally:
+            for _lg, h, old in handlers:
+                h.setStream(old)
+            sink.flush()
+            for fd, dup in zip((1, 2), saved, strict=False):
+                os.dup2(dup, fd)
+                os.close(dup)
+
+
+def _keep_report(report: Path, error: BaseException) -> str:
+    """Add the error's full text to torch's report and return its path ('' when nothing is there)."""
+    try:
+        with open(report, "a", encoding="utf-8") as f:
+            f.write(f"\n{type(error).__name__}: {error}\n")
+        return str(report)
+    except OSError:
+        return ""
+
+
 def export_program(checkpoint_path: Path, out: Path) -> Path:
     """Write the checkpoint's model as a ``torch.export`` program with a dynamic batch
     dimension (and ``<out>.json``, its model card). One-line CheckpointError when the model cannot
@@ -70,14 +119,21 @@ def export_program(checkpoint_path: Path, out: Path) -> Path:
     wrapped = WithPreprocessing(model, input_shape, list(payload.get("data_mean") or []), list(payload.get("data_std") or []),
                                 target).eval()
     example = torch.rand((2, *input_shape))
+    report = out.with_name(out.name + ".log")
+    out.parent.mkdir(parents=True, exist_ok=True)
     try:
-        batch = torch.export.Dim("batch", min=1)
-        program = torch.export.export(wrapped, (example,), dynamic_shapes={"x": {0: batch}})
+        with torch_output_into(report):
+            batch = torch.export.Dim("batch", min=1)
+            program = torch.export.export(wrapped, (example,), dynamic_shapes={"x": {0: batch}})
     except Exception as e:  # noqa: BLE001 - torch.export raises many kinds; the user gets one line
         cause = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        kept = _keep_report(report, e)
         raise CheckpointError(f"--out {out}: torch.export cannot trace the model ({type(e).__name__}: {cause[:200]}); "
                               f"export --out {out.with_suffix('.safetensors')} instead: the weights and, in "
-                              f"{out.with_suffix('.safetensors').name}.json, the preprocessing to apply") from None
+                              f"{out.with_suffix('.safetensors').name}.json, the preprocessing to apply"
+                              + (f" (torch's report: {kept})" if kept else "")) from None
+    with contextlib.suppress(OSError):  # traced: torch's warnings are of no use to the user
+        report.unlink()
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_name(f"{TMP_PREFIX}{os.getpid()}-{out.name}")  # torch.export.save wants the .pt2 ending
     try:

@@ -392,7 +392,8 @@ def test_a_model_that_does_not_fit_the_data_is_one_line_and_exit_2_before_traini
                                      "        super().__init__()\n        self.fc = torch.nn.Linear(64, 3)\n"
                                      "    def forward(self, x):\n        return self.fc(x.flatten(1))\n")
     r = invoke(["run", "digits-mlp", "--headless", "--runs-dir", str(tmp_path / "runs"), "--set", 'model.name="net.py:Net"'])
-    assert_bad_input(r, "model.name 'net.py:Net'", "shape [32, 3]", "expected shape [32, 10]", "10 classes")
+    # the relative path is recorded where it resolved (issue 20 defect 7)
+    assert_bad_input(r, f"model.name '{tmp_path / 'net.py'}:Net'", "shape [32, 3]", "expected shape [32, 10]", "10 classes")
     assert not (tmp_path / "runs").exists()
 
 
