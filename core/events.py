@@ -11,10 +11,14 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-STATUSES = ("starting", "running", "paused", "stopping", "completed", "early_stopped", "stopped", "failed", "interrupted")
-"""Every value of ``StatusChanged.status``; the last five are final."""
-FINAL_STATUSES = ("completed", "early_stopped", "stopped", "failed", "interrupted")
-"""The statuses a run ends with."""
+STATUSES = ("starting", "running", "paused", "stopping", "completed", "early_stopped", "stopped", "unsaved", "failed",
+            "interrupted")
+"""Every value of ``StatusChanged.status``; the last six are final."""
+FINAL_STATUSES = ("completed", "early_stopped", "stopped", "unsaved", "failed", "interrupted")
+"""The statuses a run ends with. ``unsaved``: the run trained to its end (it would have been
+completed, early_stopped or stopped) but a checkpoint or a file of its record it was meant to
+write was not written (summary.json's ``not_saved`` lists them): "completed" means everything
+promised is on disk (STYLE.md habit 24)."""
 CAUSES = ("start", "command", "nonfinite", "end", "failure")
 """Every value of ``StatusChanged.cause``: what made the status change (front ends match on it,
 never on the reason text)."""
@@ -271,9 +275,9 @@ class RunFinished(Event):
     """The run ended (any final status but failed); summary.json is written."""
 
     status: str
-    """completed | early_stopped | stopped | interrupted."""
+    """completed | early_stopped | stopped | unsaved | interrupted."""
     summary: dict
-    """The content of summary.json."""
+    """The content of summary.json (``not_saved``: what the run could not write)."""
     run_dir: str
     """The run directory."""
 

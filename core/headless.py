@@ -18,8 +18,17 @@ from typing import TextIO
 from tui_train.core import events as E
 from tui_train.core.lr_find import lr_found
 
-EXIT_CODES = {"completed": 0, "early_stopped": 0, "stopped": 0, "failed": 1, "interrupted": 130}
-"""Process exit code per final status."""
+EXIT_CODES = {"completed": 0, "early_stopped": 0, "stopped": 0, "unsaved": 3, "failed": 1, "interrupted": 130}
+"""Process exit code per final status (the TUI's too: tui.app.TrainApp.exit_code). 3, ``unsaved``:
+the run trained to its end but a checkpoint or record file it was meant to write is missing
+(summary.json's ``not_saved`` says which and why); 2 is bad input, refused before training."""
+
+
+def not_saved_text(items: list | tuple | None, limit: int = 3) -> str:
+    """One line for summary.json's ``not_saved`` entries: 'last.pt (RuntimeError: ...), best.pt (...)'."""
+    parts = [f"{x.get('file', '?')} ({x.get('error', '')})" for x in (items or ()) if isinstance(x, dict)]
+    more = f" and {len(parts) - limit} more" if len(parts) > limit else ""
+    return ", ".join(parts[:limit]) + more
 
 
 def _num(v: float | None, fmt: str = ".4f") -> str:
@@ -108,11 +117,15 @@ class Printer:
         s = ev.summary
         self.line(f"finished: {ev.status}; {s['epochs_completed']} epochs, {s['steps']} steps, "
                   f"{s['samples_per_second']:,.0f} samples/s, {s['wall_seconds']:.1f}s; summary: {ev.run_dir}/summary.json")
+        if s.get("not_saved"):
+            self.line(f"not saved: {not_saved_text(s['not_saved'], limit=10)}")
 
     def _failed(self, ev: E.RunFailed) -> None:
         self.line(f"failed: {ev.message}")
         if ev.traceback_path:
             self.line(f"traceback saved: {ev.traceback_path}")
+        if isinstance(ev.summary, dict) and ev.summary.get("not_saved"):
+            self.line(f"not saved: {not_saved_text(ev.summary['not_saved'], limit=10)}")
 
 
 def run_headless(trainer, out: TextIO | None = None, install_signals: bool = True, grace: float = 4.5) -> int:

@@ -18,6 +18,7 @@ torchrun there.
 from __future__ import annotations
 
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -231,16 +232,62 @@ def wait_for_endpoint(proc: subprocess.Popen, run_dir: Path, timeout: float = 30
     return f"the training processes did not start within {timeout:.0f} s: see {run_dir / 'launcher.log'}"
 
 
+RANK_PREFIX = re.compile(r"^\[(?:rank|default)\d*\]:\s*")
+"""torchrun's per-rank line prefix (``[rank0]: ``), taken off before reading a worker's line."""
+
+
 def last_line(run_dir: Path, log_name: str = "launcher.log") -> str:
-    """The most telling line of the group's log: a worker's one-line error, else the last line."""
+    """The most telling line of the group's log: a worker's one-line error; else the root cause
+    of torchrun's report (which rank, and its exit code or signal: the report's last line is a
+    row of '='); else the last line that is not a rule."""
     try:
-        lines = [ln.strip() for ln in (run_dir / log_name).read_text(encoding="utf-8", errors="replace").splitlines() if ln.strip()]
+        text = (run_dir / log_name).read_text(encoding="utf-8", errors="replace")
     except OSError:
         return f"see {run_dir / log_name}"
+    lines = [RANK_PREFIX.sub("", ln.strip()).strip() for ln in text.splitlines()]
+    lines = [ln for ln in lines if ln]
     for ln in reversed(lines):
         if ln.startswith("tui-train: "):
             return ln.removeprefix("tui-train: ")
-    return lines[-1] if lines else f"see {run_dir / log_name}"
+    cause = _root_cause(lines)
+    if cause:
+        return cause
+    words = [ln for ln in lines if set(ln) - set("=-_* ")]  # a rule (=====, -----) says nothing
+    return words[-1] if words else f"see {run_dir / log_name}"
+
+
+def _root_cause(lines: list[str]) -> str:
+    """'rank 1 (local_rank: 1): Signal 9 (SIGKILL) received by PID 4242' from the last "Root Cause"
+    block of torchrun's error report ('' when there is none)."""
+    starts = [i for i, ln in enumerate(lines) if ln.startswith("Root Cause")]
+    if not starts:
+        return ""
+    fields: dict[str, str] = {}
+    for ln in lines[starts[-1] + 1:]:
+        if not set(ln) - set("="):
+            break
+        key, sep, value = ln.partition(":")
+        if sep and key.strip() in ("rank", "exitcode", "traceback", "error_file"):
+            fields.setdefault(key.strip(), value.strip())
+    why = fields.get("traceback", "")
+    if not why or why.startswith("To enable traceback"):
+        why = f"exit code {fields['exitcode']}" if "exitcode" in fields else why
+    if not why:
+        return ""
+    return f"rank {fields['rank']}: {why}" if "rank" in fields else why
+
+
+def failure_reason(run_dir: Path, log_name: str = "launcher.log") -> str:
+    """Why a group failed, in one line: rank 0's reason in summary.json when it wrote one, else
+    :func:`last_line` of the group's log."""
+    import json
+
+    try:
+        summary = json.loads((Path(run_dir) / "summary.json").read_text(encoding="utf-8"))
+        reason = str(summary.get("reason") or "") if isinstance(summary, dict) else ""
+    except (OSError, ValueError):
+        reason = ""
+    return reason.splitlines()[0] if reason.strip() else last_line(Path(run_dir), log_name)
 
 
 def forward_signals(proc: subprocess.Popen, on_signal=None) -> None:

@@ -24,6 +24,7 @@ from typing import Any
 import numpy as np
 
 from tui_train.core import events as E
+from tui_train.core.errors import first_line
 
 METRIC_EVENTS = (E.StepMetrics, E.EpochMetrics, E.ValidationMetrics, E.TestMetrics, E.ConfusionMatrix, E.SystemSample)
 """Events written to metrics.jsonl; every other event goes to events.jsonl."""
@@ -123,13 +124,15 @@ SUMMARY_TEST_KEYS = {"classification": ("loss", "accuracy", "precision", "recall
 
 def summary(status: str, reason: str, *, config, state, preset: str, run_dir: Path | None, device, task: str | None,
             early, test: dict, wall_seconds: float, train_seconds: float, world_size: int = 1,
-            parent: dict | None = None, target: dict | None = None) -> dict:
+            parent: dict | None = None, target: dict | None = None, not_saved: list | None = None) -> dict:
     """The content of summary.json (README: the run directory). ``early`` is the run's
     core.early_stopping.EarlyStopping, or None when the run failed before it was built.
-    ``target``: the keys target, time_to_target and wall_to_target (all null when not given)."""
+    ``target``: the keys target, time_to_target and wall_to_target (all null when not given).
+    ``not_saved``: what the run was meant to write and could not (checkpoints and record files,
+    one dict each with ``file`` and ``error``; [] when everything was written)."""
     keep = SUMMARY_TEST_KEYS["classification" if task == "classification" else "regression"]
     return {
-        "status": status, "reason": reason, "preset": preset,
+        "status": status, "reason": reason, "not_saved": list(not_saved or []), "preset": preset,
         "run_dir": str(Path(run_dir).resolve()) if run_dir else None,
         "device": str(device) if device is not None else "", "task": task,
         "epochs_completed": state.epoch, "epochs_planned": config.train.epochs, "steps": state.step,
@@ -165,6 +168,10 @@ class RunLog:
         that reads them and then follows the live stream knows where one ends and the other starts)."""
         self.listeners: list[Callable[[int, E.Event], None]] = []
         """Called with (seq, event) after each record is written (the control endpoint)."""
+        self.lost: dict[str, dict] = {}
+        """File name -> what could not be written to it (a full disk, no permission): ``{"kind":
+        "record", "file", "records" (how many were lost), "error" (the first one)}``. The run goes
+        on (the events still reach the viewers); summary.json's ``not_saved`` lists these."""
         self._files: dict[str, Any] = {}
         self._steps: Any = None
         self._other: Any = None
@@ -198,27 +205,65 @@ class RunLog:
             self._write_mistakes(rec)
             rec["mistakes"] = []
         line = json.dumps(rec, default=json_default, allow_nan=True) + "\n"
-        f.write(line)
-        f.flush()
+        self._append(f, line, "metrics.jsonl" if f is self._files.get("metrics") else "events.jsonl")
         if self._other is not None and isinstance(event, SIDE_METRICS):
-            self._other.write(line)
-            self._other.flush()
+            self._append(self._other, line, OTHER_METRICS_NAME)
         if self._steps is not None and isinstance(event, E.StepMetrics):
             acc = event.accuracy if event.accuracy is not None else math.nan
-            self._steps.write(_STEP_RECORD.pack(self.seq, event.step, event.epoch, event.epoch_progress, event.loss, event.lr,
-                                                acc, event.samples_per_second, event.elapsed))
-            self._steps.flush()
+            record = _STEP_RECORD.pack(self.seq, event.step, event.epoch, event.epoch_progress, event.loss, event.lr,
+                                       acc, event.samples_per_second, event.elapsed)
+            if not self._append(self._steps, record, STEPS_NAME):
+                # fixed-size records: one torn by a failed write would shift every later one, so
+                # the file stops here (cut back to its last whole record); readers fall back to metrics.jsonl's
+                self._cut_steps()
+        elif self._steps is None and STEPS_NAME in self.lost and isinstance(event, E.StepMetrics):
+            self.lost[STEPS_NAME]["records"] += 1
         seq = self.seq
         for listener in tuple(self.listeners):  # a listener may remove itself
             listener(seq, event)
 
+    def _append(self, f: Any, data: str | bytes, name: str) -> bool:
+        """Write and flush one record; a failure (a full disk, no permission) is remembered in
+        :attr:`lost`, never raised: the run and its viewers go on. True when it was written."""
+        try:
+            f.write(data)
+            f.flush()
+            return True
+        except (OSError, ValueError) as e:  # ValueError: the file was closed under us
+            self._note_lost(name, e)
+            return False
+
+    def _note_lost(self, name: str, exc: BaseException) -> None:
+        entry = self.lost.setdefault(name, {"kind": "record", "file": name, "records": 0,
+                                            "error": first_line(exc, typed=True)})
+        entry["records"] += 1
+
+    def _cut_steps(self) -> None:
+        steps, self._steps = self._steps, None
+        try:
+            steps.truncate(steps.tell() - steps.tell() % _STEP_RECORD.size)
+        except (OSError, ValueError):
+            pass
+        try:
+            steps.close()
+        except (OSError, ValueError):
+            pass
+
     def _write_mistakes(self, rec: dict) -> None:
         """Replace mistakes.json with this ConfusionMatrix record's mistakes (temporary file, then
-        os.replace: a reader never sees half of it)."""
+        os.replace: a reader never sees half of it). A failure is remembered in :attr:`lost`."""
         path = self.run_dir / MISTAKES_NAME
         tmp = self.run_dir / f".{MISTAKES_NAME}.{threading.get_ident()}.tmp"
-        tmp.write_text(json.dumps({"seq": rec["seq"], "step": rec["step"], "mistakes": rec["mistakes"]}), encoding="utf-8")
-        os.replace(tmp, path)
+        try:
+            tmp.write_text(json.dumps({"seq": rec["seq"], "step": rec["step"], "mistakes": rec["mistakes"]}), encoding="utf-8")
+            os.replace(tmp, path)
+            self.lost.pop(MISTAKES_NAME, None)  # the latest validation's gallery is there again
+        except OSError as e:
+            try:
+                tmp.unlink(missing_ok=True)
+            except OSError:
+                pass
+            self._note_lost(MISTAKES_NAME, e)
 
     def close(self) -> None:
         """Close the JSONL files; later events are not written."""

@@ -34,7 +34,8 @@ class RunRow:
     name: str
     """The folder's name (``<stamp>-<preset>``)."""
     status: str
-    """Final status from summary.json; 'running'/'paused' while live; 'unfinished' when it ended without one."""
+    """Final status from summary.json ('unsaved': it trained to its end but :attr:`not_saved` lists
+    what it could not write); 'running'/'paused' while live; 'unfinished' when it ended without one."""
     live: bool
     """A trainer hosts its endpoint now (attachable)."""
     preset: str
@@ -63,6 +64,9 @@ class RunRow:
     """Processes that trained it."""
     time_to_target: float | None = None
     """Training seconds until train.target was reached (None: no target, not reached, or not finished)."""
+    not_saved: list = field(default_factory=list)
+    """What the run was meant to write and could not (summary.json's ``not_saved``: checkpoints and
+    record files, each with ``file`` and ``error``); [] when everything was written or it is unknown."""
 
     @property
     def test_metric(self) -> float | None:
@@ -172,14 +176,57 @@ def read_row(run_dir: Path, live: bool | None = None) -> RunRow:
         duration = max(0.0, time.time() - started)
     best = summary.get("best") if isinstance(summary.get("best"), dict) else {}
     test = summary.get("test") if isinstance(summary.get("test"), dict) else {}
+    epochs = summary.get("epochs_completed") if summary else None
+    if not summary:  # live, or killed before its summary: the best and the epochs from its epoch lines
+        best, epochs = _best_from_epochs(run_dir, best)
+    lost = summary.get("not_saved") if isinstance(summary.get("not_saved"), list) else []
     preset = str(summary.get("preset") or first.get("preset") or run_dir.name.split("-", 2)[-1])
     return RunRow(run_dir=str(run_dir), name=run_dir.name, status=status, live=bool(live), preset=preset, started=started,
-                  duration=duration, epochs=summary.get("epochs_completed") if summary else None,
+                  duration=duration, epochs=epochs,
                   epochs_planned=planned if isinstance(planned, int) else None, best=dict(best), test=dict(test),
                   hyperparameters=hp, interventions=int(summary.get("interventions") or 0), parent=parent,
                   parent_step=parent_step if isinstance(parent_step, int) else None,
                   world_size=int(summary.get("world_size") or first.get("world_size") or 1),
-                  time_to_target=ttt if isinstance(ttt := summary.get("time_to_target"), int | float) else None)
+                  time_to_target=ttt if isinstance(ttt := summary.get("time_to_target"), int | float) else None,
+                  not_saved=[dict(x) for x in lost if isinstance(x, dict)])
+
+
+EPOCHS_LIMIT = 8 << 20
+"""Bytes of epochs.jsonl read for a run without a summary (a killed run's best); more is skipped."""
+
+
+def _best_from_epochs(run_dir: Path, best: dict) -> tuple[dict, int | None]:
+    """({metric, value, epoch} of the last epoch marked best, epochs completed) from a run's
+    epochs.jsonl (small: one line per epoch, validation and test), for a run killed before its
+    summary.json (SIGKILL, out of memory) or still going. The metric is the config's monitor."""
+    from tui_train.core.runlog import OTHER_METRICS_NAME
+
+    path = run_dir / OTHER_METRICS_NAME
+    try:
+        if path.stat().st_size > EPOCHS_LIMIT:
+            return best, None
+        lines = path.read_bytes().splitlines()
+    except OSError:
+        return best, None
+    cfg = _config(run_dir)
+    es = cfg.get("early_stopping") if isinstance(cfg.get("early_stopping"), dict) else {}
+    monitor = str(es.get("monitor") or "val_loss")
+    epochs, found = None, dict(best)
+    for line in lines:
+        if b'"EpochMetrics"' not in line:
+            continue
+        try:
+            rec = json.loads(line)
+        except ValueError:
+            continue  # a line torn by the kill
+        if not isinstance(rec, dict) or not isinstance(rec.get("epoch"), int):
+            continue
+        epochs = rec["epoch"] + 1
+        val = rec.get("val") if isinstance(rec.get("val"), dict) else {}
+        value = val.get(monitor.removeprefix("val_"))
+        if rec.get("is_best") and isinstance(value, int | float):
+            found = {"metric": monitor, "value": value, "epoch": rec["epoch"]}
+    return found, epochs
 
 
 def _live_status(run_dir: Path) -> str:

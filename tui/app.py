@@ -590,14 +590,17 @@ class TrainApp(App[int]):
 
     def exit_code(self) -> int:
         """What the process exits with: 0 after a detach or a finished run, 1 after a failure,
-        130 after an interrupt (as headless: see core.headless.EXIT_CODES)."""
+        130 after an interrupt, 3 when the run ended ``unsaved`` (a checkpoint it was meant to
+        write is missing): core.headless.EXIT_CODES, as headless."""
+        from tui_train.core.headless import EXIT_CODES
+
         if self.detached:
             return 0
         if self.failed:
             return 1
         if self.stop_requested and self.status not in E.FINAL_STATUSES:
             return 130  # asked to stop; the trainer process is still saving on its own
-        return 130 if self.status == "interrupted" else 0
+        return EXIT_CODES.get(self.status, 0)
 
     def left_running(self) -> bool:
         """The run goes on without this app: it detached, or the trainer process dropped it."""
@@ -664,12 +667,14 @@ class TrainApp(App[int]):
             self._exit_now()
 
     def _terminate_code(self) -> int:
-        """The watchdog's exit code: 0 detached or done, 1 failed, 130 otherwise (interrupted)."""
+        """The watchdog's exit code: 0 detached or done, 1 failed, 3 unsaved, 130 otherwise (interrupted)."""
+        from tui_train.core.headless import EXIT_CODES
+
         if self.detached:
             return 0
         if self.failed:
             return 1
-        return 0 if self.status in ("completed", "early_stopped") else 130
+        return EXIT_CODES[self.status] if self.status in ("completed", "early_stopped", "unsaved") else 130
 
     # -- help and palette ------------------------------------------------------------------------
     def action_help(self) -> None:

@@ -270,7 +270,7 @@ def _run_headless(config, preset: str | None, runs_dir: Path, resume: Path | Non
     if not world.is_main:  # rank 0 reports and hosts the endpoint; the others train quietly
         with open(os.devnull, "w") as quiet:
             try:
-                return run_headless(trainer, out=quiet)
+                return worker_exit_code(run_headless(trainer, out=quiet), world.enabled)
             finally:
                 release_startup_signals()
     if not world.enabled:
@@ -279,6 +279,19 @@ def _run_headless(config, preset: str | None, runs_dir: Path, resume: Path | Non
     code = _host_and_run(trainer, run_headless)
     if code != 1:  # the run is over for good (a failed one may be restarted by torchrun and needs it)
         forget_run_dir(runs_dir)
+    return worker_exit_code(code, world.enabled)
+
+
+def worker_exit_code(code: int, enabled: bool) -> int:
+    """The exit code of a process of a torchrun group. An ``unsaved`` run (it trained to its end,
+    but a checkpoint was not written) exits 0 to a torchrun our launcher started: torchrun would
+    take any other code for a crashed worker (its error report, an elastic restart); the launcher
+    reads summary.json and exits EXIT_CODES['unsaved'] itself. A group started by hand keeps the code."""
+    from tui_train.core.headless import EXIT_CODES
+    from tui_train.core.launch import RUN_DIR_ENV
+
+    if enabled and code == EXIT_CODES["unsaved"] and os.environ.get(RUN_DIR_ENV):
+        return 0
     return code
 
 
@@ -321,7 +334,8 @@ def _run_group(preset: str, overrides: list[str], dirs: list[Path], presets_dir:
         from tui_train.core.headless import EXIT_CODES
 
         if code != 0 and status == "failed":
-            typer.echo(f"tui-train: the run failed: {launch.last_line(run_dir)} (torchrun's report: {run_dir / 'launcher.log'})", err=True)
+            typer.echo(f"tui-train: the run failed: {launch.failure_reason(run_dir)} (torchrun's report: {run_dir / 'launcher.log'})",
+                       err=True)
         return EXIT_CODES.get(status, 1)
     proc = launch.start_group(cmd, run_dir, detached=True, restarts=restarts)
     why = launch.wait_for_endpoint(proc, run_dir)

@@ -17,6 +17,7 @@ STATUS_LABELS = {
     "completed": "FINISHED",
     "early_stopped": "EARLY STOPPED",
     "stopped": "STOPPED",
+    "unsaved": "NOT SAVED",
     "failed": "FAILED",
     "interrupted": "INTERRUPTED",
 }

@@ -334,3 +334,26 @@ def test_a_non_finite_loss_on_one_rank_stops_every_rank_at_the_same_step(tmp_pat
     assert code == 1 and s["status"] == "failed" and "non-finite" in s["reason"], (s, out[-1500:], err[-1500:])
     assert s["ranks_agree"] is True  # rank 0's own loss was finite: it stopped because the run's was not
     assert "Traceback" not in err
+
+
+def test_a_torchrun_run_whose_last_checkpoint_cannot_be_written_ends_unsaved(tmp_path):
+    """Rank 0 writes: a last.pt it cannot write (here a folder stands where the file goes) makes the
+    run ``unsaved`` with ``not_saved``; a worker under the launcher (TUI_TRAIN_RUN_DIR) exits 0 to
+    torchrun (no crash report, no elastic restart) and leaves exit 3 to the launcher."""
+    import sys
+
+    from tui_train.core.headless import EXIT_CODES
+
+    run_dir = tmp_path / "runs" / "20250101-000000-digits-mlp"
+    (run_dir / "checkpoints" / "last.pt").mkdir(parents=True)
+    env = {**os.environ, "TUI_TRAIN_RUN_DIR": str(run_dir)}
+    proc = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node=2", "-m",
+                           "tui_train.tui.cli", "run", "digits-mlp", "--headless", "--runs-dir", str(tmp_path / "runs"), *BASE,
+                           "--set", "train.epochs=1", "--set", "train.max_steps=4"],
+                          capture_output=True, text=True, cwd=tmp_path, timeout=180, env=env)
+    assert proc.returncode == 0, (proc.stdout[-2000:], proc.stderr[-2000:])
+    s = json.loads((run_dir / "summary.json").read_text())
+    assert s["status"] == "unsaved" and s["world_size"] == 2, s
+    assert [x["checkpoint"] for x in s["not_saved"]] == ["last"], s["not_saved"]
+    assert "not saved: last.pt" in proc.stdout
+    assert EXIT_CODES[s["status"]] == 3  # what the launcher (tui-train run --nproc-per-node) exits with

@@ -17,7 +17,7 @@ import uuid
 from collections.abc import Callable
 from pathlib import Path
 
-STATUS_WORDS = ("EARLY STOPPED", "RUNNING", "PAUSED", "STOPPING", "FINISHED", "STOPPED", "FAILED",
+STATUS_WORDS = ("EARLY STOPPED", "NOT SAVED", "RUNNING", "PAUSED", "STOPPING", "FINISHED", "STOPPED", "FAILED",
                 "INTERRUPTED", "STARTING", "READY")
 """Badge texts (tui.format.STATUS_LABELS), longest first so 'EARLY STOPPED' wins over 'STOPPED'."""
 

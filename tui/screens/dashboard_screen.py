@@ -56,6 +56,9 @@ MAX_PACE = 8
 USER_CHECKPOINTS = ("manual", "early_stop", "interrupt", "error")
 """Checkpoint reasons marked on the plots (best/periodic ones would clutter them)."""
 
+NOT_SAVED_TIMEOUT = 24 * 3600.0
+"""Seconds the notification of a run that could not write a checkpoint stays up (until dismissed)."""
+
 FLUSH_FIRST = (E.EpochMetrics, E.TestMetrics)
 """Events that show the latest step's progress first (the epoch's end after its last step)."""
 
@@ -279,6 +282,14 @@ class DashboardScreen(Screen):
     def _on_finished(self, ev: E.RunFinished) -> None:
         self._set_status(ev.status)
         self._progress.set_target(ev.summary)  # time to target, when the run had one
+        lost = ev.summary.get("not_saved") if isinstance(ev.summary, dict) else None
+        if lost:  # nothing lost silently (STYLE.md habit 24): the badge says NOT SAVED, this says what
+            from tui_train.core.headless import not_saved_text
+
+            text = f"not saved: {not_saved_text(lost)}"
+            self._log.say(text, ev.summary.get("steps"), "bold red")
+            self.app.notify(text, title=f"{ev.status.upper()}: a checkpoint or record is missing", severity="error",
+                            timeout=NOT_SAVED_TIMEOUT, markup=False)
 
     def _on_failed(self, ev: E.RunFailed) -> None:
         self._set_status("failed")
