@@ -17,6 +17,7 @@ from typing import TextIO
 
 from tui_train.core import events as E
 from tui_train.core.lr_find import lr_found
+from tui_train.core.text import printable
 
 EXIT_CODES = {"completed": 0, "early_stopped": 0, "stopped": 0, "unsaved": 3, "failed": 1, "interrupted": 130}
 """Process exit code per final status (the TUI's too: tui.app.TrainApp.exit_code). 3, ``unsaved``:
@@ -80,9 +81,10 @@ class Printer:
 
     def line(self, text: str) -> None:
         """Print one line; a closed terminal (EIO after a hang-up, EPIPE) silences the printer
-        instead of raising into whoever printed (a signal handler runs in the training thread)."""
+        instead of raising into whoever printed (a signal handler runs in the training thread).
+        Control characters (an ANSI escape in an exception message) are written as escapes (habit 23)."""
         try:
-            self.out.write(text + "\n")
+            self.out.write(printable(text) + "\n")
             self.out.flush()
         except (OSError, ValueError):
             self.out = open(os.devnull, "w")  # noqa: SIM115

@@ -42,6 +42,7 @@ from tui_train.core.config import RunConfig
 from tui_train.core.contract import TrainerLike
 from tui_train.core.heap import settle_heap
 from tui_train.tui import keys
+from tui_train.tui.format import printable
 from tui_train.tui.screens.dashboard_screen import DashboardScreen
 from tui_train.tui.screens.fork_dialog import ForkDialog
 from tui_train.tui.screens.help_screen import HelpScreen
@@ -438,7 +439,7 @@ class TrainApp(App[int]):
         make = self.fork_factory(path, changes)
         self._begin(DashboardScreen(f"fork of {Path(str(parent)).name}", submit=self.submit),
                     lambda: make(cfgmod.from_dict({}), ""), replace=True)
-        self.notify(f"forked; the parent stays paused: tui-train attach {parent}")
+        self.notify(printable(f"forked; the parent stays paused: tui-train attach {parent}"), markup=False)
 
     @on(DashboardScreen.DetachRequested)
     def _detach_requested(self) -> None:

@@ -1,8 +1,13 @@
 """Text formatting for engine values: every number shown passes through here, so nan/inf and
-None become a dash or a word and never reach a widget as a float (STYLE.md known traps)."""
+None become a dash or a word and never reach a widget as a float (STYLE.md known traps); every
+text from outside (the engine, the user's code, torch, a file, the socket) reaches a widget as
+:func:`literal`, never as markup (STYLE.md habit 23)."""
 
 from __future__ import annotations
 
+from rich.text import Text
+
+from tui_train.core.text import printable
 from tui_train.tui.series import is_finite
 
 DASH = "–"
@@ -22,6 +27,15 @@ STATUS_LABELS = {
     "interrupted": "INTERRUPTED",
 }
 """Engine status -> badge text."""
+
+
+def literal(text: object, style: str = "", **kwargs) -> Text:
+    """Text shown as it is: a Rich ``Text`` (a widget, a table cell or a DataTable cell never parses
+    it as markup, as it would a ``str``: ``[/x]`` would raise MarkupError, ``[bold]`` vanish) with
+    its control characters written as escapes (:func:`core.text.printable`). ``kwargs`` go to
+    ``Text`` (``no_wrap``, ``overflow``...). Notifications take ``printable(text)`` with
+    ``markup=False``."""
+    return Text(printable(text), style=style, **kwargs)
 
 
 def num(value: object, digits: int = 4) -> str:

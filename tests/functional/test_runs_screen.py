@@ -128,7 +128,8 @@ async def test_the_list_shows_every_run_newest_first_with_lineage_and_what_each_
         assert names(screen) == [runs.delta.name, runs.gamma.name, runs.beta.name, runs.alpha.name]
         text = screen_text(app)
         assert "4 runs · 0 live · 0 marked · sorted by started ↓" in text
-        row = dict(zip([c.key.value for c in screen.table.ordered_columns], screen.table.get_row(str(runs.beta.resolve()))))
+        row = {key.value: str(cell) for key, cell in  # cells are Text: a run's texts are shown literally
+               zip([c.key for c in screen.table.ordered_columns], screen.table.get_row(str(runs.beta.resolve())))}
         assert str(row["status"]) == "completed" and row["preset"] == "beta" and row["optimizer"] == "sgd"
         assert row["parent"] == f"{runs.alpha.name} @20" and row["epochs"] == "3/3" and row["test"] == "91.00%"
         assert row["started"] == time.strftime("%Y-%m-%d %H:%M", time.localtime(T0 + 86400))

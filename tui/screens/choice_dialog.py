@@ -14,6 +14,8 @@ from textual.containers import Horizontal, Vertical
 from textual.screen import ModalScreen
 from textual.widgets import Button, Label, Static
 
+from tui_train.tui.format import literal
+
 
 class Choice(NamedTuple):
     """One answer: a key and a button that both dismiss the dialog with ``value``."""
@@ -55,9 +57,10 @@ class ChoiceDialog(ModalScreen[str | None]):
 
     def compose(self) -> ComposeResult:
         with Vertical(classes="dialog"):
-            yield Label(self.heading, classes="dialog-title")
+            # literal: a dialog's texts may carry a run's name or the engine's reason (habit 23)
+            yield Label(literal(self.heading), classes="dialog-title")
             for text in self.texts:
-                yield Static(text, classes="dialog-help")
+                yield Static(literal(text), classes="dialog-help")
             with Horizontal(classes="dialog-buttons"):
                 for choice in self.choices:
                     button = Button(f"{choice.label} ({choice.key})", variant=choice.variant)

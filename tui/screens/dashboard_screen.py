@@ -22,6 +22,7 @@ from tui_train.core import commands as C
 from tui_train.core import events as E
 from tui_train.core.config import RunConfig
 from tui_train.tui import keys
+from tui_train.tui.format import printable
 from tui_train.tui.screens.confirm_dialog import YES, ConfirmDialog
 from tui_train.tui.screens.confusion_screen import ConfusionScreen
 from tui_train.tui.screens.hyperparameter_dialog import HyperparameterDialog
@@ -288,12 +289,12 @@ class DashboardScreen(Screen):
 
             text = f"not saved: {not_saved_text(lost)}"
             self._log.say(text, ev.summary.get("steps"), "bold red")
-            self.app.notify(text, title=f"{ev.status.upper()}: a checkpoint or record is missing", severity="error",
+            self.app.notify(printable(text), title=f"{ev.status.upper()}: a checkpoint or record is missing", severity="error",
                             timeout=NOT_SAVED_TIMEOUT, markup=False)
 
     def _on_failed(self, ev: E.RunFailed) -> None:
         self._set_status("failed")
-        self.app.notify(f"Run failed: {ev.message}", title="FAILED", severity="error", timeout=10)
+        self.app.notify(printable(f"Run failed: {ev.message}"), title="FAILED", severity="error", timeout=10, markup=False)
 
     def _on_validation(self, ev: E.ValidationMetrics) -> None:
         # an on-demand validation (v, ctl validate) is an intervention: V on the plots, as the
@@ -434,7 +435,7 @@ class DashboardScreen(Screen):
         elif self.status in ("running", "starting"):
             self._submit(C.Pause())
         else:
-            self.app.notify(f"cannot pause or resume while {self.status}", severity="warning")
+            self.app.notify(printable(f"cannot pause or resume while {self.status}"), severity="warning", markup=False)
 
     def action_set_lr(self) -> None:
         def done(value: float | None) -> None:

@@ -16,6 +16,8 @@ from textual.containers import Vertical
 from textual.screen import ModalScreen
 from textual.widgets import Input, Label, Static
 
+from tui_train.tui.format import literal
+
 
 def parse_changes(text: str, run_dir: Path | None) -> list[str]:
     """'optim.lr=3e-4 train.epochs=30' -> ['optim.lr=3e-4', 'train.epochs=30'], checked against the
@@ -68,7 +70,7 @@ class ForkDialog(ModalScreen[list[str] | None]):
         try:
             changes = parse_changes(event.value, self.run_dir)
         except ValueError as err:
-            self.query_one("#fork-error", Static).update(str(err))
+            self.query_one("#fork-error", Static).update(literal(err))  # "[optim]" stays "[optim]"
             return
         self.dismiss(changes)
 

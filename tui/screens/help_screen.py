@@ -8,6 +8,7 @@ from textual.containers import VerticalScroll
 from textual.screen import ModalScreen
 from textual.widgets import Label, Static
 
+from tui_train.tui.format import literal
 from tui_train.tui.keys import help_rows
 
 KEYS: list[tuple[str, str]] = help_rows()
@@ -25,7 +26,7 @@ class HelpScreen(ModalScreen[None]):
         table.add_column("key", no_wrap=True, style="bold")
         table.add_column("action", ratio=1)
         for key, text in KEYS:
-            table.add_row(key, text)
+            table.add_row(literal(key), literal(text))  # a str cell is markup: "[" and "]" are keys here
         with VerticalScroll(classes="dialog help"):
             yield Label("tui-train keys", classes="dialog-title")
             yield Static(table)

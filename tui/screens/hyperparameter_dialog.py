@@ -33,7 +33,7 @@ class HyperparameterDialog(ModalScreen[tuple[str, float | int] | None]):
         """Current values as reported by the engine."""
 
     def compose(self) -> ComposeResult:
-        options = [(f"{k.replace('_', ' ')} (now {fmt.num(self.current.get(k))})", k) for k in LIVE_HYPERPARAMETERS]
+        options = [(fmt.literal(f"{k.replace('_', ' ')} (now {fmt.num(self.current.get(k))})"), k) for k in LIVE_HYPERPARAMETERS]
         with Vertical(classes="dialog"):
             yield Label("Change a hyperparameter", classes="dialog-title")
             yield Static("Tab moves between fields · Enter applies · Esc cancels", classes="dialog-help")
@@ -46,7 +46,7 @@ class HyperparameterDialog(ModalScreen[tuple[str, float | int] | None]):
 
     def _text_for(self, key: str) -> str:
         value = self.current.get(key)
-        return fmt.num(value) if value is not None else ""
+        return fmt.printable(fmt.num(value)) if value is not None else ""  # an Input shows control characters raw
 
     @on(Select.Changed, "#hp-key")
     def _key_changed(self, event: Select.Changed) -> None:
@@ -60,7 +60,7 @@ class HyperparameterDialog(ModalScreen[tuple[str, float | int] | None]):
         try:
             value = parse_hyperparameter(key, event.value)
         except ValueError as err:
-            self.query_one("#hp-error", Static).update(str(err))
+            self.query_one("#hp-error", Static).update(fmt.literal(err))
             return
         self.dismiss((key, value))
 

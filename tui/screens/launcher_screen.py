@@ -14,7 +14,6 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from rich.syntax import Syntax
-from rich.text import Text
 from textual import on
 from textual.app import ComposeResult
 from textual.containers import Grid, Horizontal, Vertical, VerticalScroll
@@ -27,6 +26,7 @@ from tui_train.core import config as cfgmod
 from tui_train.core.config import ConfigError, RunConfig
 from tui_train.core.errors import first_line
 from tui_train.core.lr_find import Curve, SweepError, run_subprocess
+from tui_train.tui import format as fmt
 from tui_train.tui import keys
 from tui_train.tui.screens.lr_find_screen import LrFindScreen
 from tui_train.tui.screens.run_picker import run_dir_of
@@ -123,7 +123,7 @@ class LauncherScreen(Screen):
     # -- layout ------------------------------------------------------------------------------
     def compose(self) -> ComposeResult:
         if self.live:
-            yield Static(Text(self.live_line(), style="bold"), id="live-runs")
+            yield Static(fmt.literal(self.live_line(), style="bold"), id="live-runs")
         with Horizontal(id="launcher"):
             with Vertical(id="preset-pane"):
                 yield Label("Presets", classes="pane-title")
@@ -141,7 +141,7 @@ class LauncherScreen(Screen):
                     yield Label("optimizer")
                     yield Select([(o, o) for o in OPTIMIZERS], allow_blank=False, value="adam", id="f-optim", compact=True)
                 yield Button("Start (Enter)", id="start", variant="success", compact=True)
-                yield Static(self.message, id="launch-error")
+                yield Static(fmt.literal(self.message, style="bold red"), id="launch-error")
                 with VerticalScroll(id="preview-scroll"):
                     yield Static("", id="preview")
         yield Footer()
@@ -205,7 +205,7 @@ class LauncherScreen(Screen):
         names = ([GIVEN] if self.given is not None and self.selected == GIVEN else []) + list(self.presets)
         for name in names:
             # names only: the highlighted preset's description is shown beside the list
-            out.append(Option(name if name != GIVEN else f"{self.given.name} {GIVEN}", id=name))
+            out.append(Option(fmt.literal(name if name != GIVEN else f"{self.given.name} {GIVEN}"), id=name))
         return out
 
     def _description(self, name: str) -> str:
@@ -251,8 +251,8 @@ class LauncherScreen(Screen):
         self.message = self.message if name == self._message_for else ""
         self._error(self.message)
         b = self.base
-        self.query_one("#run-title", Label).update(f"Run: {b.name}")
-        self.query_one("#preset-description", Static).update(Text(self._description(name) or b.description, style="italic"))
+        self.query_one("#run-title", Label).update(fmt.literal(f"Run: {b.name}"))
+        self.query_one("#preset-description", Static).update(fmt.literal(self._description(name) or b.description, style="italic"))
         self.query_one("#f-lr", Input).value = repr(b.optim.lr)
         self.query_one("#f-batch", Input).value = str(b.data.batch_size)
         self.query_one("#f-epochs", Input).value = str(b.train.epochs)
@@ -260,7 +260,7 @@ class LauncherScreen(Screen):
         self._preview()
 
     def _error(self, text: str) -> None:
-        self.query_one("#launch-error", Static).update(Text(text, style="bold red") if text else "")
+        self.query_one("#launch-error", Static).update(fmt.literal(text, style="bold red") if text else "")
 
     def edited(self) -> RunConfig:
         """The selected config with the form applied (raises ConfigError)."""

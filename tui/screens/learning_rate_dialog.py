@@ -42,7 +42,7 @@ class LearningRateDialog(ModalScreen[float | None]):
         try:
             value = parse_learning_rate(event.value)
         except ValueError as err:
-            self.query_one("#lr-error", Static).update(str(err))
+            self.query_one("#lr-error", Static).update(fmt.literal(err))
             return
         self.dismiss(value)
 

@@ -89,7 +89,7 @@ class LrFindScreen(ModalScreen[float | None]):
 
     def compose(self) -> ComposeResult:
         with Vertical(classes="dialog lr-find"):
-            yield Label(f"LR range test · {self.where}", classes="dialog-title")
+            yield Label(fmt.literal(f"LR range test · {self.where}"), classes="dialog-title")
             yield LrCurvePlot(id="lr-curve")
             yield Static(Text("sweeping the learning rate on a copy of the model…", style="italic"), id="lr-find-summary")
             yield Static(f"Enter: {self.applies_to} · Esc: cancel", classes="dialog-help", id="lr-find-help")
@@ -113,19 +113,19 @@ class LrFindScreen(ModalScreen[float | None]):
             return
         summary = self.query_one("#lr-find-summary", Static)
         if self.error:
-            summary.update(Text(self.error, style="bold red"))
+            summary.update(fmt.literal(self.error, style="bold red"))
         elif self.curve is not None:
             curve = self.curve
             self.query_one(LrCurvePlot).set_curve(curve)
             text = describe(curve.suggestions, len(curve.lrs), curve.stopped)
-            summary.update(Text(text, style="bold" if curve.suggestion else "yellow"))
+            summary.update(fmt.literal(text, style="bold" if curve.suggestion else "yellow"))
 
     def action_apply(self) -> None:
         """Enter: dismiss with the suggestion (nothing to apply yet: say so)."""
         if self.curve is not None and self.curve.suggestion is not None:
             self.dismiss(self.curve.suggestion)
         else:
-            self.notify("no suggestion yet" if not self.error else self.error, severity="warning")
+            self.notify(fmt.printable(self.error) or "no suggestion yet", severity="warning", markup=False)
 
     def action_cancel(self) -> None:
         self.dismiss(None)

@@ -20,6 +20,7 @@ from textual.widgets import Footer, Static
 
 from tui_train.core.runs import RunRow
 from tui_train.tui import keys
+from tui_train.tui.format import printable
 from tui_train.tui.widgets.overlay_plot import AXES, OverlayPlot, RunCurves, load_curves, run_colors
 
 SWATCH = "━━"
@@ -102,19 +103,19 @@ class OverlayScreen(Screen[None]):
     def legend(self) -> Text:
         """One line per run: its colour, its folder name, status and lineage."""
         text = Text(no_wrap=True, overflow="ellipsis")
-        shown_dirs = {Path(r.run_dir).resolve() for r in self.rows}
+        shown_dirs = {_resolved(r.run_dir) for r in self.rows}
         for i, row in enumerate(self.rows):
             if i:
                 text.append("\n")
             text.append(f"{SWATCH} ", style=Style(color=f"color({self.line_colors[row.name]})", bold=True))
-            text.append(row.name, style="bold")
-            text.append(f"  {row.preset} · {row.status}")
+            text.append(printable(row.name), style="bold")  # names and statuses from the run's files: literal
+            text.append(printable(f"  {row.preset} · {row.status}"))
             if row.parent:
-                shown = " (shown)" if Path(row.parent).resolve() in shown_dirs else ""
+                shown = " (shown)" if _resolved(row.parent) in shown_dirs else ""
                 step = f" at step {row.parent_step}" if row.parent_step is not None else ""
-                text.append(f" · fork of {Path(row.parent).name}{step}{shown}", style="italic")
+                text.append(printable(f" · fork of {Path(row.parent).name}{step}{shown}"), style="italic")
             if row.name in self.errors:
-                text.append(f" · cannot read: {self.errors[row.name]}", style="red")
+                text.append(printable(f" · cannot read: {self.errors[row.name]}"), style="red")
         return text
 
     def _info(self) -> None:
@@ -141,3 +142,11 @@ class OverlayScreen(Screen[None]):
     def action_back(self) -> None:
         """Esc: back to the runs."""
         self.dismiss(None)
+
+
+def _resolved(path: str) -> Path:
+    """``path`` resolved; as it is when it cannot be (a parent's path read from a file may hold a NUL)."""
+    try:
+        return Path(path).resolve()
+    except (OSError, ValueError):
+        return Path(path)

@@ -13,6 +13,8 @@ from textual.screen import ModalScreen
 from textual.widgets import Label, OptionList, Static
 from textual.widgets.option_list import Option
 
+from tui_train.tui.format import literal
+
 
 def age(seconds: float) -> str:
     """A short age: '42s', '3m 12s', '5h 07m', '2d 03h'."""
@@ -58,7 +60,7 @@ class RunPicker(ModalScreen[Path | None]):
         with Vertical(classes="dialog"):
             yield Label(f"{len(self.runs)} run{'s' if len(self.runs) != 1 else ''} training: attach to which?",
                         classes="dialog-title")
-            yield OptionList(*(Option(describe(r, now), id=str(i)) for i, r in enumerate(self.runs)), id="run-list")
+            yield OptionList(*(Option(literal(describe(r, now)), id=str(i)) for i, r in enumerate(self.runs)), id="run-list")
             yield Static("Enter attaches (the run keeps training when you leave: d or q). Esc cancels.", classes="dialog-help")
 
     def on_mount(self) -> None:

@@ -77,7 +77,7 @@ FILTER_DELAY = 0.12
 def cells(row: RunRow, marked: bool = False) -> list[str | Text]:
     """The table cells of one run (in :data:`COLUMNS` order); missing values are a dash."""
     hp = row.hyperparameters
-    status = Text((LIVE_MARK if row.live else "") + row.status, style=STATUS_STYLES.get(row.status, ""))
+    status = fmt.literal((LIVE_MARK if row.live else "") + row.status, style=STATUS_STYLES.get(row.status, ""))
     started = time.strftime("%Y-%m-%d %H:%M", time.localtime(row.started)) if row.started else fmt.DASH
     epochs = f"{row.epochs if row.epochs is not None else fmt.DASH}/{row.epochs_planned if row.epochs_planned is not None else '?'}"
     best_value = row.best.get("value")
@@ -87,9 +87,11 @@ def cells(row: RunRow, marked: bool = False) -> list[str | Text]:
     parent = Path(row.parent).name if row.parent else ""
     if parent and row.parent_step is not None:
         parent += f" @{row.parent_step}"
-    return [MARK if marked else "", status, row.preset, started, fmt.duration(row.duration), epochs, best, test,
-            fmt.lr(hp.get("lr")), fmt.num(hp.get("batch_size")), str(hp.get("optimizer") or fmt.DASH),
-            str(hp.get("schedule") or fmt.DASH), str(row.interventions), parent, row.name]
+    texts = [status, row.preset, started, fmt.duration(row.duration), epochs, best, test,
+             fmt.lr(hp.get("lr")), fmt.num(hp.get("batch_size")), str(hp.get("optimizer") or fmt.DASH),
+             str(hp.get("schedule") or fmt.DASH), str(row.interventions), parent, row.name]
+    # a DataTable parses a str cell as markup: the run's files' texts go in as Text (habit 23)
+    return [MARK if marked else "", *(c if isinstance(c, Text) else fmt.literal(c) for c in texts)]
 
 
 def row_text(row: RunRow) -> str:
@@ -169,9 +171,9 @@ class ConfigDiffScreen(ModalScreen[None]):
                 table = Table(show_header=True, header_style="bold", box=None, expand=True, padding=(0, 1))
                 table.add_column("key", no_wrap=True, style="bold")
                 for row in self.rows:
-                    table.add_column(NameHeader(row.name), overflow="fold")
+                    table.add_column(NameHeader(fmt.printable(row.name)), overflow="fold")
                 for key, values in self.diff.items():
-                    table.add_row(key, *(value_text(v) for v in values))
+                    table.add_row(fmt.literal(key), *(fmt.literal(value_text(v)) for v in values))
                 yield Static(table, id="config-diff")
             else:
                 yield Static("Their configs are the same.", id="config-diff")
@@ -259,7 +261,7 @@ class RunsScreen(Screen[None]):
             self.rows = list_runs(self.runs_dir)
         except OSError as exc:
             self.rows = []
-            self.notify(f"cannot list {self.runs_dir}: {exc}", severity="error")
+            self.notify(fmt.printable(f"cannot list {self.runs_dir}: {exc}"), severity="error", markup=False)
         present = {r.run_dir for r in self.rows}
         self.marked = {d: None for d in self.marked if d in present}
         self.reloads += 1
@@ -433,7 +435,7 @@ class RunsScreen(Screen[None]):
             return
         run_dir = Path(row.run_dir)
         if not run_dir.is_dir():
-            self.notify(f"{row.name} is gone", severity="warning")
+            self.notify(fmt.printable(f"{row.name} is gone"), severity="warning", markup=False)
             self.reload()
             return
         if read_row(run_dir).live:  # probed now: it may have ended, or been resumed, since the listing
@@ -447,7 +449,8 @@ class RunsScreen(Screen[None]):
         if row is None:
             return
         if row.live:
-            self.notify(f"{row.name} is live: stop it first (tui-train ctl {row.run_dir} stop)", severity="warning")
+            self.notify(fmt.printable(f"{row.name} is live: stop it first (tui-train ctl {row.run_dir} stop)"), severity="warning",
+                        markup=False)
             return
 
         def answered(choice: str | None) -> None:
@@ -456,9 +459,9 @@ class RunsScreen(Screen[None]):
             try:
                 delete_run(Path(row.run_dir))
             except (ValueError, OSError) as exc:
-                self.notify(str(exc).splitlines()[0], severity="error")
+                self.notify(fmt.printable(str(exc).splitlines()[0]), severity="error", markup=False)
             else:
-                self.notify(f"deleted {row.name}")
+                self.notify(fmt.printable(f"deleted {row.name}"), markup=False)
             self.reload()
 
         self.app.push_screen(ConfirmDialog(

@@ -9,6 +9,8 @@ from rich.style import Style
 from rich.text import Text
 from textual.widgets import Static
 
+from tui_train.core.text import printable
+
 LABEL_WIDTH = 12
 """Characters of a row's class name (longer ones are cut with …)."""
 
@@ -64,7 +66,7 @@ def confusion_text(confusion: tuple | list, classes: tuple | list = ()) -> Text:
     """The grid as Rich text: a header of predicted class indices, then per true class its index
     and name, its counts and its recall."""
     n = len(confusion)
-    names = [row_name(str(c), i) for i, c in enumerate(classes)] if len(classes) == n else [""] * n
+    names = [row_name(printable(c), i) for i, c in enumerate(classes)] if len(classes) == n else [""] * n
     # names that only repeat the index (a user dataset's classes 0..n-1) get no column: not "0 0"
     label_w = 0 if not any(names) else LABEL_WIDTH
     biggest = max((v for row in confusion for v in row), default=0)

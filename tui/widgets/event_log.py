@@ -54,7 +54,9 @@ class EventLog(RichLog):
         }, "EventLog")
 
     def say(self, text: str, step: int | None = None, style: str = "") -> None:
-        """Add one line, prefixed with the step when known (shown at the next :meth:`flush`)."""
+        """Add one line, prefixed with the step when known (shown at the next :meth:`flush`); the
+        text is shown literally (never markup: the log is ``markup=False``; control characters as escapes)."""
+        text = fmt.printable(text)
         prefix = f"[{step:>6}] " if isinstance(step, int) else "         "
         line = Text(prefix, style="dim")
         line.append(text, style=style)

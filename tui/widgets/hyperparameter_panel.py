@@ -56,5 +56,6 @@ class HyperparameterPanel(Static):
             if isinstance(value, (dict, list, tuple)):
                 continue
             shown = fmt.lr(value) if key in ("lr", "lr_now") else fmt.num(value)
-            table.add_row(LABELS.get(key, key.replace("_", " ")), shown, LIVE_MARK if key in self.live else "")
+            table.add_row(fmt.literal(LABELS.get(key, str(key).replace("_", " "))), fmt.literal(shown),
+                          LIVE_MARK if key in self.live else "")
         self.update(table, layout=False)  # the panel's size comes from app.tcss, not from its rows

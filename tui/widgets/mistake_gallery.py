@@ -7,6 +7,7 @@ from __future__ import annotations
 from rich.text import Text
 from textual.widget import Widget
 
+from tui_train.core.text import printable
 from tui_train.tui.halfblock import half_block, mistake_pixels
 
 MIN_SIDE = 16
@@ -18,7 +19,7 @@ GAP = 2
 
 def class_name(index: int, classes: tuple | list) -> str:
     """A class as shown: its name when the run has names, else its index."""
-    return str(classes[index]) if 0 <= index < len(classes) else str(index)
+    return printable(classes[index]) if 0 <= index < len(classes) else str(index)  # the dataset's: literal
 
 
 def label(item: dict, classes: tuple | list) -> str:

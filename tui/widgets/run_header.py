@@ -9,6 +9,7 @@ from textual.app import ComposeResult
 from textual.containers import Horizontal
 from textual.widgets import Static
 
+from tui_train.tui.format import printable
 from tui_train.tui.widgets.status_badge import StatusBadge
 
 
@@ -17,7 +18,7 @@ class RunHeader(Horizontal):
 
     def __init__(self, preset: str, **kwargs) -> None:
         super().__init__(**kwargs)
-        self._preset = preset
+        self._preset = printable(preset)
         self._device = "…"
         self._run_dir = "…"
         self._viewers = 1
@@ -42,7 +43,7 @@ class RunHeader(Horizontal):
 
     def set_run(self, preset: str, device: str, run_dir: str) -> None:
         """Show what RunStarted reported."""
-        self._preset, self._device, self._run_dir = preset, device, run_dir
+        self._preset, self._device, self._run_dir = printable(preset), printable(device), printable(run_dir)
         self.query_one("#run-info", Static).update(self._text())
 
     def set_viewers(self, viewers: int) -> None:

@@ -77,6 +77,7 @@ class RunProgress(Widget):
         target = summary.get("target")
         if not isinstance(target, dict):
             return
+        target = {**target, "expression": fmt.printable(target.get("expression", "target"))}  # from a file: literal
         if target.get("reached"):
             epoch = target.get("epoch")
             where = f", epoch {epoch + 1}" if isinstance(epoch, int) else ""

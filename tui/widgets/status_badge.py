@@ -5,7 +5,7 @@ from __future__ import annotations
 from textual.reactive import reactive
 from textual.widgets import Static
 
-from tui_train.tui.format import STATUS_LABELS, status_label
+from tui_train.tui.format import STATUS_LABELS, literal, status_label
 
 
 class StatusBadge(Static):
@@ -17,7 +17,7 @@ class StatusBadge(Static):
     def watch_status(self, status: str) -> None:
         for known in STATUS_LABELS:
             self.set_class(known == status, f"-{known.replace('_', '-')}")
-        self.update(f" {status_label(status)} ")
+        self.update(literal(f" {status_label(status)} "))  # a status from the socket is text from outside
 
     def on_mount(self) -> None:
         self.watch_status(self.status)
