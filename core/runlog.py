@@ -149,6 +149,19 @@ def summary(status: str, reason: str, *, config, state, preset: str, run_dir: Pa
     }
 
 
+def earlier_outcomes(run_dir: Path) -> list[dict]:
+    """The outcomes recorded in ``run_dir``'s summary.json (its own ``earlier``, then its status),
+    or [] when it has none: what a resumed run's summary keeps under ``earlier``."""
+    try:
+        prev = json.loads((Path(run_dir) / "summary.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return []
+    if not isinstance(prev, dict) or not isinstance(prev.get("status"), str):
+        return []
+    older = [x for x in prev.get("earlier") or [] if isinstance(x, dict)]
+    return older + [{k: prev.get(k) for k in ("status", "reason", "steps", "epochs_completed")}]
+
+
 def _threads() -> int:
     import torch
 
@@ -168,6 +181,11 @@ class RunLog:
         that reads them and then follows the live stream knows where one ends and the other starts)."""
         self.listeners: list[Callable[[int, E.Event], None]] = []
         """Called with (seq, event) after each record is written (the control endpoint)."""
+        self.earlier: list[dict] = []
+        """How this run directory's earlier runs ended (a resumed run: the ``status``, ``reason``,
+        ``steps`` and ``epochs_completed`` of the summary.json it found, oldest first). The new
+        summary.json keeps them under ``earlier``: resuming an ``early_stopped`` run must not
+        silently rewrite that outcome as ``completed`` (issue 20, defect 7)."""
         self.lost: dict[str, dict] = {}
         """File name -> what could not be written to it (a full disk, no permission): ``{"kind":
         "record", "file", "records" (how many were lost), "error" (the first one)}``. The run goes
@@ -178,6 +196,7 @@ class RunLog:
 
     def open(self, config_toml: str) -> None:
         """Write config.toml and open the JSONL files for appending (a resumed run adds to them)."""
+        self.earlier = earlier_outcomes(self.run_dir)
         (self.run_dir / "config.toml").write_text(config_toml, encoding="utf-8")
         paths = {name: self.run_dir / f"{name}.jsonl" for name in ("metrics", "events")}
         self.seq = max(last_seq(p) for p in paths.values())  # a resumed run counts on
@@ -276,7 +295,10 @@ class RunLog:
         self._steps = self._other = None
 
     def write_summary(self, summary: dict) -> None:
-        """Write summary.json atomically (temporary file, then os.replace)."""
+        """Write summary.json atomically (temporary file, then os.replace); a resumed run's gets
+        ``earlier`` (in ``summary`` too, so the RunFinished event carries it)."""
+        if self.earlier:
+            summary["earlier"] = list(self.earlier)
         tmp = self.run_dir / f".summary.json.{threading.get_ident()}.tmp"
         tmp.write_text(json.dumps(summary, indent=2, default=json_default) + "\n", encoding="utf-8")
         os.replace(tmp, self.run_dir / "summary.json")

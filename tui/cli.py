@@ -159,6 +159,8 @@ def run(
         dirs = _presets_dirs(presets_dir)
         headless = headless or not sys.stdout.isatty()
         group = {"nnodes": nnodes, "rdzv_endpoint": rdzv_endpoint, "max_restarts": max_restarts}
+        if resume is not None and from_ is None:
+            _check_resume_preset(resume, preset, dirs)
         if nproc_per_node or any(v is not None for v in group.values()):
             if not nproc_per_node:
                 raise fail("--nnodes, --rdzv-endpoint and --max-restarts go with --nproc-per-node N")
@@ -295,6 +297,47 @@ def worker_exit_code(code: int, enabled: bool) -> int:
     return code
 
 
+def _check_resume_preset(resume: Path, preset: str | None, dirs: list[Path]) -> None:
+    """``run PRESET --resume RUN``: a resume continues the run with its saved config, so a PRESET
+    other than the run's own would be silently ignored (issue 20, defect 7): refused in one line,
+    pointing to --set (change values) and --from (a fork with that preset's config)."""
+    if preset is None:
+        return
+    from tui_train.core import checkpoint as ckpt
+    from tui_train.core.config import ConfigError, load_config
+
+    try:
+        saved = ckpt.load(ckpt.resolve(resume)).get("preset")
+    except ckpt.CheckpointError as e:
+        raise fail(str(e)) from None
+    names = {preset}
+    try:
+        names.add(load_config(preset, (), dirs).name)  # a path to a .toml stands for the name it gives
+    except ConfigError:
+        pass
+    if saved not in names:
+        raise fail(f"--resume {resume}: a resume continues the run with its saved config (preset {saved!r}); "
+                   f"PRESET {preset!r} would be ignored. Drop it (change values with --set), or fork a new run "
+                   f"with that preset's config: tui-train run {preset} --from {resume}")
+
+
+def _resume_note(resume: Path) -> str:
+    """A line for resuming a run that had ended (early_stopped, completed, stopped): it trains on
+    and its summary.json records the earlier outcome under ``earlier`` ('' for an unfinished run)."""
+    from tui_train.core import checkpoint as ckpt
+
+    try:
+        run_dir = ckpt.run_dir_of(ckpt.resolve(resume))
+        prev = json.loads((run_dir / "summary.json").read_text(encoding="utf-8"))
+    except (ckpt.CheckpointError, OSError, ValueError):
+        return ""
+    status = prev.get("status") if isinstance(prev, dict) else None
+    if status not in ("early_stopped", "completed", "stopped"):
+        return ""
+    return (f"resuming a run that ended {status} ({prev.get('reason', '')}) at step {prev.get('steps')}: "
+            f"training goes on; summary.json keeps that outcome under 'earlier'")
+
+
 def _run_group(preset: str, overrides: list[str], dirs: list[Path], presets_dir: Path | None, runs_dir: Path,
                resume: Path | None, headless: bool, nproc: int, group: dict, on_hangup: str) -> int:
     """``run --nproc-per-node N``: the same run under torchrun, one worker per process. The preset
@@ -302,18 +345,20 @@ def _run_group(preset: str, overrides: list[str], dirs: list[Path], presets_dir:
     from tui_train.core import launch
     from tui_train.core.runlog import new_run_dir
 
-    config = _load(preset, overrides, dirs)
-    worker = [preset, "--runs-dir", str(runs_dir)]
+    config = _load(preset, overrides, dirs) if resume is None else None
+    worker = ([preset] if resume is None else []) + ["--runs-dir", str(runs_dir)]
     if presets_dir is not None:
         worker += ["--presets-dir", str(presets_dir)]
     for item in overrides:
         worker += ["--set", item]
     if resume is not None:
         from tui_train.core import checkpoint as ckpt
+        from tui_train.core.config import ConfigError
 
         try:
-            run_dir = ckpt.run_dir_of(ckpt.resolve(resume))
-        except ckpt.CheckpointError as e:
+            src, _, _ = ckpt.load_for_resume(resume, overrides)  # bad --set: one line before any process starts
+            run_dir = ckpt.run_dir_of(src)
+        except (ckpt.CheckpointError, ConfigError) as e:
             raise fail(str(e)) from None
         worker += ["--resume", str(resume)]
     else:
@@ -374,6 +419,9 @@ def _run_resume(resume: Path, runs_dir: Path, headless: bool, overrides: list[st
 
     placeholder = from_dict({})  # replaced by the checkpoint's own config in Trainer.prepare()
     if headless:
+        note = _resume_note(resume)
+        if note:
+            typer.echo(note)
         return _run_headless(placeholder, None, runs_dir, resume=resume, overrides=overrides)
     return _run_tui(config=placeholder, preset=None, runs_dir=runs_dir, presets_dirs=[], start_immediately=True,
                    resume=resume, overrides=overrides, on_hangup=on_hangup)
@@ -763,6 +811,7 @@ def export(
             raise fail(first_line(e)) from None
     if out is not None:
         from tui_train.core.checkpoint import CheckpointError, export_weights, resolve
+        from tui_train.core.config import ConfigError
 
         try:
             src = resolve(checkpoint)
@@ -772,7 +821,7 @@ def export(
                 typer.echo(f"exported the model of {src} as a program (torch.export) to {export_program(src, out)}")
                 return
             path, n = export_weights(src, out)
-        except (CheckpointError, OSError) as e:
+        except (CheckpointError, ConfigError, OSError) as e:
             raise fail(first_line(e)) from None
         typer.echo(f"exported {n} tensors from {src} to {path}")
 
