@@ -51,7 +51,7 @@ from tui_train.core.meters import EpochTotals, Interval, Stopwatch
 from tui_train.core.metrics import MistakeCollector, confusion_event
 from tui_train.core.models import model_output
 from tui_train.core.runlog import RunLog, new_run_dir, summary
-from tui_train.core.runtime import Runtime, build
+from tui_train.core.runtime import Runtime, build, settle_threads
 from tui_train.core.schedule import Plateau, factor
 from tui_train.core.state import TrainingState
 from tui_train.core.target import Target
@@ -234,9 +234,10 @@ class Trainer:
             where, step = read_parent(ckpt.run_dir_of(self.resume_file))
             self.parent = {"run_dir": where, "step": step} if where else None
         cfg, es, world = self.config, self.config.early_stopping, self.world
-        rt = build(cfg, world, threads=int(payload.get("threads", 0) or 0) if payload is not None else 0)
+        rt = build(cfg, world)
         if self.dry_run:  # bad model or data: one line now, before a run directory exists
             self.dry_run_seconds = dry_run(cfg, rt)
+        settle_threads(cfg, rt, saved=int(payload.get("threads", 0) or 0) if payload is not None else 0)
         self.state = TrainingState(base_lr=cfg.optim.lr, grad_clip=cfg.optim.grad_clip, patience=es.patience)
         plateau = Plateau(cfg.schedule.plateau_factor, cfg.schedule.plateau_patience, cfg.monitor_mode)
         early = EarlyStopping(es.monitor, cfg.monitor_mode, es.min_delta, es.enabled)

@@ -133,6 +133,8 @@ class Runtime:
     """bf16 autocast is on (train.bf16 resolved for the device: 'auto' decides here)."""
     notes: list[str] = field(default_factory=list)
     """What the build decided that the event log should say once the run has started."""
+    thread_candidates: list[int] = field(default_factory=list)
+    """The intra-op thread counts :func:`settle_threads` may try ([] when the count is fixed)."""
 
     @property
     def task(self) -> str:
@@ -190,7 +192,7 @@ def check_task_fit(cfg: RunConfig, task: str) -> Target | None:
     return parse_target(cfg.train.target, task)
 
 
-def build(cfg: RunConfig, world: World | None = None, threads: int = 0) -> Runtime:
+def build(cfg: RunConfig, world: World | None = None) -> Runtime:
     """Device, seed, data, model, optimizer and loss for ``cfg``. Raises ConfigError / DataError.
 
     The order is part of exact resume: the seed comes before the data split and the model's
@@ -202,8 +204,9 @@ def build(cfg: RunConfig, world: World | None = None, threads: int = 0) -> Runti
     model from the same seed (DDP also copies rank 0's weights); ranks > 0 then reseed their
     streams (dropout) so that they do not repeat rank 0's; augmentation draws per (rank, batch).
 
-    ``threads``: the intra-op thread count a resumed checkpoint recorded; it is reused instead of
-    measured again (the numerics depend on it), unless train.num_threads or torchrun decide.
+    The intra-op thread count is settled afterwards, by :func:`settle_threads` (after the dry
+    run: measuring trains a scratch copy of the model, which must not be the first thing to meet
+    a model that does not fit its data); ``thread_candidates`` holds the counts it will try.
     """
     from tui_train.core.models import count_params, describe_model
 
@@ -248,28 +251,31 @@ def build(cfg: RunConfig, world: World | None = None, threads: int = 0) -> Runti
     autocast = (lambda: torch.autocast(device.type, dtype=torch.bfloat16)) if bf16 else contextlib.nullcontext
     loss_fn = make_loss(cfg)
     notes = [n for n in (getattr(data, "loader_note", ""), bf16_note) if n]
-    notes += _choose_threads(cfg, candidates, threads, model, data, loss_fn, autocast)
     return Runtime(
         device=device, data=data, model=model, forward=forward, eval_forward=plain,
         optimizer=build_optimizer(cfg, model.parameters()), loss_fn=loss_fn, autocast=autocast,
         batches_per_epoch=batches, steps_per_epoch=steps,
         total_steps=min(total, cfg.train.max_steps) if cfg.train.max_steps else total,
         threads=torch.get_num_threads(), summary=describe_model(model), num_params=count_params(model),
-        target=target, bf16=bf16, notes=notes)
+        target=target, bf16=bf16, notes=notes, thread_candidates=candidates)
 
 
-def _choose_threads(cfg: RunConfig, candidates: list[int], saved: int, model: torch.nn.Module, data: Any,
-                    loss_fn: LossFn, autocast: Callable) -> list[str]:
-    """Set the run's intra-op thread count: a resumed checkpoint's, or the fastest of
-    ``candidates`` on a scratch training step; returns the note for the event log."""
-    if not candidates:
-        return []
+def settle_threads(cfg: RunConfig, rt: Runtime, saved: int = 0) -> None:
+    """Set the run's intra-op thread count: ``saved`` (what a resumed checkpoint recorded: the
+    numerics depend on it), or the fastest of ``rt.thread_candidates`` on a scratch training
+    step; a note for the event log says which. Nothing to do when the count is fixed
+    (train.num_threads, torchrun, a GPU, one core)."""
+    if not rt.thread_candidates:
+        return
     if 0 < saved <= (os.cpu_count() or saved):
         torch.set_num_threads(saved)
-        return [f"threads: using {saved} intra-op thread(s), as the resumed checkpoint recorded (the numerics depend on it)"]
-    x, y = data.probe_batch("train", cfg.data.batch_size)
-    step = thread_count.training_step_probe(model, lambda params: build_optimizer(cfg, params), loss_fn, x, y, autocast)
-    chosen, rates = thread_count.choose_threads(candidates, step)
-    measured = ", ".join(f"{n}: {r * x.shape[0]:,.0f} samples/s" for n, r in rates.items())
-    again = f" (the checkpoint's {saved} is more than this machine's cores)" if saved else ""
-    return [f"threads: using {chosen} intra-op thread(s), measured before the first step{again} ({measured})"]
+        rt.notes.append(f"threads: using {saved} intra-op thread(s), as the resumed checkpoint recorded (the numerics depend on it)")
+    else:
+        x, y = rt.data.probe_batch("train", cfg.data.batch_size)
+        step = thread_count.training_step_probe(rt.model, lambda params: build_optimizer(cfg, params), rt.loss_fn, x, y,
+                                                rt.autocast)
+        chosen, rates = thread_count.choose_threads(rt.thread_candidates, step)
+        measured = ", ".join(f"{n}: {r * x.shape[0]:,.0f} samples/s" for n, r in rates.items())
+        again = f" (the checkpoint's {saved} is more than this machine's cores)" if saved else ""
+        rt.notes.append(f"threads: using {chosen} intra-op thread(s), measured before the first step{again} ({measured})")
+    rt.threads = torch.get_num_threads()
