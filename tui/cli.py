@@ -493,6 +493,22 @@ def _live_run(run_dir: Path | None, runs_dir: Path, pick: bool = False):
     return runs[0], None
 
 
+def _not_live(run_dir: Path, why: str) -> str:
+    """Why ``run_dir`` cannot be attached to, and, for a run that ended, how to see it (issue 20 defect 9)."""
+    if why.startswith("the run is live"):  # on another machine
+        return f"{run_dir}: {why}"
+    from tui_train.core.runs import read_row
+
+    try:
+        status = read_row(run_dir, live=False).status
+    except (OSError, ValueError):
+        status = "unfinished"
+    see = f"see it with `tui-train runs --runs-dir {Path(run_dir).resolve().parent}` (Enter replays it)"
+    if status != "unfinished":
+        return f"{run_dir}: the run has finished ({status}), nothing to attach to: {see}"
+    return f"{run_dir}: not live ({why}) and it has no summary (killed, or not a run): {see}"
+
+
 @app.command()
 def attach(run_dir: RunDirArg = None, runs_dir: RunsDirOpt = Path("runs"), on_hangup: OnHangupOpt = "detach") -> None:
     """Open the dashboard on a live run (the newest, or a list to pick from when several are live); d detaches again."""
@@ -559,22 +575,6 @@ def _ctl_command(words: list[str]):
     if action == "lr" or args[0] == "lr":
         return C.SetLearningRate(number(args[-1]))
     return C.SetHyperparameter(args[0], number(args[1]))
-
-
-def _not_live(run_dir: Path, why: str) -> str:
-    """Why ``run_dir`` cannot be attached to, and, for a run that ended, how to see it (issue 20 defect 9)."""
-    if why.startswith("the run is live"):  # on another machine
-        return f"{run_dir}: {why}"
-    from tui_train.core.runs import read_row
-
-    try:
-        status = read_row(run_dir, live=False).status
-    except (OSError, ValueError):
-        status = "unfinished"
-    see = f"see it with `tui-train runs --runs-dir {Path(run_dir).resolve().parent}` (Enter replays it)"
-    if status != "unfinished":
-        return f"{run_dir}: the run has finished ({status}), nothing to attach to: {see}"
-    return f"{run_dir}: not live ({why}) and it has no summary (killed, or not a run): {see}"
 
 
 @app.command()
