@@ -106,7 +106,7 @@ REPRODUCE = r"""
 import json, sys
 import pytest
 import torch
-assert not any(m.split(".")[0] in ("core", "tui") for m in sys.modules), "tui-train was imported"
+assert not any(m.split(".")[0] in ("core", "tui", "tui_train") for m in sys.modules), "tui-train was imported"
 kind, path, data = sys.argv[1], sys.argv[2], torch.load(sys.argv[3])
 x, y = data["x"], data["y"]
 if kind == "program":
@@ -316,3 +316,48 @@ def test_a_tuple_output_two_target_regression_exports_a_program_of_two_outputs(t
     assert r.exit_code == 0, r.output
     got = json.loads(r.output)["metrics"]
     assert abs(got["mse"] - summary["test"]["mse"]) <= 1e-4 and abs(got["r2"] - summary["test"]["r2"]) <= 1e-4
+
+
+REPRODUCE_MNIST = r"""
+import gzip, json, sys
+import numpy as np
+import torch
+assert not any(m.split(".")[0] in ("core", "tui", "tui_train", "torchvision") for m in sys.modules)
+raw = sys.argv[2]
+with gzip.open(f"{raw}/t10k-images-idx3-ubyte.gz") as f:  # the published files, parsed here (idx: big-endian header)
+    n, rows, cols = np.frombuffer(f.read(16), ">i4")[1:]
+    pixels = np.frombuffer(f.read(), np.uint8).reshape(n, 1, rows, cols)
+with gzip.open(f"{raw}/t10k-labels-idx1-ubyte.gz") as f:
+    labels = np.frombuffer(f.read()[8:], np.uint8)
+x = torch.from_numpy(pixels.astype(np.float32) / 255.0)  # what a user feeds: pixels in [0, 1], nothing else
+model = torch.export.load(sys.argv[1]).module()
+with torch.no_grad():
+    pred = torch.cat([model(x[i:i + 1000]).argmax(1) for i in range(0, len(x), 1000)])
+print(json.dumps({"n": len(x), "accuracy": (pred.numpy() == labels).mean().item()}))
+"""
+
+
+@pytest.mark.slow
+def test_an_mnist_program_reproduces_the_test_accuracy_on_the_published_raw_files(tmp_path, mnist_root):
+    """The exported program on the test set as a user holds it: read from the published idx files
+    with numpy, pixels / 255, no tui-train, no torchvision, no statistics of ours (the other export
+    tests rebuild "raw" inputs from our normalised tensors with our own mean and std)."""
+    import json
+    import subprocess
+    import sys
+
+    cfg = from_dict({"data": {"dataset": "mnist", "data_dir": str(mnist_root), "subset": 3000, "batch_size": 128},
+                     "model": {"name": "mlp", "hidden": [64]}, "train": {"epochs": 1, "device": "cpu", "num_threads": 1}})
+    t = Trainer(cfg, runs_dir=tmp_path)
+    t.run(sink=queue.SimpleQueue().put)
+    summary = json.loads((t.run_dir / "summary.json").read_text())
+    assert summary["status"] == "completed" and summary["test"]["accuracy"] > 0.8, summary
+    assert CliRunner().invoke(app, ["export", str(t.run_dir), "--out", str(tmp_path / "m.pt2")]).exit_code == 0
+    script = tmp_path / "reproduce_mnist.py"
+    script.write_text(REPRODUCE_MNIST)
+    r = subprocess.run([sys.executable, "-I", str(script), str(tmp_path / "m.pt2"), str(mnist_root / "MNIST" / "raw")],
+                       capture_output=True, text=True, cwd=tmp_path, timeout=300)
+    assert r.returncode == 0, r.stderr[-2000:]
+    got = json.loads(r.stdout.strip().splitlines()[-1])
+    assert got["n"] == 10_000 == t.data.test_size
+    assert abs(got["accuracy"] - summary["test"]["accuracy"]) <= 0.001, (got, summary["test"])
