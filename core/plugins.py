@@ -17,6 +17,8 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import importlib
+import importlib.abc
+import importlib.machinery
 import importlib.util
 import os
 import sys
@@ -107,12 +109,39 @@ def _exec_user_file(mod_name: str, path: Path) -> ModuleType | None:
     return module
 
 
+class _UserFiles(importlib.abc.MetaPathFinder, importlib.abc.Loader):
+    """The parent's user files, importable under the names they had there, each imported only
+    when something asks for it (unpickling a user dataset in a spawned DataLoader worker asks for
+    the modules its classes live in). Loading every file the parent ever loaded failed on one
+    that had since been deleted or that raised, whatever the dataset needed."""
+
+    def __init__(self) -> None:
+        self.files: dict[str, str] = {}
+
+    def find_spec(self, name: str, path: Any = None, target: Any = None) -> importlib.machinery.ModuleSpec | None:
+        file = self.files.get(name)
+        return importlib.util.spec_from_file_location(name, file, loader=self) if file else None
+
+    def create_module(self, spec: importlib.machinery.ModuleSpec) -> None:
+        return None  # the default module
+
+    def exec_module(self, module: ModuleType) -> None:
+        path = Path(self.files[module.__name__])
+        # as _exec_user_file: its folder, the working directory and the project's root on sys.path
+        with _import_paths(str(path.parent), os.getcwd(), str(_package_root(path))):
+            exec(compile(path.read_bytes(), str(path), "exec"), module.__dict__)
+        USER_MODULES[module.__name__] = str(path)
+
+
+_USER_FILES = _UserFiles()
+
+
 def ensure_user_modules(modules: dict[str, str]) -> None:
-    """Load user files under the names they had in the parent (a spawned DataLoader worker
-    must import them before it can unpickle a user dataset)."""
-    for mod_name, path in modules.items():
-        if mod_name not in sys.modules:
-            _exec_user_file(mod_name, Path(path))
+    """Make the parent's user files importable under the names they had there (a spawned
+    DataLoader worker must find them to unpickle a user dataset); each is imported on first use."""
+    _USER_FILES.files.update(modules)
+    if _USER_FILES not in sys.meta_path:
+        sys.meta_path.append(_USER_FILES)
 
 
 def _load_module(target: str, where: str) -> Any:

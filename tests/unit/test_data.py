@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import importlib.util
+import os
 import textwrap
 from pathlib import Path
 
@@ -385,6 +386,28 @@ def test_dataloader_spawn_workers_load_user_file(user_file):
     x1, y1 = _collect(d.train_batches(0, 32, start=1))
     x2, y2 = _collect(ref.train_batches(0, 32, start=1))
     assert torch.equal(x1, x2) and torch.equal(y1, y2)
+
+
+def test_spawned_workers_import_only_the_user_files_the_dataset_needs(user_file, tmp_path):
+    """A long-lived process (the TUI's trainer, a test session) has loaded other user files too:
+    one deleted since, one that raises when imported again. A spawned worker imports just what
+    unpickling the dataset asks for (it re-imported every file loaded so far, and failed)."""
+    from tui_train.core.plugins import load_object
+
+    _write(tmp_path, "gone.py", "def make():\n    return None\n")
+    _write(tmp_path, "once.py", "import os\nif os.environ.get('TUI_TRAIN_IN_WORKER') == '1':\n    raise RuntimeError('imported again')\n"
+                                "def make():\n    return None\n")
+    load_object("gone.py:make", "data.dataset")
+    load_object("once.py:make", "data.dataset")
+    (tmp_path / "gone.py").unlink()
+    os.environ["TUI_TRAIN_IN_WORKER"] = "1"  # inherited by the spawned worker only from here on
+    try:
+        d = load_data(DataConfig(dataset=f"{user_file}:single", loader="dataloader", num_workers=1, normalize=False,
+                                 num_classes=3), CPU, seed=0)
+        x, y = _collect(d.train_batches(0, 32, start=1))
+    finally:
+        del os.environ["TUI_TRAIN_IN_WORKER"]
+    assert len(x) == len(y) > 0
 
 
 def test_uint8_channel_stats_match_the_float_computation():
