@@ -24,6 +24,11 @@ EXIT_CODES = {"completed": 0, "early_stopped": 0, "stopped": 0, "unsaved": 3, "f
 the run trained to its end but a checkpoint or record file it was meant to write is missing
 (summary.json's ``not_saved`` says which and why); 2 is bad input, refused before training."""
 
+STOP_DEADLINE = 4.5
+"""Seconds a signalled run (headless, or a trainer process) has to save and end before its watchdog
+writes an ``interrupted`` summary and exits 130: the README promises an exit within 5 s, and the
+rest is for the exit itself (tests/e2e/test_headless_signals.py hangs a step to see it fire)."""
+
 
 def not_saved_text(items: list | tuple | None, limit: int = 3) -> str:
     """One line for summary.json's ``not_saved`` entries: 'last.pt (RuntimeError: ...), best.pt (...)'."""
@@ -130,7 +135,8 @@ class Printer:
             self.line(f"not saved: {not_saved_text(ev.summary['not_saved'], limit=10)}")
 
 
-def run_headless(trainer, out: TextIO | None = None, install_signals: bool = True, grace: float = 4.5) -> int:
+def run_headless(trainer, out: TextIO | None = None, install_signals: bool = True,
+                 grace: float = STOP_DEADLINE) -> int:
     """Run ``trainer`` in this (the main) thread, print its events from a helper thread, return
     the exit code for its final status.
 

@@ -16,6 +16,7 @@ import pytest
 
 from tests.e2e.test_tui_tmux import (
     EXE,
+    EXIT_BOUND,
     EXIT_RE,
     STARTUP_TIMEOUT,
     events,
@@ -148,7 +149,9 @@ def test_closing_the_terminal_detaches_and_the_run_trains_on(logins, tmp_path):
     tui = pane.pane_pid()
     t0 = time.monotonic()
     pane.close()  # the SSH connection drops
-    assert wait_until(lambda: not is_alive(tui), 10) and time.monotonic() - t0 < 5.0, "the viewer outlived its terminal by 5 s"
+    # the README's 5 s is the watchdog's (test_leaving.py hangs Textual's shutdown to see it fire)
+    assert wait_until(lambda: not is_alive(tui), EXIT_BOUND), "the viewer outlived its terminal"
+    print(f"the viewer exited {time.monotonic() - t0:.1f}s after its terminal closed")
     assert probe(run_dir)[0] is not None and grows(run_dir), "the run stopped with its terminal"
     assert ctl(tmp_path, "interrupt").returncode == 0  # end it from a script
     summary = wait_summary(run_dir, "interrupted", timeout=10)

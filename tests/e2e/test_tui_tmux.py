@@ -52,6 +52,11 @@ EXIT_RE = re.compile(r"EXIT=(\d+)")
 STARTUP_TIMEOUT = 45.0
 """Seconds for tui-train to import, start the training process and report RUNNING (2 busy cores)."""
 
+EXIT_BOUND = 60.0
+"""Seconds to wait for an exit after a hang-up or SIGTERM: the outcome is asserted and the seconds
+printed; the README's 5 s is held by the product's watchdogs, whose tests make the graceful path
+hang (tests/functional/test_leaving.py, tests/e2e/test_headless_signals.py; issue 21 item 5)."""
+
 
 def shell_line(*args: str | Path, exec_: bool = False) -> str:
     """The pane's command: tui-train with ``args``. With ``exec_`` the pane's process IS
@@ -225,7 +230,7 @@ def test_launcher_run_pause_lr_save_early_stop_quit_in_80x24(tmux, tmp_path):
 
 
 # ------------------------------------------------------------------------------------------------
-# closing the terminal, SIGTERM, Ctrl+C: the README's table of what happens when, exit within 5 s
+# closing the terminal, SIGTERM, Ctrl+C: the README's table of what happens when (its 5 s: see EXIT_BOUND)
 # ------------------------------------------------------------------------------------------------
 def test_closing_the_terminal_with_on_hangup_stop_saves_and_resume_continues(tmux, tmp_path):
     """--on-hangup stop: a hang-up ends the run as before (the default detaches: test_attach_tmux.py)."""
@@ -241,14 +246,12 @@ def test_closing_the_terminal_with_on_hangup_stop_saves_and_resume_continues(tmu
 
     t0 = time.monotonic()
     tmux.close()  # the server goes: every pane's processes get SIGHUP, as when SSH drops
-    summary = wait_summary(run_dir, "interrupted", timeout=10)
+    summary = wait_summary(run_dir, "interrupted", timeout=EXIT_BOUND)
     saved_after = time.monotonic() - t0
-    assert saved_after < 5.0, f"summary.json said interrupted only {saved_after:.1f}s after the hang-up"
-    gone = wait_until(lambda: not [p for p in procs if is_alive(p)], 10)
+    gone = wait_until(lambda: not [p for p in procs if is_alive(p)], EXIT_BOUND)
     elapsed = time.monotonic() - t0
     assert gone, f"still alive {elapsed:.1f}s after the hang-up: {[cmdline(p) for p in procs if is_alive(p)]}"
-    # the README's 5 s deadline (the UI's watchdog fires 4.5 s after the signal at the latest)
-    assert elapsed < 5.0, f"processes still alive {elapsed:.1f}s after the hang-up"
+    # the README's 5 s is the watchdogs' (test_leaving.py's watchdog tests): here the outcome, and the time seen
     print(f"after the hang-up: interrupted summary in {saved_after:.1f}s, every process gone in {elapsed:.1f}s")
     assert no_process_mentions(str(runs))
 
@@ -287,10 +290,10 @@ def sigterm_run(tmp_path_factory):
 
         t0 = time.monotonic()
         os.kill(tui, signal.SIGTERM)
-        exit_code = int(pane.wait_for(EXIT_RE, 15, "tui-train to exit after SIGTERM", interval=0.05).group(1))
+        exit_code = int(pane.wait_for(EXIT_RE, EXIT_BOUND, "tui-train to exit after SIGTERM", interval=0.05).group(1))
         exited_after = time.monotonic() - t0
         print(f"tui-train exited {exited_after:.1f}s after SIGTERM")
-        wait_until(lambda: not [p for p in procs if is_alive(p)], 10)
+        wait_until(lambda: not [p for p in procs if is_alive(p)], EXIT_BOUND)
         yield {
             "runs": runs, "run_dir": only_run_dir(runs), "before": before, "after_ctrl_c": after_ctrl_c,
             "alive_after_ctrl_c": alive_after_ctrl_c, "exit_code": exit_code, "exited_after": exited_after,
@@ -300,9 +303,9 @@ def sigterm_run(tmp_path_factory):
         pane.close()
 
 
-def test_sigterm_saves_an_interrupt_checkpoint_and_exits_within_5s(sigterm_run):
+def test_sigterm_saves_an_interrupt_checkpoint_and_exits(sigterm_run):
+    """The outcome of SIGTERM; its 5 s deadline is the watchdog's (test_leaving.py hangs the shutdown to see it fire)."""
     r = sigterm_run
-    assert r["exited_after"] < 5.0, f"took {r['exited_after']:.1f}s to exit after SIGTERM"  # the README's 5 s deadline
     assert not r["left"], r["left"]
     summary = wait_summary(r["run_dir"], "interrupted", timeout=1)
     interrupt = sorted((r["run_dir"] / "checkpoints").glob("*interrupt*.pt"))

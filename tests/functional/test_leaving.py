@@ -36,6 +36,8 @@ from tui_train.tui.widgets.status_badge import StatusBadge
 
 SIZE = (120, 40)
 ENDING = (C.Interrupt, C.Stop)
+DEADLINE = appmod.TERMINATE_DEADLINE
+"""The product's hang-up deadline, read before the ``watchdog`` fixture shortens it."""
 
 
 async def started(pilot, fakes):
@@ -203,7 +205,7 @@ async def test_hangup_detaches_by_default(tmp_path, watchdog):
 
 
 @run_async
-async def test_hangup_with_on_hangup_stop_interrupts_first(tmp_path, watchdog):
+async def test_hangup_with_on_hangup_stop_interrupts_first(tmp_path, watchdog, monkeypatch):
     fakes: list[FakeTrainer] = []
 
     def factory(config, preset):
@@ -214,12 +216,16 @@ async def test_hangup_with_on_hangup_stop_interrupts_first(tmp_path, watchdog):
 
     app = build_app(config=tiny_config(), preset="tiny", runs_dir=tmp_path, trainer_factory=factory,
                     start_immediately=True, on_hangup="stop")
+    # the product's deadline, not the fixture's 1.5 s: a busy machine may take longer than that to
+    # end the run, and a watchdog firing first would take the RunFinished the app quits on
+    monkeypatch.setattr(appmod, "TERMINATE_DEADLINE", DEADLINE)
     async with app.run_test(size=SIZE) as pilot:
         await started(pilot, fakes)
         t0 = time.monotonic()
         app._on_terminate()
-        await wait_for(pilot, lambda: not app.is_running, what="exit once the run has ended")
-        assert time.monotonic() - t0 < 1.5  # before the watchdog's deadline
+        await wait_for(pilot, lambda: not app.is_running, timeout=DEADLINE, what="exit once the run has ended")
+        assert watchdog == [], "the app waited for the watchdog instead of quitting when the run ended"
+        print(f"quit {time.monotonic() - t0:.1f}s after the hang-up, once the run had ended")
     fake = fakes[0]
     assert fake.commands == [C.Interrupt("hangup")]
     assert fake.finished.wait(5) and fake.status == "interrupted" and not fake.detached
@@ -243,6 +249,42 @@ async def test_hangup_stops_an_in_thread_run_whatever_on_hangup_says(tmp_path, w
     assert not app.detached and app.exit_code() == 130
     next(t for t in threading.enumerate() if t.name == "tui-train-watchdog").join(10)
     assert watchdog == [130]
+
+
+@pytest.mark.parametrize(("on_hangup", "code"), [("detach", 0), ("stop", 130)])
+@run_async
+async def test_the_watchdog_ends_the_process_when_the_shutdown_hangs(tmp_path, watchdog, on_hangup, code):
+    """README: after a hang-up the viewer exits within 5 s (tui.app.TERMINATE_DEADLINE), whatever
+    Textual does (STYLE.md traps: its shutdown can hang once the terminal is gone). Here Textual
+    never exits and, with ``stop``, the trainer process never ends either: only the watchdog can
+    end the process. It does, at the deadline and not before, with the README's code: 0 for a
+    viewer that detached (the run goes on), 130 for a run it meant to stop."""
+    assert DEADLINE < 5.0  # the README's deadline, with room for the exit itself
+    fakes: list[FakeTrainer] = []
+
+    def factory(config, preset):
+        fakes.append(FakeTrainer(config, preset=preset, detachable=True))
+        return fakes[-1]
+
+    from tests.functional.helpers import tiny_config
+
+    app = build_app(config=tiny_config(), preset="tiny", runs_dir=tmp_path, trainer_factory=factory,
+                    start_immediately=True, on_hangup=on_hangup)
+    async with app.run_test(size=SIZE) as pilot:
+        await started(pilot, fakes)
+        app.exit = lambda *args, **kwargs: None  # the hang: Textual never shuts down
+        fakes[0].submit = lambda *args, **kwargs: None  # and the trainer never hears the Interrupt
+        t0 = time.monotonic()
+        app._on_terminate()
+        # a generous bound: a busy machine may be slow to notice, a broken watchdog never fires
+        await wait_for(pilot, lambda: watchdog, timeout=appmod.TERMINATE_DEADLINE + 10, what="the watchdog")
+        elapsed = time.monotonic() - t0
+        assert app.is_running, "Textual exited: the watchdog was not what ended the process"
+        del app.exit
+    print(f"the watchdog fired {elapsed:.1f}s after the hang-up (deadline {appmod.TERMINATE_DEADLINE}s)")
+    assert watchdog == [code]
+    assert elapsed >= appmod.TERMINATE_DEADLINE, "the watchdog cut the graceful path short"
+    assert fakes[0].status == "running"  # nothing ended the run behind the viewer's back
 
 
 def test_on_hangup_must_be_detach_or_stop(tmp_path):
