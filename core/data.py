@@ -354,9 +354,14 @@ class LoaderData(Data):
             self._norm = (torch.tensor(self.mean).view(shape).to(self.device),
                           torch.tensor(self.std).view(shape).to(self.device))
 
-    def _loader(self, ds: Dataset, batch_size: int, sampler: Sampler | None, batched: bool = False) -> DataLoader:
-        """A DataLoader over ``ds``; ``batched``: ``sampler`` yields whole batches (lists of indices)."""
-        extra: dict[str, Any] = {}
+    def _loader(self, ds: Dataset, batch_size: int, sampler: Sampler | None, batched: bool = False,
+                seed: tuple = ()) -> DataLoader:
+        """A DataLoader over ``ds``; ``batched``: ``sampler`` yields whole batches (lists of indices).
+        ``seed`` names the loader's own generator (its workers' base seed)."""
+        # Without a generator, each new iterator draws its base seed from the global torch RNG: a
+        # resumed epoch's iterator drew where the uninterrupted run drew nothing, and every random
+        # transform and dropout after it differed (tests/unit/test_resume_more.py).
+        extra: dict[str, Any] = {"generator": _generator(self.seed, "loader", *seed)}
         if self._num_workers > 0:
             # Forking from a process that already runs threads (the UI) can deadlock.
             extra["multiprocessing_context"] = "spawn"
@@ -400,7 +405,7 @@ class LoaderData(Data):
             return
         order = epoch_order(self.seed, epoch, self.train_size).tolist()
         batches = [order[slice(*self.batch_span(i, batch_size))] for i in range(start, self.steps_per_epoch(batch_size))]
-        loader = self._loader(self._splits["train"], batch_size, _OrderSampler(batches), batched=True)
+        loader = self._loader(self._splits["train"], batch_size, _OrderSampler(batches), batched=True, seed=("train", epoch))
         for i, (x, y) in enumerate(loader, start=start):
             x, y = self._prepare(x, y)
             if self._augment.active:
@@ -415,7 +420,7 @@ class LoaderData(Data):
         if hi <= lo:
             return
         sampler = None if (lo, hi) == (0, len(ds)) else _OrderSampler(list(range(lo, hi)))
-        for x, y in self._loader(ds, batch_size, sampler):
+        for x, y in self._loader(ds, batch_size, sampler, seed=(split,)):
             yield self._prepare(x, y)
 
 

@@ -79,8 +79,12 @@ class CNN(nn.Module):
                 h, w = h // 2, w // 2
             c = ch
         self.features = nn.Sequential(*layers)
+        # the shape probe runs in eval mode: in train mode it counted a batch of zeros into
+        # BatchNorm's running statistics (tests/unit/test_resume_more.py, num_batches_tracked)
+        self.features.eval()
         with torch.no_grad():
             flat = self.features(torch.zeros(1, *input_shape)).flatten(1).shape[1]
+        self.features.train()
         head: list[nn.Module] = [nn.Flatten()]
         if hidden:
             head += [nn.Linear(flat, hidden[0]), _act(activation)]
