@@ -158,9 +158,9 @@ def probe(run_dir: Path, clean: bool = True) -> tuple[Pointer | None, str]:
         why = f"stale endpoint: trainer pid {ptr.pid} is gone"
     else:
         try:
-            with contextlib.closing(socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)) as s:
-                s.settimeout(2.0)
-                s.connect(str(ptr.socket))
+            connect_unix(ptr.socket, 2.0).close()
+        except BlockingIOError:
+            return ptr, ""  # its process is alive and its queue of connections full: busy, not stale
         except OSError as e:
             why = f"stale endpoint: {ptr.socket} refuses connections ({e.strerror or e})"
     if not why:
@@ -528,16 +528,37 @@ class Endpoint:
 
 # --------------------------------------------------------------------------- the client
 
+def connect_unix(path: Path | str, timeout: float) -> socket.socket:
+    """A socket connected to the Unix socket ``path``, with ``timeout`` set. A Unix-socket connect
+    in timeout mode fails at once with EAGAIN when the listener's queue of pending connections
+    is full (a TCP connect would wait): that is retried until ``timeout``, so a busy endpoint (a
+    burst of viewers and scripts) is waited for, not taken for a dead one."""
+    deadline = time.monotonic() + timeout
+    while True:
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        sock.settimeout(max(0.01, deadline - time.monotonic()))
+        try:
+            sock.connect(str(path))
+        except BlockingIOError:
+            sock.close()
+            if time.monotonic() >= deadline:
+                raise
+            time.sleep(0.01)
+            continue
+        except BaseException:
+            sock.close()
+            raise
+        sock.settimeout(timeout)
+        return sock
+
+
 class Connection:
     """A viewer's connection to a run's endpoint: hello/welcome, then commands out, events in."""
 
     def __init__(self, socket_path: Path, viewer: str = "script", timeout: float = 5.0):
-        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        self.sock.settimeout(timeout)
         try:
-            self.sock.connect(str(socket_path))
+            self.sock = connect_unix(socket_path, timeout)
         except OSError as e:
-            self.sock.close()
             raise EndpointError(f"{socket_path}: cannot connect ({e.strerror or e})") from None
         self._buf = bytearray()
         self._lock = threading.Lock()

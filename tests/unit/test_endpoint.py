@@ -44,10 +44,7 @@ def wait(pred, timeout=5.0):
 
 
 def raw(path: Path) -> socket.socket:
-    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    s.settimeout(5)
-    s.connect(str(path))
-    return s
+    return EP.connect_unix(path, 5)
 
 
 def read_line(s: socket.socket) -> dict:
@@ -272,6 +269,56 @@ def test_a_stale_pointer_is_cleaned_and_reported(tmp_path, short_runtime):
     assert ptr is None and f"trainer pid {dead} is gone" in why and "cleaned" in why
     assert not (run_dir / EP.POINTER).exists() and not sock.exists()
     assert EP.live_runs(tmp_path) == []
+
+
+def _full_listener(path: Path) -> tuple[socket.socket, list[socket.socket]]:
+    """A listening socket that accepts nothing yet, its queue of pending connections filled."""
+    listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    listener.bind(str(path))
+    listener.listen(1)
+    pending = []
+    while True:
+        s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        s.setblocking(False)
+        try:
+            s.connect(str(path))
+        except BlockingIOError:
+            s.close()
+            return listener, pending
+        pending.append(s)
+
+
+def test_a_busy_endpoint_is_waited_for_and_never_taken_for_a_dead_one(tmp_path, short_runtime):
+    """A Unix-socket connect with a timeout fails at once (EAGAIN) when the listener's queue is full:
+    a burst of viewers must wait for the endpoint, and probe must not clean a live run's pointer."""
+    path = short_runtime / "busy.sock"
+    listener, pending = _full_listener(path)
+    try:
+        accepted = []
+
+        def accept_later():
+            time.sleep(0.3)
+            for _ in range(len(pending) + 1):
+                accepted.append(listener.accept()[0])
+
+        threading.Thread(target=accept_later, daemon=True).start()
+        EP.connect_unix(path, 5).close()  # waits the 0.3 s instead of failing at once
+        assert accepted
+        # still full, nobody accepting: a live process's endpoint is busy, not stale
+        for s in pending + accepted:
+            s.close()
+        listener.close()
+        path.unlink()
+        listener, pending = _full_listener(path)
+        run_dir = tmp_path / "run"
+        run_dir.mkdir()
+        (run_dir / EP.POINTER).write_text(json.dumps({"socket": str(path), "pid": os.getpid(), "host": socket.gethostname()}))
+        ptr, why = EP.probe(run_dir)
+        assert ptr is not None and why == "" and (run_dir / EP.POINTER).exists()
+    finally:
+        for s in pending:
+            s.close()
+        listener.close()
 
 
 def test_the_socket_folder_must_be_private(short_runtime, monkeypatch):

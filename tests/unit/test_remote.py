@@ -157,8 +157,8 @@ def test_hostile_bytes_on_the_socket_never_stop_the_trainer(tmp_path):
     for greeted in (False, True):  # before a hello, and after one (a welcomed viewer turned hostile)
         for payload in junk:
             s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            s.connect(str(ptr.socket))  # blocking: a Unix socket with a timeout gets EAGAIN when the backlog is full
             s.settimeout(5)
-            s.connect(str(ptr.socket))
             try:
                 if greeted:
                     s.sendall(hello)
