@@ -22,6 +22,7 @@ import torch.nn.functional as F
 from tui_train.core import threads as thread_count
 from tui_train.core.config import ConfigError, RunConfig, check_monitor
 from tui_train.core.distributed import World
+from tui_train.core.errors import one_line
 from tui_train.core.target import Target, parse_target
 
 LossFn = Callable[..., torch.Tensor]
@@ -271,11 +272,20 @@ def settle_threads(cfg: RunConfig, rt: Runtime, saved: int = 0) -> None:
         torch.set_num_threads(saved)
         rt.notes.append(f"threads: using {saved} intra-op thread(s), as the resumed checkpoint recorded (the numerics depend on it)")
     else:
-        x, y = rt.data.probe_batch("train", cfg.data.batch_size)
-        step = thread_count.training_step_probe(rt.model, lambda params: build_optimizer(cfg, params), rt.loss_fn, x, y,
-                                                rt.autocast)
-        chosen, rates = thread_count.choose_threads(rt.thread_candidates, step)
-        measured = ", ".join(f"{n}: {r * x.shape[0]:,.0f} samples/s" for n, r in rates.items())
-        again = f" (the checkpoint's {saved} is more than this machine's cores)" if saved else ""
-        rt.notes.append(f"threads: using {chosen} intra-op thread(s), measured before the first step{again} ({measured})")
+        default = torch.get_num_threads()
+        try:
+            x, y = rt.data.probe_batch("train", cfg.data.batch_size)
+            step = thread_count.training_step_probe(rt.model, lambda params: build_optimizer(cfg, params), rt.loss_fn, x, y,
+                                                    rt.autocast)
+            chosen, rates = thread_count.choose_threads(rt.thread_candidates, step)
+        except Exception as e:  # noqa: BLE001 - the measurement is an optimisation and must never fail a run
+            # A user model may refuse a deep copy or raise on its Nth forward (a counter, a
+            # deliberate fault): the run then trains, and fails if it must, as itself.
+            torch.set_num_threads(default)
+            rt.notes.append(f"threads: using {default} intra-op thread(s), not measured: a scratch copy of the model "
+                            f"could not train ({one_line(e)})")
+        else:
+            measured = ", ".join(f"{n}: {r * x.shape[0]:,.0f} samples/s" for n, r in rates.items())
+            again = f" (the checkpoint's {saved} is more than this machine's cores)" if saved else ""
+            rt.notes.append(f"threads: using {chosen} intra-op thread(s), measured before the first step{again} ({measured})")
     rt.threads = torch.get_num_threads()

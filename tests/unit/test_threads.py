@@ -126,3 +126,44 @@ def test_the_count_is_recorded_in_the_checkpoint_and_reused_on_resume(monkeypatc
     got, ref = resumed.model.state_dict(), first.model.state_dict()
     for name in ref:
         assert torch.equal(got[name], ref[name]), name  # default (non-deterministic) mode, bit-identical
+
+
+UNCOPYABLE = """\
+import threading
+
+import torch.nn as nn
+
+
+class Net(nn.Module):
+    \"\"\"A user model holding a lock (a deep copy refuses it), whose 3rd training forward raises.\"\"\"
+
+    def __init__(self):
+        super().__init__()
+        self.body = nn.Sequential(nn.Flatten(), nn.Linear(64, 10))
+        self.lock = threading.Lock()
+        self.calls = 0
+
+    def forward(self, x):
+        self.calls += self.training
+        if self.calls == 3:
+            raise RuntimeError("CUDA error at [/src/kernel.cu:12] bad thing")
+        return self.body(x)
+"""
+
+
+def test_a_model_the_measurement_cannot_train_runs_as_itself(monkeypatch, tmp_path):
+    """The measurement is an optimisation: a user model that refuses a deep copy (it holds a lock)
+    must not fail at start with a traceback from the scratch copy; the run trains at the default
+    count, says so, and fails (if it must) as itself, at its own step."""
+    (tmp_path / "net.py").write_text(UNCOPYABLE)
+    monkeypatch.setattr(threads, "thread_candidates", lambda device, cfg: [2, 1])
+    cfg = from_dict({"data": {"dataset": "digits", "batch_size": 32}, "model": {"name": f"{tmp_path / 'net.py'}:Net"},
+                     "train": {"epochs": 1, "log_every": 1, "device": "cpu"}})
+    trainer = Trainer(cfg, runs_dir=tmp_path / "runs")
+    trainer.dry_run = False  # its forward counts calls: the dry run's would move the fault
+    events = run_to_end(trainer)
+    notes = [e.message for e in events if isinstance(e, E.RunNote)]
+    assert any(n.startswith("threads: using") and "not measured" in n for n in notes), notes
+    failed = [e for e in events if isinstance(e, E.RunFailed)]
+    assert failed and "[/src/kernel.cu:12]" in failed[0].message, events[-3:]
+    assert max(e.step for e in events if isinstance(e, E.StepMetrics)) == 2  # two steps trained, the third raised
