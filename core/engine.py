@@ -131,6 +131,10 @@ class Trainer:
 
     detachable = False
     """A viewer cannot leave an in-thread run going: the run ends with its process (core.remote can)."""
+    detached = False
+    """Never: see :attr:`detachable` (core.contract.TrainerLike)."""
+    viewers = 1
+    """The one dashboard in this process (core.contract.TrainerLike)."""
 
     def __init__(self, config: RunConfig, *, runs_dir: str | Path = "runs", preset: str | None = None,
                  resume: str | Path | None = None, resume_overrides: list[str] | tuple = (), world: World | None = None,

@@ -47,6 +47,10 @@ class ReplayTrainer:
 
     detachable = False
     """Nothing goes on after the viewer leaves (see :class:`core.contract.TrainerLike`)."""
+    detached = False
+    """Never: see :attr:`detachable`."""
+    viewers = 1
+    """The one dashboard replaying it."""
 
     def __init__(self, run_dir: str | Path, *, step_limit: int = MAX_STEP_EVENTS) -> None:
         self.run_dir = Path(run_dir)

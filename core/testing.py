@@ -81,6 +81,8 @@ class FakeTrainer:
         of ending it as interrupted (an in-thread trainer): see :class:`core.contract.TrainerLike`."""
         self.detached = False
         """run() returned because stop_event was set while the run went on (``detachable`` only)."""
+        self.viewers = 1
+        """Dashboards showing the run, this one included (a test sets more; RemoteTrainer's from the endpoint)."""
         self.commands: list[C.Command] = []
         """Every command submitted, in order."""
         self.started = threading.Event()

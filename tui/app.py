@@ -266,7 +266,7 @@ class TrainApp(App[int]):
     @property
     def detachable(self) -> bool:
         """The current run's trainer can be left going (``TrainerLike.detachable``); False before it is built."""
-        return bool(getattr(self.trainer, "detachable", False))
+        return self.trainer is not None and self.trainer.detachable
 
     # -- starting runs ---------------------------------------------------------------------------
     def on_launcher_screen_start_requested(self, message: LauncherScreen.StartRequested) -> None:
@@ -472,7 +472,7 @@ class TrainApp(App[int]):
             except queue.Empty:
                 break
         if self.dashboard is not None:
-            self.dashboard.set_pace(getattr(self.trainer, "viewers", 1))
+            self.dashboard.set_pace(self.trainer.viewers if self.trainer is not None else 1)
         if events:
             with self.batch_update():
                 for ev in events:
@@ -511,7 +511,7 @@ class TrainApp(App[int]):
         if self.replaying:
             # a replay is no run of this app's: its dashboard keeps what the run's files say, the app is idle again
             self.status, self.run_dir, self.trainer = "ready", None, None
-        elif self.status not in E.FINAL_STATUSES and getattr(self.trainer, "detached", False):
+        elif self.status not in E.FINAL_STATUSES and self.trainer is not None and self.trainer.detached:
             # the trainer process dropped this viewer (too slow?): the run goes on without us
             if self.dashboard is not None:
                 self.dashboard.note("this viewer was disconnected; the run goes on: attach again", style="yellow")
@@ -748,7 +748,7 @@ def run_tui(*, config: RunConfig | None = None, preset: str | None = None, runs_
 
 def closing_words(app: TrainApp, thread_ended: bool = True) -> tuple[str, int]:
     """(the line run_tui prints once the app has closed, '' for none; the exit code)."""
-    run_dir = app.run_dir or getattr(app.trainer, "run_dir", None) or app.attach_to
+    run_dir = app.run_dir or (app.trainer.run_dir if app.trainer is not None else None) or app.attach_to
     if app.left_running():
         where = run_dir or ""
         return f"tui-train: detached; the run goes on · attach again: tui-train attach {where}".rstrip(), 0

@@ -267,3 +267,22 @@ def test_a_rollback_resumes_a_nonfinite_pause_in_both(tmp_path):
     ]
     # the scripted pause reason is the fake's input, not its reaction: compare from the rollback on
     assert reactions(fake)[4:] == reactions(engine)[4:]
+
+
+def test_every_trainer_has_what_the_app_reads(tmp_path):
+    """TrainerLike declares every attribute a front end reads, so tui/ needs no getattr guard
+    (issue 22 item 5): the engine, the fake, the remote and the replay trainer all have each one,
+    and a trainer that is not detachable is never detached."""
+    from tui_train.core.remote import RemoteTrainer
+    from tui_train.core.replay import ReplayTrainer
+
+    declared = set(TrainerLike.__annotations__)
+    assert {"detachable", "detached", "viewers", "run_dir"} <= declared
+    trainers = [Trainer(tiny_config(), runs_dir=tmp_path), _fake(), _fake(detachable=True),
+                RemoteTrainer(tiny_config(), runs_dir=tmp_path), ReplayTrainer(tmp_path)]
+    for trainer in trainers:
+        missing = [name for name in declared if not hasattr(trainer, name)]
+        assert not missing, (type(trainer).__name__, missing)
+        assert trainer.viewers == 1 and trainer.detached is False
+        assert isinstance(trainer.detachable, bool)
+    assert [t.detachable for t in trainers] == [False, False, True, True, False]
