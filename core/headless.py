@@ -17,12 +17,8 @@ from typing import TextIO
 
 from tui_train.core import events as E
 from tui_train.core.lr_find import lr_found
+from tui_train.core.status import EXIT_CODES, exit_code, status_after
 from tui_train.core.text import printable
-
-EXIT_CODES = {"completed": 0, "early_stopped": 0, "stopped": 0, "unsaved": 3, "failed": 1, "interrupted": 130}
-"""Process exit code per final status (the TUI's too: tui.app.TrainApp.exit_code). 3, ``unsaved``:
-the run trained to its end but a checkpoint or record file it was meant to write is missing
-(summary.json's ``not_saved`` says which and why); 2 is bad input, refused before training."""
 
 STOP_DEADLINE = 4.5
 """Seconds a signalled run (headless, or a trainer process) has to save and end before its watchdog
@@ -154,15 +150,12 @@ def run_headless(trainer, out: TextIO | None = None, install_signals: bool = Tru
     events: queue.SimpleQueue = queue.SimpleQueue()
     stop = threading.Event()
     done = threading.Event()
-    status = [""]  # the final status its last event reports ("" until then)
+    status = [""]  # the status its events report ("" until the first)
     previous = {}
 
     def handle(ev: E.Event) -> None:
         printer(ev)  # Printer.line survives a closed terminal
-        if isinstance(ev, E.RunFinished):
-            status[0] = ev.status
-        elif isinstance(ev, E.RunFailed):
-            status[0] = "failed"
+        status[0] = status_after(status[0], ev)
 
     def pump() -> None:
         while True:
@@ -202,4 +195,4 @@ def run_headless(trainer, out: TextIO | None = None, install_signals: bool = Tru
         for sig, handler in previous.items():
             signal.signal(sig, handler)
     # a rank > 0 of a torchrun group reports no events: its trainer's own final status counts
-    return EXIT_CODES.get(status[0] or str(getattr(trainer, "status", "failed")), 1)
+    return exit_code(status[0] if status[0] in E.FINAL_STATUSES else trainer.status)

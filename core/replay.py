@@ -22,6 +22,7 @@ from tui_train.core import commands as C
 from tui_train.core import events as E
 from tui_train.core.contract import Sink
 from tui_train.core.history import MAX_STEP_EVENTS, read_history
+from tui_train.core.status import status_after
 
 REJECTED = "a finished run is replayed from its files; it cannot be steered"
 """The reason every command sent to a replay is rejected with."""
@@ -115,10 +116,7 @@ class ReplayTrainer:
         step = getattr(event, "step", None)
         if isinstance(step, int) and not isinstance(step, bool):
             self.step = max(self.step, step)
-        if isinstance(event, E.StatusChanged | E.RunFinished):
-            self.status = event.status
-        elif isinstance(event, E.RunFailed):
-            self.status = "failed"
+        self.status = status_after(self.status, event)
         if isinstance(event, E.RunFinished | E.RunFailed):
             self.ended = True
 

@@ -17,6 +17,9 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from tui_train.core.headline import headline_value
+from tui_train.core.status import run_status
+
 PARENT_PREFIX = "# parent: "
 """How config.toml names a fork's parent (a comment: the config itself stays a plain preset)."""
 
@@ -70,12 +73,8 @@ class RunRow:
 
     @property
     def test_metric(self) -> float | None:
-        """The headline test number: accuracy, or R² for regression."""
-        for key in ("accuracy", "r2"):
-            v = self.test.get(key)
-            if isinstance(v, int | float):
-                return float(v)
-        return None
+        """The headline test number (:func:`core.headline.headline_value`: accuracy, or R² for regression)."""
+        return headline_value(None, self.test)[1]
 
     def sort_value(self, key: str) -> Any:
         """A comparable value for column ``key`` (missing values sort last)."""
@@ -166,11 +165,7 @@ def read_row(run_dir: Path, live: bool | None = None) -> RunRow:
     if isinstance(summary.get("parent"), dict):
         parent = str(summary["parent"].get("run_dir", parent) or "")
         parent_step = summary["parent"].get("step", parent_step)
-    status = str(summary.get("status") or "")
-    if live:
-        status = _live_status(run_dir) or "running"
-    elif not status:
-        status = "unfinished"
+    status = run_status(summary.get("status"), live=bool(live), announced=_live_status(run_dir) if live else "")
     duration = summary.get("wall_seconds") if isinstance(summary.get("wall_seconds"), int | float) else None
     if live and started is not None:
         duration = max(0.0, time.time() - started)

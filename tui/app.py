@@ -41,6 +41,7 @@ from tui_train.core import events as E
 from tui_train.core.config import RunConfig
 from tui_train.core.contract import TrainerLike
 from tui_train.core.heap import settle_heap
+from tui_train.core.status import exit_code, status_after
 from tui_train.tui import keys
 from tui_train.tui.format import printable
 from tui_train.tui.screens.dashboard_screen import DashboardScreen
@@ -527,11 +528,10 @@ class TrainApp(App[int]):
         self.run_dir = ev.run_dir
 
     def _on_status(self, ev: E.StatusChanged | E.RunFinished) -> None:
-        if self.status != "failed":  # a failure is final, whatever is reported after it
-            self.status = ev.status
+        self.status = status_after(self.status, ev)
 
     def _on_failed(self, ev: E.RunFailed) -> None:
-        self.status = "failed"
+        self.status = status_after(self.status, ev)
         if self.run_dir is None and not self.replaying:  # refused before it started (bad input, issue 15)
             self.refused = ev.message
 
@@ -586,28 +586,22 @@ class TrainApp(App[int]):
 
     def _exit_now(self) -> None:
         self._stop.set()
-        code = 0 if self.detached else 1 if self.failed else 0
+        code = self.exit_code()
         self.exit(code, return_code=code)
 
-    def exit_code(self) -> int:
-        """What the process exits with: 0 after a detach or a finished run, 1 after a failure,
-        130 after an interrupt, 3 when the run ended ``unsaved`` (a checkpoint it was meant to
-        write is missing): core.headless.EXIT_CODES, as headless."""
-        from tui_train.core.headless import EXIT_CODES
-
-        if self.detached:
-            return 0
-        if self.failed:
-            return 1
-        if self.stop_requested and self.status not in E.FINAL_STATUSES:
-            return 130  # asked to stop; the trainer process is still saving on its own
-        return EXIT_CODES.get(self.status, 0)
+    def exit_code(self, signalled: bool = False) -> int:
+        """What the process exits with (:func:`core.status.exit_code`, as headless): 0 after a
+        detach or a finished run, 1 after a failure, 130 after an interrupt, 3 when the run ended
+        ``unsaved`` (a checkpoint it was meant to write is missing). A run that has not reported its
+        end exits 130 when it was asked to stop (the trainer process is still saving on its own) or
+        the process was ``signalled``, else 0 (nothing ran)."""
+        return exit_code(self.status, detached=self.detached, not_final=130 if self.stop_requested or signalled else 0)
 
     def left_running(self) -> bool:
         """The run goes on without this app: it detached, or the trainer process dropped it."""
         if self.status in E.FINAL_STATUSES:
             return False
-        return self.detached or (bool(getattr(self.trainer, "detached", False)) and not self.stop_requested)
+        return self.detached or (self.trainer is not None and self.trainer.detached and not self.stop_requested)
 
     def stop_training(self, timeout: float = JOIN_TIMEOUT) -> bool:
         """Set the stop event and wait up to ``timeout`` s for the thread; True if it ended."""
@@ -659,23 +653,13 @@ class TrainApp(App[int]):
             self.stop_training(max(0.1, deadline - time.monotonic() - 0.5))
             time.sleep(max(0.0, deadline - time.monotonic()))  # a healthy shutdown ends us before this
             self.drain_after_exit()  # only now: until the deadline the pump must see RunFinished to quit
-            os._exit(self._terminate_code())
+            os._exit(self.exit_code(signalled=True))
 
         threading.Thread(target=watchdog, name="tui-train-watchdog", daemon=True).start()
         if stop_remote:
             self._quit_after_stop = True  # quit once the run has ended (the pump sees RunFinished)
         else:
             self._exit_now()
-
-    def _terminate_code(self) -> int:
-        """The watchdog's exit code: 0 detached or done, 1 failed, 3 unsaved, 130 otherwise (interrupted)."""
-        from tui_train.core.headless import EXIT_CODES
-
-        if self.detached:
-            return 0
-        if self.failed:
-            return 1
-        return EXIT_CODES[self.status] if self.status in ("completed", "early_stopped", "unsaved") else 130
 
     # -- help and palette ------------------------------------------------------------------------
     def action_help(self) -> None:

@@ -289,8 +289,8 @@ def worker_exit_code(code: int, enabled: bool) -> int:
     but a checkpoint was not written) exits 0 to a torchrun our launcher started: torchrun would
     take any other code for a crashed worker (its error report, an elastic restart); the launcher
     reads summary.json and exits EXIT_CODES['unsaved'] itself. A group started by hand keeps the code."""
-    from tui_train.core.headless import EXIT_CODES
     from tui_train.core.launch import RUN_DIR_ENV
+    from tui_train.core.status import EXIT_CODES
 
     if enabled and code == EXIT_CODES["unsaved"] and os.environ.get(RUN_DIR_ENV):
         return 0
@@ -376,12 +376,12 @@ def _run_group(preset: str, overrides: list[str], dirs: list[Path], presets_dir:
             status = json.loads((run_dir / "summary.json").read_text(encoding="utf-8")).get("status", "failed")
         except (OSError, ValueError):
             status = "failed"
-        from tui_train.core.headless import EXIT_CODES
+        from tui_train.core.status import exit_code
 
         if code != 0 and status == "failed":
             typer.echo(f"tui-train: the run failed: {launch.failure_reason(run_dir)} (torchrun's report: {run_dir / 'launcher.log'})",
                        err=True)
-        return EXIT_CODES.get(status, 1)
+        return exit_code(status)
     proc = launch.start_group(cmd, run_dir, detached=True, restarts=restarts)
     why = launch.wait_for_endpoint(proc, run_dir)
     if why:
@@ -498,13 +498,14 @@ def _not_live(run_dir: Path, why: str) -> str:
     if why.startswith("the run is live"):  # on another machine
         return f"{run_dir}: {why}"
     from tui_train.core.runs import read_row
+    from tui_train.core.status import UNFINISHED
 
     try:
         status = read_row(run_dir, live=False).status
     except (OSError, ValueError):
-        status = "unfinished"
+        status = UNFINISHED
     see = f"see it with `tui-train runs --runs-dir {Path(run_dir).resolve().parent}` (Enter replays it)"
-    if status != "unfinished":
+    if status != UNFINISHED:
         return f"{run_dir}: the run has finished ({status}), nothing to attach to: {see}"
     return f"{run_dir}: not live ({why}) and it has no summary (killed, or not a run): {see}"
 

@@ -102,6 +102,17 @@ def rate(value: object) -> str:
     return f"{v:.0f}/s"
 
 
+METRIC_TITLES = {"accuracy": "accuracy", "r2": "R²", "mae": "MAE"}
+"""A headline metric's name over a plot (which metric is the headline: core.headline)."""
+METRIC_SHORT = {"accuracy": "acc", "r2": "R²", "mae": "MAE"}
+"""A headline metric's name in a table column or a log line."""
+
+
+def metric(key: str, value: object) -> str:
+    """A metric's value as shown: accuracy as a percentage, any other as a number."""
+    return pct(value) if key == "accuracy" else num(value)
+
+
 def status_label(status: str) -> str:
     """The badge text for an engine status."""
     return STATUS_LABELS.get(status, status.upper().replace("_", " "))

@@ -21,6 +21,8 @@ from textual.widgets import Footer
 from tui_train.core import commands as C
 from tui_train.core import events as E
 from tui_train.core.config import RunConfig
+from tui_train.core.headline import headline_metric
+from tui_train.tui import format as fmt
 from tui_train.tui import keys
 from tui_train.tui.format import printable
 from tui_train.tui.screens.confirm_dialog import YES, ConfirmDialog
@@ -101,8 +103,8 @@ class DashboardScreen(Screen):
         """Attached to a run already training (its history arrives first)."""
         self.run_task = "classification"
         """From RunStarted."""
-        self.metric_key = "accuracy"
-        """Metric plotted beside the loss: accuracy, r2 or mae."""
+        self.metric_key = headline_metric(self.run_task)
+        """Metric plotted beside the loss, the headline (core.headline): accuracy, r2 or mae."""
         self.status = "starting"
         """Last status the engine reported (what the badge shows)."""
         self.step = 0
@@ -155,7 +157,7 @@ class DashboardScreen(Screen):
         yield RunProgress(id="progress")
         with Horizontal(id="plots"):
             yield MetricPlot("loss", id="loss-plot")
-            yield MetricPlot("accuracy", id="metric-plot")
+            yield MetricPlot(fmt.METRIC_TITLES[self.metric_key], id="metric-plot")
             yield MetricPlot("learning rate", id="lr-plot")
         with Horizontal(id="lower"):
             yield HyperparameterPanel(id="hyper")
@@ -268,13 +270,13 @@ class DashboardScreen(Screen):
     def _on_started(self, ev: E.RunStarted) -> None:
         self.run_task = ev.task
         self.preset = ev.preset
-        self.metric_key = "accuracy" if ev.task == "classification" else "r2"
+        self.metric_key = headline_metric(ev.task)
         # several processes: "cpu x 2 processes"; samples/s and metrics are already the whole run's
         device = ev.device if ev.world_size <= 1 else f"{ev.device} × {ev.world_size} processes"
         self._header.set_run(ev.preset, device, ev.run_dir)
         self._progress.set_plan(ev.epochs, ev.total_steps, ev.start_step, ev.start_epoch, ev.task)
         self._table.set_task(ev.task)
-        self._metric_plot.set_title("accuracy" if ev.task == "classification" else "R²")
+        self._metric_plot.set_title(fmt.METRIC_TITLES[self.metric_key])
         self.hyperparameters = dict(ev.hyperparameters)
         if is_finite(ev.hyperparameters.get("lr")):
             self.base_lr = float(ev.hyperparameters["lr"])
@@ -402,9 +404,10 @@ class DashboardScreen(Screen):
                 self._panel.set_value("lr_now", ev.lr)
 
     def _on_epoch(self, ev: E.EpochMetrics) -> None:
-        if self.run_task != "classification" and "r2" not in ev.val and "r2" not in ev.train and self.metric_key == "r2":
-            self.metric_key = "mae"
-            self._metric_plot.set_title("MAE")
+        key = headline_metric(self.run_task, ev.val, ev.train)
+        if self.metric_key == headline_metric(self.run_task) != key:  # no R² in this epoch: MAE from here on
+            self.metric_key = key
+            self._metric_plot.set_title(fmt.METRIC_TITLES[self.metric_key])
         self._table.add_epoch(ev)
         self._progress.set_epoch_done(ev.epoch, ev.step)
         self._loss_plot.add("val", ev.step, ev.val.get("loss"))

@@ -18,7 +18,9 @@ from textual.containers import Horizontal
 from textual.screen import Screen
 from textual.widgets import Footer, Static
 
+from tui_train.core.headline import HEADLINE_METRICS, headline_metric
 from tui_train.core.runs import RunRow
+from tui_train.tui import format as fmt
 from tui_train.tui import keys
 from tui_train.tui.format import printable
 from tui_train.tui.widgets.overlay_plot import AXES, OverlayPlot, RunCurves, load_curves, run_colors
@@ -74,8 +76,8 @@ class OverlayScreen(Screen[None]):
         return self.query_one("#overlay-loss", OverlayPlot), self.query_one("#overlay-metric", OverlayPlot)
 
     def _metric_title(self, tasks: set[str] | None = None) -> str:
-        tasks = tasks or {"classification"}
-        return "accuracy" if tasks == {"classification"} else "R²" if "classification" not in tasks else "accuracy · R²"
+        shown = {headline_metric(task) for task in tasks or {"classification"}}
+        return " · ".join(fmt.METRIC_TITLES[k] for k in (headline_metric(t) for t in HEADLINE_METRICS) if k in shown)
 
     def _load(self) -> None:
         """The loading thread: every run's curves, then back to the UI."""

@@ -29,6 +29,7 @@ from textual.screen import ModalScreen, Screen
 from textual.widgets import DataTable, Footer, Input, Label, Static
 
 from tui_train.core import commands as C
+from tui_train.core.headline import headline_value
 from tui_train.core.runs import RunRow, config_diff, delete_run, list_runs, read_row
 from tui_train.tui import format as fmt
 from tui_train.tui import keys
@@ -83,7 +84,7 @@ def cells(row: RunRow, marked: bool = False) -> list[str | Text]:
     best_value = row.best.get("value")
     metric = str(row.best.get("metric") or "")
     best = f"{BEST_NAMES.get(metric, metric)} {fmt.num(best_value)}".strip() if isinstance(best_value, int | float) else fmt.DASH
-    test = fmt.pct(row.test["accuracy"]) if isinstance(row.test.get("accuracy"), int | float) else fmt.num(row.test_metric)
+    test = fmt.metric(*headline_value(None, row.test))  # the headline test number (core.headline)
     parent = Path(row.parent).name if row.parent else ""
     if parent and row.parent_step is not None:
         parent += f" @{row.parent_step}"

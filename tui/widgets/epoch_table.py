@@ -8,6 +8,7 @@ from textual import events
 from textual.widgets import DataTable
 
 from tui_train.core.events import EpochMetrics
+from tui_train.core.headline import headline_metric
 from tui_train.tui import format as fmt
 
 BEST_MARK = "★"
@@ -44,7 +45,7 @@ class EpochTable(DataTable):
 
     def _columns_for(self, task: str) -> None:
         self.clear(columns=True)
-        metric = "acc" if task == "classification" else "R²"
+        metric = fmt.METRIC_SHORT[headline_metric(task)]
         # most telling first: narrow panes show the left columns (the table scrolls sideways)
         for label, key in (("ep", "epoch"), ("loss", "train_loss"), ("val loss", "val_loss"), (metric, "train_metric"),
                            (f"val {metric}", "val_metric"), ("lr", "lr"), ("time", "time")):
@@ -58,9 +59,8 @@ class EpochTable(DataTable):
         self._columns_for(task)
 
     def _metric(self, d: dict) -> str:
-        if self.run_task == "classification":
-            return fmt.pct(d.get("accuracy"))
-        return fmt.num(d.get("r2", d.get("mae")))
+        key = headline_metric(self.run_task, d)
+        return fmt.metric(key, d.get(key))
 
     @staticmethod
     def _epoch_label(epoch: int, best: bool) -> str:

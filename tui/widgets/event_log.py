@@ -11,6 +11,7 @@ from textual import events
 from textual.widgets import RichLog
 
 from tui_train.core import events as E
+from tui_train.core.headline import headline_metric
 from tui_train.core.lr_find import lr_found
 from tui_train.tui import format as fmt
 from tui_train.tui.widgets.confusion_grid import recalls
@@ -137,19 +138,18 @@ class EventLog(RichLog):
         parts = []
         for key, value in m.items():
             if isinstance(value, (int, float)):
-                parts.append(f"{key} {fmt.pct(value) if key == 'accuracy' else fmt.num(value)}")
+                parts.append(f"{key} {fmt.metric(key, value)}")
         return " · ".join(parts) or "–"
 
     def _epoch_text(self, ev: E.EpochMetrics) -> str:
-        metric = "accuracy" if self.run_task == "classification" else "r2"
-        show = fmt.pct if metric == "accuracy" else fmt.num
+        metric = headline_metric(self.run_task)
         text = f"epoch {ev.epoch + 1}: loss {fmt.num(ev.train.get('loss'))}"
         if metric in ev.train:
-            text += f" {'acc' if metric == 'accuracy' else 'R²'} {show(ev.train.get(metric))}"
+            text += f" {fmt.METRIC_SHORT[metric]} {fmt.metric(metric, ev.train.get(metric))}"
         if ev.val:
             text += f" · val loss {fmt.num(ev.val.get('loss'))}"
             if metric in ev.val:
-                text += f" {'acc' if metric == 'accuracy' else 'R²'} {show(ev.val.get(metric))}"
+                text += f" {fmt.METRIC_SHORT[metric]} {fmt.metric(metric, ev.val.get(metric))}"
         text += f" · lr {fmt.lr(ev.lr)} · {fmt.duration(ev.seconds)}"
         return text + ("  ★ best" if ev.is_best else "")
 

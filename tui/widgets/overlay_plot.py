@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from tui_train.core import events as E
+from tui_train.core.headline import headline_metric
 from tui_train.tui.series import decimate, is_finite
 from tui_train.tui.widgets.metric_plot import MetricPlot
 
@@ -131,13 +132,13 @@ def curves_from_events(name: str, events: list[E.Event]) -> RunCurves:
                 add("train_metric", ev.step, epoch_x, ev.accuracy)
         elif isinstance(ev, E.EpochMetrics):
             epoch_x = float(ev.epoch + 1)
-            if run.task != "classification":
-                add("train_metric", ev.step, epoch_x, ev.train.get("r2"))
+            if run.task != "classification":  # a classification run's train accuracy came with each step
+                add("train_metric", ev.step, epoch_x, ev.train.get(headline_metric(run.task)))
             add("val_loss", ev.step, epoch_x, ev.val.get("loss"))
-            add("val_metric", ev.step, epoch_x, ev.val.get("accuracy" if run.task == "classification" else "r2"))
+            add("val_metric", ev.step, epoch_x, ev.val.get(headline_metric(run.task)))
         elif isinstance(ev, E.ValidationMetrics):
             add("val_loss", ev.step, epoch_x, ev.metrics.get("loss"))
-            add("val_metric", ev.step, epoch_x, ev.metrics.get("accuracy" if run.task == "classification" else "r2"))
+            add("val_metric", ev.step, epoch_x, ev.metrics.get(headline_metric(run.task)))
     for pts in run.points.values():
         pts.sort(key=lambda p: p[0])  # a resumed run may log a step twice: keep the order by step
     return run
