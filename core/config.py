@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from tui_train.core.errors import ConfigError
 from tui_train.core.target import parse_target
 
 PRESETS_DIR = Path(__file__).resolve().parent.parent / "presets"
@@ -27,10 +28,6 @@ DEFAULT_PRESET = "digits-mlp"
 
 BUILTIN_DATASETS = ("digits", "mnist", "fashion-mnist", "kmnist", "cifar10", "regression")
 BUILTIN_MODELS = ("mlp", "cnn", "resnet", "regression")
-
-
-class ConfigError(ValueError):
-    """A preset or override is invalid. ``str(err)`` is a complete one-line message."""
 
 
 def _f(default: Any, doc: str, **rules: Any) -> Any:

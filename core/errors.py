@@ -2,10 +2,17 @@
 
 Two shapes, both in use: :func:`one_line` names the type and folds every line of the text (a
 user's exception, whose later lines may say what went wrong); :func:`first_line` keeps the first
-line alone (library errors, whose first line is the message and the rest detail).
+line alone (library errors, whose first line is the message and the rest detail). Also the
+start-up signal handling, and :class:`ConfigError`, which core.config and core.target both raise.
 """
 
 from __future__ import annotations
+
+
+class ConfigError(ValueError):
+    """A preset or override is invalid. ``str(err)`` is a complete one-line message (raised by
+    core.config and core.target; here so that both import it without importing each other)."""
+
 
 
 def one_line(exc: BaseException) -> str:
@@ -71,4 +78,4 @@ def release_startup_signals() -> None:
         signal.signal(sig, previous)
 
 
-__all__ = ["StartInterrupted", "catch_startup_signals", "first_line", "one_line", "release_startup_signals"]
+__all__ = ["ConfigError", "StartInterrupted", "catch_startup_signals", "first_line", "one_line", "release_startup_signals"]

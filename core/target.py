@@ -15,6 +15,8 @@ import math
 import re
 from dataclasses import dataclass
 
+from tui_train.core.errors import ConfigError
+
 METRICS = {"classification": {"val": ("loss", "accuracy", "precision", "recall", "f1"), "train": ("loss", "accuracy")},
            "regression": {"val": ("loss", "mse", "mae", "r2"), "train": ("loss",)}}
 """Per task, the metrics validation reports (core.metrics) and the epoch's train metrics report
@@ -81,8 +83,6 @@ def parse_target(text: str, task: str | None = None, where: str = "train.target"
     """Parse ``text`` strictly (None when it is empty: no target). ``task`` ('classification',
     'regression', or None when not known yet) limits the metric names. Raises ConfigError naming
     ``where`` (the key, after the file it came from), what was given and what is allowed."""
-    from tui_train.core.config import ConfigError
-
     if not text.strip():
         return None
 
