@@ -23,6 +23,8 @@ from typing import Any
 
 import torch
 
+from tui_train.core.launch import RESTART_ENV
+
 COLLECTIVE_TIMEOUT_S = float(os.environ.get("TUI_TRAIN_COLLECTIVE_TIMEOUT", "120"))
 """Seconds a collective may wait for the other ranks before it fails (a rank that died -9 is
 noticed at once by gloo's closed connection; this bounds a rank that hangs)."""
@@ -156,8 +158,6 @@ class World:
 def from_env(env: dict | None = None) -> World:
     """The World torchrun describes in the environment (RANK, WORLD_SIZE, LOCAL_RANK, ...); a
     plain process gets ``World()``."""
-    from tui_train.core.launch import RESTART_ENV
-
     env = os.environ if env is None else env
     try:
         world = int(env.get("WORLD_SIZE", "1"))

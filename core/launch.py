@@ -24,10 +24,6 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING
-
-if TYPE_CHECKING:  # the supervisor process (python -m core.launch) stays free of torch
-    from tui_train.core.distributed import World
 
 RESTART_ENV = "TUI_TRAIN_RESTART_COUNT"
 """How many times :func:`supervise` started a fresh torchrun for this run after a failed group
@@ -100,10 +96,11 @@ def forget_run_dir(runs_dir: Path) -> None:
         ptr.unlink(missing_ok=True)
 
 
-def restart_checkpoint(world: World, run_dir: Path | None) -> Path | None:
-    """A group torchrun restarted continues from the run directory's newest checkpoint (None when
-    this is the first attempt, or nothing was saved yet)."""
-    if world.restart <= 0 or run_dir is None:
+def restart_checkpoint(restart: int, run_dir: Path | None) -> Path | None:
+    """A group torchrun restarted (``restart``: core.distributed.World.restart, > 0) continues from
+    the run directory's newest checkpoint (None when this is the first attempt, or nothing was
+    saved yet). Takes the count, not the World: this module (the supervisor process) imports no torch."""
+    if restart <= 0 or run_dir is None:
         return None
     from tui_train.core import checkpoint as ckpt
 

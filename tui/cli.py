@@ -259,7 +259,7 @@ def _run_headless(config, preset: str | None, runs_dir: Path, resume: Path | Non
     except DistributedError as e:
         raise fail(str(e)) from None
     run_dir = worker_run_dir(runs_dir) if os.environ.get("TORCHELASTIC_RUN_ID") else None
-    again = restart_checkpoint(world, run_dir)
+    again = restart_checkpoint(world.restart, run_dir)
     if again is not None:  # torchrun restarted the group: the run goes on from its newest checkpoint
         resume = again
     trainer = Trainer(config, runs_dir=runs_dir, preset=preset, resume=resume, resume_overrides=list(overrides), world=world,
