@@ -102,7 +102,7 @@ def section_i(size: str, data_dir: Path, work: Path, out) -> None:
     from tui_train.core import events as E
     from tui_train.core.config import load_config
     from tui_train.core.endpoint import Connection
-    from tui_train.core.serve import spawn, spec_for
+    from tui_train.core.spawn import spawn, spec_for
 
     trials = {"tiny": 3, "quick": 30, "full": 100}[size]
     cfg = load_config("mnist-mlp", [f'data.data_dir="{data_dir}"', "train.epochs=1000", "train.log_every=1", "train.num_threads=1"])

@@ -12,7 +12,7 @@ prepare, epochs, steps, step boundaries, finish. Each concern it uses is its own
 - the run directory's files: :mod:`core.runlog`
 - evaluation: :mod:`core.evaluation`; early stopping: :mod:`core.early_stopping`
 - the clock and interval metrics: :mod:`core.meters`; the thread count: :mod:`core.threads`
-- the LR range test of a paused run: :mod:`core.lr_find`; system load samples: :mod:`core.system`
+- the LR range test of a paused run: :mod:`core.lr_sweep` (its rules: :mod:`core.lr_find`); system load samples: :mod:`core.system`
   (a daemon thread: events are written under one lock, so the run log's order and seqs hold)
 - several processes (torchrun): :mod:`core.distributed`; the loop meets the other ranks at sync
   points (:meth:`Trainer._sync_commands`) and in the sums of metrics, and only rank 0 writes
@@ -37,7 +37,7 @@ import torch
 
 from tui_train.core import checkpoint as ckpt
 from tui_train.core import commands as C
-from tui_train.core import control, system
+from tui_train.core import control, lr_find, lr_sweep, system
 from tui_train.core import events as E
 from tui_train.core.config import ConfigError, RunConfig, to_dict, to_toml
 from tui_train.core.contract import Sink
@@ -667,14 +667,12 @@ class Trainer:
         return d.applied
 
     def _find_lr(self, cmd: C.FindLearningRate) -> str:
-        """The LR range test on copies (core.lr_find), the clock held as for a validation; the
+        """The LR range test on copies (core.lr_sweep), the clock held as for a validation; the
         curve goes out as LearningRateFound, the acknowledgement says the suggestion."""
-        from tui_train.core import lr_find
-
         st, p = self.state, self.p
         with p.clock.held():
-            curve = lr_find.sweep_runtime(p.rt, self.config, epoch=st.epoch, grad_clip=st.grad_clip, start=cmd.start_lr,
-                                          end=cmd.end_lr, steps=cmd.steps, stop=self._stop.is_set)
+            curve = lr_sweep.sweep_runtime(p.rt, self.config, epoch=st.epoch, grad_clip=st.grad_clip, start=cmd.start_lr,
+                                           end=cmd.end_lr, steps=cmd.steps, stop=self._stop.is_set)
         self._emit(lr_find.found_event(curve, st.step))
         return lr_find.ack_detail(curve)
 

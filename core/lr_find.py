@@ -8,23 +8,21 @@ the first non-finite loss. The suggestion is fastai's "valley" rule (the middle 
 descending stretch; fastai PR #3377 found it beat the others); the steepest descent
 (Lightning's rule, noisy: Lightning issue #21141) and the minimum / 10 are given for reference.
 
-The run is untouched: the sweep trains deep copies of the model and the optimizer (its state
-copied too, never shared), draws batches from the data's pure ``(seed, epoch)`` order without
-advancing anything, and restores every RNG state (dropout draws from them) when it ends.
-
-:func:`run_sweep` and the suggestion rules are plain Python (the TUI reads a :class:`Curve`
-without torch); :func:`sweep_runtime` trains a built run's copy, :func:`find_lr` builds a run from
-a config first (``tui-train lr-find``). ``python -m core.lr_find`` is the launcher's subprocess: a
-JSON spec on stdin, the curve as JSON on stdout (``{"error": ...}`` and exit 2 for bad input).
+This module is plain Python, no torch: the options, the schedule, :class:`Curve`, the suggestion
+rules and :func:`run_sweep` over any ``step(lr) -> loss`` (the TUI reads a :class:`Curve` and the
+fake trainer sweeps :func:`demo_loss` without torch). The sweep on a model is
+:mod:`tui_train.core.lr_sweep` (copies of a built run; a config's run for ``tui-train lr-find``);
+the launcher runs that in a child process through :func:`tui_train.core.spawn.run_lr_find`.
 """
 
 from __future__ import annotations
 
 import math
-import sys
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
+
+from tui_train.core import events as E
 
 DEFAULT_START = 1e-7
 """First learning rate of the sweep (fastai's default)."""
@@ -133,8 +131,6 @@ def lr_found(event: Any) -> str:
 
 def found_event(curve: Curve, step: int) -> Any:
     """The LearningRateFound event of a curve (plain values)."""
-    from tui_train.core import events as E
-
     return E.LearningRateFound(step=step, lrs=curve.lrs, losses=curve.losses, raw_losses=curve.raw_losses, stopped=curve.stopped,
                                start_lr=curve.start_lr, end_lr=curve.end_lr, steps=curve.steps, suggestions=dict(curve.suggestions))
 
@@ -220,152 +216,3 @@ def run_sweep(step: Callable[[float], float], start: float = DEFAULT_START, end:
         best = min(best, smoothed)
     return Curve(lrs=tuple(lrs), losses=tuple(smooth), raw_losses=tuple(raw), stopped=stopped, start_lr=float(start),
                  end_lr=float(end), steps=steps, suggestions=suggest(lrs, smooth, steps))
-
-
-def _batches(data: Any, epoch: int, batch_size: int) -> Iterable:
-    """Training batches from ``epoch`` on, epoch after epoch: the data's order is a pure function
-    of (seed, epoch), so reading it moves nothing of the run's."""
-    while True:
-        empty = True
-        for batch in data.train_batches(epoch, batch_size):
-            empty = False
-            yield batch
-        if empty:
-            return
-        epoch += 1
-
-
-def sweep_runtime(rt: Any, cfg: Any, *, epoch: int = 0, grad_clip: float | None = None, start: float = DEFAULT_START,
-                  end: float = DEFAULT_END, steps: int = DEFAULT_STEPS, stop: Callable[[], bool] = lambda: False) -> Curve:
-    """The range test on copies of a built run's model and optimizer (core.runtime.Runtime),
-    from ``epoch``'s batches; the run's weights, optimizer state, data order and RNG states are
-    as before afterwards (tests/unit/test_lr_find.py)."""
-    import copy
-
-    import torch
-
-    from tui_train.core.checkpoint import rng_restore, rng_state
-    from tui_train.core.models import model_output
-
-    why = check_options(start, end, steps)
-    if why:
-        raise SweepError(why)
-    clip = cfg.optim.grad_clip if grad_clip is None else grad_clip
-    rng = rng_state(rt.device)
-    model = copy.deepcopy(rt.model)
-    model.train()
-    optimizer = type(rt.optimizer)(model.parameters(), **rt.optimizer.defaults)
-    # a deep copy: load_state_dict keeps tensors that need no cast, so the copy would share them
-    optimizer.load_state_dict(copy.deepcopy(rt.optimizer.state_dict()))
-    batches = iter(_batches(rt.data, epoch, cfg.data.batch_size))
-    channels_last = cfg.train.channels_last
-
-    def step(lr: float) -> float:
-        try:
-            x, y = next(batches)
-        except StopIteration:
-            return math.nan
-        if channels_last and x.dim() == 4:
-            x = x.contiguous(memory_format=torch.channels_last)
-        for g in optimizer.param_groups:
-            g["lr"] = lr
-        with rt.autocast():
-            loss = rt.loss_fn(model_output(model(x)).float(), y)
-        loss.backward()
-        if clip > 0:
-            torch.nn.utils.clip_grad_norm_(model.parameters(), clip)
-        optimizer.step()
-        optimizer.zero_grad(set_to_none=True)
-        return float(loss.detach())
-
-    try:
-        return run_sweep(step, start, end, steps, stop)
-    finally:
-        rng_restore(rng, rt.device)
-
-
-def find_lr(cfg: Any, *, start: float = DEFAULT_START, end: float = DEFAULT_END, steps: int = DEFAULT_STEPS,
-            stop: Callable[[], bool] = lambda: False) -> tuple[Curve, str]:
-    """Build the config's run (data, model, optimizer; no run directory) and sweep it from its
-    first epoch. Returns (curve, device). ConfigError / DataError for bad input."""
-    from tui_train.core.dryrun import dry_run
-    from tui_train.core.runtime import build
-
-    why = check_options(start, end, steps)
-    if why:
-        raise SweepError(why)
-    rt = build(cfg)
-    dry_run(cfg, rt)  # a model that does not fit its data: the one line a run would give, before any sweep
-    return sweep_runtime(rt, cfg, start=start, end=end, steps=steps, stop=stop), str(rt.device)
-
-
-def run_subprocess(cfg: Any, *, start: float = DEFAULT_START, end: float = DEFAULT_END, steps: int = DEFAULT_STEPS,
-                   cancel: Any = None) -> tuple[Curve, str]:
-    """:func:`find_lr` in a child process (``python -m core.lr_find``: the launcher's process never
-    imports torch, and its UI thread never trains). Returns (curve, device); SweepError with the
-    child's one line for bad input or a failure, or "cancelled" once ``cancel`` (an Event) is set."""
-    import json
-    import subprocess
-    import tempfile
-    import time
-
-    from tui_train.core.config import to_dict
-    from tui_train.core.serve import at_trainer_priority, child_env
-
-    spec = json.dumps({"config": to_dict(cfg), "start_lr": start, "end_lr": end, "steps": steps}) + "\n"
-    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
-        proc = at_trainer_priority(lambda: subprocess.Popen(
-            [sys.executable, "-P", "-c", "import sys; from tui_train.core.lr_find import main; sys.exit(main())"],
-            stdin=subprocess.PIPE, stdout=out, stderr=err, env=child_env()))
-        try:
-            proc.stdin.write(spec.encode())
-            proc.stdin.close()
-        except OSError:
-            pass
-        while proc.poll() is None:
-            if cancel is not None and cancel.is_set():
-                proc.kill()
-                proc.wait()
-                raise SweepError("cancelled")
-            time.sleep(0.05)
-        out.seek(0)
-        lines = out.read().decode(errors="replace").strip().splitlines()
-        try:
-            answer = json.loads(lines[-1]) if lines else {}
-        except ValueError:
-            answer = {}
-        if not isinstance(answer, dict) or not answer:
-            err.seek(0)
-            tail = [x for x in err.read().decode(errors="replace").splitlines() if x.strip()]
-            raise SweepError(f"the LR range test failed ({tail[-1] if tail else f'exit code {proc.returncode}'})")
-    if "error" in answer:
-        raise SweepError(str(answer["error"]))
-    return Curve.from_json(answer), str(answer.get("device", ""))
-
-
-def main() -> int:
-    """The launcher's subprocess: ``{"config": <core.config.to_dict>, "start_lr", "end_lr", "steps"}``
-    on stdin; the curve's JSON (with "device") on stdout, or ``{"error": "<one line>"}`` and exit 2."""
-    import json
-
-    from tui_train.core import config as cfgmod
-    from tui_train.core.data import DataError
-    from tui_train.core.errors import first_line
-
-    try:
-        spec = json.loads(sys.stdin.readline())
-        cfg = cfgmod.from_dict(spec["config"], "lr-find")
-        curve, device = find_lr(cfg, start=float(spec.get("start_lr", DEFAULT_START)),
-                                end=float(spec.get("end_lr", DEFAULT_END)), steps=int(spec.get("steps", DEFAULT_STEPS)))
-    except (cfgmod.ConfigError, DataError, SweepError) as e:  # bad input: its own one line
-        print(json.dumps({"error": str(e)}), flush=True)
-        return 2
-    except Exception as e:  # noqa: BLE001 - a failing user model or a malformed spec: one line for the launcher
-        print(json.dumps({"error": first_line(e, typed=True)}), flush=True)
-        return 1
-    print(json.dumps({**curve.to_json(), "device": device}), flush=True)
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

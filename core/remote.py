@@ -22,6 +22,7 @@ from tui_train.core import events as E
 from tui_train.core import protocol as P
 from tui_train.core.contract import Sink
 from tui_train.core.endpoint import Connection, EndpointError, probe
+from tui_train.core.spawn import spawn, spec_for
 
 
 class RemoteTrainer:
@@ -131,8 +132,6 @@ class RemoteTrainer:
                 raise EndpointError(f"{self.attach_to}: {why}")
             socket_path, self.pid = ptr.socket, ptr.pid
         else:
-            from tui_train.core.serve import spawn, spec_for
-
             self._proc, ready = spawn(spec_for(self.config, **self.spec_args))
             if not ready.get("ready"):
                 message = str(ready.get("error", "the training process did not start"))

@@ -36,8 +36,8 @@ EXIT_BAD_INPUT = 2
 
 def _run_tui(**kwargs) -> int:
     """The TUI (tui.app.run_tui) at a lower CPU priority than the trainers it starts or watches
-    (core.serve.lower_ui_priority: on a busy machine the drawing waits, training does not)."""
-    from tui_train.core.serve import lower_ui_priority
+    (core.spawn.lower_ui_priority: on a busy machine the drawing waits, training does not)."""
+    from tui_train.core.spawn import lower_ui_priority
     from tui_train.tui.app import run_tui
 
     if os.environ.get("TUI_TRAIN_IN_PROCESS", "") in ("", "0"):  # an in-thread trainer shares this process
@@ -221,7 +221,8 @@ def lr_find(
 def _lr_find_headless(config, options: dict, as_json: bool) -> int:
     from tui_train.core.config import ConfigError
     from tui_train.core.data import DataError
-    from tui_train.core.lr_find import SweepError, describe, find_lr
+    from tui_train.core.lr_find import SweepError, describe
+    from tui_train.core.lr_sweep import find_lr
 
     try:
         curve, device = find_lr(config, **options)

@@ -1,6 +1,6 @@
 """`tui-train lr-find` headless, as a person or a script runs it: the summary ends with the
 suggestion, --json holds the whole curve (bad input: tests/unit/test_cli.py); and the launcher's
-subprocess (python -m core.lr_find) answers with the curve, or one line."""
+subprocess (core.spawn.run_lr_find running core.lr_sweep) answers with the curve, or one line."""
 
 from __future__ import annotations
 
@@ -13,7 +13,8 @@ import pytest
 from tests.e2e.test_headless_signals import tui_cmd
 from tui_train.core import config as cfgmod
 from tui_train.core import lr_find as L
-from tui_train.core.lr_find import SweepError, run_subprocess
+from tui_train.core.lr_find import SweepError
+from tui_train.core.spawn import run_lr_find
 
 pytestmark = pytest.mark.slow
 
@@ -45,9 +46,9 @@ def test_json_holds_the_whole_curve_and_every_suggestion(tmp_path):
 
 def test_the_launchers_subprocess_answers_with_the_curve_or_one_line():
     cfg = cfgmod.load_config("digits-mlp", ["train.num_threads=1"])
-    curve, device = run_subprocess(cfg, steps=25)
+    curve, device = run_lr_find(cfg, steps=25)
     assert device == "cpu" and L.MIN_POINTS <= len(curve.lrs) <= 25 and curve.suggestion is not None
     bad = cfgmod.replace(cfg, **{"data.dataset": "user"})
     with pytest.raises(SweepError) as err:
-        run_subprocess(bad, steps=10)
+        run_lr_find(bad, steps=10)
     assert "\n" not in str(err.value) and "data" in str(err.value)

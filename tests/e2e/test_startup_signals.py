@@ -75,7 +75,7 @@ def test_the_tui_s_trainer_process_signalled_while_starting_answers_130(tmp_path
     import time
 
     from tui_train.core.config import load_config, to_dict
-    from tui_train.core.serve import spawn
+    from tui_train.core.spawn import spawn
 
     (tmp_path / "slow_ds.py").write_text(textwrap.dedent(PID_DATASET))
     cfg = load_config("digits-mlp", [f'data.dataset="{tmp_path / "slow_ds.py"}:make"'])

@@ -1,5 +1,5 @@
 """The features the fake-based tests cover, through the real paths (issue 21, item 3): the default
-trainer process (core.remote.RemoteTrainer spawning core/serve.py, as `tui-train run` does), its
+trainer process (core.remote.RemoteTrainer spawning core/serve.py through core/spawn.py, as `tui-train run` does), its
 control endpoint, and the Textual app driven with Pilot. Each feature mirrors a fake-based test:
 
 - two dashboards on one trainer process: each header says "· 2 viewers" and each paces its redraws
@@ -38,7 +38,7 @@ from tui_train.core import events as E
 from tui_train.core.config import RunConfig, from_dict
 from tui_train.core.endpoint import Connection
 from tui_train.core.remote import RemoteTrainer
-from tui_train.core.serve import spawn, spec_for
+from tui_train.core.spawn import spawn, spec_for
 from tui_train.tui.app import build_app
 from tui_train.tui.screens.confusion_screen import ConfusionScreen
 from tui_train.tui.screens.dashboard_screen import DashboardScreen

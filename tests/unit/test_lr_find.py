@@ -13,7 +13,7 @@ import pytest
 import torch
 
 from tui_train.core import commands as C
-from tui_train.core import control
+from tui_train.core import control, lr_sweep
 from tui_train.core import events as E
 from tui_train.core import lr_find as L
 from tui_train.core.config import from_dict
@@ -107,7 +107,7 @@ def test_a_sweep_leaves_the_run_untouched(tmp_path):
     groups = [dict(g) for g in opt["param_groups"]]
     rng = _rng()
 
-    curve = L.sweep_runtime(rt, cfg, steps=20)
+    curve = lr_sweep.sweep_runtime(rt, cfg, steps=20)
 
     assert len(curve.lrs) > 5 and curve.suggestion is not None
     assert all(torch.equal(weights[k], v) for k, v in rt.model.state_dict().items())
@@ -156,7 +156,7 @@ def test_a_sweep_in_the_middle_of_a_run_changes_nothing_the_run_does(tmp_path, m
     train_seconds does not contain it."""
     plain, _ = _run_with_pause(tmp_path, sweep=False)
     shift = [0.0]
-    real_counter, real_sweep = time.perf_counter, L.sweep_runtime
+    real_counter, real_sweep = time.perf_counter, lr_sweep.sweep_runtime
 
     def slow_sweep(*args, **kwargs):
         curve = real_sweep(*args, **kwargs)
@@ -164,7 +164,7 @@ def test_a_sweep_in_the_middle_of_a_run_changes_nothing_the_run_does(tmp_path, m
         return curve
 
     monkeypatch.setattr(time, "perf_counter", lambda: real_counter() + shift[0])
-    monkeypatch.setattr(L, "sweep_runtime", slow_sweep)
+    monkeypatch.setattr(lr_sweep, "sweep_runtime", slow_sweep)
     swept, events = _run_with_pause(tmp_path, sweep=True)
     found = [e for e in events if isinstance(e, E.LearningRateFound)]
     assert len(found) == 1 and found[0].lrs, found
@@ -192,7 +192,7 @@ def test_a_model_returning_a_tuple_sweeps_and_one_that_does_not_fit_is_refused_f
         return from_dict({"name": "t", "data": {"dataset": "digits", "batch_size": 32}, "model": {"name": model},
                           "optim": {"name": "adam", "lr": 1e-3}})
 
-    curve, device = L.find_lr(cfg("nets.py:Pair"), steps=20)  # (logits, features), as training takes it
+    curve, device = lr_sweep.find_lr(cfg("nets.py:Pair"), steps=20)  # (logits, features), as training takes it
     assert device == "cpu" and len(curve.lrs) > 5 and all(math.isfinite(v) for v in curve.losses)
     with pytest.raises(ConfigError, match=r"expected shape \[32, 10\]"):  # the run's own one line, before any sweep
-        L.find_lr(cfg("nets.py:Three"), steps=20)
+        lr_sweep.find_lr(cfg("nets.py:Three"), steps=20)

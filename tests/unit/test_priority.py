@@ -1,5 +1,5 @@
 """A viewer draws at a lower CPU priority than training, and the trainers it starts keep the
-priority the viewer started with (core.serve.lower_ui_priority)."""
+priority the viewer started with (core.spawn.lower_ui_priority)."""
 
 from __future__ import annotations
 
@@ -15,19 +15,19 @@ REPO = Path(__file__).resolve().parents[2]
 PROBE = r"""
 import json, os, subprocess, sys, threading
 sys.path.insert(0, sys.argv[1])
-from tui_train.core import serve
+from tui_train.core import spawn
 
 def nice_of_child():
     out = subprocess.run([sys.executable, "-c", "import os; print(os.nice(0))"], capture_output=True, text=True)
     return int(out.stdout)
 
 before = os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
-after = serve.lower_ui_priority(5)
+after = spawn.lower_ui_priority(5)
 later = {}
 t = threading.Thread(target=lambda: later.update(thread=os.getpriority(os.PRIO_PROCESS, threading.get_native_id())))
 t.start(); t.join()
-spawner = serve._spawner.submit(lambda: os.getpriority(os.PRIO_PROCESS, threading.get_native_id())).result()
-child_of_spawner = serve._spawner.submit(nice_of_child).result()
+spawner = spawn._spawner.submit(lambda: os.getpriority(os.PRIO_PROCESS, threading.get_native_id())).result()
+child_of_spawner = spawn._spawner.submit(nice_of_child).result()
 print(json.dumps({"before": before, "after": after, "later_thread": later["thread"], "spawner": spawner,
                   "child_of_spawner": child_of_spawner, "child_of_ui": nice_of_child()}))
 """

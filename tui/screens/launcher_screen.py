@@ -25,7 +25,8 @@ from textual.widgets.option_list import Option, OptionDoesNotExist
 from tui_train.core import config as cfgmod
 from tui_train.core.config import ConfigError, RunConfig
 from tui_train.core.errors import first_line
-from tui_train.core.lr_find import Curve, SweepError, run_subprocess
+from tui_train.core.lr_find import Curve, SweepError
+from tui_train.core.spawn import run_lr_find
 from tui_train.tui import format as fmt
 from tui_train.tui import keys
 from tui_train.tui.screens.lr_find_screen import LrFindScreen
@@ -43,9 +44,9 @@ line) when there is none."""
 
 
 def subprocess_lr_finder(cfg: RunConfig, cancel: threading.Event, **options: float) -> Curve:
-    """The launcher's LR range test: :func:`core.lr_find.run_subprocess` (torch never loads here);
+    """The launcher's LR range test: :func:`core.spawn.run_lr_find` (torch never loads here);
     ``options``: start, end, steps."""
-    return run_subprocess(cfg, cancel=cancel, **options)[0]
+    return run_lr_find(cfg, cancel=cancel, **options)[0]
 
 
 def edit_config(base: RunConfig, *, lr: str, batch_size: str, epochs: str, optimizer: str, source: str = "launcher") -> RunConfig:
