@@ -38,11 +38,17 @@ def quick_idle(monkeypatch):
 
 
 class Tee:
-    """Wraps the real Trainer and keeps a copy of every event it emits (for assertions)."""
+    """Wraps the real Trainer and keeps a copy of every event it emits (for assertions); what the
+    app reads of a trainer (core.contract.TrainerLike) is the wrapped one's."""
 
     def __init__(self, trainer) -> None:
         self.trainer = trainer
         self.events: list[E.Event] = []
+
+    detachable = property(lambda self: self.trainer.detachable)
+    detached = property(lambda self: self.trainer.detached)
+    viewers = property(lambda self: self.trainer.viewers)
+    run_dir = property(lambda self: self.trainer.run_dir)
 
     def submit(self, command: C.Command) -> None:
         self.trainer.submit(command)
