@@ -35,6 +35,13 @@ def headline_metric(task: str | None, *metrics: Mapping) -> str:
     return keys[-1]
 
 
+def headline_in_steps(task: str | None) -> bool:
+    """Whether the headline is measured at every logged step (classification's accuracy rides on
+    StepMetrics) rather than only per epoch and evaluation (regression's R²: its train value, when
+    there is one, comes with EpochMetrics)."""
+    return headline_metric(task) == "accuracy"
+
+
 def headline_value(task: str | None, metrics: Mapping) -> tuple[str, float | None]:
     """(key, value) of the headline metric in ``metrics``: the first of ``task``'s keys that holds a
     number (value None, with the first choice's key, when none does)."""

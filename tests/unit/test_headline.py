@@ -3,7 +3,7 @@ metric plot and epoch table, the event log, the overlay and the runs list's test
 
 from __future__ import annotations
 
-from tui_train.core.headline import HEADLINE_METRICS, headline_metric, headline_value
+from tui_train.core.headline import HEADLINE_METRICS, headline_in_steps, headline_metric, headline_value
 from tui_train.core.runs import RunRow
 from tui_train.tui import format as fmt
 from tui_train.tui.screens.runs_screen import cells
@@ -45,3 +45,7 @@ def test_the_runs_list_shows_the_headline_test_number():
     assert test_cell({"loss": 0.3}) == fmt.DASH
     assert RunRow(run_dir="/r/x", name="x", status="completed", live=False, preset="p", started=None, duration=None,
                   epochs=1, epochs_planned=1, best={}, test={"r2": 0.5}, hyperparameters={}).test_metric == 0.5
+
+
+def test_only_classification_measures_its_headline_at_every_step():
+    assert headline_in_steps("classification") and not headline_in_steps("regression")

@@ -21,7 +21,7 @@ from textual.widgets import Footer
 from tui_train.core import commands as C
 from tui_train.core import events as E
 from tui_train.core.config import RunConfig
-from tui_train.core.headline import headline_metric
+from tui_train.core.headline import headline_in_steps, headline_metric
 from tui_train.tui import format as fmt
 from tui_train.tui import keys
 from tui_train.tui.format import printable
@@ -377,7 +377,7 @@ class DashboardScreen(Screen):
 
     def _on_step(self, ev: E.StepMetrics) -> None:
         self._loss_plot.add("train", ev.step, ev.loss)
-        if self.run_task == "classification":
+        if headline_in_steps(self.run_task):
             self._metric_plot.add("train", ev.step, ev.accuracy)
         self._lr_plot.add("lr", ev.step, ev.lr)
         self._latest_step = ev  # progress and panel show only the latest: see flush()
@@ -413,7 +413,7 @@ class DashboardScreen(Screen):
         self._loss_plot.add("val", ev.step, ev.val.get("loss"))
         metric = self._metric_plot
         metric.add("val", ev.step, ev.val.get(self.metric_key))
-        if self.run_task != "classification":
+        if not headline_in_steps(self.run_task):  # else the train curve came with the steps
             metric.add("train", ev.step, ev.train.get(self.metric_key))
 
     def _on_applied(self, ev: E.CommandApplied) -> None:

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from tui_train.core import events as E
-from tui_train.core.headline import headline_metric
+from tui_train.core.headline import headline_in_steps, headline_metric
 from tui_train.tui.series import decimate, is_finite
 from tui_train.tui.widgets.metric_plot import MetricPlot
 
@@ -128,11 +128,11 @@ def curves_from_events(name: str, events: list[E.Event]) -> RunCurves:
         elif isinstance(ev, E.StepMetrics):
             epoch_x, elapsed = ev.epoch + ev.epoch_progress, ev.elapsed if is_finite(ev.elapsed) else elapsed
             add("train_loss", ev.step, epoch_x, ev.loss)
-            if run.task == "classification":
+            if headline_in_steps(run.task):
                 add("train_metric", ev.step, epoch_x, ev.accuracy)
         elif isinstance(ev, E.EpochMetrics):
             epoch_x = float(ev.epoch + 1)
-            if run.task != "classification":  # a classification run's train accuracy came with each step
+            if not headline_in_steps(run.task):  # else the train curve came with the steps
                 add("train_metric", ev.step, epoch_x, ev.train.get(headline_metric(run.task)))
             add("val_loss", ev.step, epoch_x, ev.val.get("loss"))
             add("val_metric", ev.step, epoch_x, ev.val.get(headline_metric(run.task)))
