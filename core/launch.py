@@ -204,12 +204,12 @@ def main(argv: list[str] | None = None) -> int:
     directory is :data:`RUN_DIR_ENV`'s."""
     args = list(sys.argv[1:] if argv is None else argv)
     if len(args) < 4 or args[0] != "--restarts" or args[2] != "--" or not os.environ.get(RUN_DIR_ENV):
-        sys.stderr.write("usage: TUI_TRAIN_RUN_DIR=DIR python -m core.launch --restarts K -- TORCHRUN_COMMAND...\n")
+        sys.stderr.write("usage: TUI_TRAIN_RUN_DIR=DIR python -m tui_train.core.launch --restarts K -- TORCHRUN_COMMAND...\n")
         return 2
     try:
         restarts = int(args[1])
     except ValueError:
-        sys.stderr.write(f"core.launch: --restarts expects a whole number, got {args[1]!r}\n")
+        sys.stderr.write(f"tui_train.core.launch: --restarts expects a whole number, got {args[1]!r}\n")
         return 2
     return supervise(args[3:], Path(os.environ[RUN_DIR_ENV]), restarts)
 

@@ -19,6 +19,7 @@ import typer
 
 from tui_train.core.errors import catch_startup_signals, release_startup_signals
 from tui_train.core.heap import settle_heap
+from tui_train.core.text import printable
 
 app = typer.Typer(
     name="tui-train",
@@ -46,9 +47,17 @@ def _run_tui(**kwargs) -> int:
     return run_tui(**kwargs)
 
 
+def say(text: str, err: bool = False) -> None:
+    """One line to the terminal (stderr with ``err``). Text from outside (an exception's ANSI
+    escapes, a run or preset name, a reason from the socket) goes through
+    :func:`core.text.printable`: control characters are written as escapes, never obeyed (STYLE
+    habit 23). JSON output is already escaped by json.dumps and goes to typer.echo directly."""
+    typer.echo(printable(text), err=err)
+
+
 def fail(message: str) -> typer.Exit:
     """Print a one-line error and return the Exit to raise (exit code 2)."""
-    typer.echo(f"tui-train: error: {message}", err=True)
+    say(f"tui-train: error: {message}", err=True)
     return typer.Exit(EXIT_BAD_INPUT)
 
 
@@ -231,18 +240,18 @@ def _lr_find_headless(config, options: dict, as_json: bool) -> int:
     except Exception as e:  # noqa: BLE001 - the user's model failing mid-sweep: one line and exit 1, never a traceback
         from tui_train.core.errors import one_line
 
-        typer.echo(f"tui-train: the LR range test failed: {one_line(e)}", err=True)
+        say(f"tui-train: the LR range test failed: {one_line(e)}", err=True)
         return 1
     if as_json:
         typer.echo(json.dumps({"preset": config.name, "device": device, **curve.to_json()}, indent=2))
         return 0 if curve.suggestion is not None else 1
-    typer.echo(f"lr range test: {config.name} on {device}, lr {curve.start_lr:g} -> {curve.end_lr:g} over {curve.steps} steps "
+    say(f"lr range test: {config.name} on {device}, lr {curve.start_lr:g} -> {curve.end_lr:g} over {curve.steps} steps "
                f"(smoothed loss)")
     n = len(curve.lrs)
     for i in sorted({round(k * (n - 1) / 11) for k in range(12)}) if n else ():
-        typer.echo(f"  lr {curve.lrs[i]:9.3g}   loss {curve.losses[i]:.4f}")
-    typer.echo(describe(curve.suggestions, n, curve.stopped))
-    typer.echo(f"suggested lr: {curve.suggestion:.3g}" if curve.suggestion is not None else "suggested lr: none")
+        say(f"  lr {curve.lrs[i]:9.3g}   loss {curve.losses[i]:.4f}")
+    say(describe(curve.suggestions, n, curve.stopped))
+    say(f"suggested lr: {curve.suggestion:.3g}" if curve.suggestion is not None else "suggested lr: none")
     return 0 if curve.suggestion is not None else 1
 
 
@@ -380,7 +389,7 @@ def _run_group(preset: str, overrides: list[str], dirs: list[Path], presets_dir:
         from tui_train.core.status import exit_code
 
         if code != 0 and status == "failed":
-            typer.echo(f"tui-train: the run failed: {launch.failure_reason(run_dir)} (torchrun's report: {run_dir / 'launcher.log'})",
+            say(f"tui-train: the run failed: {launch.failure_reason(run_dir)} (torchrun's report: {run_dir / 'launcher.log'})",
                        err=True)
         return exit_code(status)
     proc = launch.start_group(cmd, run_dir, detached=True, restarts=restarts)
@@ -404,9 +413,9 @@ def _host_and_run(trainer, run_headless) -> int:
         try:
             try:
                 stack.enter_context(hosting(trainer))
-                typer.echo(f"attach: tui-train attach {trainer.run_dir} · steer: tui-train ctl {trainer.run_dir} pause")
+                say(f"attach: tui-train attach {trainer.run_dir} · steer: tui-train ctl {trainer.run_dir} pause")
             except EndpointError as e:
-                typer.echo(f"tui-train: warning: {e}; training without a control endpoint", err=True)
+                say(f"tui-train: warning: {e}; training without a control endpoint", err=True)
             return run_headless(trainer)  # its own handlers stop a run that has begun
         except StartInterrupted as e:  # a signal before run_headless took over: the prepared run never began
             trainer.abandon(f"{signal.Signals(e.signum).name} before training began")
@@ -422,7 +431,7 @@ def _run_resume(resume: Path, runs_dir: Path, headless: bool, overrides: list[st
     if headless:
         note = _resume_note(resume)
         if note:
-            typer.echo(note)
+            say(note)
         return _run_headless(placeholder, None, runs_dir, resume=resume, overrides=overrides)
     return _run_tui(config=placeholder, preset=None, runs_dir=runs_dir, presets_dirs=[], start_immediately=True,
                    resume=resume, overrides=overrides, on_hangup=on_hangup)
@@ -620,24 +629,24 @@ def _send(socket_path: Path, command, timeout: float) -> int:
         deadline = time.monotonic() + timeout
         for event, _, msg in conn.events(timeout=0.2):
             if event is None and msg.get("type") == "error" and msg.get("request") in (request, None):
-                typer.echo(f"tui-train: error: the trainer refused the message: {msg.get('reason', '')}", err=True)
+                say(f"tui-train: error: the trainer refused the message: {msg.get('reason', '')}", err=True)
                 return EXIT_BAD_INPUT
             if isinstance(event, E.ValidationMetrics) and command.name == "Validate":
                 typer.echo("validation: " + json.dumps(event.metrics))
             if isinstance(event, E.CommandApplied | E.CommandRejected) and event.origin == conn.viewer_id:
                 if isinstance(event, E.CommandApplied):
-                    typer.echo(f"{event.command}: {event.detail} (step {event.step})")
+                    say(f"{event.command}: {event.detail} (step {event.step})")
                     return 0
-                typer.echo(f"{event.command} rejected: {event.reason}", err=True)
+                say(f"{event.command} rejected: {event.reason}", err=True)
                 return 1
             if isinstance(event, E.RunFinished | E.RunFailed):
-                typer.echo(f"tui-train: the run ended before {command.name} applied", err=True)
+                say(f"tui-train: the run ended before {command.name} applied", err=True)
                 return 1
             if time.monotonic() > deadline:
-                typer.echo(f"tui-train: no acknowledgement of {command.name} within {timeout:g} s "
+                say(f"tui-train: no acknowledgement of {command.name} within {timeout:g} s "
                            "(it applies at the next step boundary; is a step very long?)", err=True)
                 return 1
-        typer.echo(f"tui-train: the trainer closed the connection before acknowledging {command.name}", err=True)
+        say(f"tui-train: the trainer closed the connection before acknowledging {command.name}", err=True)
         return 1
     finally:
         conn.close()
@@ -680,7 +689,7 @@ def presets(ctx: typer.Context, presets_dir: PresetsDirOpt = None) -> None:
         except ConfigError as e:
             desc = f"(unreadable: {e})"
         mark = " (default)" if name == DEFAULT_PRESET else ""
-        typer.echo(f"{name:<{width}}  {desc}{mark}")
+        say(f"{name:<{width}}  {desc}{mark}")
 
 
 @presets_app.command("show")
@@ -723,10 +732,10 @@ def eval_(
     if as_json:
         typer.echo(json.dumps(result, indent=2))
         return
-    typer.echo(f"checkpoint: {result['checkpoint']}")
-    typer.echo(f"preset: {result['preset']}  step {result['step']}  epoch {result['epoch']}  ({result['test_size']} test samples)")
+    say(f"checkpoint: {result['checkpoint']}")
+    say(f"preset: {result['preset']}  step {result['step']}  epoch {result['epoch']}  ({result['test_size']} test samples)")
     for k, v in result["metrics"].items():
-        typer.echo(f"  {k:<10} {v:.4f}")
+        say(f"  {k:<10} {v:.4f}")
 
 
 RUNS_COLUMNS = ("status", "preset", "started", "duration", "epochs", "best", "test", "lr", "batch", "optimizer", "schedule",
@@ -775,12 +784,12 @@ def runs(
     if sys.stdout.isatty() and os.environ.get("TUI_TRAIN_RUNS_PLAIN", "") in ("", "0"):
         raise typer.Exit(_run_tui(config=None, preset=None, runs_dir=runs_dir, runs_screen=True))
     if not rows:
-        typer.echo(f"no runs under {runs_dir}")
+        say(f"no runs under {runs_dir}")
         return
     cells = [list(RUNS_COLUMNS)] + [runs_table_row(r) for r in rows]
     widths = [max(len(c[i]) for c in cells) for i in range(len(RUNS_COLUMNS))]
     for c in cells:
-        typer.echo("  ".join(v.ljust(w) for v, w in zip(c, widths, strict=True)).rstrip())
+        say("  ".join(v.ljust(w) for v, w in zip(c, widths, strict=True)).rstrip())
 
 
 @app.command()
@@ -806,9 +815,9 @@ def export(
         run_dir = checkpoint if checkpoint.is_dir() else run_dir_of(checkpoint)
         try:
             if csv is not None:
-                typer.echo(f"exported {export_csv(run_dir, csv)} rows of {run_dir} to {csv}")
+                say(f"exported {export_csv(run_dir, csv)} rows of {run_dir} to {csv}")
             if tensorboard is not None:
-                typer.echo(f"exported {export_tensorboard(run_dir, tensorboard)} scalars of {run_dir} to {tensorboard}")
+                say(f"exported {export_tensorboard(run_dir, tensorboard)} scalars of {run_dir} to {tensorboard}")
         except (ExportError, OSError) as e:
             raise fail(first_line(e)) from None
     if out is not None:
@@ -820,12 +829,12 @@ def export(
             if out.suffix.lower() == ".pt2":
                 from tui_train.core.program import export_program
 
-                typer.echo(f"exported the model of {src} as a program (torch.export) to {export_program(src, out)}")
+                say(f"exported the model of {src} as a program (torch.export) to {export_program(src, out)}")
                 return
             path, n = export_weights(src, out)
         except (CheckpointError, ConfigError, OSError) as e:
             raise fail(first_line(e)) from None
-        typer.echo(f"exported {n} tensors from {src} to {path}")
+        say(f"exported {n} tensors from {src} to {path}")
 
 
 def main() -> None:

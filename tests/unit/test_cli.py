@@ -442,3 +442,17 @@ def test_a_signal_after_the_run_directory_was_made_marks_it_interrupted(tmp_path
     summary = json.loads((run_dir / "summary.json").read_text())
     assert summary["status"] == "interrupted" and "SIGTERM before training began" in summary["reason"]
     assert {s: signal.getsignal(s) for s in handlers} == handlers  # the start-up handlers were given back
+
+
+def test_outside_text_reaches_the_terminal_as_escapes_never_as_control_codes(tmp_path):
+    """A user model whose error carries an ANSI escape, a carriage return and a bell: the one line
+    on stderr shows them as escapes (habit 23); the terminal is never told to obey them."""
+    (tmp_path / "net.py").write_text(
+        "import torch.nn as nn\n"
+        "class Net(nn.Module):\n"
+        "    def __init__(self):\n"
+        "        raise ValueError('bad \\x1b[2J\\x1b[31mred\\r overwritten \\x07 [/x]')\n")
+    line = assert_bad_input(invoke(["run", "digits-mlp", "--headless", "--runs-dir", str(tmp_path / "runs"),
+                                    "--set", f"model.name={tmp_path / 'net.py'}:Net"]), "[/x]")
+    assert "\x1b" not in line and "\r" not in line and "\x07" not in line, repr(line)
+    assert "\\x1b[2J" in line and "\\x07" in line, line
