@@ -20,14 +20,14 @@ import os
 import signal
 import sys
 import warnings
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from tui_train.core import events as E
 from tui_train.core.checkpoint import CheckpointError
 from tui_train.core.config import ConfigError, from_dict
 from tui_train.core.data import DataError
-from tui_train.core.endpoint import Endpoint
+from tui_train.core.endpoint import Endpoint, EndpointError
 from tui_train.core.engine import Trainer
 from tui_train.core.errors import StartInterrupted, catch_startup_signals, one_line, release_startup_signals
 from tui_train.core.headless import run_headless
@@ -50,6 +50,35 @@ def hosting(trainer) -> Iterator:
         with contextlib.suppress(ValueError):
             trainer.run_log.listeners.remove(endpoint.publish)
         endpoint.close()
+
+
+def run_hosted(trainer, on_hosted: Callable[[Endpoint], None], *,
+               without_endpoint: Callable[[EndpointError], None] | None = None) -> int:
+    """Train the prepared ``trainer`` headless in this process behind its control endpoint, and
+    return the exit code: the one way a run starts hosted (the trainer process's :func:`main`,
+    the headless CLI, a headless fork).
+
+    ``on_hosted(endpoint)`` runs once the endpoint serves (to announce it). When the endpoint
+    cannot be made, ``without_endpoint(error)`` is told and the run trains without one; without
+    that callback the EndpointError propagates. A signal before run_headless's own handlers take
+    over (StartInterrupted) abandons the prepared run, which never began, while the endpoint is
+    still open for its viewers, and propagates. The start-up signal handlers are released at the end."""
+    with contextlib.ExitStack() as stack:
+        try:
+            try:
+                endpoint = stack.enter_context(hosting(trainer))
+            except EndpointError as e:
+                if without_endpoint is None:
+                    raise
+                without_endpoint(e)
+            else:
+                on_hosted(endpoint)
+            return run_headless(trainer)  # its own handlers stop a run that has begun
+        except StartInterrupted as e:
+            trainer.abandon(f"{signal.Signals(e.signum).name} before training began")
+            raise
+        finally:
+            release_startup_signals()
 
 
 def _answer(message: dict) -> None:
@@ -99,26 +128,26 @@ def main() -> None:
         _answer({"ready": False, "code": 1, "error": one_line(e)})
         os._exit(1)
     code = 1
+
+    def announce(endpoint: Endpoint) -> None:
+        _answer({"ready": True, "socket": str(endpoint.path), "run_dir": str(trainer.run_dir.resolve()), "pid": os.getpid()})
+        _to_log(trainer.run_dir)
+
+        def release_held(seq: int, event: E.Event) -> None:
+            """Once RunStarted is written, the warnings of the start-up follow it; then it leaves."""
+            if isinstance(event, E.RunStarted):
+                trainer.run_log.listeners.remove(release_held)
+                for ev in held:
+                    trainer.report(ev)
+                held.clear()
+
+        trainer.run_log.listeners.append(release_held)
+
     try:
-        with hosting(trainer) as endpoint:
-            _answer({"ready": True, "socket": str(endpoint.path), "run_dir": str(trainer.run_dir.resolve()), "pid": os.getpid()})
-            _to_log(trainer.run_dir)
-
-            def release_held(seq: int, event: E.Event) -> None:
-                """Once RunStarted is written, the warnings of the start-up follow it; then it leaves."""
-                if isinstance(event, E.RunStarted):
-                    trainer.run_log.listeners.remove(release_held)
-                    for ev in held:
-                        trainer.report(ev)
-                    held.clear()
-
-            trainer.run_log.listeners.append(release_held)
-            code = run_headless(trainer)  # its own handlers stop a run that has begun
-    except StartInterrupted as e:  # after prepare(), before run_headless took over: the run never began
-        trainer.abandon(f"{signal.Signals(e.signum).name} before training began")
+        code = run_hosted(trainer, announce)
+    except StartInterrupted:  # after prepare(), before run_headless took over: run_hosted abandoned the run
         code = 130
     finally:
-        release_startup_signals()
         sys.stdout.flush()
         os._exit(code)
 

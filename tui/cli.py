@@ -286,9 +286,9 @@ def _run_headless(config, preset: str | None, runs_dir: Path, resume: Path | Non
             finally:
                 release_startup_signals()
     if not world.enabled:
-        return _host_and_run(trainer, run_headless)
+        return _host_and_run(trainer)
     remember_run_dir(runs_dir, trainer.run_dir)
-    code = _host_and_run(trainer, run_headless)
+    code = _host_and_run(trainer)
     if code != 1:  # the run is over for good (a failed one may be restarted by torchrun and needs it)
         forget_run_dir(runs_dir)
     return worker_exit_code(code, world.enabled)
@@ -401,27 +401,17 @@ def _run_group(preset: str, overrides: list[str], dirs: list[Path], presets_dir:
                    attach_factory=lambda chosen: RemoteTrainer(attach=chosen))
 
 
-def _host_and_run(trainer, run_headless) -> int:
-    """Train headless in this process, hosting the run's control endpoint (attach, ctl)."""
-    import contextlib
+def _host_and_run(trainer) -> int:
+    """Train headless in this process, hosting the run's control endpoint (attach, ctl): core.serve.run_hosted."""
+    from tui_train.core.serve import run_hosted
 
-    from tui_train.core.endpoint import EndpointError
-    from tui_train.core.errors import StartInterrupted
-    from tui_train.core.serve import hosting
+    def announce(endpoint) -> None:
+        say(f"attach: tui-train attach {trainer.run_dir} · steer: tui-train ctl {trainer.run_dir} pause")
 
-    with contextlib.ExitStack() as stack:
-        try:
-            try:
-                stack.enter_context(hosting(trainer))
-                say(f"attach: tui-train attach {trainer.run_dir} · steer: tui-train ctl {trainer.run_dir} pause")
-            except EndpointError as e:
-                say(f"tui-train: warning: {e}; training without a control endpoint", err=True)
-            return run_headless(trainer)  # its own handlers stop a run that has begun
-        except StartInterrupted as e:  # a signal before run_headless took over: the prepared run never began
-            trainer.abandon(f"{signal.Signals(e.signum).name} before training began")
-            raise
-        finally:
-            release_startup_signals()
+    def without(error) -> None:
+        say(f"tui-train: warning: {error}; training without a control endpoint", err=True)
+
+    return run_hosted(trainer, announce, without_endpoint=without)
 
 
 def _run_resume(resume: Path, runs_dir: Path, headless: bool, overrides: list[str], on_hangup: str = "detach") -> int:
@@ -455,7 +445,6 @@ def _run_fork(source: Path, preset: str | None, overrides: list[str], dirs: list
         from tui_train.core.config import ConfigError
         from tui_train.core.data import DataError
         from tui_train.core.engine import Trainer
-        from tui_train.core.headless import run_headless
 
         trainer = Trainer(config, runs_dir=runs_dir, preset=config.name if preset else None, resume=src,
                           resume_overrides=[] if preset else overrides, fork=True, fork_config=bool(preset))
@@ -464,7 +453,7 @@ def _run_fork(source: Path, preset: str | None, overrides: list[str], dirs: list
         except (ConfigError, DataError, CheckpointError) as e:
             raise fail(str(e)) from None
         settle_heap()
-        return _host_and_run(trainer, run_headless)
+        return _host_and_run(trainer)
     from tui_train.tui.app import default_trainer_factory
 
     factory = default_trainer_factory(runs_dir, resume=src, overrides=[] if preset else overrides,
