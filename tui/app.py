@@ -282,6 +282,15 @@ class TrainApp(App[int]):
         self.last_config, self.last_preset = config, preset
         self._begin(DashboardScreen(preset, config, submit=self.submit), lambda: self.trainer_factory(config, preset))
 
+    @on(RunsScreen.OpenRun)
+    def _open_run(self, message: RunsScreen.OpenRun) -> None:
+        """Enter on the Runs screen: attach to a live run, replay a finished one."""
+        (self.attach_run if message.live else self.replay_run)(message.run_dir)
+
+    @on(ReplayDashboard.Closed)
+    def _replay_closed(self, message: ReplayDashboard.Closed) -> None:
+        self.close_replay()
+
     def attach_run(self, run_dir: Path) -> None:
         """Show a fresh dashboard attached to the live run in ``run_dir``: its history, then the live events."""
         if self.run_active:

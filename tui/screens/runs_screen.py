@@ -25,6 +25,7 @@ from rich.text import Text
 from textual import events, on
 from textual.app import ComposeResult
 from textual.containers import VerticalScroll
+from textual.message import Message
 from textual.screen import ModalScreen, Screen
 from textual.widgets import DataTable, Footer, Input, Label, Static
 
@@ -190,6 +191,9 @@ class ReplayDashboard(DashboardScreen):
 
     BINDINGS = keys.bindings(keys.REPLAY_KEYS)
 
+    class Closed(Message):
+        """Esc on a replay: the app ends it and shows the runs again."""
+
     def __init__(self, name: str, *, submit: Callable[[C.Command], object]) -> None:
         super().__init__(name, attached=True, submit=submit)
 
@@ -197,12 +201,22 @@ class ReplayDashboard(DashboardScreen):
         self._nonfinite_reason = None  # a replayed run that ended in a non-finite pause: nothing to answer
 
     def action_back(self) -> None:
-        """Esc: end the replay and show the runs again."""
-        self.app.close_replay()
+        """Esc: end the replay and show the runs again (the app's to do: :class:`Closed`)."""
+        self.post_message(self.Closed())
 
 
 class RunsScreen(Screen[None]):
     """Every run under ``runs_dir``: filter, sort, open, mark, compare, delete."""
+
+    class OpenRun(Message):
+        """Enter on a run: the app attaches to it (``live``) or replays it from its files."""
+
+        def __init__(self, run_dir: Path, live: bool) -> None:
+            super().__init__()
+            self.run_dir = run_dir
+            """The run's directory."""
+            self.live = live
+            """Its trainer answers now (probed when Enter was pressed)."""
 
     BINDINGS = keys.bindings(keys.RUNS_KEYS)
 
@@ -439,10 +453,8 @@ class RunsScreen(Screen[None]):
             self.notify(fmt.printable(f"{row.name} is gone"), severity="warning", markup=False)
             self.reload()
             return
-        if read_row(run_dir).live:  # probed now: it may have ended, or been resumed, since the listing
-            self.app.attach_run(run_dir)
-        else:
-            self.app.replay_run(run_dir)
+        # probed now: it may have ended, or been resumed, since the listing
+        self.post_message(self.OpenRun(run_dir, live=read_row(run_dir).live))
 
     def action_delete_run(self) -> None:
         """x / delete: delete the run's folder after asking; a live run is refused."""
