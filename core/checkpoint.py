@@ -22,6 +22,7 @@ import torch
 
 import tui_train
 from tui_train.core.errors import first_line
+from tui_train.core.plugins import import_roots
 
 FORMAT_VERSION = 1
 """Bumped when the checkpoint layout changes incompatibly."""
@@ -146,6 +147,7 @@ def build_payload(reason: str, *, model: torch.nn.Module, optimizer: torch.optim
         **training,
         "rng": rng_state(device), "versions": versions(), "saved_at": time.time(),
         "threads": torch.get_num_threads(),  # the numerics depend on it: a resume reuses it (core.threads)
+        "import_roots": import_roots(),  # where user code was found: eval/export/resume from elsewhere (core.plugins)
     }
 
 

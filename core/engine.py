@@ -50,6 +50,7 @@ from tui_train.core.guard import LastGood, nonfinite_message, weights_finite
 from tui_train.core.meters import EpochTotals, Interval, Stopwatch
 from tui_train.core.metrics import MistakeCollector, confusion_event
 from tui_train.core.models import model_output
+from tui_train.core.plugins import use_run_roots
 from tui_train.core.runlog import RunLog, new_run_dir, summary
 from tui_train.core.runtime import Runtime, build, settle_threads
 from tui_train.core.schedule import Plateau, factor
@@ -835,6 +836,7 @@ class Trainer:
 
     def _load_resume_payload(self) -> dict:
         self.resume_file, payload, saved = ckpt.load_for_resume(self.resume_from, self.resume_overrides)
+        use_run_roots(payload.get("import_roots"))  # its user code, from wherever the resume runs
         if not (self.fork and self.fork_config):
             self.config = saved
             self.preset = payload.get("preset", self.preset)

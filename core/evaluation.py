@@ -13,6 +13,7 @@ from tui_train.core import checkpoint as ckpt
 from tui_train.core.config import from_dict, replace
 from tui_train.core.metrics import ClassificationAccumulator, RegressionAccumulator
 from tui_train.core.models import model_output
+from tui_train.core.plugins import use_run_roots
 
 
 class Interrupted(Exception):
@@ -155,6 +156,7 @@ def evaluate_checkpoint(path: str | Path, data_dir: str | None = None, device: s
 
     path = ckpt.resolve(Path(path))
     payload = ckpt.load(path)
+    use_run_roots(payload.get("import_roots"))  # its user code, from wherever eval runs
     cfg = from_dict(payload["config"], f"{path} (saved config)")
     cfg, dev, data = _test_data(cfg, data_dir, device)
     model = build_model_for(cfg, data, dev)

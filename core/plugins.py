@@ -33,12 +33,37 @@ USER_MODULES: dict[str, str] = {}
 """Module name -> source file of every user file loaded so far (to re-load them in spawned workers)."""
 
 
+RUN_ROOTS: list[str] = []
+"""Folders a run's user code was found from when the run started (its working folder and its
+PYTHONPATH: :func:`import_roots`, recorded in every checkpoint). eval, export and resume from
+another folder import the run's ``package.module:Name`` specs and the project packages its files
+import from there too, after the folders of today (:func:`use_run_roots`)."""
+
+
+def import_roots() -> list[str]:
+    """Where user code is found from in this process, as a checkpoint records it: the working
+    folder, then PYTHONPATH's folders (absolute)."""
+    extra = [os.path.abspath(p) for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]
+    return list(dict.fromkeys([os.getcwd(), *extra]))
+
+
+def use_run_roots(roots: Any) -> None:
+    """Also look for user code in ``roots`` (a checkpoint's ``import_roots``; folders that are gone
+    are skipped): a run started in its project folder, evaluated, exported or resumed from elsewhere."""
+    if isinstance(roots, list | tuple):
+        for root in roots:
+            if isinstance(root, str) and os.path.isdir(root) and root not in RUN_ROOTS:
+                RUN_ROOTS.append(root)
+
+
 @contextlib.contextmanager
 def _import_paths(*folders: str):
     """``folders`` first on ``sys.path`` while user code is imported (``python -m`` puts the working
-    directory there); afterwards the working directory stays on it, last (see the module doc)."""
+    directory there), then the run's recorded roots (:data:`RUN_ROOTS`); afterwards the working
+    directory stays on it, last (see the module doc)."""
     before = list(sys.path)
-    sys.path[:0] = list(dict.fromkeys(folders))
+    folders = tuple(dict.fromkeys([*folders, *RUN_ROOTS]))
+    sys.path[:0] = list(folders)
     try:
         yield
     finally:  # sys.path as it was, plus what the user's code added itself, plus the working directory

@@ -23,6 +23,7 @@ from torch import nn
 
 from tui_train.core.checkpoint import TMP_PREFIX, CheckpointError, load, load_model_state, model_card
 from tui_train.core.models import model_output
+from tui_train.core.plugins import use_run_roots
 
 
 class WithPreprocessing(nn.Module):
@@ -107,6 +108,7 @@ def export_program(checkpoint_path: Path, out: Path) -> Path:
 
     out = Path(out)
     payload = load(checkpoint_path)
+    use_run_roots(payload.get("import_roots"))  # its user code, from wherever export runs
     card = model_card(payload, checkpoint_path)
     cfg = from_dict(payload["config"], f"{checkpoint_path} (saved config)")
     input_shape = tuple(int(s) for s in payload["input_shape"])

@@ -45,6 +45,8 @@ def project(root: Path) -> Path:
     (root / "mypkg" / "nets.py").write_text(NET)
     (root / "models" / "net.py").write_text(NET)
     (root / "net.py").write_text(NET)
+    (root / "lib").mkdir()  # a plain folder, no __init__.py: its file imports the project's utils
+    (root / "lib" / "net.py").write_text(NET)
     return root
 
 
@@ -62,8 +64,14 @@ def test_a_relative_user_file_is_recorded_where_it_resolved(tmp_path, monkeypatc
     assert same.model.name == "pkg.mod:Net" and same.data.dataset == "digits"  # modules and built-ins as typed
 
 
-@pytest.mark.parametrize("spec", ["mypkg.nets:Net", "models/net.py:Net", "net.py:Net"])
+@pytest.mark.parametrize("spec", ["mypkg.nets:Net", "models/net.py:Net", "net.py:Net", "lib/net.py:Net"])
 def test_user_code_imports_as_python_m_would_and_eval_export_resume_work_from_elsewhere(tmp_path, monkeypatch, spec):
+    """Every checkpoint records where user code was found (the working folder, PYTHONPATH): eval,
+    export and resume from another folder find a ``package.module`` spec and the project packages
+    a file imports there, as the run did."""
+    from tui_train.core import plugins
+
+    monkeypatch.setattr(plugins, "RUN_ROOTS", [])  # this process's, as a new one's
     root = project(tmp_path / "proj")
     monkeypatch.chdir(root)
     clean_path = [p for p in sys.path if p not in ("", ".")]  # as the console script has it: no cwd entry
@@ -71,14 +79,14 @@ def test_user_code_imports_as_python_m_would_and_eval_export_resume_work_from_el
     r = invoke(["run", "digits-mlp", "--headless", "--runs-dir", str(tmp_path / "runs"), "--set", f'model.name="{spec}"', *QUICK])
     assert r.exit_code == 0, r.output
     run_dir = only_run(tmp_path / "runs")
-    if spec.endswith(".py:Net"):  # a file: recorded absolute, and found from any folder
-        elsewhere = tmp_path / "elsewhere"
-        elsewhere.mkdir()
-        monkeypatch.chdir(elsewhere)
-        sys.path[:] = clean_path  # as a new process there: nothing of the project imported, nor on sys.path
-        for name in [m for m in sys.modules if m.split(".")[0] in ("utils", "mypkg", "models") or m.startswith("_tui_train_user_")]:
-            monkeypatch.delitem(sys.modules, name)
-        assert f'"{root / spec.split(":")[0]}:Net"' in (run_dir / "config.toml").read_text()
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    sys.path[:] = clean_path  # as a new process there: nothing of the project imported, nor on sys.path
+    for name in [m for m in sys.modules if m.split(".")[0] in ("utils", "mypkg", "models") or m.startswith("_tui_train_user_")]:
+        monkeypatch.delitem(sys.modules, name)
+    recorded = f'"{root / spec.split(":")[0]}:Net"' if spec.endswith(".py:Net") else f'"{spec}"'  # a file: made absolute
+    assert recorded in (run_dir / "config.toml").read_text()
     r = invoke(["eval", str(run_dir), "--json", "--device", "cpu"])
     assert r.exit_code == 0, r.output
     r = invoke(["export", str(run_dir), "--out", str(tmp_path / "m.pt2")])
