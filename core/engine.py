@@ -55,6 +55,7 @@ from tui_train.core.runlog import RunLog, new_run_dir, summary
 from tui_train.core.runtime import Runtime, build, settle_threads
 from tui_train.core.schedule import Plateau, factor
 from tui_train.core.state import TrainingState
+from tui_train.core.status import with_losses
 from tui_train.core.target import Target
 
 SLOT_CHECKPOINTS = ("best", "last", "periodic")
@@ -62,9 +63,6 @@ SLOT_CHECKPOINTS = ("best", "last", "periodic")
 once a later one is written (best.pt then holds the best, the newest periodic one is there). Every
 other failed save (manual, interrupt, early_stop, fork...) stays in summary.json's ``not_saved``."""
 
-UNSAVED_FROM = ("completed", "early_stopped", "stopped")
-"""The statuses that become ``unsaved`` when something the run was meant to write is missing
-(failed and interrupted already say that not all went well: they keep their status and list it)."""
 
 SYNC_EVERY = int(os.environ.get("TUI_TRAIN_SYNC_EVERY", "0") or 0)
 """Steps between two sync points of a run over several processes (0: train.log_every)."""
@@ -768,7 +766,7 @@ class Trainer:
 
     def _checkpoint(self, reason: str) -> Path | None:
         """Save atomically; a failure is reported as RunError, remembered for summary.json's
-        ``not_saved`` (and the run's final status, see UNSAVED_FROM), and training goes on."""
+        ``not_saved`` (and the run's final status: core.status.with_losses), and training goes on."""
         st, p = self.state, self.p
         with p.clock.held():
             try:
@@ -881,12 +879,7 @@ class Trainer:
             except queue.Empty:
                 break
             self._reject(cmd, "the run has ended", origin)
-        lost = self.not_saved()
-        if lost:  # "completed" means everything promised is on disk (STYLE.md habit 24)
-            from tui_train.core.headless import not_saved_text
-
-            status = "unsaved" if status in UNSAVED_FROM else status
-            reason = f"{reason}; not saved: {not_saved_text(lost)}"
+        status, reason = with_losses(status, reason, self.not_saved())
         summary = self._summary(status, reason, test)
         if self.world.enabled:
             summary["ranks_agree"] = self._ranks_agree()

@@ -17,20 +17,13 @@ from typing import TextIO
 
 from tui_train.core import events as E
 from tui_train.core.lr_find import lr_found
-from tui_train.core.status import EXIT_CODES, exit_code, status_after
+from tui_train.core.status import EXIT_CODES, exit_code, not_saved_text, status_after
 from tui_train.core.text import printable
 
 STOP_DEADLINE = 4.5
 """Seconds a signalled run (headless, or a trainer process) has to save and end before its watchdog
 writes an ``interrupted`` summary and exits 130: the README promises an exit within 5 s, and the
 rest is for the exit itself (tests/e2e/test_headless_signals.py hangs a step to see it fire)."""
-
-
-def not_saved_text(items: list | tuple | None, limit: int = 3) -> str:
-    """One line for summary.json's ``not_saved`` entries: 'last.pt (RuntimeError: ...), best.pt (...)'."""
-    parts = [f"{x.get('file', '?')} ({x.get('error', '')})" for x in (items or ()) if isinstance(x, dict)]
-    more = f" and {len(parts) - limit} more" if len(parts) > limit else ""
-    return ", ".join(parts[:limit]) + more
 
 
 def _num(v: float | None, fmt: str = ".4f") -> str:

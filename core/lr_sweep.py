@@ -107,13 +107,20 @@ def main() -> int:
         curve, device = find_lr(cfg, start=float(spec.get("start_lr", DEFAULT_START)),
                                 end=float(spec.get("end_lr", DEFAULT_END)), steps=int(spec.get("steps", DEFAULT_STEPS)))
     except (cfgmod.ConfigError, DataError, SweepError) as e:  # bad input: its own one line
-        print(json.dumps({"error": str(e)}), flush=True)
+        _answer({"error": str(e)})
         return 2
     except Exception as e:  # noqa: BLE001 - a failing user model or a malformed spec: one line for the launcher
-        print(json.dumps({"error": first_line(e, typed=True)}), flush=True)
+        _answer({"error": first_line(e, typed=True)})
         return 1
-    print(json.dumps({**curve.to_json(), "device": device}), flush=True)
+    _answer({**curve.to_json(), "device": device})
     return 0
+
+
+def _answer(message: dict) -> None:
+    """The child's one answer: a JSON line on its stdout, a pipe to the launcher that reads it
+    (this process has no terminal and no Textual: the events rule is for the trainer's viewers)."""
+    sys.stdout.write(json.dumps(message) + "\n")
+    sys.stdout.flush()
 
 
 if __name__ == "__main__":

@@ -20,6 +20,27 @@ file it was meant to write is missing (summary.json's ``not_saved``; STYLE.md ha
 here: no run began) is bad input, refused before training."""
 
 
+UNSAVED_FROM = ("completed", "early_stopped", "stopped")
+"""The statuses that become ``unsaved`` when something the run was meant to write is missing
+(failed and interrupted already say that not all went well: they keep their status and list it)."""
+
+
+def not_saved_text(items: list | tuple | None, limit: int = 3) -> str:
+    """One line for summary.json's ``not_saved`` entries: 'last.pt (RuntimeError: ...), best.pt (...)'."""
+    parts = [f"{x.get('file', '?')} ({x.get('error', '')})" for x in (items or ()) if isinstance(x, dict)]
+    more = f" and {len(parts) - limit} more" if len(parts) > limit else ""
+    return ", ".join(parts[:limit]) + more
+
+
+def with_losses(status: str, reason: str, lost: list) -> tuple[str, str]:
+    """A run's final (status, reason) once ``lost`` (summary.json's ``not_saved``) is known:
+    "completed" means everything promised is on disk (STYLE.md habit 24), so a run that would have
+    ended well but lost something ends ``unsaved``, and the reason says what."""
+    if not lost:
+        return status, reason
+    return ("unsaved" if status in UNSAVED_FROM else status), f"{reason}; not saved: {not_saved_text(lost)}"
+
+
 def status_after(status: str, event: E.Event) -> str:
     """The status once ``event`` has arrived: StatusChanged and RunFinished set theirs, RunFailed
     makes it ``failed``, any other event leaves it. A failure is final, whatever is reported after it."""

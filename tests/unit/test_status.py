@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from tui_train.core import events as E
-from tui_train.core.status import EXIT_CODES, UNFINISHED, exit_code, run_status, status_after
+from tui_train.core.status import EXIT_CODES, UNFINISHED, exit_code, not_saved_text, run_status, status_after, with_losses
 from tui_train.tui.app import build_app
 
 
@@ -88,3 +88,13 @@ def test_a_replayed_failure_stays_failed(tmp_path):
                E.StatusChanged(status="interrupted", reason="signal")):
         replay._follow(ev)
     assert replay.status == "failed"
+
+
+def test_a_run_that_lost_something_never_ends_plainly_well():
+    lost = [{"kind": "checkpoint", "file": "last.pt", "error": "RuntimeError: No space left on device"}]
+    for ok in ("completed", "early_stopped", "stopped"):
+        status, reason = with_losses(ok, "all epochs done", lost)
+        assert status == "unsaved" and reason == "all epochs done; not saved: last.pt (RuntimeError: No space left on device)"
+    assert with_losses("failed", "boom", lost)[0] == "failed" and with_losses("interrupted", "signal", lost)[0] == "interrupted"
+    assert with_losses("completed", "all epochs done", []) == ("completed", "all epochs done")
+    assert not_saved_text(lost * 5) == ", ".join(["last.pt (RuntimeError: No space left on device)"] * 3) + " and 2 more"

@@ -22,6 +22,7 @@ from tui_train.core import commands as C
 from tui_train.core import events as E
 from tui_train.core.config import RunConfig
 from tui_train.core.headline import headline_in_steps, headline_metric
+from tui_train.core.status import not_saved_text
 from tui_train.tui import format as fmt
 from tui_train.tui import keys
 from tui_train.tui.format import printable
@@ -287,8 +288,6 @@ class DashboardScreen(Screen):
         self._progress.set_target(ev.summary)  # time to target, when the run had one
         lost = ev.summary.get("not_saved") if isinstance(ev.summary, dict) else None
         if lost:  # nothing lost silently (STYLE.md habit 24): the badge says NOT SAVED, this says what
-            from tui_train.core.headless import not_saved_text
-
             text = f"not saved: {not_saved_text(lost)}"
             self._log.say(text, ev.summary.get("steps"), "bold red")
             self.app.notify(printable(text), title=f"{ev.status.upper()}: a checkpoint or record is missing", severity="error",
