@@ -69,20 +69,14 @@ def at_trainer_priority(fn, *args):
     return fn(*args)
 
 
-def child_env() -> dict:
-    """The environment of a child process. Nothing to add: everything of ours is under the one
-    name ``tui_train``, which a user's folder or PYTHONPATH (their own ``core``, ``tui``) cannot
-    shadow (issue 20, defect 2; issue 22), and the children start with ``-P`` so the working
-    folder is not put first on their path."""
-    return dict(os.environ)
-
-
 def start_child(code: str, spec: dict, *, stdout: Any, errors: IO[bytes], new_session: bool = False) -> subprocess.Popen:
     """``python -P -c code`` at the trainer's priority, with ``spec`` as one JSON line on its stdin
-    (then closed) and its stderr in ``errors``."""
+    (then closed) and its stderr in ``errors``. It inherits this environment as it is: everything
+    of ours is under the one name ``tui_train``, which a user's folder or PYTHONPATH (their own
+    ``core``, ``tui``) cannot shadow (issue 20 defect 2), and ``-P`` keeps the working folder from
+    going first on its path."""
     proc = at_trainer_priority(lambda: subprocess.Popen([sys.executable, "-P", "-c", code], stdin=subprocess.PIPE,
-                                                        stdout=stdout, stderr=errors, start_new_session=new_session,
-                                                        env=child_env()))
+                                                        stdout=stdout, stderr=errors, start_new_session=new_session))
     try:
         proc.stdin.write(json.dumps(spec).encode() + b"\n")
         proc.stdin.close()
