@@ -40,7 +40,7 @@ def _one_run(cmd: list[str], sets: list[str], runs: Path, viewers: int, work: Pa
     (pauses are excluded from samples/s, so the viewers' start-up is not charged to training)."""
     from tui_train.core import commands as C
     from tui_train.core import events as E
-    from tui_train.core.endpoint import Connection
+    from tui_train.core.run.endpoint import Connection
 
     proc = subprocess.Popen(cmd + ["run", "mnist-simple", "--headless", "--runs-dir", str(runs), *sets],
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -101,8 +101,8 @@ def section_i(size: str, data_dir: Path, work: Path, out) -> None:
     from tui_train.core import commands as C
     from tui_train.core import events as E
     from tui_train.core.config import load_config
-    from tui_train.core.endpoint import Connection
-    from tui_train.core.spawn import spawn, spec_for
+    from tui_train.core.live.spawn import spawn, spec_for
+    from tui_train.core.run.endpoint import Connection
 
     trials = {"tiny": 3, "quick": 30, "full": 100}[size]
     cfg = load_config("mnist-mlp", [f'data.data_dir="{data_dir}"', "train.epochs=1000", "train.log_every=1", "train.num_threads=1"])
@@ -164,8 +164,8 @@ def section_i(size: str, data_dir: Path, work: Path, out) -> None:
 def section_j(size: str, work: Path, out) -> None:
     """`tui-train attach` to a live run with N logged steps: seconds to its first complete frame."""
     from tui_train.core import events as E
-    from tui_train.core.endpoint import Endpoint
-    from tui_train.core.runlog import RunLog
+    from tui_train.core.run.endpoint import Endpoint
+    from tui_train.core.run.runlog import RunLog
 
     n = {"tiny": 20_000, "quick": 1_000_000, "full": 1_000_000}[size]
     run_dir = work / "j" / "20260101-000000-long"

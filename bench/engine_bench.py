@@ -19,7 +19,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from tui_train.core.config import from_dict
-from tui_train.core.engine import Trainer
+from tui_train.core.train.engine import Trainer
 
 MEAN, STD = 0.1307, 0.3081  # MNIST's published statistics, used by the classic loop
 
@@ -37,7 +37,7 @@ def mlp() -> nn.Module:
 
 
 def cnn() -> nn.Module:
-    """The same layout as core.models' cnn with channels [32, 64], hidden [128]."""
+    """The same layout as core.train.models' cnn with channels [32, 64], hidden [128]."""
     return nn.Sequential(
         nn.Conv2d(1, 32, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
         nn.Conv2d(32, 64, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
@@ -142,7 +142,7 @@ def engine_run(kind: str, data_dir: Path, batch_size: int, max_steps: int, devic
 
 
 def load_tensors(data_dir: Path, device: torch.device):
-    from tui_train.core.data import load_data
+    from tui_train.core.train.data import load_data
 
     cfg = engine_config("mlp", data_dir, 64, 0, str(device), 0).data
     data = load_data(cfg, device, 0)
@@ -193,10 +193,10 @@ def _plain(cfg) -> dict:
 
 
 def dry_run_cost(preset: str, data_dir: Path, runs_dir: Path, reps: int) -> dict:
-    """The start-up dry run (core.dryrun) of ``preset`` on CPU with 1 thread: its first call in the
+    """The start-up dry run (core.train.dryrun) of ``preset`` on CPU with 1 thread: its first call in the
     process (cold), the median of ``reps`` more, and the median of as many training steps, for scale."""
     from tui_train.core.config import load_config
-    from tui_train.core.dryrun import dry_run
+    from tui_train.core.train.dryrun import dry_run
 
     cfg = load_config(preset, ["train.device=cpu", "train.num_threads=1", f"data.data_dir={json.dumps(str(data_dir))}"])
     trainer = Trainer(cfg, runs_dir=runs_dir)

@@ -21,7 +21,7 @@ from bench.util import machine, mnist_root, table
 from tui_train.core import commands as C
 from tui_train.core import events as E
 from tui_train.core.config import load_config
-from tui_train.core.engine import Trainer
+from tui_train.core.train.engine import Trainer
 
 
 def time_to_accuracy(data_dir: Path, runs_dir: Path, target: float, max_epochs: int, overrides: list[str]) -> dict:

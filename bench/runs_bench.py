@@ -19,7 +19,7 @@ def make_runs(root: Path, n: int) -> None:
     """``n`` finished run directories as the engine writes them (RunLog, a few hundred steps each)."""
     from tui_train.core import events as E
     from tui_train.core.config import from_dict, to_toml
-    from tui_train.core.runlog import RunLog
+    from tui_train.core.run.runlog import RunLog
 
     cfg = from_dict({"name": "bench", "data": {"dataset": "digits"}})
     for i in range(n):
@@ -42,7 +42,7 @@ def make_runs(root: Path, n: int) -> None:
 
 
 def section_l(size: str, reps: int, work: Path, out) -> None:
-    from tui_train.core.runs import list_runs
+    from tui_train.core.rundir.runs import list_runs
 
     n = {"tiny": 50, "quick": 1000, "full": 1000}[size]
     root = work / "l-runs"
@@ -59,7 +59,8 @@ def section_l(size: str, reps: int, work: Path, out) -> None:
         subprocess.run(tui_train_cmd() + ["runs", "--runs-dir", str(root), "--json"], stdout=subprocess.DEVNULL, check=True)
         cli.append(time.perf_counter() - t)
     out("\n## (l) listing past runs\n")
-    out(f"{n:,} finished run directories ({made:.0f} s to write), read with core.runs.list_runs and with the `tui-train runs --json` "
+    out(f"{n:,} finished run directories ({made:.0f} s to write), read with core.rundir.runs.list_runs and with the "
+        f"`tui-train runs --json` "
         f"command (a fresh process: Python and Typer start-up included), {len(cli)} tries each. Goal: <= 1 s.\n")
     out(table([["list_runs (in process)", f"{min(inproc):.2f}", f"{statistics.median(inproc):.2f}"],
                ["`tui-train runs --json`", f"{min(cli):.2f}", f"{statistics.median(cli):.2f}"]], ["what", "best s", "median s"]))
@@ -73,7 +74,7 @@ def write_finished_run(run_dir: Path, n: int, *, preset: str = "long", steps_per
     Returns the seconds it took."""
     from tui_train.core import events as E
     from tui_train.core.config import from_dict, to_toml
-    from tui_train.core.runlog import RunLog
+    from tui_train.core.run.runlog import RunLog
 
     epochs = max(1, n // steps_per_epoch)
     run_dir.mkdir(parents=True)

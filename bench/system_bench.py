@@ -9,9 +9,9 @@ from pathlib import Path
 
 from bench.engine_bench import engine_config
 from bench.util import table
-from tui_train.core import system
 from tui_train.core.config import replace
-from tui_train.core.engine import Trainer
+from tui_train.core.run import system
+from tui_train.core.train.engine import Trainer
 
 STRESS_INTERVAL = 0.1
 """A sampling rate 20x the default (2 s): the upper bound of what the sampler could cost."""

@@ -229,7 +229,7 @@ def section_e(size: str, data_dir: Path, work: Path, out) -> None:
     from tui_train.core import commands as C
     from tui_train.core import events as E
     from tui_train.core.config import load_config
-    from tui_train.core.remote import RemoteTrainer
+    from tui_train.core.live.remote import RemoteTrainer
     from tui_train.tui.app import build_app
 
     trials = {"tiny": 3, "quick": 20, "full": 50}[size]

@@ -1,6 +1,6 @@
 """What a front end needs from a trainer: the one contract every trainer keeps.
 
-:class:`core.engine.Trainer` (in a thread), :class:`core.remote.RemoteTrainer` (a trainer process
+:class:`core.train.engine.Trainer` (in a thread), :class:`core.live.remote.RemoteTrainer` (a trainer process
 of its own, over the run's control endpoint) and :class:`core.testing.FakeTrainer` (scripted, for
 tests) all satisfy it;
 ``tests/unit/test_contract.py`` runs one command script against the fake and the real engine and

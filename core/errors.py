@@ -56,7 +56,7 @@ def catch_startup_signals() -> None:
     command unwinds (a run directory being made is removed, Trainer.prepare) and says so in one
     line, exit 130. Python's defaults would end a SIGTERM'd start as 143 with no word, and a
     Ctrl+C with a traceback (issue 15). A signal that was ignored (nohup's SIGHUP) stays ignored.
-    Used by the CLI and by the TUI's trainer process (core.serve)."""
+    Used by the CLI and by the TUI's trainer process (core.train.serve)."""
     import signal
 
     def handler(signum, frame):

@@ -325,7 +325,7 @@ class LearningRateFound(Event):
 @dataclass(frozen=True)
 class SystemSample(Event):
     """The trainer process's load and the machine's, sampled every few seconds by a daemon thread
-    of the trainer process (core.system), never by the training thread. Written to metrics.jsonl."""
+    of the trainer process (core.run.system), never by the training thread. Written to metrics.jsonl."""
 
     step: int
     """The latest optimizer step when sampled."""

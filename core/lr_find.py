@@ -11,8 +11,8 @@ descending stretch; fastai PR #3377 found it beat the others); the steepest desc
 This module is plain Python, no torch: the options, the schedule, :class:`Curve`, the suggestion
 rules and :func:`run_sweep` over any ``step(lr) -> loss`` (the TUI reads a :class:`Curve` and the
 fake trainer sweeps :func:`demo_loss` without torch). The sweep on a model is
-:mod:`tui_train.core.lr_sweep` (copies of a built run; a config's run for ``tui-train lr-find``);
-the launcher runs that in a child process through :func:`tui_train.core.spawn.run_lr_find`.
+:mod:`tui_train.core.train.lr_sweep` (copies of a built run; a config's run for ``tui-train lr-find``);
+the launcher runs that in a child process through :func:`tui_train.core.live.spawn.run_lr_find`.
 """
 
 from __future__ import annotations

@@ -10,7 +10,7 @@ class TrainingState:
     """Everything about the position and the live values that changes while training.
 
     The model, the optimizer, the schedule's plateau, early stopping and the clock keep their own
-    state (each with ``state_dict()``); a checkpoint holds all of them (core.checkpoint.build_payload).
+    state (each with ``state_dict()``); a checkpoint holds all of them (core.train.checkpoint.build_payload).
     """
 
     epoch: int = 0

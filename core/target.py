@@ -19,8 +19,8 @@ from tui_train.core.errors import ConfigError
 
 METRICS = {"classification": {"val": ("loss", "accuracy", "precision", "recall", "f1"), "train": ("loss", "accuracy")},
            "regression": {"val": ("loss", "mse", "mae", "r2"), "train": ("loss",)}}
-"""Per task, the metrics validation reports (core.metrics) and the epoch's train metrics report
-(core.meters.EpochTotals): the names a target may use, with the prefix ``val_`` or ``train_``."""
+"""Per task, the metrics validation reports (core.train.metrics) and the epoch's train metrics report
+(core.train.meters.EpochTotals): the names a target may use, with the prefix ``val_`` or ``train_``."""
 
 HIGHER_IS_BETTER = ("accuracy", "precision", "recall", "f1", "r2")
 """Metrics a target reaches from below (``>=``); the others (loss, mse, mae) from above (``<=``)."""

@@ -1,9 +1,9 @@
-"""A scripted stand-in for :class:`core.engine.Trainer`, for tests, snapshots and demos.
+"""A scripted stand-in for :class:`core.train.engine.Trainer`, for tests, snapshots and demos.
 
 Same interface (``submit(command)``, ``run(stop_event, sink)``, see :class:`core.contract.TrainerLike`),
 no torch: it emits the events it is given, records every submitted command, and answers each
 command with the events the engine sends for it, in the engine's order: it decides with the
-engine's own :func:`core.control.decide` (rules, reasons, limits) and then sends what
+engine's own :func:`core.run.control.decide` (rules, reasons, limits) and then sends what
 ``Trainer._apply`` sends (the status change first, then the acknowledgement).
 ``tests/unit/test_contract.py`` runs one command script against both and compares what comes back.
 """
@@ -18,8 +18,9 @@ import threading
 from collections.abc import Callable, Iterable
 
 from tui_train.core import commands as C
-from tui_train.core import control, lr_find
 from tui_train.core import events as E
+from tui_train.core import lr_find
+from tui_train.core.run import control
 from tui_train.core.state import TrainingState
 
 _ENDED = "the run has ended"
@@ -32,7 +33,7 @@ class FakeTrainer:
     The run ends on Stop (early_stopped), on Interrupt or ``stop_event`` (interrupted), on
     :meth:`finish` or right after the script with ``auto_finish`` (completed). With
     ``detachable``, ``stop_event`` instead makes run() return {} with the run still going (as
-    :class:`core.remote.RemoteTrainer` does: the viewer detaches), and ``detached`` says so. It
+    :class:`core.live.remote.RemoteTrainer` does: the viewer detaches), and ``detached`` says so. It
     takes no steps of its own: the step it reports is the last scripted StepMetrics/EpochMetrics step.
     """
 
@@ -191,7 +192,7 @@ class FakeTrainer:
         return self.step // max(1, self.steps_per_epoch)
 
     def _checkpoint(self, reason: str) -> str:
-        # the engine's file names (core.checkpoint.checkpoint_name, not imported: it needs torch)
+        # the engine's file names (core.train.checkpoint.checkpoint_name, not imported: it needs torch)
         name = f"{reason}.pt" if reason in ("best", "last") else f"step-{self.step:08d}-{re.sub(r'[^a-z0-9_]+', '_', reason.lower())}.pt"
         path = f"{self.run_dir}/checkpoints/{name}"
         self.emit(E.CheckpointSaved(path=path, step=self.step, epoch=self._epoch(), reason=reason))
@@ -258,7 +259,7 @@ class FakeTrainer:
         self.emit(E.CommandRejected(command=cmd.name, reason=reason, step=self.step, origin=origin))
 
     def _apply(self, cmd: C.Command, origin: str = "") -> None:
-        """Apply one command as the engine does: the same decision (core.control.decide), then the
+        """Apply one command as the engine does: the same decision (core.run.control.decide), then the
         engine's events in the engine's order (Trainer._apply)."""
         hp = self.hyperparameters
         state = TrainingState(step=self.step, base_lr=float(hp.get("lr", 0.0)), grad_clip=float(hp.get("grad_clip", 0.0)),

@@ -7,7 +7,7 @@ the other way: the dashboard calls the ``submit`` the app injected (``TrainApp.s
 message would wait behind a repaint, see ``DashboardScreen.submit_command``), the app hands them to
 the trainer. Keys, palette entries and help rows come from ``tui.keys``.
 
-The real trainer is a process of its own (``core.remote.RemoteTrainer``: the run outlives this
+The real trainer is a process of its own (``core.live.remote.RemoteTrainer``: the run outlives this
 app). Leaving is then a choice: *detach* (``d``, the quit dialog's Detach, a hang-up by default)
 lets the run go on, *stop* (the quit dialog's Stop) submits ``Interrupt`` and quits once the run
 has ended. The in-thread trainer (``TUI_TRAIN_IN_PROCESS=1``, tests) is not detachable: quitting
@@ -36,11 +36,11 @@ from textual.screen import Screen
 
 from tui_train.core import commands as C
 from tui_train.core import config as cfgmod
-from tui_train.core import endpoint
 from tui_train.core import events as E
 from tui_train.core.config import RunConfig
 from tui_train.core.contract import TrainerLike
 from tui_train.core.heap import settle_heap
+from tui_train.core.run import endpoint
 from tui_train.core.status import exit_code, status_after
 from tui_train.tui import keys
 from tui_train.tui.format import printable
@@ -95,7 +95,7 @@ def default_trainer_factory(runs_dir: Path, resume: Path | None = None, override
                             fork_config: bool = False) -> TrainerFactory:
     """A factory building the real engine.
 
-    By default the trainer is a process of its own (core.remote.RemoteTrainer, core.serve), in its
+    By default the trainer is a process of its own (core.live.remote.RemoteTrainer, core.train.serve), in its
     own session: the run outlives this app and its terminal, the UI costs training no interpreter
     time, and this process never imports torch. ``in_process`` (or TUI_TRAIN_IN_PROCESS=1) trains
     in a thread of this process instead, as the Pilot tests with the real engine do.
@@ -110,9 +110,9 @@ def default_trainer_factory(runs_dir: Path, resume: Path | None = None, override
 
     def make(config: RunConfig, preset: str) -> TrainerLike:
         if in_process:
-            from tui_train.core.engine import Trainer
+            from tui_train.core.train.engine import Trainer
         else:
-            from tui_train.core.remote import RemoteTrainer as Trainer
+            from tui_train.core.live.remote import RemoteTrainer as Trainer
 
         resume_from, pending["resume"] = pending["resume"], None
         if resume_from is not None:
@@ -125,7 +125,7 @@ def default_trainer_factory(runs_dir: Path, resume: Path | None = None, override
 
 def default_attach_factory(run_dir: Path) -> TrainerLike:
     """A trainer attached to the live run in ``run_dir`` (through its control endpoint)."""
-    from tui_train.core.remote import RemoteTrainer
+    from tui_train.core.live.remote import RemoteTrainer
 
     return RemoteTrainer(attach=run_dir)
 
@@ -166,7 +166,7 @@ class TrainApp(App[int]):
         self.attach_to = Path(attach) if attach else None
         """A live run's directory: the app opens its dashboard, attached (no launcher)."""
         self.live = list(live) if live else []
-        """Live runs to pick from at start (:class:`core.endpoint.Pointer` entries), when not ``attach``."""
+        """Live runs to pick from at start (:class:`core.run.endpoint.Pointer` entries), when not ``attach``."""
         self.on_hangup = on_hangup
         """'detach' (the run goes on) or 'stop' (Interrupt, save, end) when this terminal hangs up."""
         self.attach_factory: AttachFactory = attach_factory or default_attach_factory
@@ -301,12 +301,12 @@ class TrainApp(App[int]):
 
     def replay_run(self, run_dir: Path) -> None:
         """Show a fresh dashboard replaying the finished run in ``run_dir`` from its files
-        (:class:`core.replay.ReplayTrainer`: its plots, epochs, events and final status; nothing to
+        (:class:`core.rundir.replay.ReplayTrainer`: its plots, epochs, events and final status; nothing to
         steer); Esc there goes back (:meth:`close_replay`)."""
         if self.run_active:
             self.notify("a run is already active", severity="warning")
             return
-        from tui_train.core.replay import ReplayTrainer
+        from tui_train.core.rundir.replay import ReplayTrainer
 
         run_dir = Path(run_dir)
         self._begin(ReplayDashboard(run_dir.name, submit=self.submit), lambda: ReplayTrainer(run_dir))
@@ -700,8 +700,8 @@ def build_app(*, config: RunConfig | None = None, preset: str | None = None, run
     ``resume`` (default factory only) makes that first run continue a checkpoint or run directory;
     ``overrides`` (``--set`` texts) are applied to presets loaded in the launcher and on resume.
     ``attach`` (a live run's directory) opens straight on its dashboard, attached through
-    ``attach_factory(run_dir)`` (default: ``core.remote.RemoteTrainer(attach=run_dir)``); else
-    ``live`` (live runs, e.g. ``core.endpoint.live_runs()``) opens on a picker of them (Esc quits).
+    ``attach_factory(run_dir)`` (default: ``core.live.remote.RemoteTrainer(attach=run_dir)``); else
+    ``live`` (live runs, e.g. ``core.run.endpoint.live_runs()``) opens on a picker of them (Esc quits).
     ``on_hangup`` ('detach' or 'stop') is what SIGHUP/SIGTERM does to a detachable run.
     ``runs_screen`` (``tui-train runs``) opens on the Runs screen of ``runs_dir`` (Esc quits).
     ``lr_find`` (``tui-train lr-find``: the sweep options) opens on the launcher with the LR range

@@ -37,8 +37,8 @@ EXIT_BAD_INPUT = 2
 
 def _run_tui(**kwargs) -> int:
     """The TUI (tui.app.run_tui) at a lower CPU priority than the trainers it starts or watches
-    (core.spawn.lower_ui_priority: on a busy machine the drawing waits, training does not)."""
-    from tui_train.core.spawn import lower_ui_priority
+    (core.live.spawn.lower_ui_priority: on a busy machine the drawing waits, training does not)."""
+    from tui_train.core.live.spawn import lower_ui_priority
     from tui_train.tui.app import run_tui
 
     if os.environ.get("TUI_TRAIN_IN_PROCESS", "") in ("", "0"):  # an in-thread trainer shares this process
@@ -229,9 +229,9 @@ def lr_find(
 
 def _lr_find_headless(config, options: dict, as_json: bool) -> int:
     from tui_train.core.config import ConfigError
-    from tui_train.core.data import DataError
     from tui_train.core.lr_find import SweepError, describe
-    from tui_train.core.lr_sweep import find_lr
+    from tui_train.core.train.data import DataError
+    from tui_train.core.train.lr_sweep import find_lr
 
     try:
         curve, device = find_lr(config, **options)
@@ -256,13 +256,13 @@ def _lr_find_headless(config, options: dict, as_json: bool) -> int:
 
 
 def _run_headless(config, preset: str | None, runs_dir: Path, resume: Path | None = None, overrides: list[str] = ()) -> int:
-    from tui_train.core.checkpoint import CheckpointError
     from tui_train.core.config import ConfigError
-    from tui_train.core.data import DataError
-    from tui_train.core.distributed import DistributedError, from_env
-    from tui_train.core.engine import Trainer
-    from tui_train.core.headless import run_headless
-    from tui_train.core.launch import forget_run_dir, remember_run_dir, restart_checkpoint, worker_run_dir
+    from tui_train.core.live.launch import forget_run_dir, remember_run_dir, worker_run_dir
+    from tui_train.core.run.headless import run_headless
+    from tui_train.core.train.checkpoint import CheckpointError
+    from tui_train.core.train.data import DataError
+    from tui_train.core.train.distributed import DistributedError, from_env, restart_checkpoint
+    from tui_train.core.train.engine import Trainer
 
     try:
         world = from_env()  # a torchrun worker: its rank; else a single process
@@ -299,7 +299,7 @@ def worker_exit_code(code: int, enabled: bool) -> int:
     but a checkpoint was not written) exits 0 to a torchrun our launcher started: torchrun would
     take any other code for a crashed worker (its error report, an elastic restart); the launcher
     reads summary.json and exits EXIT_CODES['unsaved'] itself. A group started by hand keeps the code."""
-    from tui_train.core.launch import RUN_DIR_ENV
+    from tui_train.core.live.launch import RUN_DIR_ENV
     from tui_train.core.status import EXIT_CODES
 
     if enabled and code == EXIT_CODES["unsaved"] and os.environ.get(RUN_DIR_ENV):
@@ -313,8 +313,8 @@ def _check_resume_preset(resume: Path, preset: str | None, dirs: list[Path]) -> 
     pointing to --set (change values) and --from (a fork with that preset's config)."""
     if preset is None:
         return
-    from tui_train.core import checkpoint as ckpt
     from tui_train.core.config import ConfigError, load_config
+    from tui_train.core.train import checkpoint as ckpt
 
     try:
         saved = ckpt.load(ckpt.resolve(resume)).get("preset")
@@ -334,7 +334,7 @@ def _check_resume_preset(resume: Path, preset: str | None, dirs: list[Path]) -> 
 def _resume_note(resume: Path) -> str:
     """A line for resuming a run that had ended (early_stopped, completed, stopped): it trains on
     and its summary.json records the earlier outcome under ``earlier`` ('' for an unfinished run)."""
-    from tui_train.core import checkpoint as ckpt
+    from tui_train.core.train import checkpoint as ckpt
 
     try:
         run_dir = ckpt.run_dir_of(ckpt.resolve(resume))
@@ -352,8 +352,8 @@ def _run_group(preset: str, overrides: list[str], dirs: list[Path], presets_dir:
                resume: Path | None, headless: bool, nproc: int, group: dict, on_hangup: str) -> int:
     """``run --nproc-per-node N``: the same run under torchrun, one worker per process. The preset
     is checked here first (a bad one gets its one line before any process starts)."""
-    from tui_train.core import launch
-    from tui_train.core.runlog import new_run_dir
+    from tui_train.core.live import launch
+    from tui_train.core.run.runlog import new_run_dir
 
     config = _load(preset, overrides, dirs) if resume is None else None
     worker = ([preset] if resume is None else []) + ["--runs-dir", str(runs_dir)]
@@ -362,8 +362,8 @@ def _run_group(preset: str, overrides: list[str], dirs: list[Path], presets_dir:
     for item in overrides:
         worker += ["--set", item]
     if resume is not None:
-        from tui_train.core import checkpoint as ckpt
         from tui_train.core.config import ConfigError
+        from tui_train.core.train import checkpoint as ckpt
 
         try:
             src, _, _ = ckpt.load_for_resume(resume, overrides)  # bad --set: one line before any process starts
@@ -396,14 +396,14 @@ def _run_group(preset: str, overrides: list[str], dirs: list[Path], presets_dir:
     why = launch.wait_for_endpoint(proc, run_dir)
     if why:
         raise fail(why)
-    from tui_train.core.remote import RemoteTrainer
+    from tui_train.core.live.remote import RemoteTrainer
     return _run_tui(config=None, preset=None, runs_dir=runs_dir, attach=run_dir, live=None, on_hangup=on_hangup,
                    attach_factory=lambda chosen: RemoteTrainer(attach=chosen))
 
 
 def _host_and_run(trainer) -> int:
-    """Train headless in this process, hosting the run's control endpoint (attach, ctl): core.serve.run_hosted."""
-    from tui_train.core.serve import run_hosted
+    """Train headless in this process, hosting the run's control endpoint (attach, ctl): core.train.serve.run_hosted."""
+    from tui_train.core.train.serve import run_hosted
 
     def announce(endpoint) -> None:
         say(f"attach: tui-train attach {trainer.run_dir} · steer: tui-train ctl {trainer.run_dir} pause")
@@ -430,8 +430,8 @@ def _run_resume(resume: Path, runs_dir: Path, headless: bool, overrides: list[st
 def _run_fork(source: Path, preset: str | None, overrides: list[str], dirs: list[Path], runs_dir: Path, headless: bool,
               on_hangup: str) -> int:
     """``run [PRESET] --from CHECKPOINT|RUN_DIR``: a new run from that checkpoint (a fork)."""
-    from tui_train.core import checkpoint as ckpt
     from tui_train.core.config import from_dict
+    from tui_train.core.train import checkpoint as ckpt
 
     try:
         src = ckpt.resolve(source)
@@ -441,10 +441,10 @@ def _run_fork(source: Path, preset: str | None, overrides: list[str], dirs: list
         raise fail(f"--from {source}: no such checkpoint file or run directory")
     config = _load(preset, overrides, dirs) if preset else from_dict({})  # no preset: the checkpoint's config
     if headless:
-        from tui_train.core.checkpoint import CheckpointError
         from tui_train.core.config import ConfigError
-        from tui_train.core.data import DataError
-        from tui_train.core.engine import Trainer
+        from tui_train.core.train.checkpoint import CheckpointError
+        from tui_train.core.train.data import DataError
+        from tui_train.core.train.engine import Trainer
 
         trainer = Trainer(config, runs_dir=runs_dir, preset=config.name if preset else None, resume=src,
                           resume_overrides=[] if preset else overrides, fork=True, fork_config=bool(preset))
@@ -469,7 +469,7 @@ RunDirArg = Annotated[Path | None, typer.Argument(
 def _live_run(run_dir: Path | None, runs_dir: Path, pick: bool = False):
     """(its endpoint pointer, None) for one live run, or (None, pointers) when several are live
     and ``pick``; one-line error (exit 2) when there is none. Stale endpoints are cleaned and said."""
-    from tui_train.core.endpoint import EndpointError, live_runs, probe
+    from tui_train.core.run.endpoint import EndpointError, live_runs, probe
 
     try:
         if run_dir is not None:
@@ -496,7 +496,7 @@ def _not_live(run_dir: Path, why: str) -> str:
     """Why ``run_dir`` cannot be attached to, and, for a run that ended, how to see it (issue 20 defect 9)."""
     if why.startswith("the run is live"):  # on another machine
         return f"{run_dir}: {why}"
-    from tui_train.core.runs import read_row
+    from tui_train.core.rundir.runs import read_row
     from tui_train.core.status import UNFINISHED
 
     try:
@@ -518,7 +518,7 @@ def attach(run_dir: RunDirArg = None, runs_dir: RunsDirOpt = Path("runs"), on_ha
     target = ptr.run_dir if ptr is not None else None
     if not sys.stdout.isatty():
         raise fail("attach opens the dashboard and needs a terminal; scripts use `tui-train ctl [RUN_DIR] --events`")
-    from tui_train.core.remote import RemoteTrainer
+    from tui_train.core.live.remote import RemoteTrainer
 
     first = RemoteTrainer(attach=target) if target is not None else None
     if first is not None:
@@ -595,7 +595,7 @@ def ctl(
         raise fail("ctl: --events streams; send a command without it")
     command = None if events else _ctl_command(words)
     ptr, _ = _live_run(run_dir, runs_dir)
-    from tui_train.core.endpoint import EndpointError
+    from tui_train.core.run.endpoint import EndpointError
 
     try:
         raise typer.Exit(_stream(ptr.socket) if command is None else _send(ptr.socket, command, timeout))
@@ -610,7 +610,7 @@ def _send(socket_path: Path, command, timeout: float) -> int:
     import time
 
     from tui_train.core import events as E
-    from tui_train.core.endpoint import Connection
+    from tui_train.core.run.endpoint import Connection
 
     conn = Connection(socket_path, viewer="ctl")
     try:
@@ -644,7 +644,7 @@ def _send(socket_path: Path, command, timeout: float) -> int:
 def _stream(socket_path: Path) -> int:
     """Print every live event as a JSON line (with its seq) until the run ends."""
     from tui_train.core import events as E
-    from tui_train.core.endpoint import Connection
+    from tui_train.core.run.endpoint import Connection
 
     conn = Connection(socket_path, viewer="ctl")
     try:
@@ -704,14 +704,14 @@ def eval_(
     as_json: Annotated[bool, typer.Option("--json", help="Print the metrics as JSON. Default: a table.")] = False,
 ) -> None:
     """Evaluate a checkpoint on the test split."""
-    from tui_train.core.checkpoint import CheckpointError
     from tui_train.core.config import ConfigError
-    from tui_train.core.data import DataError
-    from tui_train.core.evaluation import evaluate_checkpoint
+    from tui_train.core.train.checkpoint import CheckpointError
+    from tui_train.core.train.data import DataError
+    from tui_train.core.train.evaluation import evaluate_checkpoint
 
     try:
         if checkpoint.suffix.lower() in (".pt2", ".safetensors"):
-            from tui_train.core.evaluation import evaluate_export
+            from tui_train.core.train.evaluation import evaluate_export
 
             result = evaluate_export(checkpoint, data_dir=str(data_dir) if data_dir else None, device=device or "auto")
         else:
@@ -760,7 +760,7 @@ def runs(
     ascending: Annotated[bool, typer.Option("--ascending", help="Smallest first. Default: largest (newest) first.")] = False,
 ) -> None:
     """List the runs under --runs-dir, live ones first: the Runs screen on a terminal, a table (or --json) otherwise."""
-    from tui_train.core.runs import SORT_KEYS, list_runs
+    from tui_train.core.rundir.runs import SORT_KEYS, list_runs
 
     if sort not in SORT_KEYS:
         raise fail(f"--sort {sort!r} is not a column (allowed: {', '.join(SORT_KEYS)})")
@@ -798,8 +798,8 @@ def export(
     if out is None and csv is None and tensorboard is None:
         raise fail("export: say what to write: --out FILE (weights), --csv FILE or --tensorboard DIR (metrics)")
     if csv is not None or tensorboard is not None:
-        from tui_train.core.checkpoint import run_dir_of
-        from tui_train.core.metrics_export import ExportError, export_csv, export_tensorboard
+        from tui_train.core.rundir.metrics_export import ExportError, export_csv, export_tensorboard
+        from tui_train.core.train.checkpoint import run_dir_of
 
         run_dir = checkpoint if checkpoint.is_dir() else run_dir_of(checkpoint)
         try:
@@ -810,13 +810,13 @@ def export(
         except (ExportError, OSError) as e:
             raise fail(first_line(e)) from None
     if out is not None:
-        from tui_train.core.checkpoint import CheckpointError, export_weights, resolve
         from tui_train.core.config import ConfigError
+        from tui_train.core.train.checkpoint import CheckpointError, export_weights, resolve
 
         try:
             src = resolve(checkpoint)
             if out.suffix.lower() == ".pt2":
-                from tui_train.core.program import export_program
+                from tui_train.core.train.program import export_program
 
                 say(f"exported the model of {src} as a program (torch.export) to {export_program(src, out)}")
                 return

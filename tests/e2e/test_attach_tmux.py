@@ -26,7 +26,7 @@ from tests.e2e.test_tui_tmux import (
     wait_summary,
 )
 from tests.e2e.tmux_helpers import Tmux, is_alive, status, wait_until
-from tui_train.core.endpoint import probe
+from tui_train.core.run.endpoint import probe
 
 pytestmark = pytest.mark.slow
 

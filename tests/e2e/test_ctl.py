@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from tests.e2e.test_headless_signals import tui_cmd, wait_for_steps
-from tui_train.core.endpoint import POINTER, probe
+from tui_train.core.run.endpoint import POINTER, probe
 
 pytestmark = pytest.mark.slow
 

@@ -3,7 +3,7 @@ SIGTERM, SIGHUP or Ctrl+C (SIGINT) save a checkpoint, write an `interrupted` sum
 within 5 s; `--resume` then continues the run in the same directory.
 
 The 5 s is the product's to keep, not the test machine's: a watchdog exits the process
-core.headless.STOP_DEADLINE s after the signal whatever the trainer does, and the last test here
+core.run.headless.STOP_DEADLINE s after the signal whatever the trainer does, and the last test here
 hangs a step on purpose to see it fire. The other tests check the outcome with a generous bound
 and print the seconds they measured (a loaded 2-core machine must not fail them; issue 21 item 5).
 """
@@ -21,8 +21,8 @@ from pathlib import Path
 
 import pytest
 
-from tui_train.core.checkpoint import load
-from tui_train.core.headless import STOP_DEADLINE
+from tui_train.core.run.headless import STOP_DEADLINE
+from tui_train.core.train.checkpoint import load
 
 pytestmark = pytest.mark.slow
 

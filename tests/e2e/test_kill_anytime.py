@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from tests.e2e.test_headless_signals import tui_cmd
-from tui_train.core.checkpoint import TMP_PREFIX, load
+from tui_train.core.train.checkpoint import TMP_PREFIX, load
 
 pytestmark = pytest.mark.slow
 

@@ -1,6 +1,6 @@
 """`tui-train lr-find` headless, as a person or a script runs it: the summary ends with the
 suggestion, --json holds the whole curve (bad input: tests/unit/test_cli.py); and the launcher's
-subprocess (core.spawn.run_lr_find running core.lr_sweep) answers with the curve, or one line."""
+subprocess (core.live.spawn.run_lr_find running core.train.lr_sweep) answers with the curve, or one line."""
 
 from __future__ import annotations
 
@@ -13,8 +13,8 @@ import pytest
 from tests.e2e.test_headless_signals import tui_cmd
 from tui_train.core import config as cfgmod
 from tui_train.core import lr_find as L
+from tui_train.core.live.spawn import run_lr_find
 from tui_train.core.lr_find import SweepError
-from tui_train.core.spawn import run_lr_find
 
 pytestmark = pytest.mark.slow
 

@@ -69,13 +69,13 @@ def make():
 
 
 def test_the_tui_s_trainer_process_signalled_while_starting_answers_130(tmp_path):
-    """The trainer process that `tui-train run` spawns (core.serve) says the same one line to the
+    """The trainer process that `tui-train run` spawns (core.train.serve) says the same one line to the
     TUI (its ready answer), exits 130, and leaves no run directory."""
     import threading
     import time
 
     from tui_train.core.config import load_config, to_dict
-    from tui_train.core.spawn import spawn
+    from tui_train.core.live.spawn import spawn
 
     (tmp_path / "slow_ds.py").write_text(textwrap.dedent(PID_DATASET))
     cfg = load_config("digits-mlp", [f'data.dataset="{tmp_path / "slow_ds.py"}:make"'])

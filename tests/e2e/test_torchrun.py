@@ -24,7 +24,7 @@ import torch
 from tests.e2e.test_headless_signals import tui_cmd
 from tui_train.core import commands as C
 from tui_train.core import events as E
-from tui_train.core.endpoint import POINTER, Connection
+from tui_train.core.run.endpoint import POINTER, Connection
 
 pytestmark = pytest.mark.slow
 
@@ -155,7 +155,7 @@ def test_two_ranks_report_the_whole_splits_and_agree(tmp_path):
     assert s["status"] == "completed" and s["world_size"] == 2 and s["ranks_agree"] is True
     assert "cpu x 2 processes" in out
     assert s["steps"] == 2 * 21  # 1294 samples / (32 x 2) per global batch, rounded up, x 2 epochs
-    from tui_train.core.evaluation import evaluate_checkpoint
+    from tui_train.core.train.evaluation import evaluate_checkpoint
 
     single = evaluate_checkpoint(run_dir_of(tmp_path) / "checkpoints" / "last.pt", device="cpu")
     assert single["metrics"]["accuracy"] == s["test"]["accuracy"]
@@ -235,7 +235,7 @@ def test_sigterm_to_the_launcher_ends_every_rank_at_one_step_with_one_checkpoint
 
 # With --max-restarts, tui-train's supervisor starts a fresh torchrun after the failed group
 # (torchrun's own in-place restart hung on this loaded machine: the restarted group's gloo
-# connect was refused, then waited minutes; see core/launch.py)
+# connect was refused, then waited minutes; see core/live/launch.py)
 @pytest.mark.parametrize("restarts", [0, 2])
 def test_a_rank_killed_with_kill_9_fails_the_run_or_is_restarted_from_its_checkpoint(tmp_path, restarts):
     extra = ("--max-restarts", str(restarts)) if restarts else ()
@@ -342,7 +342,7 @@ def test_a_torchrun_run_whose_last_checkpoint_cannot_be_written_ends_unsaved(tmp
     torchrun (no crash report, no elastic restart) and leaves exit 3 to the launcher."""
     import sys
 
-    from tui_train.core.headless import EXIT_CODES
+    from tui_train.core.run.headless import EXIT_CODES
 
     run_dir = tmp_path / "runs" / "20250101-000000-digits-mlp"
     (run_dir / "checkpoints" / "last.pt").mkdir(parents=True)

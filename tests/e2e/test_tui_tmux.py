@@ -36,7 +36,7 @@ from tests.e2e.tmux_helpers import (
     tui_train_exe,
     wait_until,
 )
-from tui_train.core.checkpoint import load
+from tui_train.core.train.checkpoint import load
 
 if shutil.which("tmux") is None:
     pytest.skip("tmux is not installed (the CI script installs it)", allow_module_level=True)

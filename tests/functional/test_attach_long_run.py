@@ -2,7 +2,7 @@
 status, its step count, its epochs and its curves from the run directory, then the live steps
 after them. How long it takes is bench (j)'s figure, not asserted here.
 
-The run directory is built the way the trainer writes it (core.runlog.RunLog), except that the
+The run directory is built the way the trainer writes it (core.run.runlog.RunLog), except that the
 million StepMetrics go straight into steps.f64 (its fixed float64 records, as RunLog packs them)
 instead of a million JSON lines: the viewer reads steps from steps.f64 and everything else from
 epochs.jsonl, so the test builds in a second what the trainer would take minutes to write.
@@ -14,8 +14,8 @@ import numpy as np
 
 from tests.functional.helpers import run_async, screen_text, settle, wait_for
 from tui_train.core import events as E
-from tui_train.core.endpoint import Endpoint
-from tui_train.core.runlog import STEP_FIELDS, STEPS_NAME, RunLog
+from tui_train.core.run.endpoint import Endpoint
+from tui_train.core.run.runlog import STEP_FIELDS, STEPS_NAME, RunLog
 from tui_train.tui.app import build_app
 
 N = 1_000_000

@@ -1,4 +1,4 @@
-"""The TUI on a real trainer process (core.remote.RemoteTrainer, the default trainer): start, pause,
+"""The TUI on a real trainer process (core.live.remote.RemoteTrainer, the default trainer): start, pause,
 detach with d (the run goes on, paused), attach a second app (the history shows the pause), steer it
 through the socket, and q -> Stop ends the run as interrupted.
 """
@@ -16,7 +16,7 @@ import pytest
 
 from tests.functional.helpers import run_async, screen_text, settle, wait_for
 from tui_train.core.config import from_dict
-from tui_train.core.endpoint import POINTER, probe
+from tui_train.core.run.endpoint import POINTER, probe
 from tui_train.tui.app import build_app
 from tui_train.tui.screens.learning_rate_dialog import LearningRateDialog
 from tui_train.tui.screens.quit_dialog import QuitDialog

@@ -89,7 +89,7 @@ async def test_a_hundred_classes_render_in_80x24_and_scroll(tmp_path):
 @run_async
 async def test_a_replayed_run_shows_its_latest_matrix_and_mistakes_from_its_files(tmp_path):
     from tests.functional.test_runs_screen import cursor_to, on_runs, runs_app
-    from tui_train.core.runlog import RunLog
+    from tui_train.core.run.runlog import RunLog
     from tui_train.tui.screens.runs_screen import ReplayDashboard
 
     run_dir = tmp_path / "runs" / "20260101-000000-digits"

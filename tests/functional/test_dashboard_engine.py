@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-import tui_train.core.engine as engine
+import tui_train.core.train.engine as engine
 from tests.functional.helpers import run_async, screen_text, settle, wait_for
 from tui_train.core import commands as C
 from tui_train.core import events as E
@@ -210,7 +210,7 @@ async def test_real_engine_nonfinite_loss_pauses_and_offers_rollback(tmp_path):
         assert saved, "\n".join(describe(e) for e in tee.events[-12:])
         import torch
 
-        from tui_train.core.checkpoint import load
+        from tui_train.core.train.checkpoint import load
         for e in saved:
             assert all(torch.isfinite(t).all() for t in load(Path(e.path))["model"].values())
         await pilot.press("q")

@@ -2,7 +2,7 @@
 detaches or stops; the launcher shows live runs first and attaches to one; an attached dashboard
 replays the history it is fed.
 
-A detachable fake stands for a trainer process of its own (core.remote.RemoteTrainer: setting the
+A detachable fake stands for a trainer process of its own (core.live.remote.RemoteTrainer: setting the
 stop event leaves the run going); the default fake for the in-thread engine (it ends the run).
 test_attach_remote.py does the same with a real trainer process.
 """
@@ -20,7 +20,7 @@ import pytest
 from tests.functional.helpers import fake_app, run_async, screen_text, settle, wait_for
 from tui_train.core import commands as C
 from tui_train.core import events as E
-from tui_train.core.endpoint import Pointer
+from tui_train.core.run.endpoint import Pointer
 from tui_train.core.testing import FakeTrainer
 from tui_train.tui import app as appmod
 from tui_train.tui.app import build_app, closing_words
@@ -307,7 +307,7 @@ def pointers(tmp_path: Path, *names: str) -> list[Pointer]:
 
 def attach_app(tmp_path: Path, monkeypatch, live_now: list[Pointer], **kwargs):
     """An app whose live_runs() finds ``live_now`` and whose attached trainers are detachable fakes."""
-    monkeypatch.setattr("tui_train.core.endpoint.live_runs", lambda runs_dir: list(live_now))
+    monkeypatch.setattr("tui_train.core.run.endpoint.live_runs", lambda runs_dir: list(live_now))
     monkeypatch.setattr(run_picker, "time", types.SimpleNamespace(time=lambda: NOW))
     made: list[tuple[Path, FakeTrainer]] = []
 

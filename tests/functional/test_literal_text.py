@@ -25,8 +25,8 @@ from tests.functional.helpers import screen_text, settle, tiny_config, wait_for
 from tui_train.core import config as cfgmod
 from tui_train.core import events as E
 from tui_train.core.config import load_config, to_toml
-from tui_train.core.headless import Printer
-from tui_train.core.runlog import RunLog
+from tui_train.core.run.headless import Printer
+from tui_train.core.run.runlog import RunLog
 from tui_train.core.testing import FakeTrainer
 from tui_train.tui.app import build_app
 from tui_train.tui.screens.confirm_dialog import ConfirmDialog
@@ -382,7 +382,7 @@ class Boom(torch.nn.Module):
 
 
 def test_real_engine_user_error_with_brackets_is_shown_literally(tmp_path):
-    import tui_train.core.engine as engine
+    import tui_train.core.train.engine as engine
 
     model = tmp_path / "boom_model.py"
     model.write_text(BOOM, encoding="utf-8")

@@ -10,14 +10,14 @@ import pytest
 import torch
 
 from tests.functional.helpers import run_async, screen_text, settle, wait_for
-from tui_train.core import checkpoint as ckpt
 from tui_train.core import events as E
 from tui_train.core.config import load_config
-from tui_train.core.headless import EXIT_CODES
+from tui_train.core.run.headless import EXIT_CODES
+from tui_train.core.train import checkpoint as ckpt
 from tui_train.tui.app import build_app, closing_words
 from tui_train.tui.widgets.status_badge import StatusBadge
 
-engine = pytest.importorskip("tui_train.core.engine")
+engine = pytest.importorskip("tui_train.core.train.engine")
 
 
 @pytest.fixture(autouse=True)

@@ -1,5 +1,5 @@
 """The features the fake-based tests cover, through the real paths (issue 21, item 3): the default
-trainer process (core.remote.RemoteTrainer spawning core/serve.py through core/spawn.py, as `tui-train run` does), its
+trainer process (core.live.remote.RemoteTrainer spawning core/train/serve.py through core/live/spawn.py, as `tui-train run` does), its
 control endpoint, and the Textual app driven with Pilot. Each feature mirrors a fake-based test:
 
 - two dashboards on one trainer process: each header says "· 2 viewers" and each paces its redraws
@@ -36,9 +36,9 @@ from tests.functional.test_attach_remote import alive, badge, log_text, quick_id
 from tui_train.core import commands as C
 from tui_train.core import events as E
 from tui_train.core.config import RunConfig, from_dict
-from tui_train.core.endpoint import Connection
-from tui_train.core.remote import RemoteTrainer
-from tui_train.core.spawn import spawn, spec_for
+from tui_train.core.live.remote import RemoteTrainer
+from tui_train.core.live.spawn import spawn, spec_for
+from tui_train.core.run.endpoint import Connection
 from tui_train.tui.app import build_app
 from tui_train.tui.screens.confusion_screen import ConfusionScreen
 from tui_train.tui.screens.dashboard_screen import DashboardScreen

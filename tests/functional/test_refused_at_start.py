@@ -7,7 +7,7 @@ import textwrap
 
 from tests.functional.helpers import run_async, settle, wait_for
 from tui_train.core import config as cfgmod
-from tui_train.core.engine import Trainer
+from tui_train.core.train.engine import Trainer
 from tui_train.tui.app import build_app
 from tui_train.tui.screens.launcher_screen import LauncherScreen
 from tui_train.tui.widgets.event_log import EventLog

@@ -14,9 +14,9 @@ from textual import events
 
 from tests.functional.helpers import run_async, screen_text, settle, wait_for
 from tui_train.core import events as E
-from tui_train.core import runs as R
 from tui_train.core.config import from_dict, to_toml
-from tui_train.core.runlog import RunLog
+from tui_train.core.run.runlog import RunLog
+from tui_train.core.rundir import runs as R
 from tui_train.core.testing import FakeTrainer
 from tui_train.tui import keys
 from tui_train.tui.app import build_app
@@ -248,7 +248,7 @@ async def test_a_replayed_run_rejects_commands_while_it_is_sent(runs, monkeypatc
     # a replay that is still sending (held here) takes keys: the ReplayTrainer answers them
     import threading
 
-    from tui_train.core import replay
+    from tui_train.core.rundir import replay
 
     hold = threading.Event()
     real = replay.read_history
@@ -268,11 +268,12 @@ async def test_a_replayed_run_rejects_commands_while_it_is_sent(runs, monkeypatc
 
 
 def pretend_live(monkeypatch, *live_dirs: Path) -> None:
-    """Make core.endpoint.probe find a live trainer for ``live_dirs`` (given an endpoint.json), none elsewhere."""
+    """Make core.run.endpoint.probe find a live trainer for ``live_dirs`` (given an endpoint.json), none elsewhere."""
     live = {str(d.resolve()) for d in live_dirs}
     for d in live_dirs:
         (d / "endpoint.json").write_text("{}")
-    monkeypatch.setattr("tui_train.core.endpoint.probe", lambda run_dir, clean=True: (object(), "") if str(Path(run_dir).resolve()) in live
+    monkeypatch.setattr("tui_train.core.run.endpoint.probe",
+                        lambda run_dir, clean=True: (object(), "") if str(Path(run_dir).resolve()) in live
                         else (None, "no live endpoint"))
 
 
@@ -407,7 +408,7 @@ async def test_a_live_run_is_never_deleted(runs, monkeypatch):
         await settle(pilot)
         assert isinstance(app.screen, RunsScreen) and runs.gamma.is_dir()
         assert notes == [f"{runs.gamma.name} is live: stop it first (tui-train ctl {runs.gamma.resolve()} stop)"]
-        cursor_to(screen, runs.alpha)  # listed finished, live by the time it is confirmed: core.runs.delete_run refuses
+        cursor_to(screen, runs.alpha)  # listed finished, live by the time it is confirmed: core.rundir.runs.delete_run refuses
         await pilot.press("x")
         await wait_for(pilot, lambda: isinstance(app.screen, ConfirmDialog))
         pretend_live(monkeypatch, runs.gamma, runs.alpha)

@@ -14,11 +14,11 @@ import pytest
 import torch
 
 from tests.engine_helpers import run_to_end
-from tui_train.core import checkpoint as ckpt
 from tui_train.core import commands as C
 from tui_train.core import events as E
 from tui_train.core.config import from_dict
-from tui_train.core.engine import Trainer
+from tui_train.core.train import checkpoint as ckpt
+from tui_train.core.train.engine import Trainer
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -36,7 +36,7 @@ import json, os, random, select, signal, sys, time
 from pathlib import Path
 import torch
 sys.path.insert(0, sys.argv[1])
-from tui_train.core import checkpoint as ckpt
+from tui_train.core.train import checkpoint as ckpt
 
 folder, rounds = Path(sys.argv[2]), int(sys.argv[3])
 random.seed(1234)

@@ -273,14 +273,14 @@ def test_run_regression_headless_reports_regression_metrics(tmp_path):
     test = summary["test"]
     assert test["r2"] > 0.8, test  # three epochs of the classic 10-5-1 MLP explain most of the variance
     # The same figures computed here from the saved weights' predictions, with numpy formulas
-    # (not core.metrics): a wrong reduction, a swapped mae/mse or a mean over the wrong axis fails.
+    # (not core.train.metrics): a wrong reduction, a swapped mae/mse or a mean over the wrong axis fails.
     import numpy as np
     import torch
 
-    from tui_train.core import checkpoint as ckpt
     from tui_train.core.config import from_dict
-    from tui_train.core.evaluation import _test_data
-    from tui_train.core.runtime import build_model_for
+    from tui_train.core.train import checkpoint as ckpt
+    from tui_train.core.train.evaluation import _test_data
+    from tui_train.core.train.runtime import build_model_for
 
     payload = ckpt.load(run_dir / "checkpoints" / "last.pt")
     cfg, dev, data = _test_data(from_dict(payload["config"]), None, "cpu")
@@ -407,12 +407,12 @@ def test_a_preset_path_that_is_a_folder_is_one_line(tmp_path):
 def test_an_unwritable_runs_dir_and_a_data_dir_that_is_a_file_are_one_line(tmp_path, monkeypatch):
     import errno
 
-    import tui_train.core.engine
+    import tui_train.core.train.engine
 
     def refuse(runs_dir, preset):
         raise PermissionError(errno.EACCES, "Permission denied", str(runs_dir))
 
-    monkeypatch.setattr(tui_train.core.engine, "new_run_dir", refuse)  # root ignores chmod: refuse as the OS would
+    monkeypatch.setattr(tui_train.core.train.engine, "new_run_dir", refuse)  # root ignores chmod: refuse as the OS would
     assert_bad_input(invoke(["run", "digits-mlp", "--headless", "--runs-dir", str(tmp_path / "ro")]),
                      f"runs directory {tmp_path / 'ro'}: cannot create a run directory there (Permission denied")
     monkeypatch.undo()
@@ -428,13 +428,13 @@ def test_a_signal_after_the_run_directory_was_made_marks_it_interrupted(tmp_path
     run directory exists, so it says `interrupted` rather than being left half-made."""
     import signal
 
-    import tui_train.core.serve
+    import tui_train.core.train.serve
     from tui_train.core.errors import StartInterrupted
 
     def interrupted(trainer):
         raise StartInterrupted(signal.SIGTERM)
 
-    monkeypatch.setattr(tui_train.core.serve, "hosting", interrupted)
+    monkeypatch.setattr(tui_train.core.train.serve, "hosting", interrupted)
     handlers = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)}
     with pytest.raises(StartInterrupted):
         invoke(["run", "digits-mlp", "--headless", "--runs-dir", str(tmp_path / "runs")])

@@ -14,11 +14,11 @@ from rich.color import Color
 from tui_train.core import events as E
 from tui_train.core import protocol as P
 from tui_train.core.config import AugmentConfig
-from tui_train.core.data import TensorData
-from tui_train.core.evaluation import evaluate
-from tui_train.core.history import read_history
-from tui_train.core.metrics import ClassificationAccumulator, MistakeCollector, confusion_event, to_uint8_image
-from tui_train.core.runlog import MISTAKES_NAME, RunLog
+from tui_train.core.run.runlog import MISTAKES_NAME, RunLog
+from tui_train.core.rundir.history import read_history
+from tui_train.core.train.data import TensorData
+from tui_train.core.train.evaluation import evaluate
+from tui_train.core.train.metrics import ClassificationAccumulator, MistakeCollector, confusion_event, to_uint8_image
 from tui_train.tui.halfblock import UPPER_HALF, half_block
 from tui_train.tui.widgets.confusion_grid import cell_style, confusion_text, recalls
 from tui_train.tui.widgets.mistake_gallery import gallery_text

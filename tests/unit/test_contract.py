@@ -19,8 +19,8 @@ from tui_train.core import commands as C
 from tui_train.core import events as E
 from tui_train.core.config import from_dict
 from tui_train.core.contract import TrainerLike
-from tui_train.core.engine import Trainer
 from tui_train.core.testing import FakeTrainer
+from tui_train.core.train.engine import Trainer
 
 WATCHDOG_S = 30.0
 """A script that stalls (an acknowledgement that never comes) ends the run as interrupted after this."""
@@ -273,8 +273,8 @@ def test_every_trainer_has_what_the_app_reads(tmp_path):
     """TrainerLike declares every attribute a front end reads, so tui/ needs no getattr guard
     (issue 22 item 5): the engine, the fake, the remote and the replay trainer all have each one,
     and a trainer that is not detachable is never detached."""
-    from tui_train.core.remote import RemoteTrainer
-    from tui_train.core.replay import ReplayTrainer
+    from tui_train.core.live.remote import RemoteTrainer
+    from tui_train.core.rundir.replay import ReplayTrainer
 
     declared = set(TrainerLike.__annotations__)
     assert {"detachable", "detached", "viewers", "run_dir"} <= declared

@@ -1,4 +1,4 @@
-"""core.control.decide: what each command does, decided without threads, torch or a trainer."""
+"""core.run.control.decide: what each command does, decided without threads, torch or a trainer."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import pytest
 
 from tui_train.core import commands as C
 from tui_train.core.config import from_dict
-from tui_train.core.control import Decision, decide, hyperparameters, write_optimizer
+from tui_train.core.run.control import Decision, decide, hyperparameters, write_optimizer
 from tui_train.core.state import TrainingState
 
 SGD = {"lr": 0.05, "momentum": 0.5, "nesterov": False, "weight_decay": 0.0}
@@ -117,7 +117,7 @@ def test_hyperparameters_before_and_after_the_optimizer_exists():
 def test_command_queue_takes_only_the_leading_commands_that_pass():
     import queue as _queue
 
-    from tui_train.core.control import CommandQueue, applies_mid_evaluation
+    from tui_train.core.run.control import CommandQueue, applies_mid_evaluation
 
     q = CommandQueue()
     assert q.empty() and q.take_leading(applies_mid_evaluation) == []

@@ -10,9 +10,9 @@ import torch
 from tests.engine_helpers import run_to_end as events_of
 from tui_train.core import commands as C
 from tui_train.core import events as E
-from tui_train.core.checkpoint import load
 from tui_train.core.config import from_dict
-from tui_train.core.engine import Trainer
+from tui_train.core.train.checkpoint import load
+from tui_train.core.train.engine import Trainer
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
 

@@ -1,4 +1,4 @@
-"""core.data: splits, seeded order, exact resume, normalization, augmentation, user datasets, MNIST."""
+"""core.train.data: splits, seeded order, exact resume, normalization, augmentation, user datasets, MNIST."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ import pytest
 import torch
 
 from tui_train.core.config import AugmentConfig, ConfigError, DataConfig
-from tui_train.core.data import DataError, epoch_order, load_data, load_digits_arrays
+from tui_train.core.train.data import DataError, epoch_order, load_data, load_digits_arrays
 
 CPU = torch.device("cpu")
 AUG = AugmentConfig(rotation=15.0, translate=0.1, crop_padding=2)
@@ -411,7 +411,7 @@ def test_spawned_workers_import_only_the_user_files_the_dataset_needs(user_file,
 
 
 def test_uint8_channel_stats_match_the_float_computation():
-    from tui_train.core.data import _channel_stats, _uint8_channel_stats
+    from tui_train.core.train.data import _channel_stats, _uint8_channel_stats
 
     g = torch.Generator().manual_seed(0)
     x = torch.randint(0, 256, (300, 3, 5, 7), dtype=torch.uint8, generator=g)

@@ -6,9 +6,9 @@ from __future__ import annotations
 import pytest
 import torch
 
-from tui_train.core.data import DataError, TensorData
-from tui_train.core.distributed import DistributedError, World, from_env, rng_from_json, rng_to_json
-from tui_train.core.launch import torchrun_command
+from tui_train.core.live.launch import torchrun_command
+from tui_train.core.train.data import DataError, TensorData
+from tui_train.core.train.distributed import DistributedError, World, from_env, rng_from_json, rng_to_json
 
 
 def data_of(n: int) -> TensorData:
@@ -82,7 +82,7 @@ def test_the_environment_names_the_rank_and_a_broken_one_is_one_line():
 def test_rng_states_travel_as_json_and_come_back_equal():
     import json
 
-    from tui_train.core import checkpoint as ckpt
+    from tui_train.core.train import checkpoint as ckpt
 
     state = ckpt.rng_state(torch.device("cpu"))
     back = rng_from_json(json.loads(json.dumps(rng_to_json(state))))
@@ -142,7 +142,7 @@ def _fake_group(tmp_path, statuses: list[str], codes: list[int]):
 def test_supervise_restarts_a_failed_group_and_only_that(tmp_path, statuses, codes, restarts, attempts, code):
     import io
 
-    from tui_train.core.launch import supervise
+    from tui_train.core.live.launch import supervise
 
     out = io.StringIO()
     assert supervise(_fake_group(tmp_path, statuses, codes), tmp_path, restarts, out=out) == code
@@ -157,7 +157,7 @@ def test_a_signal_to_the_supervisor_reaches_the_group_once_and_starts_no_other(t
     import sys
     import threading
 
-    from tui_train.core.launch import supervise
+    from tui_train.core.live.launch import supervise
 
     script = tmp_path / "group.py"
     script.write_text(

@@ -1,4 +1,4 @@
-"""The start-up dry run (core/dryrun.py): a model that does not fit its data is refused in
+"""The start-up dry run (core/train/dryrun.py): a model that does not fit its data is refused in
 Trainer.prepare with one line naming the key, the spec, what came back and what was expected,
 before a run directory exists; the common output forms train; and the dry run changes nothing a
 run's weights or exact resume depend on."""
@@ -14,8 +14,8 @@ import torch
 
 from tests.engine_helpers import run_to_end
 from tui_train.core.config import ConfigError, from_dict
-from tui_train.core.engine import Trainer
-from tui_train.core.runlog import RunLog
+from tui_train.core.run.runlog import RunLog
+from tui_train.core.train.engine import Trainer
 
 HEADER = """
 import torch
@@ -225,7 +225,7 @@ def test_multi_output_regression_with_a_builtin_model(tmp_path):
 
     test = json.loads((trainer.run_dir / "summary.json").read_text())["test"]
     assert test["r2"] > 0.5 and test["mse"] >= 0 and test["mae"] >= 0
-    from tui_train.core.checkpoint import load
+    from tui_train.core.train.checkpoint import load
 
     saved = sorted((trainer.run_dir / "checkpoints").glob("*.pt"))
     assert saved and load(saved[-1])["output_dim"] == 2
@@ -274,7 +274,7 @@ def test_the_dry_run_restores_rng_buffers_and_mode_in_prepare(tmp_path):
     trainer = Trainer(cfg(model="cnn", model__channels=[4], model__dropout=0.2), runs_dir=tmp_path / "runs")
     trainer.dry_run = False
     trainer.prepare()
-    from tui_train.core.dryrun import dry_run
+    from tui_train.core.train.dryrun import dry_run
 
     rt = trainer.p.rt
     before_rng = torch.get_rng_state()

@@ -15,9 +15,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from tui_train.core import commands as C
-from tui_train.core import endpoint as EP
 from tui_train.core import events as E
 from tui_train.core import protocol as P
+from tui_train.core.run import endpoint as EP
 
 
 @pytest.fixture

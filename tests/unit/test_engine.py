@@ -17,9 +17,9 @@ from tests.engine_helpers import Running
 from tests.nan_model import SPEC as NAN_SPEC
 from tui_train.core import commands as C
 from tui_train.core import events as E
-from tui_train.core.checkpoint import load
 from tui_train.core.config import RunConfig, from_dict
-from tui_train.core.engine import Trainer
+from tui_train.core.train.checkpoint import load
+from tui_train.core.train.engine import Trainer
 
 TIMEOUT = 60.0
 
@@ -469,7 +469,7 @@ def test_commands_behind_a_pause_wait_for_the_step_boundary_in_order(tmp_path):
 
 @pytest.mark.parametrize("native", ["", "AVX512-BF16"])
 def test_bf16_auto_is_on_only_where_the_device_has_native_bfloat16(tmp_path, monkeypatch, native):
-    from tui_train.core import runtime
+    from tui_train.core.train import runtime
 
     monkeypatch.setattr(runtime, "native_bf16", lambda device: native)
     assert runtime.resolve_bf16("auto", torch.device("cpu"))[0] is bool(native)
@@ -486,7 +486,7 @@ def test_bf16_auto_is_on_only_where_the_device_has_native_bfloat16(tmp_path, mon
 
 
 def test_native_bf16_probe_answers_for_this_machine():
-    from tui_train.core.runtime import native_bf16
+    from tui_train.core.train.runtime import native_bf16
 
     assert native_bf16(torch.device("cpu")) in ("", "AMX", "AVX512-BF16")
     assert native_bf16(torch.device("meta")) == ""

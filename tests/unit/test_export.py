@@ -11,7 +11,7 @@ from safetensors.torch import load_file
 from typer.testing import CliRunner
 
 from tui_train.core.config import from_dict
-from tui_train.core.engine import Trainer
+from tui_train.core.train.engine import Trainer
 from tui_train.tui.cli import app
 
 
@@ -287,7 +287,7 @@ def test_a_user_model_on_a_user_dataset_exports_a_program_that_needs_neither_fil
 
 
 def test_a_tuple_output_two_target_regression_exports_a_program_of_two_outputs(tmp_path, monkeypatch):
-    """The output adapter (core.models.model_output) is traced into the program: a user model
+    """The output adapter (core.train.models.model_output) is traced into the program: a user model
     that returns (predictions, features) on 2-value targets exports as a program of [N, 2]
     predictions, and `tui-train eval` of it reproduces the run's test metrics."""
     import json

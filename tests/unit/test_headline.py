@@ -4,7 +4,7 @@ metric plot and epoch table, the event log, the overlay and the runs list's test
 from __future__ import annotations
 
 from tui_train.core.headline import HEADLINE_METRICS, headline_in_steps, headline_metric, headline_value
-from tui_train.core.runs import RunRow
+from tui_train.core.rundir.runs import RunRow
 from tui_train.tui import format as fmt
 from tui_train.tui.screens.runs_screen import cells
 

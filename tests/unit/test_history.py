@@ -6,8 +6,8 @@ import math
 import shutil
 
 from tui_train.core import events as E
-from tui_train.core.history import read_history, read_records
-from tui_train.core.runlog import OTHER_METRICS_NAME, STEPS_NAME, RunLog
+from tui_train.core.run.runlog import OTHER_METRICS_NAME, STEPS_NAME, RunLog
+from tui_train.core.rundir.history import read_history, read_records
 
 
 def write_run(run_dir, n_steps: int, spike_at: int | None = None, nan_at: int | None = None) -> None:

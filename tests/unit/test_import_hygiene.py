@@ -21,8 +21,8 @@ def _root(name: str) -> str:
 
 
 def test_importing_core_loads_no_ui_module():
-    modules = ["tui_train", "tui_train.core", "tui_train.core.config", "tui_train.core.engine", "tui_train.core.data",
-               "tui_train.core.models", "tui_train.core.headless", "tui_train.core.checkpoint"]
+    modules = ["tui_train", "tui_train.core", "tui_train.core.config", "tui_train.core.train.engine", "tui_train.core.train.data",
+               "tui_train.core.train.models", "tui_train.core.run.headless", "tui_train.core.train.checkpoint"]
     modules += sorted({f"tui_train.core.{p.stem}" for p in CORE.glob("*.py") if p.stem != "__init__"} - set(modules))
     code = (
         "import importlib, json, sys\n"
@@ -68,7 +68,7 @@ def test_no_source_imports_a_module_that_is_not_a_dependency(folder):  # bench/ 
 
 
 def test_loading_the_default_data_imports_no_scikit_learn():
-    code = ("import sys, torch\nfrom tui_train.core.config import DataConfig\nfrom tui_train.core.data import load_data\n"
+    code = ("import sys, torch\nfrom tui_train.core.config import DataConfig\nfrom tui_train.core.train.data import load_data\n"
             "load_data(DataConfig(dataset='digits'), torch.device('cpu'), seed=0)\n"
             f"print(sorted(n for n in sys.modules if n.split('.')[0] in {NOT_DEPENDENCIES!r}))\n")
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, cwd=REPO)

@@ -19,8 +19,8 @@ from tui_train.core import commands as C
 from tui_train.core import events as E
 from tui_train.core import limits
 from tui_train.core.config import ConfigError, from_dict
-from tui_train.core.engine import Trainer
 from tui_train.core.testing import FakeTrainer
+from tui_train.core.train.engine import Trainer
 from tui_train.tui.screens.hyperparameter_dialog import parse_hyperparameter
 from tui_train.tui.screens.learning_rate_dialog import parse_learning_rate
 

@@ -13,12 +13,13 @@ import pytest
 import torch
 
 from tui_train.core import commands as C
-from tui_train.core import control, lr_sweep
 from tui_train.core import events as E
 from tui_train.core import lr_find as L
 from tui_train.core.config import from_dict
-from tui_train.core.engine import Trainer
+from tui_train.core.run import control
 from tui_train.core.state import TrainingState
+from tui_train.core.train import lr_sweep
+from tui_train.core.train.engine import Trainer
 
 
 def test_the_valley_is_the_middle_of_the_longest_descent():

@@ -1,4 +1,4 @@
-"""core.metrics against hand-computed values and a NumPy reference written from the definitions.
+"""core.train.metrics against hand-computed values and a NumPy reference written from the definitions.
 
 The reference follows scikit-learn's semantics (the tests compared with it before it stopped being
 a dependency, issue 14): macro averages over the given classes, 0 where a ratio is 0/0.
@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import torch
 
-from tui_train.core.metrics import (
+from tui_train.core.train.metrics import (
     ClassificationAccumulator,
     RegressionAccumulator,
     classification_metrics,

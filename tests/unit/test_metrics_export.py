@@ -12,9 +12,9 @@ from pathlib import Path
 import pytest
 
 from tui_train.core import events as E
-from tui_train.core.history import read_records
-from tui_train.core.metrics_export import MISSING_TENSORBOARD, ExportError, export_csv, export_tensorboard
-from tui_train.core.runlog import STEPS_NAME, RunLog
+from tui_train.core.run.runlog import STEPS_NAME, RunLog
+from tui_train.core.rundir.history import read_records
+from tui_train.core.rundir.metrics_export import MISSING_TENSORBOARD, ExportError, export_csv, export_tensorboard
 
 HEADER = ["step", "epoch", "train_loss", "train_acc", "lr", "samples_per_second", "train_epoch_loss", "train_epoch_accuracy",
           "val_loss", "val_accuracy", "val_f1", "test_loss", "test_accuracy", "test_precision"]

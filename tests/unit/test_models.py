@@ -1,4 +1,4 @@
-"""core.models and core.plugins: builtin shapes, init, summaries, user models and one-line errors."""
+"""core.train.models and core.plugins: builtin shapes, init, summaries, user models and one-line errors."""
 
 from __future__ import annotations
 
@@ -9,8 +9,8 @@ import torch
 from torch import nn
 
 from tui_train.core.config import ConfigError, ModelConfig
-from tui_train.core.models import build_model, count_params, describe_model
 from tui_train.core.plugins import load_object
+from tui_train.core.train.models import build_model, count_params, describe_model
 
 
 @pytest.mark.parametrize("name, shape, hidden", [

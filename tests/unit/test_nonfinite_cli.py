@@ -9,7 +9,7 @@ import torch
 from typer.testing import CliRunner
 
 from tests.nan_model import SPEC as NAN_SPEC
-from tui_train.core.checkpoint import load
+from tui_train.core.train.checkpoint import load
 from tui_train.tui.cli import app
 
 

@@ -15,15 +15,15 @@ import torch
 from typer.testing import CliRunner
 
 from tests.engine_helpers import run_to_end
-from tui_train.core import checkpoint as ckpt
 from tui_train.core import commands as C
 from tui_train.core import events as E
-from tui_train.core import launch
-from tui_train.core import runs as R
 from tui_train.core.config import from_dict, to_dict, to_toml
-from tui_train.core.engine import Trainer
-from tui_train.core.headless import EXIT_CODES
-from tui_train.core.runlog import RunLog
+from tui_train.core.live import launch
+from tui_train.core.run.headless import EXIT_CODES
+from tui_train.core.run.runlog import RunLog
+from tui_train.core.rundir import runs as R
+from tui_train.core.train import checkpoint as ckpt
+from tui_train.core.train.engine import Trainer
 from tui_train.tui.cli import app
 
 FULL = "PytorchStreamWriter failed writing file data/0: file write failed: No space left on device"

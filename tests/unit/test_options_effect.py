@@ -18,10 +18,10 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from tui_train.core import engine as engine_module
 from tui_train.core import events as E
 from tui_train.core.config import from_dict
-from tui_train.core.engine import Trainer
+from tui_train.core.train import engine as engine_module
+from tui_train.core.train.engine import Trainer
 
 
 def config(**sections) -> object:

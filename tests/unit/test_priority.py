@@ -1,5 +1,5 @@
 """A viewer draws at a lower CPU priority than training, and the trainers it starts keep the
-priority the viewer started with (core.spawn.lower_ui_priority)."""
+priority the viewer started with (core.live.spawn.lower_ui_priority)."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ REPO = Path(__file__).resolve().parents[2]
 PROBE = r"""
 import json, os, subprocess, sys, threading
 sys.path.insert(0, sys.argv[1])
-from tui_train.core import spawn
+from tui_train.core.live import spawn
 
 def nice_of_child():
     out = subprocess.run([sys.executable, "-c", "import os; print(os.nice(0))"], capture_output=True, text=True)

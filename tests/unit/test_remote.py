@@ -1,7 +1,7 @@
 """A real trainer process behind its control endpoint: start, several viewers, detach, attach, end.
 
-Each test starts the trainer process as `tui-train run` does (core.serve, its own session), on a
-tiny digits run, and drives it with core.remote.RemoteTrainer and core.endpoint.Connection.
+Each test starts the trainer process as `tui-train run` does (core.train.serve, its own session), on a
+tiny digits run, and drives it with core.live.remote.RemoteTrainer and core.run.endpoint.Connection.
 """
 
 from __future__ import annotations
@@ -19,8 +19,8 @@ from tui_train.core import commands as C
 from tui_train.core import events as E
 from tui_train.core import protocol as P
 from tui_train.core.config import from_dict
-from tui_train.core.endpoint import POINTER, Connection, live_runs, probe
-from tui_train.core.remote import RemoteTrainer
+from tui_train.core.live.remote import RemoteTrainer
+from tui_train.core.run.endpoint import POINTER, Connection, live_runs, probe
 
 
 def tiny(epochs: int = 200, **train):

@@ -1,4 +1,4 @@
-"""A finished run replayed from its files (core.replay.ReplayTrainer): every recorded event once, in
+"""A finished run replayed from its files (core.rundir.replay.ReplayTrainer): every recorded event once, in
 order; commands rejected; a run without its ending shown as its files end, no status made up."""
 
 from __future__ import annotations
@@ -11,9 +11,9 @@ from pathlib import Path
 
 from tui_train.core import commands as C
 from tui_train.core import events as E
-from tui_train.core.history import read_history
-from tui_train.core.replay import NO_SUMMARY, REJECTED, ReplayTrainer
-from tui_train.core.runlog import RunLog
+from tui_train.core.run.runlog import RunLog
+from tui_train.core.rundir.history import read_history
+from tui_train.core.rundir.replay import NO_SUMMARY, REJECTED, ReplayTrainer
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -161,7 +161,7 @@ def test_the_stop_event_ends_the_replay_early(tmp_path):
 
 def test_replaying_imports_no_torch(tmp_path):
     write_run(tmp_path / "run")
-    code = ("import sys\nfrom core.replay import ReplayTrainer\n"
+    code = ("import sys\nfrom core.rundir.replay import ReplayTrainer\n"
             f"ReplayTrainer({str(tmp_path / 'run')!r}).run()\nprint(sorted(m for m in sys.modules if m.split('.')[0] == 'torch'))\n")
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, cwd=REPO)
     assert proc.returncode == 0, proc.stderr

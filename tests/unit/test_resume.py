@@ -12,9 +12,9 @@ import torch
 
 from tui_train.core import commands as C
 from tui_train.core import events as E
-from tui_train.core.checkpoint import load
 from tui_train.core.config import from_dict, to_dict
-from tui_train.core.engine import Trainer
+from tui_train.core.train.checkpoint import load
+from tui_train.core.train.engine import Trainer
 
 CHANGE_AT = 4  # the live LR change is submitted when step 4 is reported, so it applies before step 5
 NEW_LR = 0.0123
@@ -112,7 +112,7 @@ def test_resume_in_the_default_mode_is_bit_identical_too(tmp_path, monkeypatch):
     """Not only in deterministic mode: the run's thread count (measured once, before the first
     step) is recorded in the checkpoint and reused, so the resumed steps compute as the
     uninterrupted run's did, even where measuring again would choose another count (issue 20, defect 8)."""
-    import tui_train.core.threads as threads
+    import tui_train.core.train.threads as threads
 
     raw = to_dict(config())
     raw["train"]["deterministic"] = False

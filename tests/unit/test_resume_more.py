@@ -22,9 +22,9 @@ import torch
 
 from tui_train.core import commands as C
 from tui_train.core import events as E
-from tui_train.core.checkpoint import load
 from tui_train.core.config import from_dict
-from tui_train.core.engine import Trainer
+from tui_train.core.train.checkpoint import load
+from tui_train.core.train.engine import Trainer
 
 
 @pytest.fixture(autouse=True)
@@ -114,7 +114,7 @@ def test_batchnorm_cnn_resume_is_bit_identical_running_stats_included(tmp_path, 
     ref, steps = check_resumes(config, tmp_path)
     buffers = dict(ref.model.named_buffers())
     assert any(k.endswith("running_mean") for k in buffers) and any(k.endswith("num_batches_tracked") for k in buffers)
-    # every training batch counted once (the model's shape probe none: core/models.py CNN)
+    # every training batch counted once (the model's shape probe none: core/train/models.py CNN)
     assert int(next(v for k, v in buffers.items() if k.endswith("num_batches_tracked"))) == ref.p.rt.batches_per_epoch * 2
     assert ref.steps_per_epoch in steps  # the first epoch boundary was among the resume points
 

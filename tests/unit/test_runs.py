@@ -11,10 +11,10 @@ import pytest
 
 from tests.engine_helpers import run_to_end
 from tui_train.core import events as E
-from tui_train.core import runs as R
 from tui_train.core.config import from_dict, to_toml
-from tui_train.core.engine import Trainer
-from tui_train.core.runlog import RunLog
+from tui_train.core.run.runlog import RunLog
+from tui_train.core.rundir import runs as R
+from tui_train.core.train.engine import Trainer
 
 
 def make_run(root: Path, name: str, *, lr: float = 1e-3, status: str | None = "completed", best: float = 0.9,
@@ -85,7 +85,8 @@ def test_rows_sort_by_any_column_and_missing_values_go_last(runs):
 def test_live_runs_come_first(runs, monkeypatch):
     root, a, _b, _c = runs
     (a / "endpoint.json").write_text("{}")
-    monkeypatch.setattr("tui_train.core.endpoint.probe", lambda run_dir, clean=True: (object(), "") if Path(run_dir) == a else (None, "no"))
+    monkeypatch.setattr("tui_train.core.run.endpoint.probe",
+                        lambda run_dir, clean=True: (object(), "") if Path(run_dir) == a else (None, "no"))
     rows = R.list_runs(root)
     assert rows[0].name == a.name and rows[0].live and rows[0].status == "running"
 
@@ -113,7 +114,8 @@ def test_deleting_a_run_removes_it_and_never_a_live_one(runs, monkeypatch):
     root, a, _b, c = runs
     R.delete_run(c)
     assert not c.exists()
-    monkeypatch.setattr("tui_train.core.endpoint.probe", lambda run_dir, clean=True: (object(), ""))
+    monkeypatch.setattr("tui_train.core.run.endpoint.probe",
+                        lambda run_dir, clean=True: (object(), ""))
     with pytest.raises(ValueError, match="live"):
         R.delete_run(a)
     assert a.exists()

@@ -80,7 +80,7 @@ def test_the_hangup_watchdog_uses_the_same_rule(tmp_path, status, want):
 def test_a_replayed_failure_stays_failed(tmp_path):
     """The replay folds with the same rule as the app: it once let a status reported after
     RunFailed replace ``failed``, where the app kept the failure (issue 22 item 6)."""
-    from tui_train.core.replay import ReplayTrainer
+    from tui_train.core.rundir.replay import ReplayTrainer
 
     replay = ReplayTrainer(tmp_path)
     for ev in (E.StatusChanged(status="running", reason="started"),

@@ -11,9 +11,9 @@ import types
 import torch
 
 from tui_train.core import events as E
-from tui_train.core import system
-from tui_train.core.history import MAX_SYSTEM_SAMPLES, read_history
-from tui_train.core.runlog import OTHER_METRICS_NAME, RunLog
+from tui_train.core.run import system
+from tui_train.core.run.runlog import OTHER_METRICS_NAME, RunLog
+from tui_train.core.rundir.history import MAX_SYSTEM_SAMPLES, read_history
 
 
 class _NVMLError(Exception):
@@ -125,8 +125,8 @@ def test_samples_go_to_metrics_jsonl_only_and_a_viewer_gets_the_newest(tmp_path)
 def test_a_run_records_its_samples_and_the_readers_of_metrics_jsonl_take_them(tmp_path):
     from tui_train.core import commands as C
     from tui_train.core.config import from_dict
-    from tui_train.core.engine import Trainer
-    from tui_train.core.metrics_export import export_csv
+    from tui_train.core.rundir.metrics_export import export_csv
+    from tui_train.core.train.engine import Trainer
 
     cfg = from_dict({"name": "t", "data": {"dataset": "digits"}, "train": {"max_steps": 10, "log_every": 5}})
     trainer = Trainer(cfg, runs_dir=tmp_path)

@@ -14,12 +14,12 @@ from tests.unit.test_cli import assert_bad_input
 from tests.unit.test_config import assert_one_line
 from tui_train.core import events as E
 from tui_train.core.config import ConfigError, from_dict, load_config
-from tui_train.core.engine import Trainer
-from tui_train.core.meters import EpochTotals
-from tui_train.core.metrics import classification_metrics, regression_metrics
-from tui_train.core.runs import read_row
-from tui_train.core.runtime import check_task_fit
+from tui_train.core.rundir.runs import read_row
 from tui_train.core.target import METRICS, Target, allowed_metrics, parse_target
+from tui_train.core.train.engine import Trainer
+from tui_train.core.train.meters import EpochTotals
+from tui_train.core.train.metrics import classification_metrics, regression_metrics
+from tui_train.core.train.runtime import check_task_fit
 from tui_train.tui.cli import app
 
 

@@ -9,13 +9,13 @@ from pathlib import Path
 import pytest
 import torch
 
-import tui_train.core.threads as threads
+import tui_train.core.train.threads as threads
 from tests.engine_helpers import run_to_end
 from tui_train.core import events as E
-from tui_train.core.checkpoint import load
 from tui_train.core.config import from_dict
-from tui_train.core.engine import Trainer
-from tui_train.core.threads import thread_candidates
+from tui_train.core.train.checkpoint import load
+from tui_train.core.train.engine import Trainer
+from tui_train.core.train.threads import thread_candidates
 
 
 @pytest.fixture(autouse=True)
@@ -62,7 +62,7 @@ def test_choose_threads_picks_the_fastest(monkeypatch):
 
 
 def test_a_tie_within_the_noise_goes_to_the_fewest_threads(monkeypatch):
-    from tui_train.core.threads import NOISE
+    from tui_train.core.train.threads import NOISE
 
     for ratio, expect in ((1.0 + NOISE / 2, 1), (1.0 + 3 * NOISE, 2)):  # 2 threads a little faster / clearly faster
         state, step = _fake_clock(monkeypatch, {2: 0.001, 1: 0.001 * ratio})

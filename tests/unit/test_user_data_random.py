@@ -12,7 +12,7 @@ import torch
 from tests.engine_helpers import run_to_end
 from tui_train.core import events as E
 from tui_train.core.config import from_dict
-from tui_train.core.engine import Trainer
+from tui_train.core.train.engine import Trainer
 
 COUNTING = """
     import torch
@@ -110,7 +110,7 @@ def test_a_deterministic_dataset_is_still_held_as_tensors(counting):
 def test_a_torchvision_random_transform_is_a_signal_without_reading(counting):
     import torchvision.transforms as T
 
-    from tui_train.core.data import random_transform
+    from tui_train.core.train.data import random_transform
 
     class WithTransform(torch.utils.data.Dataset):
         transform = T.Compose([T.RandomRotation(10), T.ToTensor()])

@@ -23,8 +23,8 @@ from hypothesis import strategies as st
 from tests.e2e.test_headless_signals import tui_cmd
 from tests.engine_helpers import run_to_end
 from tui_train.core.config import ConfigError, from_dict
-from tui_train.core.data import DataError
-from tui_train.core.engine import Trainer
+from tui_train.core.train.data import DataError
+from tui_train.core.train.engine import Trainer
 
 DATASET = """
 import torch

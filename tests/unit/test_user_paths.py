@@ -117,7 +117,7 @@ def test_an_oversized_model_is_refused_in_one_line_before_any_allocation(tmp_pat
 
 
 def test_a_model_larger_than_the_memory_available_is_refused(monkeypatch):
-    import tui_train.core.models as M
+    import tui_train.core.train.models as M
     from tui_train.core.config import ConfigError, ModelConfig
 
     monkeypatch.setattr(M, "available_memory", lambda: 1000)  # 1 KB left

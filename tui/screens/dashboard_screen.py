@@ -364,7 +364,7 @@ class DashboardScreen(Screen):
             self._submit(C.Rollback(0.5))
         elif choice == "resume":
             self._submit(C.Resume())
-        elif choice == "stop":  # a Stop in a non-finite pause restores the last good weights first (core.control)
+        elif choice == "stop":  # a Stop in a non-finite pause restores the last good weights first (core.run.control)
             self._submit(C.Stop("non-finite loss"))
         else:
             self.app.notify("Still paused: b rolls back (LR halved), space resumes, e stops.",

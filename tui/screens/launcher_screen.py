@@ -25,8 +25,8 @@ from textual.widgets.option_list import Option, OptionDoesNotExist
 from tui_train.core import config as cfgmod
 from tui_train.core.config import ConfigError, RunConfig
 from tui_train.core.errors import first_line
+from tui_train.core.live.spawn import run_lr_find
 from tui_train.core.lr_find import Curve, SweepError
-from tui_train.core.spawn import run_lr_find
 from tui_train.tui import format as fmt
 from tui_train.tui import keys
 from tui_train.tui.screens.lr_find_screen import LrFindScreen
@@ -44,7 +44,7 @@ line) when there is none."""
 
 
 def subprocess_lr_finder(cfg: RunConfig, cancel: threading.Event, **options: float) -> Curve:
-    """The launcher's LR range test: :func:`core.spawn.run_lr_find` (torch never loads here);
+    """The launcher's LR range test: :func:`core.live.spawn.run_lr_find` (torch never loads here);
     ``options``: start, end, steps."""
     return run_lr_find(cfg, cancel=cancel, **options)[0]
 
@@ -88,7 +88,7 @@ class LauncherScreen(Screen):
         def __init__(self, runs: Sequence[object]) -> None:
             super().__init__()
             self.runs = list(runs)
-            """The live runs shown (:class:`core.endpoint.Pointer` entries, newest first)."""
+            """The live runs shown (:class:`core.run.endpoint.Pointer` entries, newest first)."""
 
     class RunsRequested(Message):
         """r: the user wants the Runs screen (every run under the runs folder, past and live)."""
@@ -98,7 +98,7 @@ class LauncherScreen(Screen):
                  live: Sequence[object] = ()) -> None:
         super().__init__()
         self.live = list(live)
-        """Runs training now (:class:`core.endpoint.Pointer` entries, newest first), shown first; `a` attaches."""
+        """Runs training now (:class:`core.run.endpoint.Pointer` entries, newest first), shown first; `a` attaches."""
         self.overrides = list(overrides)
         """``--set`` texts from the command line, applied to every preset loaded here."""
         self.presets_dirs = list(presets_dirs)

@@ -3,7 +3,7 @@ suggestion marked; Enter dismisses with the suggestion (the caller applies it), 
 
 It opens while the sweep runs ("running…") and is handed the curve (:meth:`LrFindScreen.show_curve`)
 or the reason there is none (:meth:`LrFindScreen.show_error`): in the launcher from a subprocess
-(:func:`core.spawn.run_lr_find`), on a paused run's dashboard from the trainer's
+(:func:`core.live.spawn.run_lr_find`), on a paused run's dashboard from the trainer's
 LearningRateFound event.
 """
 

@@ -19,7 +19,7 @@ from textual.screen import Screen
 from textual.widgets import Footer, Static
 
 from tui_train.core.headline import HEADLINE_METRICS, headline_metric
-from tui_train.core.runs import RunRow
+from tui_train.core.rundir.runs import RunRow
 from tui_train.tui import format as fmt
 from tui_train.tui import keys
 from tui_train.tui.format import printable

@@ -29,7 +29,7 @@ def age(seconds: float) -> str:
 
 
 def run_dir_of(run: object) -> Path:
-    """The run directory of a live-run entry (a :class:`core.endpoint.Pointer`, or a path)."""
+    """The run directory of a live-run entry (a :class:`core.run.endpoint.Pointer`, or a path)."""
     return Path(getattr(run, "run_dir", run))
 
 
@@ -53,7 +53,7 @@ class RunPicker(ModalScreen[Path | None]):
     def __init__(self, runs: Sequence[object]) -> None:
         super().__init__()
         self.runs = list(runs)
-        """Live runs: :class:`core.endpoint.Pointer` entries (or run directories)."""
+        """Live runs: :class:`core.run.endpoint.Pointer` entries (or run directories)."""
 
     def compose(self) -> ComposeResult:
         now = time.time()

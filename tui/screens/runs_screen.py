@@ -1,7 +1,7 @@
 """The Runs screen: every run under the runs folder, past and live, in one table (``tui-train runs``,
 or r in the launcher).
 
-Rows come from :func:`core.runs.list_runs` (small files only, never the histories), read again
+Rows come from :func:`core.rundir.runs.list_runs` (small files only, never the histories), read again
 whenever the screen is shown. Typing filters (every word must appear in some column), o or a
 header click sorts, Enter opens a run (a live one attached, a finished one replayed from its files
 on a :class:`ReplayDashboard`), space marks runs for v (their curves on shared axes:
@@ -31,7 +31,7 @@ from textual.widgets import DataTable, Footer, Input, Label, Static
 
 from tui_train.core import commands as C
 from tui_train.core.headline import headline_value
-from tui_train.core.runs import RunRow, config_diff, delete_run, list_runs, read_row
+from tui_train.core.rundir.runs import RunRow, config_diff, delete_run, list_runs, read_row
 from tui_train.tui import format as fmt
 from tui_train.tui import keys
 from tui_train.tui.screens.confirm_dialog import YES, ConfirmDialog
@@ -54,7 +54,7 @@ COLUMNS: tuple[tuple[str, str, str], ...] = (
     ("parent", "parent", "parent"),
     ("run", "run", "name"),
 )
-"""(header, column key, :data:`core.runs.SORT_KEYS` entry it sorts by ('' : not sortable))."""
+"""(header, column key, :data:`core.rundir.runs.SORT_KEYS` entry it sorts by ('' : not sortable))."""
 
 SORTABLE: tuple[str, ...] = tuple(sort for _, _, sort in COLUMNS if sort)
 """The sort keys o cycles through, in column order."""
@@ -109,7 +109,7 @@ def matches(row: RunRow, query: str) -> bool:
 
 
 def sort_rows(rows: list[RunRow], key: str, reverse: bool) -> list[RunRow]:
-    """``rows`` ordered as :func:`core.runs.list_runs` orders them: by ``key`` (ties in folder name
+    """``rows`` ordered as :func:`core.rundir.runs.list_runs` orders them: by ``key`` (ties in folder name
     order), missing values last, live runs first."""
     by_name = sorted(rows, key=lambda r: r.name)
     present = sorted((r for r in by_name if not r.sort_value(key)[0]), key=lambda r: r.sort_value(key), reverse=reverse)
@@ -150,7 +150,7 @@ class NameHeader:
 
 
 class ConfigDiffScreen(ModalScreen[None]):
-    """The config keys whose values differ between some runs (:func:`core.runs.config_diff`); Esc, q or c closes."""
+    """The config keys whose values differ between some runs (:func:`core.rundir.runs.config_diff`); Esc, q or c closes."""
 
     BINDINGS = [("escape", "close", "Close"), ("q", "close", "Close"), ("c", "close", "Close")]
 
@@ -187,7 +187,7 @@ class ConfigDiffScreen(ModalScreen[None]):
 
 
 class ReplayDashboard(DashboardScreen):
-    """A finished run's dashboard, fed from its files (:class:`core.replay.ReplayTrainer`); Esc goes back to the runs."""
+    """A finished run's dashboard, fed from its files (:class:`core.rundir.replay.ReplayTrainer`); Esc goes back to the runs."""
 
     BINDINGS = keys.bindings(keys.REPLAY_KEYS)
 
@@ -232,13 +232,13 @@ class RunsScreen(Screen[None]):
         self.runs_dir = Path(runs_dir)
         """The folder listed."""
         self.rows: list[RunRow] = []
-        """Every run found at the last reload (:func:`core.runs.list_runs`)."""
+        """Every run found at the last reload (:func:`core.rundir.runs.list_runs`)."""
         self.shown: list[RunRow] = []
         """The rows in the table: filtered, sorted."""
         self.marked: dict[str, None] = {}
         """Run directories marked with space, in marking order (an ordered set)."""
         self.sort_key = "started"
-        """The column the rows are sorted by (a :data:`core.runs.SORT_KEYS` entry)."""
+        """The column the rows are sorted by (a :data:`core.rundir.runs.SORT_KEYS` entry)."""
         self.reverse = True
         """Largest (newest) first."""
         self.query_text = ""

@@ -1,6 +1,6 @@
 """Several runs' curves on shared axes: one colour per run, x by step, epoch or relative time, smoothing.
 
-Each run's curves are read once from its files (:func:`core.history.read_history`, step metrics
+Each run's curves are read once from its files (:func:`core.rundir.history.read_history`, step metrics
 thinned to :data:`MAX_POINTS`) and cached per run (:func:`load_curves`); a redraw only picks the
 x column, smooths when asked (cached too) and decimates to about twice the widget's width, so eight
 overlaid runs cost a plotext build on a few thousand points. A fork continues its parent's step
@@ -149,7 +149,7 @@ _cache_lock = threading.Lock()
 
 
 def _files_key(run_dir: Path) -> tuple:
-    from tui_train.core.runlog import OTHER_METRICS_NAME, STEPS_NAME
+    from tui_train.core.run.runlog import OTHER_METRICS_NAME, STEPS_NAME
 
     key = []
     for name in ("events.jsonl", "metrics.jsonl", STEPS_NAME, OTHER_METRICS_NAME):
@@ -163,7 +163,7 @@ def _files_key(run_dir: Path) -> tuple:
 
 def load_curves(run_dir: Path) -> RunCurves:
     """A run's curves, read from its files once and cached (read again when its files changed)."""
-    from tui_train.core.history import read_history
+    from tui_train.core.rundir.history import read_history
 
     run_dir = Path(run_dir)
     key = _files_key(run_dir)

@@ -1,5 +1,5 @@
-"""Starting our own child processes: a trainer process (:mod:`tui_train.core.serve`) and the
-launcher's LR range test (:mod:`tui_train.core.lr_sweep`), written once.
+"""Starting our own child processes: a trainer process (:mod:`tui_train.core.train.serve`) and the
+launcher's LR range test (:mod:`tui_train.core.train.lr_sweep`), written once.
 
 Both are ``python -P -c CODE`` (``-P``: the user's working folder is not put first on the child's
 path), handed a JSON spec on stdin, with stderr in a temporary file whose last line is the one
@@ -7,7 +7,7 @@ line shown when the child gives no answer. After :func:`lower_ui_priority`, chil
 one spawner thread that kept the viewer's original CPU priority, so a trainer never inherits the
 UI's lower one. No torch here: the viewer's process spawns, the child imports torch.
 
-(The torchrun group is started by :func:`tui_train.core.launch.start_group`: a different program,
+(The torchrun group is started by :func:`tui_train.core.live.launch.start_group`: a different program,
 with its output in a log file and no spec.)
 """
 
@@ -35,11 +35,11 @@ UI_NICE = int(os.environ.get("TUI_TRAIN_UI_NICE", "10") or 0)
 """How much a viewer lowers its own CPU priority (nice), so that on a busy machine its drawing
 comes out of idle time and never out of training (0: not at all)."""
 
-TRAINER_CODE = "from tui_train.core.serve import main; main()"
-"""What a trainer process runs (:func:`tui_train.core.serve.main`)."""
+TRAINER_CODE = "from tui_train.core.train.serve import main; main()"
+"""What a trainer process runs (:func:`tui_train.core.train.serve.main`)."""
 
-LR_FIND_CODE = "import sys; from tui_train.core.lr_sweep import main; sys.exit(main())"
-"""What the launcher's LR range test runs (:func:`tui_train.core.lr_sweep.main`)."""
+LR_FIND_CODE = "import sys; from tui_train.core.train.lr_sweep import main; sys.exit(main())"
+"""What the launcher's LR range test runs (:func:`tui_train.core.train.lr_sweep.main`)."""
 
 _spawner = None  # the thread that starts child processes at the priority this process started with
 
@@ -143,7 +143,7 @@ def _read_line(proc: subprocess.Popen, timeout: float) -> bytes:
 # -- the launcher's LR range test -----------------------------------------------------------------
 def run_lr_find(cfg: Any, *, start: float = DEFAULT_START, end: float = DEFAULT_END, steps: int = DEFAULT_STEPS,
                 cancel: Any = None) -> tuple[Curve, str]:
-    """:func:`tui_train.core.lr_sweep.find_lr` in a child process (the launcher's process never
+    """:func:`tui_train.core.train.lr_sweep.find_lr` in a child process (the launcher's process never
     imports torch, and its UI thread never trains). Returns (curve, device); SweepError with the
     child's one line for bad input or a failure, or "cancelled" once ``cancel`` (an Event) is set."""
     spec = {"config": to_dict(cfg), "start_lr": start, "end_lr": end, "steps": steps}

@@ -5,16 +5,17 @@ only through :meth:`Trainer.submit` (commands, applied at step boundaries) and t
 callback (frozen events of plain values). This module is the loop itself, read top to bottom:
 prepare, epochs, steps, step boundaries, finish. Each concern it uses is its own object:
 
-- building the run (device, seed, data, model, optimizer, loss): :mod:`core.runtime`
-- what a command does: :func:`core.control.decide`, applied in :meth:`Trainer._apply`
-- the last good weights and non-finite checks: :mod:`core.guard`
-- the checkpoint payload and RNG states: :mod:`core.checkpoint`
-- the run directory's files: :mod:`core.runlog`
-- evaluation: :mod:`core.evaluation`; early stopping: :mod:`core.early_stopping`
-- the clock and interval metrics: :mod:`core.meters`; the thread count: :mod:`core.threads`
-- the LR range test of a paused run: :mod:`core.lr_sweep` (its rules: :mod:`core.lr_find`); system load samples: :mod:`core.system`
+- building the run (device, seed, data, model, optimizer, loss): :mod:`core.train.runtime`
+- what a command does: :func:`core.run.control.decide`, applied in :meth:`Trainer._apply`
+- the last good weights and non-finite checks: :mod:`core.train.guard`
+- the checkpoint payload and RNG states: :mod:`core.train.checkpoint`
+- the run directory's files: :mod:`core.run.runlog`
+- evaluation: :mod:`core.train.evaluation`; early stopping: :mod:`core.early_stopping`
+- the clock and interval metrics: :mod:`core.train.meters`; the thread count: :mod:`core.train.threads`
+- the LR range test of a paused run: :mod:`core.train.lr_sweep` (its rules: :mod:`core.lr_find`);
+  system load samples: :mod:`core.run.system`
   (a daemon thread: events are written under one lock, so the run log's order and seqs hold)
-- several processes (torchrun): :mod:`core.distributed`; the loop meets the other ranks at sync
+- several processes (torchrun): :mod:`core.train.distributed`; the loop meets the other ranks at sync
   points (:meth:`Trainer._sync_commands`) and in the sums of metrics, and only rank 0 writes
 
 The loop syncs the device only at log intervals (STYLE.md habit 6).
@@ -35,28 +36,30 @@ from pathlib import Path
 
 import torch
 
-from tui_train.core import checkpoint as ckpt
 from tui_train.core import commands as C
-from tui_train.core import control, lr_find, lr_sweep, system
 from tui_train.core import events as E
+from tui_train.core import lr_find
 from tui_train.core.config import ConfigError, RunConfig, to_dict, to_toml
 from tui_train.core.contract import Sink
-from tui_train.core.distributed import World, rng_from_json, rng_to_json
-from tui_train.core.dryrun import dry_run
 from tui_train.core.early_stopping import EarlyStopping
 from tui_train.core.errors import first_line
-from tui_train.core.evaluation import Interrupted, evaluate
-from tui_train.core.guard import LastGood, nonfinite_message, weights_finite
-from tui_train.core.meters import EpochTotals, Interval, Stopwatch
-from tui_train.core.metrics import MistakeCollector, confusion_event
-from tui_train.core.models import model_output
 from tui_train.core.plugins import use_run_roots
-from tui_train.core.runlog import RunLog, new_run_dir, summary
-from tui_train.core.runtime import Runtime, build, settle_threads
+from tui_train.core.run import control, system
+from tui_train.core.run.runlog import RunLog, new_run_dir, summary
 from tui_train.core.schedule import Plateau, factor
 from tui_train.core.state import TrainingState
 from tui_train.core.status import with_losses
 from tui_train.core.target import Target
+from tui_train.core.train import checkpoint as ckpt
+from tui_train.core.train import lr_sweep
+from tui_train.core.train.distributed import World, rng_from_json, rng_to_json
+from tui_train.core.train.dryrun import dry_run
+from tui_train.core.train.evaluation import Interrupted, evaluate
+from tui_train.core.train.guard import LastGood, nonfinite_message, weights_finite
+from tui_train.core.train.meters import EpochTotals, Interval, Stopwatch
+from tui_train.core.train.metrics import MistakeCollector, confusion_event
+from tui_train.core.train.models import model_output
+from tui_train.core.train.runtime import Runtime, build, settle_threads
 
 SLOT_CHECKPOINTS = ("best", "last", "periodic")
 """Checkpoints a later save of the same kind supersedes: a failed one stops counting as not saved
@@ -129,7 +132,7 @@ class Trainer:
     """Trains one run. Thread-safe entry points: :meth:`submit`; everything else is the owner's."""
 
     detachable = False
-    """A viewer cannot leave an in-thread run going: the run ends with its process (core.remote can)."""
+    """A viewer cannot leave an in-thread run going: the run ends with its process (core.live.remote can)."""
     detached = False
     """Never: see :attr:`detachable` (core.contract.TrainerLike)."""
     viewers = 1
@@ -185,7 +188,7 @@ class Trainer:
         self.system_interval = system.INTERVAL
         """Seconds between two SystemSample events of rank 0 (0: no sampler; bench section (s) compares)."""
         self.dry_run = True
-        """:meth:`prepare` puts a batch of each split through the model first (core.dryrun); tests
+        """:meth:`prepare` puts a batch of each split through the model first (core.train.dryrun); tests
         turn it off to show that it changes nothing."""
         self.dry_run_seconds = 0.0
         """What the dry run took."""
@@ -211,7 +214,7 @@ class Trainer:
 
     model = property(lambda self: self.p.rt.model, doc="The model being trained.")
     optimizer = property(lambda self: self.p.rt.optimizer, doc="The optimizer.")
-    data = property(lambda self: self.p.rt.data, doc="The loaded data (core.data.Data).")
+    data = property(lambda self: self.p.rt.data, doc="The loaded data (core.train.data.Data).")
     device = property(lambda self: self.p.rt.device, doc="The training device.")
     steps_per_epoch = property(lambda self: self.p.rt.steps_per_epoch, doc="Optimizer steps per epoch.")
     total_steps = property(lambda self: self.p.rt.total_steps, doc="Optimizer steps planned (max_steps applied).")
@@ -220,7 +223,7 @@ class Trainer:
 
     def prepare(self) -> None:
         """Load data, build model and optimizer, put a batch of each split through the model
-        (core.dryrun, unless ``dry_run`` is off), create (or reopen) the run directory.
+        (core.train.dryrun, unless ``dry_run`` is off), create (or reopen) the run directory.
 
         Raises ConfigError / DataError / CheckpointError for bad input (one-line messages); the
         headless CLI calls this first so that bad input exits 2 before training starts.
@@ -232,7 +235,7 @@ class Trainer:
         if payload is not None and self.fork:
             self.parent = {"run_dir": str(ckpt.run_dir_of(self.resume_file)), "step": int(payload.get("step", 0))}
         elif payload is not None:
-            from tui_train.core.runs import read_parent
+            from tui_train.core.rundir.runs import read_parent
 
             where, step = read_parent(ckpt.run_dir_of(self.resume_file))
             self.parent = {"run_dir": where, "step": step} if where else None
@@ -615,7 +618,7 @@ class Trainer:
     # ------------------------------------------------------------------ commands
 
     def _apply(self, cmd: C.Command, origin: str = "") -> None:
-        """Decide what ``cmd`` does (core.control) and carry it out; acknowledge it either way.
+        """Decide what ``cmd`` does (core.run.control) and carry it out; acknowledge it either way.
         Every command of the run passes here, at a step boundary."""
         st, p = self.state, self.p
         if isinstance(cmd, C.FindLearningRate) and self.world.enabled:
@@ -666,7 +669,7 @@ class Trainer:
         return d.applied
 
     def _find_lr(self, cmd: C.FindLearningRate) -> str:
-        """The LR range test on copies (core.lr_sweep), the clock held as for a validation; the
+        """The LR range test on copies (core.train.lr_sweep), the clock held as for a validation; the
         curve goes out as LearningRateFound, the acknowledgement says the suggestion."""
         st, p = self.state, self.p
         with p.clock.held():
@@ -800,7 +803,7 @@ class Trainer:
     def not_saved(self) -> list[dict]:
         """What this run was meant to write and could not, so far: checkpoints (``kind``
         'checkpoint': which, its file name, step, epoch, error) and record files (``kind`` 'record':
-        core.runlog.RunLog.lost). summary.json's ``not_saved``."""
+        core.run.runlog.RunLog.lost). summary.json's ``not_saved``."""
         log = self._log
         return [dict(x) for x in self._not_saved.values()] + [dict(x) for x in (log.lost.values() if log is not None else ())]
 

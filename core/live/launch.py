@@ -27,7 +27,7 @@ from pathlib import Path
 
 RESTART_ENV = "TUI_TRAIN_RESTART_COUNT"
 """How many times :func:`supervise` started a fresh torchrun for this run after a failed group
-(a worker adds it to torchrun's own TORCHELASTIC_RESTART_COUNT: :func:`core.distributed.from_env`)."""
+(a worker adds it to torchrun's own TORCHELASTIC_RESTART_COUNT: :func:`core.train.distributed.from_env`)."""
 
 RUN_DIR_ENV = "TUI_TRAIN_RUN_DIR"
 """The run directory a torchrun worker trains into (set by the launcher)."""
@@ -96,29 +96,17 @@ def forget_run_dir(runs_dir: Path) -> None:
         ptr.unlink(missing_ok=True)
 
 
-def restart_checkpoint(restart: int, run_dir: Path | None) -> Path | None:
-    """A group torchrun restarted (``restart``: core.distributed.World.restart, > 0) continues from
-    the run directory's newest checkpoint (None when this is the first attempt, or nothing was
-    saved yet). Takes the count, not the World: this module (the supervisor process) imports no torch."""
-    if restart <= 0 or run_dir is None:
-        return None
-    from tui_train.core import checkpoint as ckpt
-
-    folder = Path(run_dir) / "checkpoints"
-    return Path(run_dir) if folder.is_dir() and ckpt.newest(folder) is not None else None
-
-
 def start_group(cmd: list[str], run_dir: Path, *, detached: bool, log_name: str = "launcher.log",
                 restarts: int = 0) -> subprocess.Popen:
     """Start torchrun with ``run_dir`` for its workers. ``detached``: in its own session with its
     output in ``<run_dir>/<log_name>`` (a viewer attaches to rank 0's endpoint; a hang-up of the
     terminal does not reach the run); otherwise it prints to this terminal, its stderr going to
     the log (torchrun reports a worker's failure with a traceback: the run's one line says it).
-    ``restarts`` > 0: the process started is :func:`supervise` (``python -m core.launch``), which
+    ``restarts`` > 0: the process started is :func:`supervise` (``python -m core.live.launch``), which
     runs ``cmd`` and starts it again, up to that many times, after a failed group."""
     env = {**os.environ, RUN_DIR_ENV: str(run_dir), "PYTHONUNBUFFERED": "1"}
     if restarts > 0:
-        cmd = [sys.executable, "-m", "tui_train.core.launch", "--restarts", str(restarts), "--", *cmd]
+        cmd = [sys.executable, "-m", "tui_train.core.live.launch", "--restarts", str(restarts), "--", *cmd]
     log = open(run_dir / log_name, "ab")  # noqa: SIM115 - handed to the child, closed below
     try:
         if detached:
@@ -199,24 +187,24 @@ def supervise(cmd: list[str], run_dir: Path, restarts: int, *, out=None) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """``python -m core.launch --restarts K -- TORCHRUN_CMD...``: :func:`supervise` as a process of
+    """``python -m core.live.launch --restarts K -- TORCHRUN_CMD...``: :func:`supervise` as a process of
     its own (a run with a TUI: the supervisor is detached and outlives the terminal). The run
     directory is :data:`RUN_DIR_ENV`'s."""
     args = list(sys.argv[1:] if argv is None else argv)
     if len(args) < 4 or args[0] != "--restarts" or args[2] != "--" or not os.environ.get(RUN_DIR_ENV):
-        sys.stderr.write("usage: TUI_TRAIN_RUN_DIR=DIR python -m tui_train.core.launch --restarts K -- TORCHRUN_COMMAND...\n")
+        sys.stderr.write("usage: TUI_TRAIN_RUN_DIR=DIR python -m tui_train.core.live.launch --restarts K -- TORCHRUN_COMMAND...\n")
         return 2
     try:
         restarts = int(args[1])
     except ValueError:
-        sys.stderr.write(f"tui_train.core.launch: --restarts expects a whole number, got {args[1]!r}\n")
+        sys.stderr.write(f"tui_train.core.live.launch: --restarts expects a whole number, got {args[1]!r}\n")
         return 2
     return supervise(args[3:], Path(os.environ[RUN_DIR_ENV]), restarts)
 
 
 def wait_for_endpoint(proc: subprocess.Popen, run_dir: Path, timeout: float = 300.0) -> str:
     """Wait until rank 0 hosts the run's endpoint; '' when it does, else why not (one line)."""
-    from tui_train.core.endpoint import POINTER
+    from tui_train.core.run.endpoint import POINTER
 
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:

@@ -6,7 +6,7 @@ advancing anything, and restores every RNG state (dropout draws from them) when 
 
 :func:`sweep_runtime` trains a built run's copy (the engine's ``FindLearningRate``), :func:`find_lr`
 builds a run from a config first (``tui-train lr-find``). :func:`main` is the launcher's child
-process (:func:`tui_train.core.spawn.run_lr_find`): a JSON spec on stdin, the curve as JSON on
+process (:func:`tui_train.core.live.spawn.run_lr_find`): a JSON spec on stdin, the curve as JSON on
 stdout (``{"error": ...}`` and exit 2 for bad input).
 """
 
@@ -22,13 +22,13 @@ from typing import Any
 import torch
 
 from tui_train.core import config as cfgmod
-from tui_train.core.checkpoint import rng_restore, rng_state
-from tui_train.core.data import DataError
-from tui_train.core.dryrun import dry_run
 from tui_train.core.errors import first_line
 from tui_train.core.lr_find import DEFAULT_END, DEFAULT_START, DEFAULT_STEPS, Curve, SweepError, check_options, run_sweep
-from tui_train.core.models import model_output
-from tui_train.core.runtime import build
+from tui_train.core.train.checkpoint import rng_restore, rng_state
+from tui_train.core.train.data import DataError
+from tui_train.core.train.dryrun import dry_run
+from tui_train.core.train.models import model_output
+from tui_train.core.train.runtime import build
 
 
 def _batches(data: Any, epoch: int, batch_size: int) -> Iterable:
@@ -46,7 +46,7 @@ def _batches(data: Any, epoch: int, batch_size: int) -> Iterable:
 
 def sweep_runtime(rt: Any, cfg: Any, *, epoch: int = 0, grad_clip: float | None = None, start: float = DEFAULT_START,
                   end: float = DEFAULT_END, steps: int = DEFAULT_STEPS, stop: Callable[[], bool] = lambda: False) -> Curve:
-    """The range test on copies of a built run's model and optimizer (core.runtime.Runtime),
+    """The range test on copies of a built run's model and optimizer (core.train.runtime.Runtime),
     from ``epoch``'s batches; the run's weights, optimizer state, data order and RNG states are
     as before afterwards (tests/unit/test_lr_find.py)."""
     why = check_options(start, end, steps)

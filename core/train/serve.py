@@ -1,6 +1,6 @@
 """The trainer process: one run, its own session, its control endpoint; outlives the terminal.
 
-``tui-train run`` starts it (:func:`tui_train.core.spawn.spawn`) and attaches the TUI to it; a
+``tui-train run`` starts it (:func:`tui_train.core.live.spawn.spawn`) and attaches the TUI to it; a
 hang-up of the terminal does not reach it (it leaves the terminal's session), and it trains on
 until the run ends, a viewer sends ``Interrupt``/``Stop``, or it gets SIGTERM/SIGHUP itself (then it saves and ends as
 ``interrupted`` within 5 s, as a headless run does: it *is* a headless run, printing its lines
@@ -24,14 +24,14 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from tui_train.core import events as E
-from tui_train.core.checkpoint import CheckpointError
 from tui_train.core.config import ConfigError, from_dict
-from tui_train.core.data import DataError
-from tui_train.core.endpoint import Endpoint, EndpointError
-from tui_train.core.engine import Trainer
 from tui_train.core.errors import StartInterrupted, catch_startup_signals, one_line, release_startup_signals
-from tui_train.core.headless import run_headless
 from tui_train.core.heap import settle_heap
+from tui_train.core.run.endpoint import Endpoint, EndpointError
+from tui_train.core.run.headless import run_headless
+from tui_train.core.train.checkpoint import CheckpointError
+from tui_train.core.train.data import DataError
+from tui_train.core.train.engine import Trainer
 
 LOG_NAME = "trainer.log"
 """The trainer process's own output (progress lines, warnings) in its run directory."""

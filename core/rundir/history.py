@@ -33,7 +33,7 @@ def read_records(run_dir: Path, upto_seq: int | None = None, skip_steps: bool = 
     (the trainer is writing it) and lines that are not records are skipped, and so are the
     StepMetrics lines with ``skip_steps`` (then the other metrics come from epochs.jsonl where the
     run has one, so metrics.jsonl is not read at all)."""
-    from tui_train.core.runlog import OTHER_METRICS_NAME
+    from tui_train.core.run.runlog import OTHER_METRICS_NAME
 
     run_dir = Path(run_dir)
     other = run_dir / OTHER_METRICS_NAME
@@ -75,9 +75,9 @@ def to_event(record: dict) -> E.Event | None:
 
 def with_mistakes(run_dir: Path, records: list[dict]) -> list[dict]:
     """``records`` with the latest ConfusionMatrix record given back its mistakes from
-    mistakes.json (core.runlog.MISTAKES_NAME), when that file holds that record's (same seq) and
+    mistakes.json (core.run.runlog.MISTAKES_NAME), when that file holds that record's (same seq) and
     they pass the protocol's checks; the records are otherwise unchanged."""
-    from tui_train.core.runlog import MISTAKES_NAME
+    from tui_train.core.run.runlog import MISTAKES_NAME
 
     last = next((i for i in range(len(records) - 1, -1, -1) if records[i].get("event") == "ConfusionMatrix"), None)
     if last is None:
@@ -127,7 +127,7 @@ def read_steps(path: Path, upto_seq: int | None = None, limit: int = MAX_STEP_EV
     """(seq, StepMetrics) from steps.f64, thinned to about ``limit`` as :func:`thin_steps` does."""
     import numpy as np
 
-    from tui_train.core.runlog import STEP_FIELDS
+    from tui_train.core.run.runlog import STEP_FIELDS
 
     width = len(STEP_FIELDS)
     whole_rows = Path(path).stat().st_size // (8 * width)
@@ -159,7 +159,7 @@ def read_steps(path: Path, upto_seq: int | None = None, limit: int = MAX_STEP_EV
 def read_history(run_dir: Path, upto_seq: int | None = None, step_limit: int = MAX_STEP_EVENTS) -> list[E.Event]:
     """The run's events so far (up to ``upto_seq``), step metrics thinned to ``step_limit``: from
     steps.f64 where the run has one (fast), else from metrics.jsonl."""
-    from tui_train.core.runlog import STEPS_NAME
+    from tui_train.core.run.runlog import STEPS_NAME
 
     steps_file = Path(run_dir) / STEPS_NAME
     if not steps_file.is_file():

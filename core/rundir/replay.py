@@ -2,7 +2,7 @@
 
 :class:`ReplayTrainer` keeps :class:`core.contract.TrainerLike`, so the TUI shows a past run on the
 dashboard a live one gets: ``run`` hands every event of the run's history
-(:func:`core.history.read_history`, step metrics thinned) to the sink, so the plots, the epoch
+(:func:`core.rundir.history.read_history`, step metrics thinned) to the sink, so the plots, the epoch
 table, the event log, the interventions, the final metrics and the final status are the ones the
 run recorded. Commands are answered with CommandRejected: there is nothing to steer.
 
@@ -21,7 +21,7 @@ from pathlib import Path
 from tui_train.core import commands as C
 from tui_train.core import events as E
 from tui_train.core.contract import Sink
-from tui_train.core.history import MAX_STEP_EVENTS, read_history
+from tui_train.core.rundir.history import MAX_STEP_EVENTS, read_history
 from tui_train.core.status import status_after
 
 REJECTED = "a finished run is replayed from its files; it cannot be steered"
@@ -57,7 +57,7 @@ class ReplayTrainer:
         self.run_dir = Path(run_dir)
         """The run directory replayed."""
         self.step_limit = step_limit
-        """At most about this many StepMetrics are replayed (thinned, spikes kept: see core.history)."""
+        """At most about this many StepMetrics are replayed (thinned, spikes kept: see core.rundir.history)."""
         self.commands: list[C.Command] = []
         """Every command submitted, in order (each one rejected)."""
         self.step = 0

@@ -19,11 +19,11 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from tui_train.core import threads as thread_count
 from tui_train.core.config import ConfigError, RunConfig, check_monitor
-from tui_train.core.distributed import World
 from tui_train.core.errors import one_line
 from tui_train.core.target import Target, parse_target
+from tui_train.core.train import threads as thread_count
+from tui_train.core.train.distributed import World
 
 LossFn = Callable[..., torch.Tensor]
 """loss(output, target, reduction="mean")."""
@@ -78,8 +78,8 @@ def make_loss(cfg: RunConfig) -> LossFn:
 
 
 def load_data_for(cfg: RunConfig, device: torch.device) -> Any:
-    """The config's data (core.data.Data) on ``device``."""
-    from tui_train.core.data import load_data
+    """The config's data (core.train.data.Data) on ``device``."""
+    from tui_train.core.train.data import load_data
 
     return load_data(cfg.data, device, cfg.train.seed)
 
@@ -87,7 +87,7 @@ def load_data_for(cfg: RunConfig, device: torch.device) -> Any:
 def build_model_for(cfg: RunConfig, data: Any, device: torch.device) -> torch.nn.Module:
     """The config's model for ``data`` (its input shape and output size), on ``device``.
     Evaluating a checkpoint builds its model with this and :func:`load_data_for`, as a run does."""
-    from tui_train.core.models import build_model
+    from tui_train.core.train.models import build_model
 
     n_out = data.num_classes if data.task == "classification" else int(getattr(data, "output_dim", 1))
     return build_model(cfg.model, tuple(data.input_shape), n_out).to(device)
@@ -100,7 +100,7 @@ class Runtime:
     device: torch.device
     """The training device."""
     data: Any
-    """The loaded data (core.data.Data): splits, batches, normalization."""
+    """The loaded data (core.train.data.Data): splits, batches, normalization."""
     model: torch.nn.Module
     """The model (its state_dict is what checkpoints hold)."""
     forward: Callable[[torch.Tensor], torch.Tensor]
@@ -209,7 +209,7 @@ def build(cfg: RunConfig, world: World | None = None) -> Runtime:
     run: measuring trains a scratch copy of the model, which must not be the first thing to meet
     a model that does not fit its data); ``thread_candidates`` holds the counts it will try.
     """
-    from tui_train.core.models import count_params, describe_model
+    from tui_train.core.train.models import count_params, describe_model
 
     world = world or World()
     if cfg.train.num_threads:

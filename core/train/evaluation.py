@@ -9,11 +9,11 @@ from pathlib import Path
 
 import torch
 
-from tui_train.core import checkpoint as ckpt
 from tui_train.core.config import from_dict, replace
-from tui_train.core.metrics import ClassificationAccumulator, RegressionAccumulator
-from tui_train.core.models import model_output
 from tui_train.core.plugins import use_run_roots
+from tui_train.core.train import checkpoint as ckpt
+from tui_train.core.train.metrics import ClassificationAccumulator, RegressionAccumulator
+from tui_train.core.train.models import model_output
 
 
 class Interrupted(Exception):
@@ -31,11 +31,11 @@ def evaluate(model: torch.nn.Module, data, loss_fn, split: str, batch_size: int,
     set: metrics of a cut-short pass must never feed best checkpoints, early stopping or the
     plateau schedule. The model's train/eval mode is restored.
 
-    With ``world`` (core.distributed.World of several ranks), ``data`` gives this rank's shard
+    With ``world`` (core.train.distributed.World of several ranks), ``data`` gives this rank's shard
     and the sums (confusion matrix, loss, counts) are added over the ranks before the metrics
     are computed: the metrics of the whole split, never an average of averages.
 
-    With ``mistakes`` (a core.metrics.MistakeCollector, classification) every evaluated batch is
+    With ``mistakes`` (a core.train.metrics.MistakeCollector, classification) every evaluated batch is
     shown to it too: the misclassified samples come from this pass, not from another one.
 
     ``between`` is called before every batch (the engine applies the commands that cannot change
@@ -73,7 +73,7 @@ def evaluate(model: torch.nn.Module, data, loss_fn, split: str, batch_size: int,
 def _test_data(cfg, data_dir: str | None, device: str):
     """(config on ``device`` with ``data_dir``, the device, the loaded data): what evaluating a
     saved model on its run's data starts with (a checkpoint or an export alike)."""
-    from tui_train.core.runtime import load_data_for, pick_device
+    from tui_train.core.train.runtime import load_data_for, pick_device
 
     changes = {"train.device": device}
     if data_dir:
@@ -100,7 +100,7 @@ def evaluate_export(path: Path, data_dir: str | None = None, device: str = "auto
     CheckpointError / ConfigError / DataError with one-line messages."""
     import json
 
-    from tui_train.core.runtime import make_loss
+    from tui_train.core.train.runtime import make_loss
 
     path = Path(path)
     if not path.is_file():
@@ -136,7 +136,7 @@ def evaluate_export(path: Path, data_dir: str | None = None, device: str = "auto
     else:
         from safetensors.torch import load_file
 
-        from tui_train.core.runtime import build_model_for
+        from tui_train.core.train.runtime import build_model_for
 
         model = build_model_for(cfg, data, dev)
         ckpt.load_model_state(model, load_file(str(path)), path)
@@ -152,7 +152,7 @@ def evaluate_checkpoint(path: str | Path, data_dir: str | None = None, device: s
     Returns {checkpoint, preset, step, epoch, test_size, metrics, confusion}. Raises
     CheckpointError, ConfigError or DataError with one-line messages.
     """
-    from tui_train.core.runtime import build_model_for, make_loss
+    from tui_train.core.train.runtime import build_model_for, make_loss
 
     path = ckpt.resolve(Path(path))
     payload = ckpt.load(path)

@@ -247,7 +247,7 @@ class Data:
     def probe_batch(self, split: str, size: int) -> tuple[Tensor, Tensor]:
         """The first ``size`` samples of this rank's part of ``split``, prepared as a batch is (on
         the device, normalized, not augmented), read without a DataLoader and without drawing from
-        any RNG: what the start-up dry run (core.dryrun) puts through the model."""
+        any RNG: what the start-up dry run (core.train.dryrun) puts through the model."""
         raise NotImplementedError
 
     @staticmethod
@@ -516,7 +516,7 @@ def _select(splits: dict[str, tuple[Tensor, Tensor]], cfg: DataConfig, seed: int
     splits["train"] = (x[train_idx], y[train_idx])
 
 
-DIGITS_FILE = Path(__file__).resolve().parent / "data_files" / "digits-8x8.u8.gz"
+DIGITS_FILE = Path(__file__).resolve().parent.parent / "data_files" / "digits-8x8.u8.gz"
 """The 8x8 digits (UCI ML hand-written digits, CC BY 4.0; data_files/NOTICE.md), shipped with the
 package: 1797 x 64 pixel bytes (0..16), then 1797 label bytes (0..9), gzipped. The same values as
 scikit-learn's ``load_digits()``, without importing scikit-learn and scipy (~0.8 s, issue 14)."""

@@ -3,7 +3,7 @@
 A run started by ``torchrun`` (or ``tui-train run --nproc-per-node N``) has one process per rank.
 Rank 0 owns the run: it hosts the control endpoint, writes the run directory and the checkpoints,
 and decides (STYLE.md: one process owns the model, rank 0 decides for all ranks). Every rank
-trains its shard of each epoch (core.data) inside DistributedDataParallel, and they agree at
+trains its shard of each epoch (core.train.data) inside DistributedDataParallel, and they agree at
 *sync points* through :meth:`World.sync`: rank 0's pending commands travel to every rank as JSON
 bytes (never pickle), together with "a rank was asked to stop", so that every rank applies the
 same commands at the same step. Metrics are summed over ranks (:meth:`World.all_sum`,
@@ -19,15 +19,20 @@ import datetime
 import json
 import os
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import torch
 
-from tui_train.core.launch import RESTART_ENV
+from tui_train.core.live.launch import RESTART_ENV
+from tui_train.core.train import checkpoint as ckpt
 
 COLLECTIVE_TIMEOUT_S = float(os.environ.get("TUI_TRAIN_COLLECTIVE_TIMEOUT", "120"))
 """Seconds a collective may wait for the other ranks before it fails (a rank that died -9 is
 noticed at once by gloo's closed connection; this bounds a rank that hangs)."""
+
+SYNC_EVERY = int(os.environ.get("TUI_TRAIN_SYNC_EVERY", "0") or 0)
+"""Steps between two sync points of a run over several processes (0: train.log_every)."""
 
 MAX_SYNC_BYTES = 1 << 20
 """The most command bytes one sync carries (rank 0 never queues more: commands are a few dozen bytes)."""
@@ -155,6 +160,63 @@ class World:
         return [json.loads(p[:int(s)].numpy().tobytes()) for p, s in zip(parts, sizes, strict=True)]
 
 
+class Ranks:
+    """Several processes (torchrun): the :class:`tui_train.core.run.sync.Sync` strategy over a
+    started :class:`World`. Ranks meet every ``log_every`` steps (BENCHMARKS.md (k): every step
+    costs more than 2% of a small model's step; ``TUI_TRAIN_SYNC_EVERY=1`` makes them meet at every
+    step) and at each epoch's end; rank 0's queued commands go to every rank as JSON, and every rank
+    applies the same commands in the same order, so that they stay at the same step with the same
+    values (STYLE.md habit 21)."""
+
+    solo = False
+
+    def __init__(self, world: World):
+        self.world = world
+        """This process's place in the group."""
+        self.rank, self.world_size, self.is_main = world.rank, world.world_size, world.is_main
+
+    def every(self, log_every: int) -> int:
+        return SYNC_EVERY or log_every
+
+    def exchange(self, inbox, stop, wait: float = 0.0) -> tuple[list, bool]:
+        from tui_train.core import protocol as P
+        from tui_train.core.run.sync import take
+
+        pending = take(inbox, wait) if self.is_main else []
+        payload = b""
+        if pending:
+            payload = "\n".join(json.dumps({"origin": origin, **P.command_message(cmd, 0)}) for cmd, origin in pending).encode()
+        data, stopped = self.world.sync(payload, stop.is_set())
+        out = []
+        for line in data.decode().splitlines() if data else ():
+            msg = json.loads(line)
+            origin = str(msg.pop("origin", ""))
+            cmd, _ = P.command_from_message(msg)
+            out.append((cmd, origin))
+        return out, stopped
+
+    def all_sum(self, values: list[float]) -> list[float]:
+        return self.world.all_sum(values)
+
+    def gather_json(self, value: Any) -> list[Any] | None:
+        return self.world.gather_json(value)
+
+    def broadcast_text(self, text: str) -> str:
+        return self.world.broadcast_text(text)
+
+    def close(self) -> None:
+        self.world.close()
+
+
+def strategy(world: World):
+    """The sync strategy for ``world``: :class:`tui_train.core.run.sync.Local` for one process, else :class:`Ranks`."""
+    if not world.enabled:
+        from tui_train.core.run.sync import Local
+
+        return Local()
+    return Ranks(world)
+
+
 def from_env(env: dict | None = None) -> World:
     """The World torchrun describes in the environment (RANK, WORLD_SIZE, LOCAL_RANK, ...); a
     plain process gets ``World()``."""
@@ -172,7 +234,7 @@ def from_env(env: dict | None = None) -> World:
 
 
 def rng_to_json(rng: dict) -> dict:
-    """A :func:`core.checkpoint.rng_state` dict as JSON-able values (to gather it from every rank)."""
+    """A :func:`core.train.checkpoint.rng_state` dict as JSON-able values (to gather it from every rank)."""
     out: dict[str, Any] = {}
     for key, value in rng.items():
         if isinstance(value, torch.Tensor):
@@ -199,3 +261,13 @@ def rng_from_json(data: dict) -> dict:
         else:
             out[key] = value
     return out
+
+
+def restart_checkpoint(restart: int, run_dir: Path | None) -> Path | None:
+    """A group torchrun restarted (``restart``: core.train.distributed.World.restart, > 0) continues from
+    the run directory's newest checkpoint (None when this is the first attempt, or nothing was
+    saved yet). Takes the count (the launcher's supervisor, which imports no torch, does not call it)."""
+    if restart <= 0 or run_dir is None:
+        return None
+    folder = Path(run_dir) / "checkpoints"
+    return Path(run_dir) if folder.is_dir() and ckpt.newest(folder) is not None else None

@@ -21,8 +21,8 @@ from tui_train.core import commands as C
 from tui_train.core import events as E
 from tui_train.core import protocol as P
 from tui_train.core.contract import Sink
-from tui_train.core.endpoint import Connection, EndpointError, probe
-from tui_train.core.spawn import spawn, spec_for
+from tui_train.core.live.spawn import spawn, spec_for
+from tui_train.core.run.endpoint import Connection, EndpointError, probe
 
 
 class RemoteTrainer:
@@ -90,7 +90,7 @@ class RemoteTrainer:
         if conn is None:
             return {}
         if history is None:
-            from tui_train.core.history import read_history
+            from tui_train.core.rundir.history import read_history
 
             history = read_history(conn.run_dir, conn.seq)
         for event in history:
@@ -114,7 +114,7 @@ class RemoteTrainer:
 
         def fetch() -> None:
             try:
-                from tui_train.core.history import read_history
+                from tui_train.core.rundir.history import read_history
 
                 conn = self._connect(lambda e: None)
                 future.set_result((conn, read_history(conn.run_dir, conn.seq)))

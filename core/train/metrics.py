@@ -33,7 +33,7 @@ class ClassificationAccumulator:
         self.count += target.shape[0]
 
     def reduce(self, world) -> None:
-        """Add the other ranks' sums to these (core.distributed.World)."""
+        """Add the other ranks' sums to these (core.train.distributed.World)."""
         world.all_reduce_([self.confusion, self.loss_sum])
         self.count = int(world.all_sum([float(self.count)])[0])
 
@@ -88,7 +88,7 @@ class RegressionAccumulator:
         self.count += y.numel()
 
     def reduce(self, world) -> None:
-        """Add the other ranks' sums to these (core.distributed.World)."""
+        """Add the other ranks' sums to these (core.train.distributed.World)."""
         world.all_reduce_([self.loss_sum, self.se, self.ae, self.y_sum, self.y_sq])
         self.count = int(world.all_sum([float(self.count)])[0])
 

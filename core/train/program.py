@@ -5,7 +5,7 @@
 takes the inputs as the dataset gives them before tui-train normalises them (for the built-in
 image sets: float pixels in [0, 1], shaped like ``input_shape`` with a batch dimension of any
 size), normalises them as the run did, runs the model, and for regression turns the standardised
-predictions back into the dataset's units. The model card (core.checkpoint.model_card) goes
+predictions back into the dataset's units. The model card (core.train.checkpoint.model_card) goes
 beside it as ``<out>.json``.
 """
 
@@ -21,9 +21,9 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from tui_train.core.checkpoint import TMP_PREFIX, CheckpointError, load, load_model_state, model_card
-from tui_train.core.models import model_output
 from tui_train.core.plugins import use_run_roots
+from tui_train.core.train.checkpoint import TMP_PREFIX, CheckpointError, load, load_model_state, model_card
+from tui_train.core.train.models import model_output
 
 
 class WithPreprocessing(nn.Module):
@@ -104,7 +104,7 @@ def export_program(checkpoint_path: Path, out: Path) -> Path:
     dimension (and ``<out>.json``, its model card). One-line CheckpointError when the model cannot
     be traced, naming the cause and the way that always works (.safetensors + its metadata)."""
     from tui_train.core.config import from_dict
-    from tui_train.core.models import build_model
+    from tui_train.core.train.models import build_model
 
     out = Path(out)
     payload = load(checkpoint_path)

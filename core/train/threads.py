@@ -16,7 +16,7 @@ from collections.abc import Callable
 import torch
 
 from tui_train.core.config import RunConfig
-from tui_train.core.models import model_output
+from tui_train.core.train.models import model_output
 
 NOISE = 0.05
 """Relative difference below which two measured thread counts are the same speed (a shared

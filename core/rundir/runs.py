@@ -144,7 +144,7 @@ def _config(run_dir: Path) -> dict:
 
 def read_row(run_dir: Path, live: bool | None = None) -> RunRow:
     """The row of one run directory (whatever it holds; ``live`` None: probe the endpoint)."""
-    from tui_train.core.endpoint import POINTER, probe
+    from tui_train.core.run.endpoint import POINTER, probe
 
     run_dir = Path(run_dir).resolve()
     summary = _json_file(run_dir / "summary.json")
@@ -194,7 +194,7 @@ def _best_from_epochs(run_dir: Path, best: dict) -> tuple[dict, int | None]:
     """({metric, value, epoch} of the last epoch marked best, epochs completed) from a run's
     epochs.jsonl (small: one line per epoch, validation and test), for a run killed before its
     summary.json (SIGKILL, out of memory) or still going. The metric is the config's monitor."""
-    from tui_train.core.runlog import OTHER_METRICS_NAME
+    from tui_train.core.run.runlog import OTHER_METRICS_NAME
 
     path = run_dir / OTHER_METRICS_NAME
     try:
@@ -245,7 +245,7 @@ def _live_status(run_dir: Path) -> str:
 
 def list_runs(runs_dir: Path, sort: str = "started", reverse: bool = True) -> list[RunRow]:
     """Every run under ``runs_dir``, live runs first, then by ``sort`` (newest first by default)."""
-    from tui_train.core.endpoint import POINTER, probe
+    from tui_train.core.run.endpoint import POINTER, probe
 
     if sort not in SORT_KEYS:
         raise ValueError(f"unknown sort key {sort!r} (allowed: {', '.join(SORT_KEYS)})")
@@ -282,7 +282,7 @@ def delete_run(run_dir: Path) -> None:
     """Remove a finished run's folder; a live run is refused (ValueError, one line)."""
     import shutil
 
-    from tui_train.core.endpoint import probe
+    from tui_train.core.run.endpoint import probe
 
     run_dir = Path(run_dir)
     if not is_run_dir(run_dir):

@@ -2,7 +2,7 @@
 (``metrics.csv``), and TensorBoard event files.
 
 Every logged step is exported (never the thinned history a viewer gets): the records come from
-metrics.jsonl, read in full with :func:`core.history.read_records`, so a partial run (no
+metrics.jsonl, read in full with :func:`core.rundir.history.read_records`, so a partial run (no
 summary.json, a torn last line) exports what it has. A run resumed in its own directory rewinds
 to the checkpoint's step (its RunStarted says where), so the steps it redid appear once, with the
 values of the resumed run (TensorBoard's purge on restart does the same).
@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from tui_train.core.errors import first_line
-from tui_train.core.history import read_records
+from tui_train.core.rundir.history import read_records
 
 MISSING_TENSORBOARD = "--tensorboard needs tensorboardX or tensorboard: pip install 'tui-train[tensorboard]' (or pip install tensorboardX)"
 """The one-line message of :class:`ExportError` when no TensorBoard writer can be imported."""

@@ -18,10 +18,10 @@ from typing import Any
 
 import torch
 
-from tui_train.core import checkpoint as ckpt
 from tui_train.core.config import ConfigError, RunConfig
 from tui_train.core.errors import one_line
-from tui_train.core.models import OUTPUT_FORMS, describe_output, model_output
+from tui_train.core.train import checkpoint as ckpt
+from tui_train.core.train.models import OUTPUT_FORMS, describe_output, model_output
 
 EVAL_PROBE = 8
 """Samples of the val and test splits the dry run evaluates (their shapes are what it checks)."""

@@ -12,7 +12,6 @@ import os
 import pickle
 import platform
 import random
-import re
 import time
 from pathlib import Path
 from typing import Any
@@ -23,11 +22,18 @@ import torch
 import tui_train
 from tui_train.core.errors import first_line
 from tui_train.core.plugins import import_roots
+from tui_train.core.run.checkpoints import (  # noqa: F401 - the file helpers, named here too (ckpt.prune...)
+    TMP_PREFIX,
+    checkpoint_name,
+    clean_stale,
+    newest,
+    prune,
+    run_dir_of,
+    write_atomic,
+)
 
 FORMAT_VERSION = 1
 """Bumped when the checkpoint layout changes incompatibly."""
-TMP_PREFIX = ".tmp-"
-"""Temporary files start with this; stale ones are removed by :func:`clean_stale`."""
 
 
 class CheckpointError(RuntimeError):
@@ -40,52 +46,8 @@ def versions() -> dict:
 
 
 def save_atomic(payload: dict, path: Path) -> Path:
-    """Serialize ``payload`` with torch.save into ``path`` atomically. Returns the path."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.parent / f"{TMP_PREFIX}{path.name}.{os.getpid()}"
-    try:
-        with open(tmp, "wb") as f:
-            torch.save(payload, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-        _fsync_dir(path.parent)
-    except BaseException:
-        # A full disk makes torch.save raise RuntimeError, not OSError (STYLE.md, known traps).
-        try:
-            tmp.unlink()
-        except FileNotFoundError:
-            pass
-        raise
-    return path
-
-
-def _fsync_dir(folder: Path) -> None:
-    try:
-        fd = os.open(folder, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
-
-
-def clean_stale(folder: Path) -> list[Path]:
-    """Remove temporary files left by an interrupted save. Returns what was removed."""
-    removed = []
-    folder = Path(folder)
-    if folder.is_dir():
-        for p in folder.glob(f"{TMP_PREFIX}*"):
-            try:
-                p.unlink()
-                removed.append(p)
-            except OSError:
-                pass
-    return removed
+    """Serialize ``payload`` with torch.save into ``path`` atomically (core.run.checkpoints.write_atomic). Returns the path."""
+    return write_atomic(path, lambda f: torch.save(payload, f))
 
 
 def load(path: Path, map_location: Any = "cpu") -> dict:
@@ -146,7 +108,7 @@ def build_payload(reason: str, *, model: torch.nn.Module, optimizer: torch.optim
         "target_mean": float(getattr(data, "target_mean", 0.0)), "target_std": float(getattr(data, "target_std", 1.0)),
         **training,
         "rng": rng_state(device), "versions": versions(), "saved_at": time.time(),
-        "threads": torch.get_num_threads(),  # the numerics depend on it: a resume reuses it (core.threads)
+        "threads": torch.get_num_threads(),  # the numerics depend on it: a resume reuses it (core.train.threads)
         "import_roots": import_roots(),  # where user code was found: eval/export/resume from elsewhere (core.plugins)
     }
 
@@ -187,31 +149,6 @@ def rng_restore(rng: dict, device: torch.device) -> None:
         torch.cuda.set_rng_state_all(rng["cuda"])
 
 
-def prune(folder: Path, keep_last: int) -> None:
-    """Keep the newest ``keep_last`` periodic checkpoints; best, last, manual, interrupt,
-    early-stop, error and non-finite ones are never pruned."""
-    periodic = sorted(Path(folder).glob("step-*-periodic.pt"), key=lambda p: p.stat().st_mtime_ns)
-    for p in periodic[: max(0, len(periodic) - keep_last)]:
-        try:
-            p.unlink()
-        except OSError:
-            pass
-
-
-def checkpoint_name(step: int, reason: str) -> str:
-    """File name for a checkpoint: ``step-000123-manual.pt`` (best/last have fixed names)."""
-    if reason in ("best", "last"):
-        return f"{reason}.pt"
-    return f"step-{step:08d}-{re.sub(r'[^a-z0-9_]+', '_', reason.lower())}.pt"
-
-
-def newest(folder: Path) -> Path | None:
-    """The most recently written complete checkpoint in ``folder``."""
-    folder = Path(folder)
-    files = [p for p in folder.glob("*.pt") if not p.name.startswith(TMP_PREFIX)]
-    return max(files, key=lambda p: p.stat().st_mtime_ns, default=None)
-
-
 def resolve(path: Path) -> Path:
     """A checkpoint file as given, or a run directory (or its checkpoints/ folder) meaning its
     newest checkpoint. Raises CheckpointError when a folder holds none."""
@@ -236,12 +173,6 @@ def load_for_resume(path: Path, overrides: list[str] | tuple = ()) -> tuple[Path
     if overrides:
         raw = apply_overrides(raw, list(overrides))
     return src, payload, from_dict(raw, f"{src} (saved config)")
-
-
-def run_dir_of(checkpoint_file: Path) -> Path:
-    """The run directory a checkpoint belongs to (the folder above ``checkpoints/``)."""
-    f = Path(checkpoint_file).resolve()
-    return f.parent.parent if f.parent.name == "checkpoints" else f.parent
 
 
 def to_bytes(payload: dict) -> bytes:

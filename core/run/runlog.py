@@ -37,7 +37,7 @@ MISTAKES_NAME = "mistakes.json"
 """The latest validation's misclassified samples (``{"seq": ..., "step": ..., "mistakes": [...]}``,
 replaced atomically at each validation: bounded, at most ~100 KB). The ConfusionMatrix lines of
 metrics.jsonl and epochs.jsonl keep the matrix but not the mistakes, so those files do not grow
-by a gallery per epoch; :func:`core.history.read_history` puts them back on the latest one."""
+by a gallery per epoch; :func:`core.rundir.history.read_history` puts them back on the latest one."""
 
 STEPS_NAME = "steps.f64"
 """Every StepMetrics again, as fixed records of float64 (:data:`STEP_FIELDS`), so that a viewer
