@@ -246,12 +246,19 @@ class RunPlace:
             raise EndRun("early_stopped", self.status_reason)
 
     def _exchange(self, apply: Callable[[C.Command, str], None], wait: float = 0.0) -> None:
-        pending, stop = self.sync.exchange(self.inbox, self.stop, wait)
-        self.stop_agreed = self.stop_agreed or stop
-        if stop:
-            self.stop.set()
-        for cmd, origin in pending:
-            apply(cmd, origin)
+        """One process: until the inbox is empty, so that what was queued while a command applied
+        (a Stop behind the Resume that ended a pause, a Pause sent on an acknowledgement) applies
+        before the next step, not after it. Several ranks: one sync (the next boundary takes the rest)."""
+        while True:
+            pending, stop = self.sync.exchange(self.inbox, self.stop, wait)
+            self.stop_agreed = self.stop_agreed or stop
+            if stop:
+                self.stop.set()
+            for cmd, origin in pending:
+                apply(cmd, origin)
+            if not pending or not self.sync.solo:
+                return
+            wait = 0.0
 
     def reject_pending(self, reason: str = "the run has ended") -> None:
         """Acknowledge every command still queued as refused (at the end: none goes unanswered)."""

@@ -9,14 +9,16 @@ prepare, epochs, steps, step boundaries, finish. Each concern it uses is its own
 - what a command does: :func:`core.run.control.decide`, applied in :meth:`Trainer._apply`
 - the last good weights and non-finite checks: :mod:`core.train.guard`
 - the checkpoint payload and RNG states: :mod:`core.train.checkpoint`
-- the run directory's files: :mod:`core.run.runlog`
+- the run as a place (record, status, inbox and step boundary, acknowledgements, checkpoints on
+  request, the sampler, the summary): :class:`core.run.place.RunPlace`, whose client this loop is
 - evaluation: :mod:`core.train.evaluation`; early stopping: :mod:`core.early_stopping`
 - the clock and interval metrics: :mod:`core.train.meters`; the thread count: :mod:`core.train.threads`
 - the LR range test of a paused run: :mod:`core.train.lr_sweep` (its rules: :mod:`core.lr_find`);
   system load samples: :mod:`core.run.system`
   (a daemon thread: events are written under one lock, so the run log's order and seqs hold)
-- several processes (torchrun): :mod:`core.train.distributed`; the loop meets the other ranks at sync
-  points (:meth:`Trainer._sync_commands`) and in the sums of metrics, and only rank 0 writes
+- several processes (torchrun): the sync strategy (core.run.sync.Local, core.train.distributed.Ranks)
+  chosen once; the loop never asks whether it is distributed: it meets the other ranks at step
+  boundaries and in the sums of metrics through the strategy, and only rank 0 writes
 
 The loop syncs the device only at log intervals (STYLE.md habit 6).
 """
@@ -25,9 +27,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
-import queue
-import shutil
 import threading
 import time
 import traceback
@@ -45,14 +44,15 @@ from tui_train.core.early_stopping import EarlyStopping
 from tui_train.core.errors import first_line
 from tui_train.core.plugins import use_run_roots
 from tui_train.core.run import control, system
-from tui_train.core.run.runlog import RunLog, new_run_dir, summary
+from tui_train.core.run.place import EndRun, NoLog, RunPlace
+from tui_train.core.run.runlog import RunLog, summary
 from tui_train.core.schedule import Plateau, factor
 from tui_train.core.state import TrainingState
 from tui_train.core.status import with_losses
 from tui_train.core.target import Target
 from tui_train.core.train import checkpoint as ckpt
 from tui_train.core.train import lr_sweep
-from tui_train.core.train.distributed import World, rng_from_json, rng_to_json
+from tui_train.core.train.distributed import World, rng_from_json, rng_to_json, strategy
 from tui_train.core.train.dryrun import dry_run
 from tui_train.core.train.evaluation import Interrupted, evaluate
 from tui_train.core.train.guard import LastGood, nonfinite_message, weights_finite
@@ -61,43 +61,12 @@ from tui_train.core.train.metrics import MistakeCollector, confusion_event
 from tui_train.core.train.models import model_output
 from tui_train.core.train.runtime import Runtime, build, settle_threads
 
-SLOT_CHECKPOINTS = ("best", "last", "periodic")
-"""Checkpoints a later save of the same kind supersedes: a failed one stops counting as not saved
-once a later one is written (best.pt then holds the best, the newest periodic one is there). Every
-other failed save (manual, interrupt, early_stop, fork...) stays in summary.json's ``not_saved``."""
-
-
-SYNC_EVERY = int(os.environ.get("TUI_TRAIN_SYNC_EVERY", "0") or 0)
-"""Steps between two sync points of a run over several processes (0: train.log_every)."""
-
 
 def failure_message(exc: BaseException) -> str:
     """The one line a failed run reports: bad input as its own message, else type and message."""
     if isinstance(exc, ConfigError) or type(exc).__name__ in ("DataError", "CheckpointError"):
         return str(exc)
     return first_line(exc, typed=True)
-
-
-class _NoLog:
-    """The run log of a rank > 0: rank 0 writes the run directory, the other ranks write nothing."""
-
-    summary_written = True
-    lost: dict = {}
-
-    def open(self, config_toml: str) -> None: ...
-    def write(self, event: E.Event) -> None: ...
-    def write_summary(self, summary: dict) -> None: ...
-    def write_traceback(self, text: str) -> str:
-        return ""
-    def close(self) -> None: ...
-
-
-class _EndRun(Exception):
-    """Raised inside the loop to leave it; ``status`` says how the run ends."""
-
-    def __init__(self, status: str, reason: str):
-        super().__init__(reason)
-        self.status, self.reason = status, reason
 
 
 @dataclass
@@ -118,7 +87,7 @@ class _Prepared:
     """The epoch's train sums so far."""
     interval: Interval
     """The current log interval's device tensors."""
-    log: RunLog | _NoLog
+    log: RunLog | NoLog
     """The run directory's files (rank 0's; nothing on the other ranks)."""
     ckpt_dir: Path
     """<run_dir>/checkpoints."""
@@ -155,10 +124,9 @@ class Trainer:
         """Set by :meth:`prepare` (given: a new run uses this directory, e.g. one torchrun restarts into)."""
         self.world = world or World()
         """This process's rank in the run (``World()``: a single process)."""
-        self.status = "starting"
-        """The run's status, as last announced (see core.events.STATUSES)."""
-        self.state = TrainingState()
-        """Position and live values (replaced by :meth:`prepare`)."""
+        self.place = RunPlace(strategy(self.world))
+        """The run layer: record, status, inbox, checkpoints on request (core.run.place); this loop is its client."""
+        self.place.summarize = self._summary
         self.error: BaseException | None = None
         """What the training thread raised, when the run failed."""
         self.resume_file: Path | None = None
@@ -170,21 +138,11 @@ class Trainer:
         """A fork trains with ``config`` (a preset given with --from) rather than the checkpoint's."""
         self.parent: dict | None = None
         """A fork's parent: {run_dir, step} (also on resuming a fork)."""
-        self._commands = control.CommandQueue()
-        self._sink: Sink = lambda e: None
-        self._stop = threading.Event()
         self._p: _Prepared | None = None
-        self._log: RunLog | None = None
-        self._status_reason, self._status_cause = "", ""
-        self._interrupted = ""  # the reason of an Interrupt command, once applied
         self._world_note = ""  # a resume with another world size says so once the run has started
-        self._stop_agreed = False  # several ranks: a stop every rank saw at the same sync point
         self._wall0 = time.perf_counter()
         self._wall_before = 0.0  # wall seconds of the run before this process (a resume's checkpoint)
         self._target_hit: dict | None = None  # when train.target was reached: value, step, epoch, seconds
-        self._not_saved: dict[str, dict] = {}  # checkpoints that could not be written (see SLOT_CHECKPOINTS)
-        self._save_error = ""  # why the last checkpoint was not saved
-        self._emit_lock = threading.RLock()  # the system sampler's thread emits too
         self.system_interval = system.INTERVAL
         """Seconds between two SystemSample events of rank 0 (0: no sampler; bench section (s) compares)."""
         self.dry_run = True
@@ -198,7 +156,10 @@ class Trainer:
     def submit(self, command: C.Command, origin: str = "") -> None:
         """Queue a command; it applies at the next step boundary. Never blocks. ``origin`` (who
         sent it, e.g. a viewer of the control endpoint) is recorded in its acknowledgement."""
-        self._commands.put((command, origin))
+        self.place.submit(command, origin)
+
+    status = property(lambda self: self.place.status, doc="The run's status, as last announced (see core.events.STATUSES).")
+    state = property(lambda self: self.place.state, doc="Position and live values (replaced by :meth:`prepare`).")
 
     @property
     def prepared(self) -> bool:
@@ -219,7 +180,7 @@ class Trainer:
     steps_per_epoch = property(lambda self: self.p.rt.steps_per_epoch, doc="Optimizer steps per epoch.")
     total_steps = property(lambda self: self.p.rt.total_steps, doc="Optimizer steps planned (max_steps applied).")
     ckpt_dir = property(lambda self: self.p.ckpt_dir, doc="<run_dir>/checkpoints.")
-    run_log = property(lambda self: self.p.log, doc="The run directory's files (listeners see every record).")
+    run_log = property(lambda self: self.place.log, doc="The run directory's files (listeners see every record).")
 
     def prepare(self) -> None:
         """Load data, build model and optimizer, put a batch of each split through the model
@@ -244,7 +205,7 @@ class Trainer:
         if self.dry_run:  # bad model or data: one line now, before a run directory exists
             self.dry_run_seconds = dry_run(cfg, rt)
         settle_threads(cfg, rt, saved=int(payload.get("threads", 0) or 0) if payload is not None else 0)
-        self.state = TrainingState(base_lr=cfg.optim.lr, grad_clip=cfg.optim.grad_clip, patience=es.patience)
+        self.place.state = TrainingState(base_lr=cfg.optim.lr, grad_clip=cfg.optim.grad_clip, patience=es.patience)
         plateau = Plateau(cfg.schedule.plateau_factor, cfg.schedule.plateau_patience, cfg.monitor_mode)
         early = EarlyStopping(es.monitor, cfg.monitor_mode, es.min_delta, es.enabled)
         clock, totals = Stopwatch(rt.device), EpochTotals()
@@ -262,40 +223,16 @@ class Trainer:
                 self._fork_values(rt)
             else:
                 self.run_dir = ckpt.run_dir_of(self.resume_file)
-        created = False  # this prepare made the run directory (and removes it when it cannot finish)
-        if (payload is None or self.fork) and world.is_main:  # a new run directory
-            try:
-                if self.run_dir is not None:
-                    created = not self.run_dir.exists()
-                    self.run_dir.mkdir(parents=True, exist_ok=True)
-                else:
-                    self.run_dir = new_run_dir(self.runs_dir, self.preset)
-                    created = True
-            except OSError as e:  # bad input (a file, no permission): one line, nothing half-made
-                where = self.run_dir if self.run_dir is not None else self.runs_dir
-                raise ConfigError(f"runs directory {where}: cannot create a run directory there "
-                                  f"({e.strerror or type(e).__name__}: {e.filename or where})") from None
-        if world.enabled:  # every rank knows the run directory (rank 0's)
-            self.run_dir = Path(world.broadcast_text(str(self.run_dir) if world.is_main else ""))
-        self._log = log = RunLog(self.run_dir) if world.is_main else _NoLog()
-        ckpt_dir = self.run_dir / "checkpoints"
-        try:
-            if world.is_main:
-                ckpt_dir.mkdir(parents=True, exist_ok=True)
-                ckpt.clean_stale(ckpt_dir)
-            parent = f"# parent: {self.parent['run_dir']} step {self.parent['step']}\n" if self.parent else ""
-            log.open(parent + to_toml(cfg))
-        except BaseException as e:  # a full disk, no permission, or a signal: nothing half-made stays
-            log.close()
-            self._log = None
-            if created:
-                shutil.rmtree(self.run_dir, ignore_errors=True)
-            if not isinstance(e, OSError):
-                raise
-            raise ConfigError(f"run directory {self.run_dir}: cannot write there "
-                              f"({e.strerror or type(e).__name__}: {e.filename or self.run_dir})") from None
+        place, created = self.place, False  # created: this prepare made the run directory (removed when it cannot finish)
+        if payload is None or self.fork:  # a new run directory
+            created = place.make_dir(self.runs_dir, self.preset, self.run_dir)
+        else:  # a resume: every rank knows it from the checkpoint
+            place.run_dir = self.run_dir
+        self.run_dir = place.run_dir
+        parent = f"# parent: {self.parent['run_dir']} step {self.parent['step']}\n" if self.parent else ""
+        place.open(parent + to_toml(cfg), created=created)
         self._p = _Prepared(rt=rt, plateau=plateau, early=early, clock=clock, good=LastGood(), totals=totals,
-                            interval=Interval(rt.task == "classification"), log=log, ckpt_dir=ckpt_dir, last_lr=0.0,
+                            interval=Interval(rt.task == "classification"), log=place.log, ckpt_dir=place.ckpt_dir, last_lr=0.0,
                             target=rt.target)
         self._p.last_lr = self.current_lr(max(0, self.state.step - 1))
 
@@ -305,9 +242,10 @@ class Trainer:
         ``stop_event`` (e.g. the TUI worker's cancelled_event) interrupts the run: the current
         step finishes, a checkpoint is saved and the run ends with status ``interrupted``.
         """
-        self._stop = stop_event if stop_event is not None else threading.Event()
+        if stop_event is not None:
+            self.place.stop = stop_event
         if sink is not None:
-            self._sink = sink
+            self.place.sink = sink
         try:
             self.prepare()
             self._emit(self._run_started())
@@ -319,39 +257,19 @@ class Trainer:
                 self._emit(E.RunWarning(message=self._world_note, step=self.state.step))
             for note in self.p.rt.notes:  # what the build decided (bf16 'auto')
                 self._emit(E.RunNote(message=note, step=self.state.step))
-            sampler = self._start_sampler()
             try:
-                self._train()
+                with self.place.sampling(self.p.rt.device, self.system_interval):
+                    self._train()
                 status, reason = "completed", "all epochs done"
                 if self._steps_done() and self.state.epoch < self.config.train.epochs:
                     reason = "max_steps reached"
-            except _EndRun as end:
+            except EndRun as end:
                 status, reason = end.status, end.reason
-            finally:
-                if sampler is not None:
-                    sampler.stop()
             return self._finish(status, reason)
         except BaseException as exc:  # noqa: BLE001 - every failure becomes a RunFailed event
             return self._fail(exc)
         finally:
-            if self._log is not None:
-                self._log.close()
-            self.world.close()
-
-    def _start_sampler(self) -> system.SystemSampler | None:
-        """Rank 0's system sampler (a daemon thread), or None when it is off (or psutil is missing: said once)."""
-        if not self.world.is_main or self.system_interval <= 0:
-            return None
-        try:
-            sampler = system.SystemSampler(self.report, lambda: self.state.step, self.p.rt.device, self.system_interval)
-        except ImportError as e:
-            self._emit(E.RunNote(message=f"system panel: off ({e}; pip install psutil)", step=self.state.step))
-            return None
-        except Exception as e:  # noqa: BLE001 - psutil refused (a restricted /proc): the side panel must not fail the run
-            self._emit(E.RunNote(message=f"system panel: off ({type(e).__name__}: {e})", step=self.state.step))
-            return None
-        sampler.start()
-        return sampler
+            self.place.close()
 
     def hyperparameters(self) -> dict:
         """Current hyperparameters as plain values (for panels and RunStarted)."""
@@ -366,28 +284,15 @@ class Trainer:
     def report(self, event: E.Event) -> None:
         """Log an event that does not come from the loop (a Python warning, a viewer note, a system
         sample) and hand it to the sink, like the loop's own. Safe from any thread."""
-        self._emit(event)
+        self.place.emit(event)
 
     def abandon(self, reason: str) -> None:
-        """End a prepared run that never began training (a signal while the command was starting):
-        summary.json says ``interrupted`` with ``reason``, and the run log is closed."""
-        if self._log is None or self._log.summary_written:
-            return
-        try:
-            self._log.write_summary(self._summary("interrupted", reason, {}))
-        except OSError:  # best effort on the way out of a signal, as emergency_summary: the exit line says it
-            pass
-        self._log.close()
+        """End a prepared run that never began training (core.run.place.RunPlace.abandon)."""
+        self.place.abandon(reason)
 
     def emergency_summary(self, status: str, reason: str) -> None:
-        """Write summary.json from another thread when the trainer cannot finish in time (the
-        headless watchdog after SIGTERM/SIGHUP). Touches no model state."""
-        if self._log is None or self._log.summary_written:
-            return
-        try:
-            self._log.write_summary(self._summary(status, reason + " (watchdog: the trainer did not stop in time)", {}))
-        except OSError:
-            pass
+        """summary.json from another thread when the trainer cannot finish in time (core.run.place.RunPlace.emergency_summary)."""
+        self.place.emergency_summary(status, reason)
 
     # ------------------------------------------------------------------ the loop
 
@@ -415,12 +320,10 @@ class Trainer:
         p.clock.take_lap()
         p.clock.start()
         micro = 0
-        # several ranks meet every log_every steps (BENCHMARKS.md (k): every step costs more than
-        # 2% of a small model's step); TUI_TRAIN_SYNC_EVERY=1 makes them meet at every step
-        sync_every = SYNC_EVERY or cfg.train.log_every
+        every = self.place.sync.every(cfg.train.log_every)  # one process: 1; several ranks meet every log_every steps
         for x, y in p.rt.data.train_batches(st.epoch, cfg.data.batch_size, start=st.batch):
-            if micro == 0:
-                self._step_boundary(sync=st.step % sync_every == 0)
+            if micro == 0 and st.step % every == 0:
+                self._step_boundary()
             self._train_batch(x, y)
             st.batch += 1
             micro = (micro + 1) % accum
@@ -473,74 +376,10 @@ class Trainer:
         if cfg.checkpoint.every_steps and st.step % cfg.checkpoint.every_steps == 0:
             self._checkpoint("periodic")
 
-    def _step_boundary(self, sync: bool = True) -> None:
-        """Apply queued commands; wait here while paused (the clock stopped); honour the stop event.
-        Several ranks: only boundaries with ``sync`` meet the other ranks (every ``log_every``
-        steps and at each epoch's end), and commands apply there."""
-        if self.world.enabled:
-            if not sync:
-                return
-            self._sync_commands()
-        else:
-            self._drain_commands()
-        if self.status == "paused":
-            with self.p.clock.held():
-                while self.status == "paused" and not self._stopping() and not self._interrupted:
-                    if self.world.enabled:
-                        self._sync_commands(wait=0.1)
-                        continue
-                    try:
-                        self._apply(*self._commands.get(timeout=0.1))
-                    except queue.Empty:
-                        pass
-                    # what was queued behind the command that ended the pause (e.g. Rollback, Stop)
-                    # applies before the next step, not after it
-                    self._drain_commands()
-        if self._stopping() or self._interrupted:
-            raise _EndRun("interrupted", self._interrupted or "stop requested")
-        if self.status == "stopping":
-            raise _EndRun("early_stopped", self._status_reason)
-
-    def _stopping(self) -> bool:
-        """The stop event, as every rank saw it at the last sync point (several ranks), or now."""
-        return self._stop_agreed if self.world.enabled else self._stop.is_set()
-
-    def _drain_commands(self) -> None:
-        if self._commands.empty():  # the common case, checked without raising queue.Empty
-            return
-        while True:
-            try:
-                cmd, origin = self._commands.get_nowait()
-            except queue.Empty:
-                return
-            self._apply(cmd, origin)
-
-    def _sync_commands(self, wait: float = 0.0) -> None:
-        """Several ranks: rank 0's queued commands (waiting up to ``wait`` s for a first one) go to
-        every rank as JSON, with whether any rank was asked to stop; every rank applies the same
-        commands in the same order, so that they stay at the same step with the same values."""
-        from tui_train.core import protocol as P
-
-        pending: list[tuple[C.Command, str]] = []
-        if self.world.is_main:
-            try:
-                pending.append(self._commands.get(timeout=wait) if wait > 0 else self._commands.get_nowait())
-                while True:
-                    pending.append(self._commands.get_nowait())
-            except queue.Empty:
-                pass
-        payload = b""
-        if pending:
-            payload = "\n".join(json.dumps({"origin": origin, **P.command_message(cmd, 0)}) for cmd, origin in pending).encode()
-        data, stop = self.world.sync(payload, self._stop.is_set())
-        self._stop_agreed = self._stop_agreed or stop
-        if stop:
-            self._stop.set()
-        for line in data.decode().splitlines() if data else ():
-            msg = json.loads(line)
-            origin = str(msg.pop("origin", ""))
-            cmd, _ = P.command_from_message(msg)
-            self._apply(cmd, origin)
+    def _step_boundary(self) -> None:
+        """Apply the commands every rank applies now; wait here while paused (the clock stopped);
+        leave the loop when a stop was asked (core.run.place.RunPlace.boundary)."""
+        self.place.boundary(self._apply, self.p.clock.held)
 
     def _end_epoch(self, seconds: float) -> None:
         """Validate (when due), track the best epoch, the plateau and early stopping, report, save."""
@@ -573,9 +412,9 @@ class Trainer:
             self._checkpoint("periodic")
         if hit is not None:  # before early stopping: reaching the target is the better end
             self._emit(E.RunNote(message=self._target_hit["note"], step=st.step))
-            raise _EndRun("completed", hit)
+            raise EndRun("completed", hit)
         if value is not None and p.early.should_stop(st.patience):
-            raise _EndRun("early_stopped", f"{cfg.early_stopping.monitor} did not improve for {p.early.bad_epochs} epochs")
+            raise EndRun("early_stopped", f"{cfg.early_stopping.monitor} did not improve for {p.early.bad_epochs} epochs")
 
     def _target_reached(self, metrics: dict[str, dict], epoch: int) -> str | None:
         """The run's end reason when the metrics just produced (``{"train": ..., "val": ...}``, a
@@ -588,10 +427,9 @@ class Trainer:
         if target is None or self._target_hit is not None or not metrics.get(target.split):
             return None
         value = target.reached(metrics[target.split])
-        if self.world.enabled:
-            mine = value if self.world.is_main and value is not None else None
-            flag, shared = self.world.all_sum([float(mine is not None), mine or 0.0])
-            value = shared if flag > 0 else None
+        mine = value if self.place.sync.is_main else None  # rank 0's verdict, on every rank
+        flag, shared = self.place.sync.all_sum([float(mine is not None), mine or 0.0])
+        value = shared if flag > 0 else None
         if value is None:
             return None
         self._target_hit = hit = {"value": value, "step": st.step, "epoch": epoch, "train_seconds": p.clock.total,
@@ -618,43 +456,25 @@ class Trainer:
     # ------------------------------------------------------------------ commands
 
     def _apply(self, cmd: C.Command, origin: str = "") -> None:
-        """Decide what ``cmd`` does (core.run.control) and carry it out; acknowledge it either way.
-        Every command of the run passes here, at a step boundary."""
-        st, p = self.state, self.p
-        if isinstance(cmd, C.FindLearningRate) and self.world.enabled:
-            return self._reject(cmd, "the LR range test runs in a single-process run (tui-train lr-find PRESET)", origin)
-        try:
-            d = control.decide(cmd, self.status, st, p.rt.optimizer.param_groups[0], good_step=p.good.step,
-                               nonfinite_pause=self.status == "paused" and self._status_cause == "nonfinite")
-            if d.rejected:
-                return self._reject(cmd, d.rejected, origin)
-            detail = self._carry_out(cmd, d, origin)
-            control.write_optimizer(p.rt.optimizer, d.optimizer)
-            for name, value in d.changes.items():
-                setattr(st, name, value)
-            if d.status and not d.status_after_ack:
-                self._set_status(*d.status)
-            if detail is not None:
-                st.history.append({"step": st.step, "epoch": st.epoch, "command": cmd.name, "detail": detail, "origin": origin})
-                self._emit(E.CommandApplied(command=cmd.name, detail=detail, step=st.step, key=d.key, old=d.old, new=d.new,
-                                            origin=origin))
-            if d.status and d.status_after_ack:
-                self._set_status(*d.status)
-        except _EndRun:
-            raise
-        except Exception as e:  # noqa: BLE001 - a failing command is reported, never silently dropped
-            self._emit(E.RunError(message=f"{cmd.name} failed: {type(e).__name__}: {e}", step=st.step))
-            # and answered: a viewer waiting for its acknowledgement (ctl, the LR range test's screen) hears why
-            self._reject(cmd, f"failed: {type(e).__name__}: {e}", origin)
-        return None
+        """Decide, carry out and acknowledge one command (core.run.place.RunPlace.apply); every
+        command of the run passes here, at a step boundary."""
+        p = self.p
+        self.place.apply(cmd, origin, group=p.rt.optimizer.param_groups[0], optimizer=p.rt.optimizer,
+                         carry_out=self._carry_out, refuse=self._refuse, good_step=p.good.step)
+
+    def _refuse(self, cmd: C.Command) -> str:
+        """Why this loop cannot honour ``cmd`` now ('' when it can)."""
+        if isinstance(cmd, C.FindLearningRate) and not self.place.sync.solo:
+            return "the LR range test runs in a single-process run (tui-train lr-find PRESET)"
+        return ""
 
     def _carry_out(self, cmd: C.Command, d: control.Decision, origin: str = "") -> str | None:
         """A decision's effect; returns the acknowledgement's detail (None: no acknowledgement)."""
         p = self.p
         if d.effect == "save":
             path = self._checkpoint(getattr(cmd, "reason", "") or "manual")
-            if path is None and self.world.is_main:  # a RunError said why; whoever asked (ctl, a viewer) hears it too
-                self._reject(cmd, f"checkpoint not saved: {self._save_error}", origin)
+            if path is None and self.place.sync.is_main:  # a RunError said why; whoever asked (ctl, a viewer) hears it too
+                self.place.reject(cmd, f"checkpoint not saved: {self.place.save_error}", origin)
             return None if path is None else f"saved {path}"
         if d.effect == "validate":
             with p.clock.held():  # a pause keeps its clock stopped
@@ -662,8 +482,6 @@ class Trainer:
             self._emit(E.ValidationMetrics(step=self.state.step, epoch=self.state.epoch, metrics=metrics))
         elif d.effect == "rollback":
             p.good.restore(p.rt.model, p.rt.optimizer)
-        elif d.effect == "interrupt":
-            self._interrupted = f"stop requested ({getattr(cmd, 'reason', '') or 'user'})"
         elif d.effect == "lr_find":
             return self._find_lr(cmd)
         return d.applied
@@ -674,16 +492,12 @@ class Trainer:
         st, p = self.state, self.p
         with p.clock.held():
             curve = lr_sweep.sweep_runtime(p.rt, self.config, epoch=st.epoch, grad_clip=st.grad_clip, start=cmd.start_lr,
-                                           end=cmd.end_lr, steps=cmd.steps, stop=self._stop.is_set)
+                                           end=cmd.end_lr, steps=cmd.steps, stop=self.place.stop.is_set)
         self._emit(lr_find.found_event(curve, st.step))
         return lr_find.ack_detail(curve)
 
-    def _reject(self, cmd: C.Command, reason: str, origin: str = "") -> None:
-        self._emit(E.CommandRejected(command=cmd.name, reason=reason, step=self.state.step, origin=origin))
-
     def _set_status(self, status: str, reason: str, cause: str) -> None:
-        self.status, self._status_reason, self._status_cause = status, reason, cause
-        self._emit(E.StatusChanged(status=status, reason=reason, step=self.state.step, cause=cause))
+        self.place.set_status(status, reason, cause)
 
     # ------------------------------------------------------------------ metrics and evaluation
 
@@ -697,11 +511,9 @@ class Trainer:
         with p.clock.held(interruption=False):
             loss_sum, correct = acc.sums(p.rt.device)  # the host sync
             seconds, n = p.clock.take_lap(), acc.n
-            keep_good = False
-            if self.world.enabled:  # the run's sums; rank 0 decides when the last-good snapshot is due
-                loss_sum, correct, n, due = self.world.all_sum([loss_sum, correct, float(n),
-                                                                float(self.world.is_main and p.good.due())])
-                n, keep_good = int(n), due > 0
+            sync = self.place.sync  # the run's sums; rank 0 decides when the last-good snapshot is due
+            loss_sum, correct, n, due = sync.all_sum([loss_sum, correct, float(n), float(sync.is_main and p.good.due())])
+            n, keep_good = int(n), due > 0
             st.train_samples += n
             p.totals.add(loss_sum, correct, n)
             loss = loss_sum / n
@@ -714,8 +526,6 @@ class Trainer:
                 return
             if not math.isfinite(loss):  # the run's loss: every rank pauses (or stops) at once
                 self._nonfinite(loss)
-            elif not self.world.enabled:
-                p.good.keep(p.rt.model, p.rt.optimizer, st.step)
             elif keep_good:
                 p.good.keep(p.rt.model, p.rt.optimizer, st.step, force=True)
 
@@ -731,7 +541,7 @@ class Trainer:
             good_step = p.good.restore(p.rt.model, p.rt.optimizer)
             if self._checkpoint("nonfinite") is not None:
                 msg += f"; the last good weights (step {good_step}) were saved"
-        raise _EndRun("failed", msg)
+        raise EndRun("failed", msg)
 
     def _apply_mid_evaluation(self) -> None:
         """Between two batches of an epoch's validation (one process): the queued commands at the
@@ -739,7 +549,7 @@ class Trainer:
         momentum, weight decay, clipping) apply now, acknowledged without waiting for the
         validation's end; the first other command and everything behind it wait for the step
         boundary, so the order of commands is kept."""
-        for cmd, origin in self._commands.take_leading(control.applies_mid_evaluation):
+        for cmd, origin in self.place.inbox.take_leading(control.applies_mid_evaluation):
             self._apply(cmd, origin)
 
     def _evaluate(self, split: str, interruptible: bool = True, between=None) -> tuple[dict, list]:
@@ -748,19 +558,20 @@ class Trainer:
         ``between`` (one process only) is called between batches too."""
         cfg, rt = self.config, self.p.rt
         # several ranks evaluate their shards to the end and sum (a rank leaving early would hang the others)
-        stop = self._stop if interruptible and split != "test" and not self.world.enabled else None
+        solo = self.place.sync.solo
+        stop = self.place.stop if interruptible and split != "test" and solo else None
         data = rt.data
         # mistakes: rank 0's shard only (the other ranks emit nothing), from the pass itself
-        collect = split == "val" and data.task == "classification" and self.world.is_main
+        collect = split == "val" and data.task == "classification" and self.place.sync.is_main
         mistakes = MistakeCollector(data.input_shape, data.mean, data.std) if collect else None
         try:
             metrics, confusion = evaluate(rt.model, data, rt.loss_fn, split, cfg.data.eval_batch_size, rt.device,
                                           forward=rt.eval_forward, autocast=rt.autocast,
                                           channels_last=cfg.train.channels_last, stop=stop,
-                                          world=self.world if self.world.enabled else None, mistakes=mistakes,
-                                          between=None if self.world.enabled else between)
+                                          world=None if solo else self.world, mistakes=mistakes,
+                                          between=between if solo else None)
         except Interrupted:
-            raise _EndRun("interrupted", "stop requested during validation") from None
+            raise EndRun("interrupted", "stop requested during validation") from None
         if mistakes is not None and confusion:
             self._emit(confusion_event(self.state.step, self.state.epoch, confusion, data.class_names, mistakes.payload()))
         return metrics, confusion
@@ -768,44 +579,27 @@ class Trainer:
     # ------------------------------------------------------------------ checkpoints
 
     def _checkpoint(self, reason: str) -> Path | None:
-        """Save atomically; a failure is reported as RunError, remembered for summary.json's
-        ``not_saved`` (and the run's final status: core.status.with_losses), and training goes on."""
-        st, p = self.state, self.p
-        with p.clock.held():
-            try:
-                if not weights_finite(p.rt.model):
-                    self._not_written(reason, "the weights hold non-finite values")
-                    return None
-                # every rank hands rank 0 its RNG states (a collective: all ranks checkpoint at the same step)
-                rngs = self.world.gather_json(rng_to_json(ckpt.rng_state(p.rt.device))) if self.world.enabled else None
-                if not self.world.is_main:
-                    return None
-                path = ckpt.save_atomic(self._payload(reason, rngs), p.ckpt_dir / ckpt.checkpoint_name(st.step, reason))
-            except Exception as e:  # noqa: BLE001 - disk full is RuntimeError, permissions OSError
-                self._not_written(reason, first_line(e, typed=True))
-                return None
-        if reason in SLOT_CHECKPOINTS:
-            self._not_saved.pop(reason, None)
-        ckpt.prune(p.ckpt_dir, self.config.checkpoint.keep_last)
-        self._emit(E.CheckpointSaved(path=str(path.resolve()), step=st.step, epoch=st.epoch, reason=reason))
-        return path
+        """Save atomically (core.run.place.RunPlace.save: a failure is reported as RunError,
+        remembered for summary.json's ``not_saved`` and the final status, and training goes on).
+        Several ranks: every rank hands rank 0 its RNG states (a collective: all ranks checkpoint at
+        the same step) and rank 0 writes."""
+        p, sync = self.p, self.place.sync
 
-    def _not_written(self, reason: str, why: str) -> None:
-        """A checkpoint that could not be written: the RunError now, the entry for ``not_saved``."""
-        st = self.state
-        self._save_error = why
-        self._emit(E.RunError(message=f"checkpoint ({reason}) not saved: {why}", step=st.step))
-        key = reason if reason in SLOT_CHECKPOINTS else f"{reason}#{len(self._not_saved)}@{st.step}"
-        self._not_saved.pop(key, None)  # the latest failure of a kind goes last
-        self._not_saved[key] = {"kind": "checkpoint", "checkpoint": reason, "file": ckpt.checkpoint_name(st.step, reason),
-                                "step": st.step, "epoch": st.epoch, "error": why}
+        def writer():
+            if not weights_finite(p.rt.model):
+                return "the weights hold non-finite values"
+            rngs = None if sync.solo else sync.gather_json(rng_to_json(ckpt.rng_state(p.rt.device)))
+            if not sync.is_main:
+                return None
+            payload = self._payload(reason, rngs)
+            return lambda f: torch.save(payload, f)
+
+        with p.clock.held():
+            return self.place.save(reason, writer, keep_last=self.config.checkpoint.keep_last)
 
     def not_saved(self) -> list[dict]:
-        """What this run was meant to write and could not, so far: checkpoints (``kind``
-        'checkpoint': which, its file name, step, epoch, error) and record files (``kind`` 'record':
-        core.run.runlog.RunLog.lost). summary.json's ``not_saved``."""
-        log = self._log
-        return [dict(x) for x in self._not_saved.values()] + [dict(x) for x in (log.lost.values() if log is not None else ())]
+        """What this run was meant to write and could not, so far (core.run.place.RunPlace.not_saved)."""
+        return self.place.not_saved()
 
     def _payload(self, reason: str, rank_rngs: list | None = None) -> dict:
         """The checkpoint of this moment: every concern's state under the format's keys (and, for
@@ -826,7 +620,7 @@ class Trainer:
         world, st = self.world, self.state
         rank_rng = payload.get("rank_rng")
         if saved == world.world_size:
-            if world.enabled and isinstance(rank_rng, list) and len(rank_rng) == world.world_size:
+            if isinstance(rank_rng, list) and len(rank_rng) == world.world_size:  # several ranks' states
                 ckpt.rng_restore(rng_from_json(rank_rng[world.rank]), rt.device)
             return
         if st.batch:
@@ -876,17 +670,12 @@ class Trainer:
         if status in ("completed", "early_stopped") and data.test_size:
             test, confusion = self._evaluate("test")
             self._emit(E.TestMetrics(metrics=test, confusion=tuple(tuple(r) for r in confusion)))
-        while not self._commands.empty():  # every command is acknowledged, also after the last step
-            try:
-                cmd, origin = self._commands.get_nowait()
-            except queue.Empty:
-                break
-            self._reject(cmd, "the run has ended", origin)
+        self.place.reject_pending()  # every command is acknowledged, also after the last step
         status, reason = with_losses(status, reason, self.not_saved())
         summary = self._summary(status, reason, test)
-        if self.world.enabled:
+        if not self.place.sync.solo:
             summary["ranks_agree"] = self._ranks_agree()
-        p.log.write_summary(summary)
+        self.place.write_summary(summary)
         self._set_status(status, reason, "end")
         if status == "failed":
             self._emit(E.RunFailed(message=reason, traceback="", traceback_path="", summary=summary))
@@ -895,25 +684,11 @@ class Trainer:
         return summary
 
     def _fail(self, exc: BaseException) -> dict:
-        """The training thread raised: save the traceback, try a last checkpoint, report."""
-        tb, message = "".join(traceback.format_exception(exc)), failure_message(exc)
-        tb_path, summary = "", {}
-        if self.run_dir is not None:
-            log = self._log or RunLog(self.run_dir)
-            tb_path = log.write_traceback(tb)
-            # several ranks: a failure is one rank's, not a point they all reach: no collective checkpoint
-            if self._p is not None and not isinstance(exc, KeyboardInterrupt) and not self.world.enabled:
-                try:
-                    self._checkpoint("error")
-                except Exception:  # noqa: BLE001 - best effort; the failure itself is reported below
-                    pass
-            summary = self._summary("failed", message, {})
-            try:
-                log.write_summary(summary)
-            except OSError:
-                pass
-        self._set_status("failed", message, "failure")
-        self._emit(E.RunFailed(message=message, traceback=tb, traceback_path=tb_path, summary=summary))
+        """The training thread raised: the traceback, a last checkpoint (one process: several ranks
+        fail one rank at a time, not at a point they all reach), ``failed`` (core.run.place.RunPlace.fail)."""
+        last = self._p is not None and not isinstance(exc, KeyboardInterrupt) and self.place.sync.solo
+        summary = self.place.fail(failure_message(exc), "".join(traceback.format_exception(exc)),
+                                  (lambda: self._checkpoint("error")) if last else None)
         self.error = exc
         return summary
 
@@ -934,7 +709,7 @@ class Trainer:
             checksum = float(sum(w.double().sum() for w in p.rt.model.parameters()))
         mine = [st.step, st.epoch, st.base_lr, float(group.get("lr", 0.0)), float(group.get("momentum", 0.0) or 0.0),
                 float(group.get("weight_decay", 0.0)), st.grad_clip, checksum]
-        every = self.world.gather_json(mine)
+        every = self.place.sync.gather_json(mine)
         if every is None:
             return True  # rank 0 reports
         if all(v == every[0] for v in every):
@@ -945,14 +720,8 @@ class Trainer:
         return False
 
     def _emit(self, event: E.Event) -> None:
-        """Log to the run directory, then hand to the sink (never blocks: a queue put). Rank 0
-        reports for the run; the other ranks report nothing."""
-        if not self.world.is_main:
-            return
-        with self._emit_lock:  # one event at a time: seqs in the files and the stream stay in order
-            if self._log is not None:
-                self._log.write(event)
-            self._sink(event)
+        """Record, then hand to the sink (core.run.place.RunPlace.emit; rank 0 reports for the run)."""
+        self.place.emit(event)
 
     def _run_started(self) -> E.RunStarted:
         rt, st = self.p.rt, self.state

@@ -407,12 +407,12 @@ def test_a_preset_path_that_is_a_folder_is_one_line(tmp_path):
 def test_an_unwritable_runs_dir_and_a_data_dir_that_is_a_file_are_one_line(tmp_path, monkeypatch):
     import errno
 
-    import tui_train.core.train.engine
+    import tui_train.core.run.place
 
     def refuse(runs_dir, preset):
         raise PermissionError(errno.EACCES, "Permission denied", str(runs_dir))
 
-    monkeypatch.setattr(tui_train.core.train.engine, "new_run_dir", refuse)  # root ignores chmod: refuse as the OS would
+    monkeypatch.setattr(tui_train.core.run.place, "new_run_dir", refuse)  # root ignores chmod: refuse as the OS would
     assert_bad_input(invoke(["run", "digits-mlp", "--headless", "--runs-dir", str(tmp_path / "ro")]),
                      f"runs directory {tmp_path / 'ro'}: cannot create a run directory there (Permission denied")
     monkeypatch.undo()
