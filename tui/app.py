@@ -1,31 +1,28 @@
-"""The Textual app: owns the training thread and the event pump, routes events to the dashboard.
+"""The Textual app: holds the current run's session and the screens, pumps events to the dashboard.
 
-The engine is injected (``trainer_factory``), so tests drive the app with ``core.testing.FakeTrainer``.
-Events travel engine -> ``queue.SimpleQueue`` -> a 10 Hz timer that drains all of them inside one
+One run's state (its trainer, training thread, stop event, event queue, folded status, fork and
+exit code) is a :class:`tui.session.RunSession`, a fresh one per run. The engine is injected
+(``trainer_factory``), so tests drive the app with ``core.testing.FakeTrainer``. Events travel
+engine -> the session's ``queue.SimpleQueue`` -> a 10 Hz timer that drains all of them inside one
 ``batch_update()`` (STYLE.md habit 4) and hands each to ``DashboardScreen.apply``. Commands travel
 the other way: the dashboard calls the ``submit`` the app injected (``TrainApp.submit``; a
-message would wait behind a repaint, see ``DashboardScreen.submit_command``), the app hands them to
-the trainer. Keys, palette entries and help rows come from ``tui.keys``.
+message would wait behind a repaint, see ``DashboardScreen.submit_command``), the session hands
+them to the trainer. Keys, palette entries and help rows come from ``tui.keys``.
 
 The real trainer is a process of its own (``core.live.remote.RemoteTrainer``: the run outlives this
 app). Leaving is then a choice: *detach* (``d``, the quit dialog's Detach, a hang-up by default)
 lets the run go on, *stop* (the quit dialog's Stop) submits ``Interrupt`` and quits once the run
-has ended. The in-thread trainer (``TUI_TRAIN_IN_PROCESS=1``, tests) is not detachable: quitting
-sets its stop event, which saves and ends the run, as before. ``attach`` opens the dashboard on a
-run already training, ``live`` on a picker of such runs, ``runs_screen`` on the Runs screen (every
-run, past and live: a finished one is replayed from its files on a dashboard of its own,
-``replay_run``).
+has ended (a hang-up: :mod:`tui.hangup`). The in-thread trainer (``TUI_TRAIN_IN_PROCESS=1``, tests)
+is not detachable: quitting sets its stop event, which saves and ends the run, as before.
+``attach`` opens the dashboard on a run already training, ``live`` on a picker of such runs,
+``runs_screen`` on the Runs screen (every run, past and live: a finished one is replayed from its
+files on a dashboard of its own, ``replay_run``).
 """
 
 from __future__ import annotations
 
-import asyncio
 import os
-import queue
-import signal
-import threading
 import time
-import traceback
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
@@ -41,8 +38,7 @@ from tui_train.core.config import RunConfig
 from tui_train.core.contract import TrainerLike
 from tui_train.core.heap import settle_heap
 from tui_train.core.run import endpoint
-from tui_train.core.status import exit_code, status_after
-from tui_train.tui import keys
+from tui_train.tui import hangup, keys
 from tui_train.tui.format import printable
 from tui_train.tui.screens.dashboard_screen import DashboardScreen
 from tui_train.tui.screens.fork_dialog import ForkDialog
@@ -51,6 +47,7 @@ from tui_train.tui.screens.launcher_screen import LauncherScreen
 from tui_train.tui.screens.quit_dialog import DETACH, STOP, QuitDialog
 from tui_train.tui.screens.run_picker import RunPicker
 from tui_train.tui.screens.runs_screen import ReplayDashboard, RunsScreen
+from tui_train.tui.session import Ending, RunSession, ThreadDone
 
 POLL_INTERVAL = 0.1
 """Seconds between two drains of the event queue (10 Hz)."""
@@ -74,10 +71,6 @@ AttachFactory = Callable[[Path], TrainerLike]
 
 HANGUP_CHOICES = ("detach", "stop")
 """What a hang-up of this terminal (SIGHUP/SIGTERM) does to a detachable run: leave it going, or end it."""
-
-
-class _ThreadDone:
-    """Queued by the training thread when trainer.run returns (or raises)."""
 
 
 NONFINITE_PAUSE = "train.on_nonfinite=pause"
@@ -130,12 +123,33 @@ def default_attach_factory(run_dir: Path) -> TrainerLike:
     return RemoteTrainer(attach=run_dir)
 
 
+def _of_session(name: str, doc: str, settable: bool = False) -> property:
+    """A TrainApp attribute that is the current session's ``name`` (written through when ``settable``)."""
+    def read(app: TrainApp) -> Any:
+        return getattr(app.session, name)
+
+    def write(app: TrainApp, value: Any) -> None:
+        setattr(app.session, name, value)
+
+    return property(read, write if settable else None, doc=doc)
+
+
 class TrainApp(App[int]):
-    """tui-train's Textual app: launcher, dashboard, dialogs, the training thread."""
+    """tui-train's Textual app: the launcher, the dashboards and dialogs, and the current
+    :class:`~tui_train.tui.session.RunSession`, whose events it pumps to the dashboard."""
 
     CSS_PATH = "app.tcss"
     TITLE = "tui-train"
     BINDINGS = keys.bindings(keys.APP_KEYS)  # ctrl+c among them: see tui.keys.APP_KEYS
+
+    trainer = _of_session("trainer", "The current run's trainer, once built.")
+    status = _of_session("status", "The current run's status ('ready' before any run).", settable=True)
+    run_dir = _of_session("run_dir", "The current run's directory (from RunStarted).")
+    detached = _of_session("detached", "This app left the current run training.", settable=True)
+    stop_requested = _of_session("stop_requested", "Stop was asked of the current (detachable) run.", settable=True)
+    replaying = _of_session("replay", "The current dashboard replays a finished run (:meth:`replay_run`).")
+    run_active = _of_session("run_active", "A run was started and has not ended (:attr:`RunSession.run_active`).")
+    detachable = _of_session("detachable", "The current run's trainer can be left going.")
 
     def __init__(self, *, config: RunConfig | None, preset: str | None, runs_dir: Path,
                  presets_dirs: list[Path] | tuple = (), trainer_factory: TrainerFactory | None = None,
@@ -176,62 +190,32 @@ class TrainApp(App[int]):
         self.lr_find = lr_find
         """``tui-train lr-find`` on a terminal: the launcher opens with the LR range test of the
         given config running, with these sweep options (start_lr, end_lr, steps)."""
-        self.replaying = False
-        """The current dashboard replays a finished run from its files (:meth:`replay_run`): not a run of this app's."""
+        self.fork_factory: Callable[[Path, list[str]], TrainerFactory] = lambda path, changes: default_trainer_factory(
+            self.runs_dir, resume=path, overrides=changes, fork=True)
+        """Builds a fork's trainer factory from (checkpoint, --set changes) (tests inject a fake)."""
         self.poll_interval = poll_interval
         """Seconds between event drains."""
         self.handle_signals = False
         """Install SIGHUP/SIGTERM handlers (run_tui sets it; tests do not)."""
 
-        self.trainer: TrainerLike | None = None
-        """The current run's trainer, once built."""
+        self.session = RunSession()
+        """The current run's session (a fresh one per run started, attached, replayed or forked);
+        before any, the idle app's (status 'ready')."""
         self.dashboard: DashboardScreen | None = None
         """The current run's dashboard, while shown."""
-        self.status = "ready"
-        """The engine's last reported status for the current run ('ready' before any)."""
-        self.run_dir: str | None = None
-        """The current run's directory (from RunStarted)."""
         self.last_config: RunConfig | None = config
         """Config of the last run started (the launcher shows it again on n)."""
         self.last_preset: str | None = preset
         """Preset of the last run started."""
         self.events_handled = 0
         """Events drained so far (tests wait on it)."""
-        self.refused = ""
-        """Why the last run was refused before it started (bad input: its one line); the launcher shows it on n."""
-        self.detached = False
-        """This app left the run training (d, the quit dialog's Detach, a hang-up): run_tui says how to come back."""
-        self.stop_requested = False
-        """Stop was asked of a detachable run (the quit dialog, a hang-up with on_hangup 'stop')."""
-        self._events: queue.SimpleQueue = queue.SimpleQueue()
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
-        self._thread_done = True
-        self._pending: list[C.Command] = []
-        self._lock = threading.Lock()
-        self._quit_after_stop = False
-        self._fork_changes: list[str] | None = None  # f answered: the fork waits for its checkpoint
-        self._fork_from: tuple[Path, list[str]] | None = None  # the checkpoint saved: the fork starts once the parent is left
-        self.fork_factory: Callable[[Path, list[str]], TrainerFactory] = lambda path, changes: default_trainer_factory(
-            self.runs_dir, resume=path, overrides=changes, fork=True)
-        """Builds a fork's trainer factory from (checkpoint, --set changes) (tests inject a fake)."""
-        self._track = E.exhaustive({
-            E.RunStarted: self._on_run_started,
-            E.StatusChanged: self._on_status,
-            E.RunFinished: self._on_status,
-            E.RunFailed: self._on_failed,
-            **dict.fromkeys((E.StepMetrics, E.EpochMetrics, E.ValidationMetrics, E.TestMetrics, E.ConfusionMatrix, E.CheckpointSaved,
-                             E.CommandApplied, E.CommandRejected, E.RunWarning, E.RunNote, E.RunError,
-                             E.LearningRateFound, E.SystemSample), E.ignore),
-        }, "TrainApp")
-        """Event type -> how it changes the app's own state (status, run directory)."""
 
     # -- life cycle ------------------------------------------------------------------------------
     def on_mount(self) -> None:
         settle_heap()  # the imports' objects: a full collection mid-run would pause the UI 100+ ms
         self.set_interval(self.poll_interval, self.pump_events)
         if self.handle_signals:
-            self._install_signal_handlers()
+            hangup.route_signals(self._on_terminate)
         if self.attach_to is not None:
             self.attach_run(self.attach_to)
         elif self.live:
@@ -252,22 +236,12 @@ class TrainApp(App[int]):
     def on_unmount(self) -> None:
         # quitting the app ends in-thread training (STYLE.md habit 8); a trainer process is left
         # (detached) and goes on, or ends on its own after the Interrupt that Stop sent
-        self._stop.set()
-
-    @property
-    def run_active(self) -> bool:
-        """A run was started and has not reported a final status (nor has its thread ended)."""
-        return self._thread is not None and not self._thread_done and self.status not in E.FINAL_STATUSES
+        self.session.stop.set()
 
     @property
     def failed(self) -> bool:
         """The last run failed."""
         return self.status == "failed"
-
-    @property
-    def detachable(self) -> bool:
-        """The current run's trainer can be left going (``TrainerLike.detachable``); False before it is built."""
-        return self.trainer is not None and self.trainer.detachable
 
     # -- starting runs ---------------------------------------------------------------------------
     def on_launcher_screen_start_requested(self, message: LauncherScreen.StartRequested) -> None:
@@ -280,7 +254,7 @@ class TrainApp(App[int]):
             return
         config = cfgmod.replace(config, **{"train.on_nonfinite": "pause"})  # see NONFINITE_PAUSE
         self.last_config, self.last_preset = config, preset
-        self._begin(DashboardScreen(preset, config, submit=self.submit), lambda: self.trainer_factory(config, preset))
+        self._begin(DashboardScreen(preset, config, submit=self.submit), RunSession(lambda: self.trainer_factory(config, preset)))
 
     @on(RunsScreen.OpenRun)
     def _open_run(self, message: RunsScreen.OpenRun) -> None:
@@ -297,7 +271,7 @@ class TrainApp(App[int]):
             self.notify("a run is already active", severity="warning")
             return
         run_dir = Path(run_dir)
-        self._begin(DashboardScreen(run_dir.name, attached=True, submit=self.submit), lambda: self.attach_factory(run_dir))
+        self._begin(DashboardScreen(run_dir.name, attached=True, submit=self.submit), RunSession(lambda: self.attach_factory(run_dir)))
 
     def replay_run(self, run_dir: Path) -> None:
         """Show a fresh dashboard replaying the finished run in ``run_dir`` from its files
@@ -309,64 +283,33 @@ class TrainApp(App[int]):
         from tui_train.core.rundir.replay import ReplayTrainer
 
         run_dir = Path(run_dir)
-        self._begin(ReplayDashboard(run_dir.name, submit=self.submit), lambda: ReplayTrainer(run_dir))
-        self.replaying = True
+        self._begin(ReplayDashboard(run_dir.name, submit=self.submit), RunSession(lambda: ReplayTrainer(run_dir), replay=True))
 
     def close_replay(self) -> None:
         """End the replay (it may still be sending) and show the screen under its dashboard (the runs)."""
-        dashboard = self.dashboard
-        if not self.replaying or dashboard is None:
+        dashboard, session = self.dashboard, self.session
+        if not session.replay or dashboard is None:
             return
         self.dashboard = None
-        self.stop_training(2.0)
+        session.stop_training(2.0)
         self.pump_events()  # the thread's end: the app is idle again at once
-        self.replaying = not self._thread_done  # else a late end is still taken for a replay's
+        if session.thread_done:  # else its late end is still taken for a replay's
+            self.session = RunSession()
         if self.screen is dashboard:
             self.pop_screen() if len(self.screen_stack) > 2 else self.switch_screen(self._launcher())
 
-    def show_runs(self, on_back: Callable[[], object] | None = None) -> None:
-        """Show the Runs screen (every run under the runs directory); Esc there: ``on_back``, else the screen under it."""
-        self.push_screen(RunsScreen(self.runs_dir), lambda _: on_back() if on_back is not None else None)
-
-    def _begin(self, dashboard: DashboardScreen, make: Callable[[], TrainerLike], replace: bool = False) -> None:
-        """Show ``dashboard`` and run the trainer ``make()`` builds in a daemon thread (``replace``:
-        in place of the screen shown now, e.g. a fork's dashboard instead of its parent's)."""
-        self.status, self.run_dir, self.trainer = "starting", None, None
-        self._events = queue.SimpleQueue()
-        self._stop = threading.Event()
-        self._pending = []
-        self._quit_after_stop = False
-        self.detached = self.stop_requested = self.replaying = False
-        self.refused = ""
-        self.dashboard = dashboard
+    def _begin(self, dashboard: DashboardScreen, session: RunSession, replace: bool = False) -> None:
+        """Make ``session`` the current one, show ``dashboard`` and start the session's thread
+        (``replace``: in place of the screen shown now, e.g. a fork's dashboard instead of its parent's)."""
+        self.session, self.dashboard = session, dashboard
         if replace or isinstance(self.screen, LauncherScreen):
-            self.switch_screen(self.dashboard)
+            self.switch_screen(dashboard)
         else:
-            self.push_screen(self.dashboard)
-        self._thread_done = False
-        # A plain daemon thread rather than a thread worker: Textual runs those in asyncio's
-        # default executor, which is joined (up to minutes) when the app's loop closes, so a busy
-        # trainer could hold the exit. run_tui joins this one with a timeout instead.
-        self._thread = threading.Thread(target=self._train, args=(make, self._stop, self._events.put),
-                                        name="tui-train-trainer", daemon=True)
-        self._thread.start()
+            self.push_screen(dashboard)
+        session.start()
         self._push_run_active()
 
-    def _train(self, make: Callable[[], TrainerLike], stop: threading.Event, sink: Callable[[E.Event], None]) -> None:
-        """The training thread: build the trainer, run it; never raises, always ends with _ThreadDone."""
-        try:
-            trainer = make()
-            with self._lock:
-                self.trainer = trainer
-                pending, self._pending = self._pending, []
-            for command in pending:
-                trainer.submit(command)
-            trainer.run(stop_event=stop, sink=sink)
-        except BaseException as exc:  # noqa: BLE001 - the engine reports its own failures; this catches setup errors
-            sink(E.RunFailed(message=f"{type(exc).__name__}: {exc}", traceback=traceback.format_exc(), traceback_path=""))
-        finally:
-            sink(_ThreadDone())
-
+    # -- other screens ---------------------------------------------------------------------------
     def show_launcher(self, message: str = "") -> None:
         """Back to the launcher (n), with the last run's config selected."""
         if self.run_active:
@@ -389,6 +332,10 @@ class TrainApp(App[int]):
             self.log.warning(f"cannot list live runs in {self.runs_dir}: {exc}")
             return []
 
+    def show_runs(self, on_back: Callable[[], object] | None = None) -> None:
+        """Show the Runs screen (every run under the runs directory); Esc there: ``on_back``, else the screen under it."""
+        self.push_screen(RunsScreen(self.runs_dir), lambda _: on_back() if on_back is not None else None)
+
     def pick_live_run(self, runs: list, on_cancel: Callable[[], object] | None = None) -> None:
         """Show the picker of ``runs``; attach to the one chosen (Esc: ``on_cancel``, else stay)."""
         def chosen(run_dir: Path | None) -> None:
@@ -399,17 +346,12 @@ class TrainApp(App[int]):
 
         self.push_screen(RunPicker(runs), chosen)
 
-    def _push_run_active(self) -> None:
-        """Tell the dashboard whether commands can be sent now, and whether d can leave the run going."""
-        if self.dashboard is not None:
-            self.dashboard.set_run_active(self.run_active, self.detachable)
-
     @on(DashboardScreen.NewRunRequested)
     def _new_run_requested(self) -> None:
-        refused = "" if self.run_active else self.refused
+        refused = "" if self.run_active else self.session.refused
         self.show_launcher(f"not started: {refused}" if refused else "")
         if refused:
-            self.refused = ""
+            self.session.refused = ""
 
     @on(LauncherScreen.RunsRequested)
     def _runs_requested(self) -> None:
@@ -419,70 +361,56 @@ class TrainApp(App[int]):
     def _attach_requested(self, message: LauncherScreen.AttachRequested) -> None:
         self.pick_live_run(message.runs)
 
-    @on(DashboardScreen.ForkRequested)
-    def _fork_requested(self) -> None:
-        """f: a paused run of a process of its own is forked: ask for the changes, save a checkpoint
-        ('fork'), leave this run paused (it stays attachable) and start the fork from that checkpoint."""
-        if not (self.run_active and self.detachable):
-            self.notify("fork: the run must be a process of its own (tui-train run or attach)", severity="warning")
-            return
-        if self.status != "paused":
-            self.notify("fork: pause first (space), then f forks the run from that step", severity="warning")
-            return
-
-        def answered(changes: list[str] | None) -> None:
-            if changes is None or not self.run_active:
-                return
-            self._fork_changes = changes
-            self.submit(C.SaveCheckpoint("fork"))
-            if self.dashboard is not None:
-                self.dashboard.note("fork: saving a checkpoint…")
-
-        step = self.dashboard.step if self.dashboard is not None else 0  # the latest step shown
-        self.push_screen(ForkDialog(Path(self.run_dir) if self.run_dir else None, step), answered)
-
-    def _start_fork(self) -> None:
-        """The parent's thread has ended (this app left it paused): the fork starts, on a new dashboard."""
-        path, changes = self._fork_from
-        self._fork_from = None
-        parent = self.run_dir
-        make = self.fork_factory(path, changes)
-        self._begin(DashboardScreen(f"fork of {Path(str(parent)).name}", submit=self.submit),
-                    lambda: make(cfgmod.from_dict({}), ""), replace=True)
-        self.notify(printable(f"forked; the parent stays paused: tui-train attach {parent}"), markup=False)
-
     @on(DashboardScreen.DetachRequested)
     def _detach_requested(self) -> None:
         self.detach()
 
-    # -- commands --------------------------------------------------------------------------------
+    # -- forking ---------------------------------------------------------------------------------
+    @on(DashboardScreen.ForkRequested)
+    def _fork_requested(self) -> None:
+        """f: a paused run of a process of its own is forked: ask for the changes, save a checkpoint
+        ('fork'), leave this run paused (it stays attachable) and start the fork from that checkpoint."""
+        session = self.session
+        if not (session.run_active and session.detachable):
+            self.notify("fork: the run must be a process of its own (tui-train run or attach)", severity="warning")
+            return
+        if session.status != "paused":
+            self.notify("fork: pause first (space), then f forks the run from that step", severity="warning")
+            return
+
+        def answered(changes: list[str] | None) -> None:
+            if changes is None or not session.run_active:
+                return
+            session.ask_fork(changes)  # its checkpoint leaves the parent: _thread_ended then starts the fork
+            if self.dashboard is not None:
+                self.dashboard.note("fork: saving a checkpoint…")
+
+        step = self.dashboard.step if self.dashboard is not None else 0  # the latest step shown
+        self.push_screen(ForkDialog(Path(session.run_dir) if session.run_dir else None, step), answered)
+
+    def _start_fork(self, parent: RunSession) -> None:
+        """The parent's thread has ended (this app left it paused): the fork starts, on a new dashboard."""
+        make = self.fork_factory(parent.fork.checkpoint, list(parent.fork.changes))
+        self._begin(DashboardScreen(f"fork of {Path(str(parent.run_dir)).name}", submit=self.submit),
+                    RunSession(lambda: make(cfgmod.from_dict({}), "")), replace=True)
+        self.notify(printable(f"forked; the parent stays paused: tui-train attach {parent.run_dir}"), markup=False)
+
+    # -- commands and events ---------------------------------------------------------------------
     def submit(self, command: C.Command) -> bool:
-        """Send a command to the engine; False (and a notice) when no run is active."""
+        """Send a command to the current run's trainer; False (and a notice) when no run is active."""
         if not self.run_active:
             self.notify("no active run", severity="warning")
             return False
-        with self._lock:
-            if self.trainer is None:
-                self._pending.append(command)  # the thread is still building the trainer
-                return True
-            trainer = self.trainer
-        trainer.submit(command)
+        self.session.submit(command)
         return True
 
-    # -- the event pump --------------------------------------------------------------------------
     def pump_events(self) -> int:
         """Drain every queued event in one batch_update, then redraw plots that changed."""
         if self.dashboard is not None and not self.dashboard.ready:
             return 0  # the dashboard is being mounted: keep the events for it (the next tick)
-        events: list[Any] = []
-        q = self._events
-        while True:
-            try:
-                events.append(q.get_nowait())
-            except queue.Empty:
-                break
+        events = self.session.drain()
         if self.dashboard is not None:
-            self.dashboard.set_pace(self.trainer.viewers if self.trainer is not None else 1)
+            self.dashboard.set_pace(self.session.viewers)
         if events:
             with self.batch_update():
                 for ev in events:
@@ -500,49 +428,35 @@ class TrainApp(App[int]):
         return len(events)
 
     def _handle(self, ev: Any) -> None:
-        if isinstance(ev, _ThreadDone):  # not an engine event: the thread's own last word
+        if isinstance(ev, ThreadDone):  # not an engine event: the thread's own last word
             self._thread_ended()
             return
-        self._track[type(ev)](ev)
-        if isinstance(ev, E.CheckpointSaved) and ev.reason == "fork" and self._fork_changes is not None:
-            self._fork_from, self._fork_changes = (Path(ev.path), self._fork_changes), None
-            self._stop.set()  # leave the parent (paused, attachable); _thread_ended starts the fork
+        session = self.session
+        session.follow(ev)
         self._push_run_active()
         if self.dashboard is not None and self.dashboard.ready:
             self.dashboard.apply(ev)
-        if self._quit_after_stop and type(ev) in QUIT_WAITS_FOR:
+        if session.quit_when_ended and type(ev) in QUIT_WAITS_FOR:
             self._exit_now()
 
     def _thread_ended(self) -> None:
-        self._thread_done = True
-        if self._fork_from is not None:
-            self._start_fork()
+        session = self.session
+        ending = session.thread_ended()
+        if ending is Ending.FORK:
+            self._start_fork(session)
             return
-        if self.replaying:
-            # a replay is no run of this app's: its dashboard keeps what the run's files say, the app is idle again
-            self.status, self.run_dir, self.trainer = "ready", None, None
-        elif self.status not in E.FINAL_STATUSES and self.trainer is not None and self.trainer.detached:
-            # the trainer process dropped this viewer (too slow?): the run goes on without us
-            if self.dashboard is not None:
-                self.dashboard.note("this viewer was disconnected; the run goes on: attach again", style="yellow")
-        elif self.status not in E.FINAL_STATUSES:
-            self.status = "interrupted" if self._stop.is_set() else "stopped"
-            if self.dashboard is not None:
-                self.dashboard.show_thread_ended(self.status)
+        if ending is Ending.DROPPED and self.dashboard is not None:
+            self.dashboard.note("this viewer was disconnected; the run goes on: attach again", style="yellow")
+        elif ending is Ending.UNREPORTED and self.dashboard is not None:
+            self.dashboard.show_thread_ended(session.status)
         self._push_run_active()
-        if self._quit_after_stop:
+        if session.quit_when_ended:
             self._exit_now()
 
-    def _on_run_started(self, ev: E.RunStarted) -> None:
-        self.run_dir = ev.run_dir
-
-    def _on_status(self, ev: E.StatusChanged | E.RunFinished) -> None:
-        self.status = status_after(self.status, ev)
-
-    def _on_failed(self, ev: E.RunFailed) -> None:
-        self.status = status_after(self.status, ev)
-        if self.run_dir is None and not self.replaying:  # refused before it started (bad input, issue 15)
-            self.refused = ev.message
+    def _push_run_active(self) -> None:
+        """Tell the dashboard whether commands can be sent now, and whether d can leave the run going."""
+        if self.dashboard is not None:
+            self.dashboard.set_run_active(self.run_active, self.detachable)
 
     # -- quitting --------------------------------------------------------------------------------
     def action_request_quit(self) -> None:
@@ -562,6 +476,10 @@ class TrainApp(App[int]):
 
         self.push_screen(QuitDialog(detachable=self.detachable), answered)
 
+    async def action_quit(self) -> None:
+        """ctrl+q and the palette's Quit go through the same question."""
+        self.action_request_quit()
+
     def detach(self) -> bool:
         """Quit and leave the run training (a detachable trainer only); False (and a notice) otherwise."""
         if not self.run_active:
@@ -570,7 +488,7 @@ class TrainApp(App[int]):
         if not self.detachable:
             self.notify("this run cannot be left training (it runs inside this app): stop it or quit", severity="warning")
             return False
-        self.detached = True
+        self.session.detached = True
         self._exit_now()  # the stop event detaches a trainer process: the connection closes, the run goes on
         return True
 
@@ -582,92 +500,44 @@ class TrainApp(App[int]):
         if not (self.run_active and self.detachable):
             self._exit_now()
             return
-        self.stop_requested = self._quit_after_stop = True
-        self.submit(C.Interrupt(reason))
+        self.session.request_stop(reason)
         if self.dashboard is not None:
             self.dashboard.note("stopping: saving a checkpoint…", style="yellow")
         self.notify("stopping: saving a checkpoint…")
         self.set_timer(SAVE_BEFORE_QUIT_TIMEOUT, self._exit_now)
 
-    async def action_quit(self) -> None:
-        """ctrl+q and the palette's Quit go through the same question."""
-        self.action_request_quit()
-
     def _exit_now(self) -> None:
-        self._stop.set()
+        self.session.stop.set()
         code = self.exit_code()
         self.exit(code, return_code=code)
 
     def exit_code(self, signalled: bool = False) -> int:
-        """What the process exits with (:func:`core.status.exit_code`, as headless): 0 after a
-        detach or a finished run, 1 after a failure, 130 after an interrupt, 3 when the run ended
-        ``unsaved`` (a checkpoint it was meant to write is missing). A run that has not reported its
-        end exits 130 when it was asked to stop (the trainer process is still saving on its own) or
-        the process was ``signalled``, else 0 (nothing ran)."""
-        return exit_code(self.status, detached=self.detached, not_final=130 if self.stop_requested or signalled else 0)
+        """What the process exits with: the current session's :meth:`RunSession.exit_code`."""
+        return self.session.exit_code(signalled)
 
     def left_running(self) -> bool:
-        """The run goes on without this app: it detached, or the trainer process dropped it."""
-        if self.status in E.FINAL_STATUSES:
-            return False
-        return self.detached or (self.trainer is not None and self.trainer.detached and not self.stop_requested)
+        """The current run goes on without this app (:meth:`RunSession.left_running`)."""
+        return self.session.left_running()
 
     def stop_training(self, timeout: float = JOIN_TIMEOUT) -> bool:
-        """Set the stop event and wait up to ``timeout`` s for the thread; True if it ended."""
-        self._stop.set()
-        thread = self._thread
-        if thread is None:
-            return True
-        thread.join(timeout)
-        return not thread.is_alive()
+        """Set the current run's stop event and wait up to ``timeout`` s for its thread; True if it ended."""
+        return self.session.stop_training(timeout)
 
     def drain_after_exit(self) -> None:
-        """After the app has exited: read the events left in the queue for the final status."""
-        while True:
-            try:
-                ev = self._events.get_nowait()
-            except queue.Empty:
-                return
-            if not isinstance(ev, _ThreadDone):
-                self._track[type(ev)](ev)
+        """After the app has exited: fold the events left in the queue, for the final status."""
+        self.session.drain_after_exit()
 
-    def _install_signal_handlers(self) -> None:
-        # Textual handles neither SIGHUP nor SIGTERM, and after a hang-up its shutdown can hang:
-        # detach or stop the run (_on_terminate), exit, and let a watchdog end the process (STYLE.md traps).
-        try:
-            loop = asyncio.get_running_loop()
-            for sig in (signal.SIGHUP, signal.SIGTERM):
-                loop.add_signal_handler(sig, self._on_terminate)
-        except (NotImplementedError, RuntimeError, AttributeError, ValueError):
-            pass
-
+    # -- a hang-up -------------------------------------------------------------------------------
     def _on_terminate(self) -> None:
         # Textual cannot be trusted to shut down once its terminal is gone (STYLE.md): the process
         # is gone within TERMINATE_DEADLINE of the signal, whatever Textual does. A detachable run
         # is left going (on_hangup 'detach') or sent Interrupt (on_hangup 'stop': the trainer
-        # process saves and ends on its own, and we wait for that end while the deadline allows);
-        # an in-thread run is stopped by the stop event (the engine saves within a step).
+        # process saves and ends on its own, and the app quits once the pump sees that end, while
+        # the deadline allows); an in-thread run is stopped by the stop event (the engine saves within a step).
         deadline = time.monotonic() + TERMINATE_DEADLINE
-        stop_remote = self.run_active and self.detachable and self.on_hangup == "stop"
-        if stop_remote:
-            self.stop_requested = True
-            self.submit(C.Interrupt("hangup"))
-        elif self.run_active and self.detachable and not self.stop_requested:
-            self.detached = True
-        thread = self._thread
-
-        def watchdog() -> None:
-            if stop_remote and thread is not None:
-                thread.join(max(0.0, deadline - time.monotonic() - 1.0))  # RunFinished ends the thread
-            self.stop_training(max(0.1, deadline - time.monotonic() - 0.5))
-            time.sleep(max(0.0, deadline - time.monotonic()))  # a healthy shutdown ends us before this
-            self.drain_after_exit()  # only now: until the deadline the pump must see RunFinished to quit
-            os._exit(self.exit_code(signalled=True))
-
-        threading.Thread(target=watchdog, name="tui-train-watchdog", daemon=True).start()
-        if stop_remote:
-            self._quit_after_stop = True  # quit once the run has ended (the pump sees RunFinished)
-        else:
+        stop_remote = self.session.hang_up(stop=self.on_hangup == "stop")
+        hangup.start_watchdog(self, deadline, self.session.thread if stop_remote else None)
+        if not stop_remote:
             self._exit_now()
 
     # -- help and palette ------------------------------------------------------------------------

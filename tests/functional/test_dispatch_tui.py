@@ -114,6 +114,6 @@ def test_every_consumer_refuses_to_start_without_a_new_type(monkeypatch, tmp_pat
 
     monkeypatch.setattr(E, "EVENT_TYPES", (*E.EVENT_TYPES, SomethingNew))
     for owner, build in (("EventLog", EventLog), ("DashboardScreen", lambda: DashboardScreen("tiny", submit=lambda command: None)),
-                         ("TrainApp", lambda: build_app(runs_dir=tmp_path))):
+                         ("RunSession", lambda: build_app(runs_dir=tmp_path))):  # the app's session folds the events
         with pytest.raises(TypeError, match=rf"{owner}: .*missing: SomethingNew"):
             build()
