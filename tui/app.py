@@ -37,20 +37,17 @@ from tui_train.core import events as E
 from tui_train.core.config import RunConfig
 from tui_train.core.contract import TrainerLike
 from tui_train.core.heap import settle_heap
-from tui_train.core.run import endpoint
 from tui_train.tui import hangup, keys
 from tui_train.tui.format import printable
+from tui_train.tui.options import AppOptions
 from tui_train.tui.screens.dashboard_screen import DashboardScreen
 from tui_train.tui.screens.fork_dialog import ForkDialog
 from tui_train.tui.screens.help_screen import HelpScreen
-from tui_train.tui.screens.launcher_screen import LauncherScreen
+from tui_train.tui.screens.launcher_screen import LauncherScreen, find_live_runs
 from tui_train.tui.screens.quit_dialog import DETACH, STOP, QuitDialog
 from tui_train.tui.screens.run_picker import RunPicker
 from tui_train.tui.screens.runs_screen import ReplayDashboard, RunsScreen
 from tui_train.tui.session import Ending, RunSession, ThreadDone
-
-POLL_INTERVAL = 0.1
-"""Seconds between two drains of the event queue (10 Hz)."""
 
 SAVE_BEFORE_QUIT_TIMEOUT = 5.0
 """The quit dialog's Stop waits this long for the run to end, then quits anyway (a trainer process
@@ -68,10 +65,6 @@ TrainerFactory = Callable[[RunConfig, str], TrainerLike]
 
 AttachFactory = Callable[[Path], TrainerLike]
 """(a live run's directory) -> a trainer attached to it."""
-
-HANGUP_CHOICES = ("detach", "stop")
-"""What a hang-up of this terminal (SIGHUP/SIGTERM) does to a detachable run: leave it going, or end it."""
-
 
 NONFINITE_PAUSE = "train.on_nonfinite=pause"
 """Every TUI run, resumed ones too, pauses on a non-finite loss instead of ending, so the dashboard
@@ -124,7 +117,8 @@ def default_attach_factory(run_dir: Path) -> TrainerLike:
 
 
 def _of_session(name: str, doc: str, settable: bool = False) -> property:
-    """A TrainApp attribute that is the current session's ``name`` (written through when ``settable``)."""
+    """A TrainApp attribute that is the current session's ``name``, an attribute or a method
+    (written through when ``settable``): the names the app had before it held a session."""
     def read(app: TrainApp) -> Any:
         return getattr(app.session, name)
 
@@ -150,62 +144,35 @@ class TrainApp(App[int]):
     replaying = _of_session("replay", "The current dashboard replays a finished run (:meth:`replay_run`).")
     run_active = _of_session("run_active", "A run was started and has not ended (:attr:`RunSession.run_active`).")
     detachable = _of_session("detachable", "The current run's trainer can be left going.")
+    failed = _of_session("failed", "The last run failed.")
+    exit_code = _of_session("exit_code", "What the process exits with (the current run's :meth:`RunSession.exit_code`).")
+    left_running = _of_session("left_running", "Whether the current run goes on without this app (a method).")
+    stop_training = _of_session("stop_training", "Set the current run's stop event, wait for its thread (a method).")
+    drain_after_exit = _of_session("drain_after_exit", "After the app has exited: fold the events left (a method).")
 
-    def __init__(self, *, config: RunConfig | None, preset: str | None, runs_dir: Path,
-                 presets_dirs: list[Path] | tuple = (), trainer_factory: TrainerFactory | None = None,
-                 start_immediately: bool = False, resume: Path | None = None, overrides: list[str] | tuple = (),
-                 poll_interval: float = POLL_INTERVAL, attach: Path | None = None, live: list | None = None,
-                 on_hangup: str = "detach", attach_factory: AttachFactory | None = None, runs_screen: bool = False,
-                 lr_find: dict | None = None) -> None:
+    def __init__(self, options: AppOptions, *, trainer_factory: TrainerFactory | None = None,
+                 attach_factory: AttachFactory | None = None) -> None:
         super().__init__()
-        if on_hangup not in HANGUP_CHOICES:
-            raise ValueError(f"on_hangup: {on_hangup!r} is not one of {', '.join(HANGUP_CHOICES)}")
-        self.resume = Path(resume) if resume else None
-        """Checkpoint or run directory the first run continues (the default factory only)."""
-        self.overrides = list(overrides)
-        """``--set`` overrides from the command line: the launcher applies them to the presets it loads."""
-        self.initial_config = config
-        """Config handed in (from the CLI), or None."""
-        self.initial_preset = preset
-        """Its preset name."""
-        self.runs_dir = Path(runs_dir)
-        """Where runs are written."""
-        self.presets_dirs = [Path(p) for p in presets_dirs]
-        """Extra folders with *.toml presets."""
+        self.options = options
+        """What the command line asked: what to open on, where runs live, what a hang-up does."""
         self.trainer_factory: TrainerFactory = trainer_factory or default_trainer_factory(
-            self.runs_dir, self.resume, self.overrides, preset)
+            options.runs_dir, options.resume, options.overrides, options.preset)
         """Builds the trainer for a run (called in the training thread)."""
-        self.start_immediately = start_immediately
-        """Go straight to the dashboard when a config is given."""
-        self.attach_to = Path(attach) if attach else None
-        """A live run's directory: the app opens its dashboard, attached (no launcher)."""
-        self.live = list(live) if live else []
-        """Live runs to pick from at start (:class:`core.run.endpoint.Pointer` entries), when not ``attach``."""
-        self.on_hangup = on_hangup
-        """'detach' (the run goes on) or 'stop' (Interrupt, save, end) when this terminal hangs up."""
         self.attach_factory: AttachFactory = attach_factory or default_attach_factory
         """Builds the trainer that attaches to a live run (called in the training thread)."""
-        self.runs_screen = runs_screen
-        """Open on the Runs screen (``tui-train runs``; Esc there quits), when not ``attach`` or ``live``."""
-        self.lr_find = lr_find
-        """``tui-train lr-find`` on a terminal: the launcher opens with the LR range test of the
-        given config running, with these sweep options (start_lr, end_lr, steps)."""
         self.fork_factory: Callable[[Path, list[str]], TrainerFactory] = lambda path, changes: default_trainer_factory(
-            self.runs_dir, resume=path, overrides=changes, fork=True)
+            options.runs_dir, resume=path, overrides=changes, fork=True)
         """Builds a fork's trainer factory from (checkpoint, --set changes) (tests inject a fake)."""
-        self.poll_interval = poll_interval
-        """Seconds between event drains."""
         self.handle_signals = False
         """Install SIGHUP/SIGTERM handlers (run_tui sets it; tests do not)."""
-
         self.session = RunSession()
         """The current run's session (a fresh one per run started, attached, replayed or forked);
         before any, the idle app's (status 'ready')."""
         self.dashboard: DashboardScreen | None = None
         """The current run's dashboard, while shown."""
-        self.last_config: RunConfig | None = config
+        self.last_config: RunConfig | None = options.config
         """Config of the last run started (the launcher shows it again on n)."""
-        self.last_preset: str | None = preset
+        self.last_preset: str | None = options.preset
         """Preset of the last run started."""
         self.events_handled = 0
         """Events drained so far (tests wait on it)."""
@@ -213,23 +180,24 @@ class TrainApp(App[int]):
     # -- life cycle ------------------------------------------------------------------------------
     def on_mount(self) -> None:
         settle_heap()  # the imports' objects: a full collection mid-run would pause the UI 100+ ms
-        self.set_interval(self.poll_interval, self.pump_events)
+        self.set_interval(self.options.poll_interval, self.pump_events)
         if self.handle_signals:
             hangup.route_signals(self._on_terminate)
-        if self.attach_to is not None:
-            self.attach_run(self.attach_to)
-        elif self.live:
-            self.pick_live_run(self.live, on_cancel=lambda: self.exit(0, return_code=0))
-        elif self.runs_screen:
+        opt = self.options
+        if opt.attach is not None:
+            self.attach_run(opt.attach)
+        elif opt.live:
+            self.pick_live_run(list(opt.live), on_cancel=lambda: self.exit(0, return_code=0))
+        elif opt.runs_screen:
             self.show_runs(on_back=lambda: self.exit(0, return_code=0))
-        elif self.lr_find is not None:
+        elif opt.lr_find is not None:
             launcher = self._launcher()
-            launcher.lr_options = dict(self.lr_find)
+            launcher.lr_options = dict(opt.lr_find)
             self.push_screen(launcher)
-            launcher.call_after_refresh(launcher.action_find_lr, self.initial_config)
-        elif self.initial_config is not None and self.start_immediately:
-            label = self.initial_preset or (f"resume {self.resume.name}" if self.resume else self.initial_config.name)
-            self.start_run(self.initial_config, label)
+            launcher.call_after_refresh(launcher.action_find_lr, opt.config)
+        elif opt.config is not None and opt.start_immediately:
+            label = opt.preset or (f"resume {opt.resume.name}" if opt.resume else opt.config.name)
+            self.start_run(opt.config, label)
         else:
             self.push_screen(self._launcher())
 
@@ -237,11 +205,6 @@ class TrainApp(App[int]):
         # quitting the app ends in-thread training (STYLE.md habit 8); a trainer process is left
         # (detached) and goes on, or ends on its own after the Interrupt that Stop sent
         self.session.stop.set()
-
-    @property
-    def failed(self) -> bool:
-        """The last run failed."""
-        return self.status == "failed"
 
     # -- starting runs ---------------------------------------------------------------------------
     def on_launcher_screen_start_requested(self, message: LauncherScreen.StartRequested) -> None:
@@ -261,15 +224,8 @@ class TrainApp(App[int]):
         """Enter on the Runs screen: attach to a live run, replay a finished one."""
         (self.attach_run if message.live else self.replay_run)(message.run_dir)
 
-    @on(ReplayDashboard.Closed)
-    def _replay_closed(self, message: ReplayDashboard.Closed) -> None:
-        self.close_replay()
-
     def attach_run(self, run_dir: Path) -> None:
         """Show a fresh dashboard attached to the live run in ``run_dir``: its history, then the live events."""
-        if self.run_active:
-            self.notify("a run is already active", severity="warning")
-            return
         run_dir = Path(run_dir)
         self._begin(DashboardScreen(run_dir.name, attached=True, submit=self.submit), RunSession(lambda: self.attach_factory(run_dir)))
 
@@ -277,16 +233,15 @@ class TrainApp(App[int]):
         """Show a fresh dashboard replaying the finished run in ``run_dir`` from its files
         (:class:`core.rundir.replay.ReplayTrainer`: its plots, epochs, events and final status; nothing to
         steer); Esc there goes back (:meth:`close_replay`)."""
-        if self.run_active:
-            self.notify("a run is already active", severity="warning")
-            return
         from tui_train.core.rundir.replay import ReplayTrainer
 
         run_dir = Path(run_dir)
         self._begin(ReplayDashboard(run_dir.name, submit=self.submit), RunSession(lambda: ReplayTrainer(run_dir), replay=True))
 
+    @on(ReplayDashboard.Closed)
     def close_replay(self) -> None:
-        """End the replay (it may still be sending) and show the screen under its dashboard (the runs)."""
+        """End the replay (it may still be sending) and show the screen under its dashboard (the runs):
+        Esc on the replay."""
         dashboard, session = self.dashboard, self.session
         if not session.replay or dashboard is None:
             return
@@ -300,7 +255,11 @@ class TrainApp(App[int]):
 
     def _begin(self, dashboard: DashboardScreen, session: RunSession, replace: bool = False) -> None:
         """Make ``session`` the current one, show ``dashboard`` and start the session's thread
-        (``replace``: in place of the screen shown now, e.g. a fork's dashboard instead of its parent's)."""
+        (``replace``: in place of the screen shown now, e.g. a fork's dashboard instead of its parent's);
+        a notice instead while a run is active."""
+        if self.run_active:
+            self.notify("a run is already active", severity="warning")
+            return
         self.session, self.dashboard = session, dashboard
         if replace or isinstance(self.screen, LauncherScreen):
             self.switch_screen(dashboard)
@@ -320,21 +279,12 @@ class TrainApp(App[int]):
         self.switch_screen(launcher) if len(self.screen_stack) > 1 else self.push_screen(launcher)
 
     def _launcher(self, message: str = "") -> LauncherScreen:
-        return LauncherScreen(presets_dirs=self.presets_dirs, config=self.last_config, preset=self.last_preset,
-                              message=message, overrides=self.overrides, live=self.find_live_runs())
-
-    def find_live_runs(self) -> list:
-        """Runs training now under the runs directory, newest first (stale endpoints are cleaned);
-        [] when it cannot be read. Cheap: a glob and one connect per pointer."""
-        try:
-            return list(endpoint.live_runs(self.runs_dir))
-        except (OSError, endpoint.EndpointError) as exc:
-            self.log.warning(f"cannot list live runs in {self.runs_dir}: {exc}")
-            return []
+        return LauncherScreen(presets_dirs=self.options.presets_dirs, config=self.last_config, preset=self.last_preset,
+                              message=message, overrides=self.options.overrides, live=find_live_runs(self.options.runs_dir))
 
     def show_runs(self, on_back: Callable[[], object] | None = None) -> None:
         """Show the Runs screen (every run under the runs directory); Esc there: ``on_back``, else the screen under it."""
-        self.push_screen(RunsScreen(self.runs_dir), lambda _: on_back() if on_back is not None else None)
+        self.push_screen(RunsScreen(self.options.runs_dir), lambda _: on_back() if on_back is not None else None)
 
     def pick_live_run(self, runs: list, on_cancel: Callable[[], object] | None = None) -> None:
         """Show the picker of ``runs``; attach to the one chosen (Esc: ``on_cancel``, else stay)."""
@@ -361,21 +311,14 @@ class TrainApp(App[int]):
     def _attach_requested(self, message: LauncherScreen.AttachRequested) -> None:
         self.pick_live_run(message.runs)
 
-    @on(DashboardScreen.DetachRequested)
-    def _detach_requested(self) -> None:
-        self.detach()
-
     # -- forking ---------------------------------------------------------------------------------
     @on(DashboardScreen.ForkRequested)
     def _fork_requested(self) -> None:
         """f: a paused run of a process of its own is forked: ask for the changes, save a checkpoint
         ('fork'), leave this run paused (it stays attachable) and start the fork from that checkpoint."""
         session = self.session
-        if not (session.run_active and session.detachable):
-            self.notify("fork: the run must be a process of its own (tui-train run or attach)", severity="warning")
-            return
-        if session.status != "paused":
-            self.notify("fork: pause first (space), then f forks the run from that step", severity="warning")
+        if refused := session.fork_refusal():
+            self.notify(refused, severity="warning")
             return
 
         def answered(changes: list[str] | None) -> None:
@@ -480,13 +423,12 @@ class TrainApp(App[int]):
         """ctrl+q and the palette's Quit go through the same question."""
         self.action_request_quit()
 
+    @on(DashboardScreen.DetachRequested)
     def detach(self) -> bool:
-        """Quit and leave the run training (a detachable trainer only); False (and a notice) otherwise."""
-        if not self.run_active:
-            self.notify("no active run", severity="warning")
-            return False
-        if not self.detachable:
-            self.notify("this run cannot be left training (it runs inside this app): stop it or quit", severity="warning")
+        """Quit and leave the run training (a detachable trainer only; d on the dashboard); False
+        (and a notice) otherwise."""
+        if refused := self.session.detach_refusal():
+            self.notify(refused, severity="warning")
             return False
         self.session.detached = True
         self._exit_now()  # the stop event detaches a trainer process: the connection closes, the run goes on
@@ -511,22 +453,6 @@ class TrainApp(App[int]):
         code = self.exit_code()
         self.exit(code, return_code=code)
 
-    def exit_code(self, signalled: bool = False) -> int:
-        """What the process exits with: the current session's :meth:`RunSession.exit_code`."""
-        return self.session.exit_code(signalled)
-
-    def left_running(self) -> bool:
-        """The current run goes on without this app (:meth:`RunSession.left_running`)."""
-        return self.session.left_running()
-
-    def stop_training(self, timeout: float = JOIN_TIMEOUT) -> bool:
-        """Set the current run's stop event and wait up to ``timeout`` s for its thread; True if it ended."""
-        return self.session.stop_training(timeout)
-
-    def drain_after_exit(self) -> None:
-        """After the app has exited: fold the events left in the queue, for the final status."""
-        self.session.drain_after_exit()
-
     # -- a hang-up -------------------------------------------------------------------------------
     def _on_terminate(self) -> None:
         # Textual cannot be trusted to shut down once its terminal is gone (STYLE.md): the process
@@ -535,7 +461,7 @@ class TrainApp(App[int]):
         # process saves and ends on its own, and the app quits once the pump sees that end, while
         # the deadline allows); an in-thread run is stopped by the stop event (the engine saves within a step).
         deadline = time.monotonic() + TERMINATE_DEADLINE
-        stop_remote = self.session.hang_up(stop=self.on_hangup == "stop")
+        stop_remote = self.session.hang_up(stop=self.options.on_hangup == "stop")
         hangup.start_watchdog(self, deadline, self.session.thread if stop_remote else None)
         if not stop_remote:
             self._exit_now()
@@ -548,14 +474,7 @@ class TrainApp(App[int]):
     def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:
         """Textual's commands, the app's keys, and on the dashboard those of its keys that apply now."""
         yield from super().get_system_commands(screen)
-        for key in keys.palette_entries(self.run_active, keys.APP_KEYS):
-            yield SystemCommand(key.title, key.palette_help, getattr(self, f"action_{key.action}"))
-        dash = self.dashboard
-        if dash is not None and screen is dash:
-            for key in keys.palette_entries(self.run_active):
-                if dash.check_action(key.action, ()) is not False:  # e.g. Detach only when the run can go on
-                    yield SystemCommand(key.title, key.palette_help, getattr(dash, f"action_{key.action}"))
-
+        yield from keys.palette_commands(self.run_active, self, self.dashboard if screen is self.dashboard else None)
 
 def build_app(*, config: RunConfig | None = None, preset: str | None = None, runs_dir: Path = Path("runs"),
               presets_dirs: list[Path] | tuple = (), trainer_factory: TrainerFactory | None = None,
@@ -577,10 +496,10 @@ def build_app(*, config: RunConfig | None = None, preset: str | None = None, run
     ``lr_find`` (``tui-train lr-find``: the sweep options) opens on the launcher with the LR range
     test of ``config`` running; Enter there puts its suggestion in the learning rate field.
     """
-    return TrainApp(config=config, preset=preset, runs_dir=Path(runs_dir), presets_dirs=list(presets_dirs),
-                    trainer_factory=trainer_factory, start_immediately=start_immediately, resume=resume,
-                    overrides=overrides, attach=attach, live=live, on_hangup=on_hangup, attach_factory=attach_factory,
-                    runs_screen=runs_screen, lr_find=lr_find)
+    options = AppOptions(config=config, preset=preset, runs_dir=runs_dir, presets_dirs=presets_dirs,
+                         start_immediately=start_immediately, resume=resume, overrides=overrides, attach=attach,
+                         live=live or (), on_hangup=on_hangup, runs_screen=runs_screen, lr_find=lr_find)
+    return TrainApp(options, trainer_factory=trainer_factory, attach_factory=attach_factory)
 
 
 def run_tui(*, config: RunConfig | None = None, preset: str | None = None, runs_dir: Path = Path("runs"),
@@ -611,7 +530,7 @@ def run_tui(*, config: RunConfig | None = None, preset: str | None = None, runs_
 
 def closing_words(app: TrainApp, thread_ended: bool = True) -> tuple[str, int]:
     """(the line run_tui prints once the app has closed, '' for none; the exit code)."""
-    run_dir = app.run_dir or (app.trainer.run_dir if app.trainer is not None else None) or app.attach_to
+    run_dir = app.run_dir or (app.trainer.run_dir if app.trainer is not None else None) or app.options.attach
     if app.left_running():
         where = run_dir or ""
         return f"tui-train: detached; the run goes on · attach again: tui-train attach {where}".rstrip(), 0

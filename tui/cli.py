@@ -20,6 +20,7 @@ import typer
 from tui_train.core.errors import catch_startup_signals, release_startup_signals
 from tui_train.core.heap import settle_heap
 from tui_train.core.text import printable
+from tui_train.tui.options import HANGUP_CHOICES
 
 app = typer.Typer(
     name="tui-train",
@@ -128,7 +129,6 @@ RestartsOpt = Annotated[int | None, typer.Option("--max-restarts", min=0,
 OnHangupOpt = Annotated[str, typer.Option("--on-hangup",
     help="What a hang-up of this terminal (an SSH drop) does to the run: detach (it trains on; `tui-train attach` comes back) "
          "or stop (save a checkpoint, end as interrupted). Default: detach.")]
-HANGUP_CHOICES = ("detach", "stop")
 
 
 @app.callback()

@@ -1,15 +1,18 @@
 """Every key of the app and the dashboard, in one table.
 
-The dashboard's and the app's ``BINDINGS``, the command palette (``TrainApp.get_system_commands``)
+The dashboard's and the app's ``BINDINGS``, the command palette (:func:`palette_commands`)
 and the help screen's rows are all built from these entries, so a key, its footer label, its
 palette entry and its help line cannot drift apart.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 
+from textual.app import SystemCommand
 from textual.binding import Binding
+from textual.screen import Screen
 
 from tui_train.core import limits
 
@@ -187,3 +190,15 @@ def palette_entries(run_active: bool, keys: tuple[KeyAction, ...] = DASHBOARD_KE
     """The entries the command palette offers now: those for this state first, then those for any."""
     fitting = [k for k in keys if k.title and k.needs_run is not None and k.needs_run == run_active]
     return fitting + [k for k in keys if k.title and k.needs_run is None]
+
+
+def palette_commands(run_active: bool, app: object, dashboard: Screen | None = None) -> Iterator[SystemCommand]:
+    """The command palette's entries for the app's keys and, when it is shown, those of the
+    ``dashboard``'s keys that apply now (``check_action`` not False: e.g. Detach only when the
+    run can go on); each runs the action of ``app`` or ``dashboard`` its key runs."""
+    for key in palette_entries(run_active, APP_KEYS):
+        yield SystemCommand(key.title, key.palette_help, getattr(app, f"action_{key.action}"))
+    if dashboard is not None:
+        for key in palette_entries(run_active):
+            if dashboard.check_action(key.action, ()) is not False:
+                yield SystemCommand(key.title, key.palette_help, getattr(dashboard, f"action_{key.action}"))

@@ -118,6 +118,11 @@ class RunSession:
         """Dashboards showing the run now, this one included (1 before the trainer is built)."""
         return self.trainer.viewers if self.trainer is not None else 1
 
+    @property
+    def failed(self) -> bool:
+        """The run failed."""
+        return self.status == "failed"
+
     def exit_code(self, signalled: bool = False) -> int:
         """What the process exits with (:func:`core.status.exit_code`, as headless): 0 after a
         detach or a finished run, 1 after a failure, 130 after an interrupt, 3 when the run ended
@@ -231,6 +236,22 @@ class RunSession:
             return Ending.DROPPED
         self.status = "interrupted" if self.stop.is_set() else "stopped"
         return Ending.UNREPORTED
+
+    def detach_refusal(self) -> str:
+        """Why the app cannot leave the run going; '' when it can (an active run of a process of its own)."""
+        if not self.run_active:
+            return "no active run"
+        if not self.detachable:
+            return "this run cannot be left training (it runs inside this app): stop it or quit"
+        return ""
+
+    def fork_refusal(self) -> str:
+        """Why f cannot fork the run now; '' when it can (a paused run of a process of its own)."""
+        if not (self.run_active and self.detachable):
+            return "fork: the run must be a process of its own (tui-train run or attach)"
+        if self.status != "paused":
+            return "fork: pause first (space), then f forks the run from that step"
+        return ""
 
     def ask_fork(self, changes: list[str]) -> None:
         """f answered with ``changes``: save a 'fork' checkpoint; once it is saved the parent is left

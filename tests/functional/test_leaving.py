@@ -196,7 +196,7 @@ async def test_hangup_detaches_by_default(tmp_path, watchdog):
     app, fakes = fake_app(tmp_path, detachable=True)
     async with app.run_test(size=SIZE) as pilot:
         await started(pilot, fakes)
-        assert app.on_hangup == "detach"
+        assert app.options.on_hangup == "detach"
         app._on_terminate()
         await wait_for(pilot, lambda: not app.is_running, what="exit")
     assert_detached(app, fakes[0])

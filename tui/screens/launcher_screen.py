@@ -14,7 +14,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from rich.syntax import Syntax
-from textual import on
+from textual import log, on
 from textual.app import ComposeResult
 from textual.containers import Grid, Horizontal, Vertical, VerticalScroll
 from textual.message import Message
@@ -27,6 +27,7 @@ from tui_train.core.config import ConfigError, RunConfig
 from tui_train.core.errors import first_line
 from tui_train.core.live.spawn import run_lr_find
 from tui_train.core.lr_find import Curve, SweepError
+from tui_train.core.run import endpoint
 from tui_train.tui import format as fmt
 from tui_train.tui import keys
 from tui_train.tui.screens.lr_find_screen import LrFindScreen
@@ -64,6 +65,16 @@ def edit_config(base: RunConfig, *, lr: str, batch_size: str, epochs: str, optim
     if optimizer != "sgd":
         raw["optim"]["nesterov"] = False  # nesterov is SGD-only; do not let a switch of optimizer fail on it
     return cfgmod.from_dict(raw, source)
+
+
+def find_live_runs(runs_dir: Path) -> list:
+    """Runs training now under ``runs_dir``, newest first (stale endpoints are cleaned); [] when it
+    cannot be read. Cheap: a glob and one connect per pointer."""
+    try:
+        return list(endpoint.live_runs(runs_dir))
+    except (OSError, endpoint.EndpointError) as exc:
+        log.warning(f"cannot list live runs in {runs_dir}: {exc}")
+        return []
 
 
 class LauncherScreen(Screen):
