@@ -277,13 +277,13 @@ class RunPlace:
         try:
             made = writer()
             if isinstance(made, str):
-                self._not_written(reason, made)
+                self.not_written(reason, made)
                 return None
             if made is None:
                 return None
             path = write_atomic(self.ckpt_dir / checkpoint_name(st.step, reason), made)
         except Exception as e:  # noqa: BLE001 - disk full is RuntimeError (torch.save), permissions OSError
-            self._not_written(reason, first_line(e, typed=True))
+            self.not_written(reason, first_line(e, typed=True))
             return None
         self.save_error = ""
         if reason in SLOT_CHECKPOINTS:
@@ -293,7 +293,8 @@ class RunPlace:
         self.emit(E.CheckpointSaved(path=str(path.resolve()), step=st.step, epoch=st.epoch, reason=reason))
         return path
 
-    def _not_written(self, reason: str, why: str) -> None:
+    def not_written(self, reason: str, why: str) -> None:
+        """A checkpoint that could not be written: the RunError now, the entry for ``not_saved``."""
         st = self.state
         self.save_error = why
         self.emit(E.RunError(message=f"checkpoint ({reason}) not saved: {why}", step=st.step))

@@ -107,17 +107,19 @@ class RunProgress(Widget):
         epochs = max(self.epochs, 1)
         epoch_label = f"epoch {min(self.epoch + 1, epochs)}/{self.epochs or '?'}"
         total = self.total_steps
-        run_frac = _clamp01(self.step / total) if total else 0.0
+        # a loop of the user's own (tui_train.init) may not know its steps: the epochs measure the run then
+        run_frac = _clamp01(self.step / total) if total else _clamp01(self.epoch / self.epochs) if self.epochs else 0.0
+        step_label = f"step {self.step}/{total}" if total else f"step {self.step}"
         if self.test is not None:
             right = self._test_text()
         else:
             right = f"{fmt.rate(self.samples_per_second)} · ETA {fmt.duration(self.eta)}"
         table = Table.grid(expand=True)
         table.add_column(ratio=1)
-        width = max(len(epoch_label), len(f"step {self.step}/{total}"))
+        width = max(len(epoch_label), len(step_label))
         epoch_right = f"{self.epoch_progress * 100:3.0f}%" if self.target is None else Text(self.target, style="bold")
         table.add_row(self._bar_line(epoch_label.ljust(width), self.epoch_progress, epoch_right))
-        table.add_row(self._bar_line(f"step {self.step}/{total}".ljust(width), run_frac, right))
+        table.add_row(self._bar_line(step_label.ljust(width), run_frac, right))
         return table  # fixed height (app.tcss): a repaint, never a layout pass
 
     def _test_text(self) -> Text:

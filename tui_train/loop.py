@@ -1,0 +1,712 @@
+"""Steer any PyTorch loop: ``tui_train.init / log / finish`` (issue 23).
+
+A user's own training loop gets what a built-in run has: a run directory (config, metrics,
+events, summary, checkpoints), the control endpoint (``tui-train attach``, ``ctl``, several
+viewers), pause, live learning rate, momentum and weight decay, checkpoint on request, early stop,
+the runs browser and replay. It is the run layer's second client (:class:`tui_train.core.run.place.RunPlace`;
+the built-in loop is the first), so nothing here is a second implementation::
+
+    import tui_train
+    run = tui_train.init(name="my-exp", config={"lr": 1e-3, "epochs": 10},
+                         model=model, optimizer=optimizer, runs_dir="runs")
+    for epoch in range(10):
+        for x, y in loader:
+            ...; loss.backward(); optimizer.step()
+            run.log({"loss": loss.item(), "accuracy": acc})   # the step boundary
+            if run.should_stop: break
+        run.log({"val_loss": vl, "val_accuracy": va, "epoch": epoch})
+        if run.should_stop: break
+    run.finish()
+
+:meth:`Run.log` is the step boundary: commands apply there (a pause blocks inside it), and it is
+cheap: numbers are summed in Python and written once per ``log_every`` steps or per second, the
+way the built-in loop writes once per log interval (bench (u) measures it against the bare loop).
+No Textual, no torch at import; torch is imported when a checkpoint is written or read.
+"""
+
+from __future__ import annotations
+
+import atexit
+import math
+import numbers
+import os
+import signal
+import sys
+import threading
+import time
+import traceback
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+from tui_train.core import commands as C
+from tui_train.core import events as E
+from tui_train.core.errors import ConfigError, first_line
+from tui_train.core.run import control
+from tui_train.core.run.checkpoints import newest, run_dir_of
+from tui_train.core.run.endpoint import Endpoint, EndpointError
+from tui_train.core.run.headless import STOP_DEADLINE
+from tui_train.core.run.place import EndRun, RunPlace
+from tui_train.core.run.system import INTERVAL
+from tui_train.core.state import TrainingState
+from tui_train.core.status import EXIT_CODES
+
+ANNOUNCE_ENV = "TUI_TRAIN_ANNOUNCE"
+"""Set by ``tui-train watch``: a file path; the run writes ``{"socket", "run_dir", "pid"}`` there
+(atomically, one JSON object) once its endpoint serves, so the watcher can attach."""
+
+OUTPUT_ENV = "TUI_TRAIN_OUTPUT"
+"""Set by ``tui-train watch``: the file the script's stdout and stderr go to; the run copies each
+new line into ``<run_dir>/output.log`` and into the event log (:data:`OUTPUT_LINES_PER_S` at most)."""
+
+OUTPUT_LINES_PER_S = 20
+"""Output lines per second that become events (all of them are in output.log; a RunNote says how
+many were left out of the event log)."""
+
+FORMAT = "tui_train.loop/1"
+"""The ``format`` key of a checkpoint written by :meth:`Run.save` (not the built-in loop's format)."""
+
+TRAIN_KEYS = {"loss": "loss", "accuracy": "accuracy", "acc": "accuracy"}
+"""Keys of :meth:`Run.log` that feed the standard train plots (``acc`` is ``accuracy``)."""
+
+LIVE_KEYS = ("lr", "momentum", "weight_decay")
+"""What a viewer may change live in a loop that gave its optimizer."""
+
+
+def init(name: str = "run", *, config: Mapping[str, Any] | None = None, model: Any = None, optimizer: Any = None,
+         scheduler: Any = None, runs_dir: str | os.PathLike = "runs", resume: str | os.PathLike | None = None,
+         task: str = "classification", log_every: int = 20, endpoint: bool = True, signals: bool = True,
+         system_interval: float = INTERVAL, save_hook: Callable[[str], str] | None = None) -> Run:
+    """Start (or, with ``resume``, continue) a run of your own loop; see the module docstring.
+
+    ``config``: plain values (numbers, strings, lists, nested tables) recorded in config.toml and
+    shown as hyperparameters (``epochs`` and ``max_steps`` also size the progress bars).
+    ``model``/``optimizer``/``scheduler``: what a checkpoint holds and what live changes act on
+    (without an optimizer, a live LR change is rejected with the reason). ``resume``: a run
+    directory or one of its checkpoints: its newest checkpoint is loaded into the given objects and
+    the run goes on in the same directory. ``task``: 'classification' or 'regression' (which
+    headline metric the viewers show). ``log_every``: logged steps summed into one record (a
+    record is also written at least once a second). ``endpoint``: host the control socket.
+    ``signals``: SIGTERM/SIGHUP save a checkpoint and end the run ``interrupted`` (installed only
+    in the main thread, and only over the default handlers). ``save_hook(reason)``: saves in the
+    loop's own way instead of :meth:`Run.save`'s payload (Lightning's ``trainer.save_checkpoint``)
+    and returns the acknowledgement's text; an exception is reported and listed as not saved.
+    Bad input raises ValueError with one line.
+
+    Under ``tui-train watch`` (:data:`ANNOUNCE_ENV` set) the run tells the watcher where its
+    endpoint is, and the script's output (:data:`OUTPUT_ENV`) is copied into ``output.log`` in the
+    run directory and into the event log."""
+    return Run(name, config=dict(config or {}), model=model, optimizer=optimizer, scheduler=scheduler,
+               runs_dir=Path(runs_dir), resume=Path(resume) if resume else None, task=task, log_every=log_every,
+               endpoint=endpoint, signals=signals, system_interval=system_interval, save_hook=save_hook)
+
+
+class Run:
+    """One run of a user's loop (made by :func:`init`). The loop's thread calls :meth:`log`,
+    :meth:`save` and :meth:`finish`; viewers talk to it through its control endpoint."""
+
+    def __init__(self, name: str, *, config: dict, model: Any, optimizer: Any, scheduler: Any, runs_dir: Path,
+                 resume: Path | None, task: str, log_every: int, endpoint: bool, signals: bool, system_interval: float,
+                 save_hook: Callable[[str], str] | None = None):
+        if task not in ("classification", "regression"):
+            raise ValueError(f"tui_train.init: task must be 'classification' or 'regression', got {task!r}")
+        if not isinstance(log_every, int) or log_every < 1:
+            raise ValueError(f"tui_train.init: log_every must be a whole number >= 1, got {log_every!r}")
+        self.name, self.config, self.task, self.log_every = str(name), config, task, log_every
+        batch = config.get("batch_size")
+        self._batch = batch if isinstance(batch, int) and not isinstance(batch, bool) and batch > 0 else 1
+        self.model, self.optimizer, self.scheduler = model, optimizer, scheduler
+        self.save_hook = save_hook
+        """The loop's own way to save (see :func:`init`), or None."""
+        self.state: dict = {}
+        """Yours: anything JSON- or torch-saveable you want in every checkpoint (and back on resume)."""
+        self.should_stop = False
+        """A viewer asked to stop (early stop, ``ctl stop``, a signal): break out of the loop and call :meth:`finish`."""
+        self.should_validate = False
+        """A viewer asked for a validation (``v``, ``ctl validate``): run yours and log ``val_*``; it resets then."""
+        self.place = RunPlace()
+        """The run layer (core.run.place): record, status, inbox, checkpoints on request."""
+        self.place.summarize = self._summary
+        self.finished = False
+        """:meth:`finish` has run."""
+        self._end: tuple[str, str] | None = None  # (status, reason) once a viewer or a signal decided the run ends
+        self._signal = ""  # the name of a signal that asked the run to end
+        self._sums: dict[str, float] = {}
+        self._counts: dict[str, int] = {}
+        self._epoch_sums: dict[str, float] = {}
+        self._epoch_counts: dict[str, int] = {}
+        self._n = 0  # logged train steps in the current interval
+        self._wall0 = self._t_flush = self._t_epoch = time.perf_counter()
+        self._wall_before = 0.0
+        self._best: float | None = None
+        self._best_epoch: int | None = None
+        self._endpoint: Endpoint | None = None
+        self._previous: dict = {}
+        self._sampling = None
+        self._output: _Output | None = None
+        self._start(resume, runs_dir, endpoint, signals, system_interval)
+
+    # ------------------------------------------------------------------ start
+
+    def _start(self, resume: Path | None, runs_dir: Path, endpoint: bool, signals: bool, interval: float) -> None:
+        place = self.place
+        lr = self._group().get("lr", 0.0) if self.optimizer is not None else 0.0
+        place.state = TrainingState(base_lr=float(lr or 0.0))
+        payload = self._load(resume) if resume is not None else None
+        created = False
+        try:
+            if payload is None:
+                created = place.make_dir(runs_dir, self.name)
+            else:
+                place.run_dir = run_dir_of(payload["_file"])
+            place.open(_toml(self.config), created=created)
+        except ConfigError as e:
+            raise ValueError(f"tui_train.init: {e}") from None
+        if endpoint:
+            self._host()
+        self._install(signals)
+        self._output = _Output.start(self) if os.environ.get(OUTPUT_ENV) else None
+        place.emit(self._run_started())
+        place.set_status("running", "resumed" if payload is not None else "started", "start")
+        self._sampling = place.sampling(_device(self.model), interval)
+        self._sampling.__enter__()
+        atexit.register(self._at_exit)
+
+    def _host(self) -> None:
+        place, log = self.place, self.place.log
+        try:
+            ep = Endpoint(place.run_dir, place.submit, status=lambda: place.status, initial_seq=log.seq)
+            ep.start()
+        except EndpointError as e:
+            place.emit(E.RunWarning(message=f"no control endpoint: {e}", step=place.state.step))
+            return
+        log.listeners.append(ep.publish)
+        self._endpoint = ep
+        announce = os.environ.get(ANNOUNCE_ENV)
+        if announce:
+            _write_json(Path(announce), {"socket": str(ep.path), "run_dir": str(place.run_dir.resolve()), "pid": os.getpid()})
+
+    def _install(self, signals: bool) -> None:
+        """SIGTERM and SIGHUP end the run at the next :meth:`log` (saved, ``interrupted``), where
+        nobody else handles them: a default handler in the main thread is replaced, and put back at the end."""
+        if not signals or threading.current_thread() is not threading.main_thread():
+            return
+        for sig in (signal.SIGTERM, getattr(signal, "SIGHUP", None)):
+            if sig is not None and signal.getsignal(sig) in (signal.SIG_DFL, None):
+                self._previous[sig] = signal.signal(sig, self._on_signal)
+
+    def _on_signal(self, signum, frame) -> None:
+        if self._signal:
+            return
+        self._signal = signal.Signals(signum).name
+        self.place.stop.set()
+        threading.Thread(target=self._watchdog, name="tui-train-watchdog", daemon=True).start()
+
+    def _watchdog(self) -> None:
+        """A loop that does not reach :meth:`log` within the grace (a long validation, a hung
+        data loader) must not keep a killed job alive: summary ``interrupted``, exit 130."""
+        deadline = time.monotonic() + STOP_DEADLINE
+        while time.monotonic() < deadline:
+            if self.finished:
+                return
+            time.sleep(0.05)
+        if not self.finished:
+            self.place.emergency_summary("interrupted", f"{self._signal}: the loop did not reach run.log in time")
+            os._exit(EXIT_CODES["interrupted"])
+
+    # ------------------------------------------------------------------ the step boundary
+
+    def log(self, metrics: Mapping[str, Any], step: int | None = None) -> None:
+        """Record numbers and apply the viewers' commands (the step boundary; a pause blocks here).
+
+        ``loss`` and ``accuracy`` (or ``acc``) are train metrics (a call holding one is a train
+        step: the step count goes on by one, or to ``step``); ``val_*`` keys are a validation;
+        ``epoch`` (the epoch just finished, from 0) closes an epoch with the train means since the
+        last one and the validation of the same call. Values: numbers (a 0-d tensor works: it is
+        read with ``.item()``). After a SIGTERM/SIGHUP the run is saved and ended here, and
+        SystemExit(130) leaves the loop."""
+        if self.finished:
+            raise RuntimeError("tui_train: run.log after run.finish()")
+        values = _numbers(metrics)
+        st = self.place.state
+        train = [k for k in values if k in TRAIN_KEYS]
+        if train:
+            st.step = step if step is not None else st.step + 1
+            for k in train:
+                key = TRAIN_KEYS[k]
+                self._sums[key] = self._sums.get(key, 0.0) + values[k]
+                self._counts[key] = self._counts.get(key, 0) + 1
+            self._n += 1
+        elif step is not None:
+            st.step = step
+        val = {k[4:]: v for k, v in values.items() if k.startswith("val_")}
+        if "epoch" in values or val:
+            self._flush()
+        if val and "epoch" not in values:
+            st.last_val = val
+            self.should_validate = False
+            self.place.emit(E.ValidationMetrics(step=st.step, epoch=st.epoch, metrics=val))
+        if "epoch" in values:
+            self._end_epoch(int(values["epoch"]), val)
+        elif self._n >= self.log_every or (self._n and time.perf_counter() - self._t_flush >= 1.0):
+            self._flush()
+        self._boundary()
+
+    def _boundary(self) -> None:
+        if self._end is not None:
+            return self._leave_if_signalled()
+        try:
+            self.place.boundary(self._apply)
+        except EndRun as end:
+            self._end = (end.status, end.reason)
+            self.should_stop = True
+            self._leave_if_signalled()
+        return None
+
+    def _leave_if_signalled(self) -> None:
+        if self._signal:
+            self.finish()
+            raise SystemExit(EXIT_CODES["interrupted"])
+
+    def _flush(self) -> None:
+        """One StepMetrics for the steps logged since the last one (their means)."""
+        if not self._n:
+            return
+        st, now = self.place.state, time.perf_counter()
+        means = {k: self._sums[k] / self._counts[k] for k in self._sums}
+        for k, v in self._sums.items():
+            self._epoch_sums[k] = self._epoch_sums.get(k, 0.0) + v
+            self._epoch_counts[k] = self._epoch_counts.get(k, 0) + self._counts[k]
+        seconds, samples = now - self._t_flush, self._n * self._batch
+        self.place.emit(E.StepMetrics(step=st.step, epoch=st.epoch, epoch_progress=0.0, loss=means.get("loss", math.nan),
+                                      lr=self._lr(), samples_per_second=samples / seconds if seconds > 0 else 0.0,
+                                      accuracy=means.get("accuracy"), elapsed=self._wall()))
+        st.train_samples += samples
+        self._sums, self._counts, self._n, self._t_flush = {}, {}, 0, now
+
+    def _end_epoch(self, epoch: int, val: dict) -> None:
+        st = self.place.state
+        train = {k: self._epoch_sums[k] / self._epoch_counts[k] for k in self._epoch_sums}
+        self._epoch_sums, self._epoch_counts = {}, {}
+        monitor = val.get("loss")
+        is_best = monitor is not None and math.isfinite(monitor) and (self._best is None or monitor < self._best)
+        if is_best:
+            self._best, self._best_epoch = monitor, epoch
+        now = time.perf_counter()
+        if val:
+            st.last_val = val
+            self.should_validate = False
+        st.epoch = epoch + 1
+        st.epochs.append({"epoch": epoch, "step": st.step, "train": train, "val": val, "lr": self._lr(),
+                          "seconds": now - self._t_epoch, "is_best": is_best})
+        self.place.emit(E.EpochMetrics(epoch=epoch, step=st.step, train=train, val=val, lr=self._lr(),
+                                       seconds=now - self._t_epoch, is_best=is_best, patience_left=None))
+        self._t_epoch = now
+
+    # ------------------------------------------------------------------ commands
+
+    def _apply(self, cmd: C.Command, origin: str) -> None:
+        """Decide and carry out one command (core.run.place.RunPlace.apply). The base LR is read
+        from the loop first (the scheduler's first base, else the first group's LR: the loop or its
+        scheduler may have moved it); a new one scales every group's LR and every scheduler base alike."""
+        st = self.place.state
+        if self.optimizer is not None:
+            bases = getattr(self.scheduler, "base_lrs", None)
+            st.base_lr = float(bases[0]) if bases else self._lr()
+        before = st.base_lr
+        self.place.apply(cmd, origin, group=self._group(), optimizer=self.optimizer, carry_out=self._carry_out,
+                         refuse=self._refuse)
+        after = self.place.state.base_lr
+        if after != before and before > 0:  # every group and the scheduler's bases scale alike
+            ratio = after / before
+            for g in self.optimizer.param_groups:
+                g["lr"] = g["lr"] * ratio
+            if getattr(self.scheduler, "base_lrs", None):
+                self.scheduler.base_lrs = [b * ratio for b in self.scheduler.base_lrs]
+
+    def _refuse(self, cmd: C.Command) -> str:
+        """Why this loop cannot honour ``cmd`` ('' when it can)."""
+        if isinstance(cmd, C.SetLearningRate | C.ScaleLearningRate) or (
+                isinstance(cmd, C.SetHyperparameter) and cmd.key in LIVE_KEYS):
+            if self.optimizer is None:
+                return "no optimizer was given to tui_train.init: the loop's values cannot be changed"
+            if isinstance(cmd, C.SetHyperparameter) and cmd.key != "lr" and cmd.key not in self._group():
+                return f"the optimizer ({type(self.optimizer).__name__}) has no {cmd.key}"
+            if self._group().get("lr", 0.0) <= 0:
+                return "the optimizer's learning rate is not a positive number"
+            return ""
+        if isinstance(cmd, C.SetHyperparameter):
+            return f"{cmd.key} is your loop's own: only lr, momentum and weight_decay change live here"
+        if isinstance(cmd, C.Rollback):
+            return "your loop keeps no last good weights (the built-in loop does)"
+        if isinstance(cmd, C.FindLearningRate):
+            return "the LR range test needs the built-in loop (tui-train lr-find PRESET)"
+        if isinstance(cmd, C.SaveCheckpoint) and self.model is None and self.save_hook is None:
+            return "no model was given to tui_train.init: nothing to save"
+        return ""
+
+    def _carry_out(self, cmd: C.Command, d: control.Decision, origin: str) -> str | None:
+        if d.effect == "save" and self.save_hook is not None:
+            reason = getattr(cmd, "reason", "") or "manual"
+            try:
+                return str(self.save_hook(reason))
+            except Exception as e:  # noqa: BLE001 - the loop's save failed: said, listed as not saved, answered
+                self.place.not_written(reason, first_line(e, typed=True))
+                self.place.reject(cmd, f"checkpoint not saved: {self.place.save_error}", origin)
+                return None
+        if d.effect == "save":
+            path = self.save(getattr(cmd, "reason", "") or "manual")
+            if path is None:
+                self.place.reject(cmd, f"checkpoint not saved: {self.place.save_error}", origin)
+                return None
+            return f"saved {path}"
+        if d.effect == "validate":
+            self.should_validate = True
+            return "validation asked: the loop runs it when it reads run.should_validate"
+        return d.applied
+
+    # ------------------------------------------------------------------ checkpoints
+
+    def save(self, reason: str = "manual") -> Path | None:
+        """Write a checkpoint now (model, optimizer, scheduler, :attr:`state`, position) into the
+        run's checkpoints folder, atomically; returns its path, or None when it could not be written
+        (the run's summary then lists it under ``not_saved``, and a RunError says why)."""
+        if self.model is None:
+            return None
+
+        def writer():
+            import torch
+
+            payload = {"format": FORMAT, "reason": reason, "name": self.name, "config": self.config,
+                       "model": self.model.state_dict(),
+                       "optimizer": self.optimizer.state_dict() if self.optimizer is not None else None,
+                       "scheduler": self.scheduler.state_dict() if self.scheduler is not None else None,
+                       "user_state": self.state, "training": self.place.state.state_dict(),
+                       "best": [self._best, self._best_epoch], "wall_seconds": self._wall()}
+            return lambda f: torch.save(payload, f)
+
+        return self.place.save(reason, writer)
+
+    def _load(self, resume: Path) -> dict:
+        """The newest checkpoint of ``resume`` (a run directory or a checkpoint) into the given
+        model, optimizer and scheduler; the position, live values and :attr:`state` with it."""
+        import torch
+
+        file = resume
+        if resume.is_dir():
+            folder = resume / "checkpoints" if (resume / "checkpoints").is_dir() else resume
+            file = newest(folder)
+            if file is None:
+                raise ValueError(f"tui_train.init(resume={str(resume)!r}): no checkpoint in {folder}")
+        try:
+            payload = torch.load(file, map_location="cpu", weights_only=False)
+        except Exception as e:  # noqa: BLE001 - any file torch cannot read (unpickling, truncation, I/O) is bad input
+            raise ValueError(f"tui_train.init(resume={str(resume)!r}): cannot read {file}: {first_line(e)}") from None
+        if not isinstance(payload, dict) or payload.get("format") != FORMAT:
+            raise ValueError(f"tui_train.init(resume={str(resume)!r}): {file} is not a checkpoint of tui_train.init "
+                             "(a built-in run resumes with tui-train resume)")
+        for obj, key in ((self.model, "model"), (self.optimizer, "optimizer"), (self.scheduler, "scheduler")):
+            if obj is not None and payload.get(key) is not None:
+                obj.load_state_dict(payload[key])
+        self.place.state.load_state_dict(payload["training"])
+        self.state = dict(payload.get("user_state") or {})
+        self._best, self._best_epoch = (payload.get("best") or [None, None])[:2]
+        self._wall_before = float(payload.get("wall_seconds") or 0.0)
+        payload["_file"] = file
+        return payload
+
+    # ------------------------------------------------------------------ the end
+
+    def finish(self, status: str | None = None, reason: str = "") -> dict:
+        """End the run: the last numbers, a checkpoint (``last``; ``early_stop`` or ``interrupt``
+        when a viewer or a signal ended it), summary.json, the final status. ``status``: force one
+        ('completed', 'failed'...); by default 'completed', or how a viewer ended it. Returns the
+        summary. Calling it again does nothing."""
+        if self.finished:
+            return {}
+        self._flush()
+        end_status, end_reason = self._end or ("completed", "the loop finished")
+        if self._signal:
+            end_status, end_reason = "interrupted", f"{self._signal}: stopped, saved"
+        status = status or end_status
+        reason = reason or end_reason
+        if self.model is not None and status != "failed":
+            if status in ("early_stopped", "interrupted"):
+                self.save("early_stop" if status == "early_stopped" else "interrupt")
+            self.save("last")
+        return self._close(status, reason)
+
+    def _close(self, status: str, reason: str) -> dict:
+        from tui_train.core.status import with_losses
+
+        place = self.place
+        place.reject_pending()
+        status, reason = with_losses(status, reason, place.not_saved())
+        summary = self._summary(status, reason, {})
+        try:
+            place.write_summary(summary)
+        except OSError as e:
+            place.emit(E.RunError(message=f"summary.json not written: {first_line(e, typed=True)}", step=place.state.step))
+        place.set_status(status, reason, "end")
+        if status == "failed":
+            place.emit(E.RunFailed(message=reason, traceback="", traceback_path="", summary=summary))
+        else:
+            place.emit(E.RunFinished(status=status, summary=summary, run_dir=str(place.run_dir.resolve())))
+        self._shut()
+        return summary
+
+    def _shut(self) -> None:
+        self.finished = True
+        if self._output is not None:
+            self._output.stop()
+        if self._sampling is not None:
+            self._sampling.__exit__(None, None, None)
+        if self._endpoint is not None:
+            log = self.place.log
+            if log is not None and self._endpoint.publish in log.listeners:
+                log.listeners.remove(self._endpoint.publish)
+            self._endpoint.close()
+        self.place.close()
+        for sig, handler in self._previous.items():
+            signal.signal(sig, handler)
+        atexit.unregister(self._at_exit)
+
+    def fail(self, exc: BaseException) -> dict:
+        """End the run ``failed`` with ``exc``'s traceback in traceback.txt (the context manager
+        does this for you)."""
+        if self.finished:
+            return {}
+        self._flush()
+        summary = self.place.fail(first_line(exc, typed=True), "".join(traceback.format_exception(exc)),
+                                  (lambda: self.save("error")) if self.model is not None else None)
+        self._shut()
+        return summary
+
+    def _at_exit(self) -> None:
+        """The script ended without :meth:`finish`: end the run so that it does not stay 'running'."""
+        if not self.finished:
+            exc = getattr(sys, "last_value", None)
+            if exc is not None:
+                self.fail(exc)
+            else:
+                self.finish()
+
+    def __enter__(self) -> Run:
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> bool:
+        if exc is None or (isinstance(exc, SystemExit) and (self.finished or exc.code in (0, None))):
+            self.finish()
+        elif isinstance(exc, KeyboardInterrupt):
+            self.finish("interrupted", "KeyboardInterrupt (Ctrl+C)")
+        else:
+            self.fail(exc)
+        return False
+
+    # ------------------------------------------------------------------ what viewers and the summary read
+
+    @property
+    def run_dir(self) -> Path:
+        """The run directory."""
+        assert self.place.run_dir is not None
+        return self.place.run_dir
+
+    @property
+    def status(self) -> str:
+        """The run's status (running, paused, stopping, then its final one)."""
+        return self.place.status
+
+    @property
+    def step(self) -> int:
+        """Train steps logged so far."""
+        return self.place.state.step
+
+    @property
+    def epoch(self) -> int:
+        """Epochs closed so far (``epoch`` keys logged)."""
+        return self.place.state.epoch
+
+    def _group(self) -> dict:
+        return self.optimizer.param_groups[0] if self.optimizer is not None and self.optimizer.param_groups else {}
+
+    def _lr(self) -> float:
+        return float(self._group().get("lr", 0.0) or 0.0)
+
+    def _wall(self) -> float:
+        return self._wall_before + time.perf_counter() - self._wall0
+
+    def _planned_steps(self) -> int:
+        c = self.config
+        return int(c.get("max_steps") or 0) if isinstance(c.get("max_steps"), int) else 0
+
+    def _hyperparameters(self) -> dict:
+        hp = {k: v for k, v in self.config.items() if isinstance(v, int | float | str | bool)}
+        g = self._group()
+        for k in LIVE_KEYS:
+            if k in g and isinstance(g[k], int | float):
+                hp[k] = float(g[k])
+        if self.optimizer is not None:
+            hp.setdefault("optimizer", type(self.optimizer).__name__.lower())
+        return hp
+
+    def _run_started(self) -> E.RunStarted:
+        st, c = self.place.state, self.config
+        epochs = c.get("epochs") if isinstance(c.get("epochs"), int) else 0
+        params = sum(p.numel() for p in self.model.parameters()) if self.model is not None else 0
+        return E.RunStarted(run_dir=str(self.run_dir.resolve()), preset=self.name, device=_device(self.model), task=self.task,
+                            epochs=epochs, steps_per_epoch=0, total_steps=self._planned_steps(), train_size=0, val_size=0,
+                            test_size=0, num_params=params, model=type(self.model).__name__ if self.model is not None else "",
+                            hyperparameters=self._hyperparameters(),
+                            live=LIVE_KEYS if self.optimizer is not None else (), start_step=st.step, start_epoch=st.epoch,
+                            world_size=1)
+
+    def _summary(self, status: str, reason: str, test: dict) -> dict:
+        st = self.place.state
+        train_seconds = self._wall()
+        return {"status": status, "reason": reason, "not_saved": self.place.not_saved(), "preset": self.name,
+                "run_dir": str(self.run_dir.resolve()), "device": _device(self.model), "task": self.task, "loop": "user",
+                "epochs_completed": st.epoch, "epochs_planned": self.config.get("epochs"), "steps": st.step,
+                "best": {"metric": "val_loss", "value": self._best, "epoch": self._best_epoch},
+                "val": st.last_val, "test": None, "wall_seconds": self._wall(), "train_seconds": train_seconds,
+                "samples_per_second": st.train_samples / train_seconds if train_seconds > 0 else 0.0,
+                "final_lr": self._lr(), "interventions": len(st.history), "world_size": 1,
+                "hyperparameters": self._hyperparameters(), "parent": None,
+                "target": None, "time_to_target": None, "wall_to_target": None}
+
+
+def _numbers(metrics: Mapping[str, Any]) -> dict[str, float]:
+    """``metrics`` as floats (0-d tensors read with ``.item()``); anything else: TypeError naming the
+    key. Floats, the common case, pass without a check (the hot path: bench (u))."""
+    if type(metrics) is not dict and not isinstance(metrics, Mapping):
+        raise TypeError(f"run.log takes a dict of numbers, got {type(metrics).__name__}")
+    out = {}
+    for k, v in metrics.items():
+        out[k if type(k) is str else str(k)] = v if type(v) is float else _number(k, v)
+    return out
+
+
+def _number(k: Any, v: Any) -> float:
+    if hasattr(v, "item") and callable(v.item):
+        try:
+            v = v.item()
+        except (ValueError, RuntimeError):
+            raise TypeError(f"run.log: {k!r} must be a number or a one-element tensor") from None
+    if isinstance(v, bool) or not isinstance(v, numbers.Real):
+        raise TypeError(f"run.log: {k!r} must be a number, got {type(v).__name__}")
+    return float(v)
+
+
+def _device(model: Any) -> str:
+    try:
+        return str(next(model.parameters()).device)
+    except (AttributeError, StopIteration, TypeError):
+        return "cpu"
+
+
+def _toml(config: Mapping[str, Any], prefix: str = "") -> str:
+    """``config`` as TOML: scalars and lists of scalars as values, mappings as tables; anything
+    else as its repr in a string (recorded, never refused)."""
+    lines, tables = [], []
+    for k, v in config.items():
+        key = _key(str(k))
+        if isinstance(v, Mapping):
+            tables.append((f"{prefix}{key}", v))
+        else:
+            lines.append(f"{key} = {_value(v)}")
+    out = "\n".join(lines) + ("\n" if lines else "")
+    for name, table in tables:
+        out += f"\n[{name}]\n" + _toml(table, f"{name}.")
+    return out
+
+
+def _key(k: str) -> str:
+    return k if k and all(c.isalnum() or c in "-_" for c in k) else '"' + k.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def _value(v: Any) -> str:
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, int):
+        return str(v)
+    if isinstance(v, float):
+        return repr(v) if math.isfinite(v) else ("nan" if math.isnan(v) else ("inf" if v > 0 else "-inf"))
+    if isinstance(v, list | tuple):
+        return "[" + ", ".join(_value(x) for x in v) + "]"
+    s = v if isinstance(v, str) else repr(v)
+    return '"' + "".join(_char(c) for c in s) + '"'
+
+
+def _char(c: str) -> str:
+    if c in '"\\':
+        return "\\" + c
+    return f"\\u{ord(c):04x}" if ord(c) < 0x20 or ord(c) == 0x7F else c
+
+
+def _write_json(path: Path, value: dict) -> None:
+    import json
+
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.write_text(json.dumps(value), encoding="utf-8")
+    os.replace(tmp, path)
+
+
+class _Output:
+    """Under ``tui-train watch``: a daemon thread follows the file the script's stdout and stderr go
+    to (:data:`OUTPUT_ENV`; lines printed before :func:`init` too), appends every line to
+    ``<run_dir>/output.log`` and reports up to :data:`OUTPUT_LINES_PER_S` a second as RunNote
+    events (``output: ...``). The script writes to a file, never to a pipe of the watcher, so a
+    watcher that detaches or dies never blocks nor kills it."""
+
+    def __init__(self, run: Run, source: Path):
+        self.run, self.source = run, source
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._follow, name="tui-train-output", daemon=True)
+
+    @classmethod
+    def start(cls, run: Run) -> _Output:
+        out = cls(run, Path(os.environ[OUTPUT_ENV]))
+        out._thread.start()
+        return out
+
+    def stop(self) -> None:
+        """Copy what is left (the script's last lines), then stop."""
+        for stream in (sys.stdout, sys.stderr):
+            try:
+                stream.flush()
+            except (OSError, ValueError):
+                pass
+        self._stop.set()
+        self._thread.join(timeout=2)
+
+    def _follow(self) -> None:
+        place = self.run.place
+        try:
+            src = open(self.source, "rb")  # noqa: SIM115 - held for the thread's life
+            dst = open(place.run_dir / "output.log", "ab")  # noqa: SIM115
+        except OSError as e:
+            place.emit(E.RunWarning(message=f"script output not recorded: {first_line(e, typed=True)}", step=place.state.step))
+            return
+        with src, dst:
+            pending, window, shown, left_out = b"", time.monotonic(), 0, 0
+            while True:
+                chunk = src.read(65536)
+                if not chunk:
+                    if self._stop.is_set():
+                        break
+                    time.sleep(0.1)
+                    continue
+                dst.write(chunk)
+                dst.flush()
+                *lines, pending = (pending + chunk).split(b"\n")
+                for line in lines:
+                    if time.monotonic() - window >= 1.0:
+                        if left_out:
+                            place.emit(E.RunNote(message=f"output: {left_out} line(s) left out of the event log "
+                                                         "(all are in output.log)", step=place.state.step))
+                        window, shown, left_out = time.monotonic(), 0, 0
+                    if shown < OUTPUT_LINES_PER_S:
+                        shown += 1
+                        place.emit(E.RunNote(message="output: " + line.decode("utf-8", "replace").rstrip("\r")[:500],
+                                             step=place.state.step))
+                    else:
+                        left_out += 1
