@@ -349,9 +349,24 @@ class SystemSample(Event):
     """Its power draw, W."""
 
 
+@dataclass(frozen=True)
+class Scalars(Event):
+    """Numbers a loop of your own logged under its own names (``tui_train.init``: any key of
+    ``run.log`` but loss, accuracy, ``val_*`` and epoch), one series per name: their means since
+    the last record. Written to metrics.jsonl (and epochs.jsonl, so a late viewer has them)."""
+
+    step: int
+    """The step of the record."""
+    epoch: int
+    """The epoch it belongs to (0-based)."""
+    values: dict
+    """Name -> mean of what was logged (a float, possibly non-finite)."""
+
+
 EVENT_TYPES: tuple[type[Event], ...] = (
     RunStarted, StatusChanged, StepMetrics, EpochMetrics, ValidationMetrics, TestMetrics, ConfusionMatrix, CheckpointSaved,
     CommandApplied, CommandRejected, RunWarning, RunNote, RunError, RunFinished, RunFailed, LearningRateFound, SystemSample,
+    Scalars,
 )
 """Every concrete event type (``tests/unit/test_dispatch.py`` checks that none is missing)."""
 

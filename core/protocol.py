@@ -550,6 +550,25 @@ _TUPLE_FIELDS: dict[tuple[type, str], Check] = {
 }
 """The element checks of tuple-typed event fields (any other tuple field: an array of scalars)."""
 
+MAX_SCALARS = 64
+"""The most names one Scalars event carries (a loop of your own logging many more sends several)."""
+
+
+def _number_map(value: Any, where: str) -> dict:
+    """Scalars.values: at most MAX_SCALARS names (strings of at most MAX_ARG_CHARS) -> numbers."""
+    _check_dict(value, where)
+    if len(value) > MAX_SCALARS:
+        raise ProtocolError(f"{where}: {len(value)} names (at most {MAX_SCALARS})")
+    for k, v in value.items():
+        if len(k) > MAX_ARG_CHARS:
+            raise ProtocolError(f"{where}: a name of {len(k)} characters (at most {MAX_ARG_CHARS})")
+        _check_float(v, f"{where}[{_show(k)}]")
+    return value
+
+
+_DICT_FIELDS: dict[tuple[type, str], Check] = {(E.Scalars, "values"): _number_map}
+"""The checks of dict-typed event fields that hold more than any JSON object."""
+
 _SCALARS: dict[Any, Check] = {float: _check_float, int: _check_int, bool: _check_bool, str: _check_str, dict: _check_dict}
 
 
@@ -561,6 +580,8 @@ def _field_check(owner: type, name: str, hint: Any, replace: dict[Check, Check])
         members = [a for a in typing.get_args(hint) if a is not type(None)]
         if len(members) == 1 and len(typing.get_args(hint)) == 2:
             return _optional(_field_check(owner, name, members[0], replace))
+    if hint is dict and (owner, name) in _DICT_FIELDS:
+        return _DICT_FIELDS[(owner, name)]
     if hint in _SCALARS:
         return replace.get(_SCALARS[hint], _SCALARS[hint])
     raise TypeError(f"core.protocol cannot carry {owner.__name__}.{name}: {hint!r}")

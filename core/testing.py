@@ -332,6 +332,7 @@ def sample_events() -> list[E.Event]:
         E.SystemSample: E.SystemSample(step=150, cpu_percent=97.5, rss_bytes=812_000_000, mem_percent=41.0,
                                        mem_total_bytes=16_000_000_000, gpu_percent=88.0, gpu_mem_bytes=6_000_000_000,
                                        gpu_mem_total_bytes=24_000_000_000, gpu_temp_c=64.0, gpu_power_w=210.5),
+        E.Scalars: E.Scalars(step=150, epoch=1, values={"grad_norm": 1.25, "[/bold] \x1b[31m": 2.0}),
     }
     missing = [t.__name__ for t in E.EVENT_TYPES if t not in samples]
     if missing:  # a new event type: add its sample here

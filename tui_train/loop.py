@@ -42,6 +42,7 @@ from typing import Any
 from tui_train.core import commands as C
 from tui_train.core import events as E
 from tui_train.core.errors import ConfigError, first_line
+from tui_train.core.protocol import MAX_ARG_CHARS, MAX_SCALARS
 from tui_train.core.run import control
 from tui_train.core.run.checkpoints import newest, run_dir_of
 from tui_train.core.run.endpoint import Endpoint, EndpointError
@@ -136,6 +137,8 @@ class Run:
         self._epoch_sums: dict[str, float] = {}
         self._epoch_counts: dict[str, int] = {}
         self._n = 0  # logged train steps in the current interval
+        self._other: dict[str, float] = {}  # the loop's own names: sums and counts since the last record
+        self._other_n: dict[str, int] = {}
         self._wall0 = self._t_flush = self._t_epoch = time.perf_counter()
         self._wall_before = 0.0
         self._best: float | None = None
@@ -239,6 +242,10 @@ class Run:
             self._n += 1
         elif step is not None:
             st.step = step
+        for k, v in values.items():  # a loop's own names: one series each (Scalars)
+            if k not in TRAIN_KEYS and k != "epoch" and not k.startswith("val_"):
+                self._other[k] = self._other.get(k, 0.0) + v
+                self._other_n[k] = self._other_n.get(k, 0) + 1
         val = {k[4:]: v for k, v in values.items() if k.startswith("val_")}
         if "epoch" in values or val:
             self._flush()
@@ -248,7 +255,7 @@ class Run:
             self.place.emit(E.ValidationMetrics(step=st.step, epoch=st.epoch, metrics=val))
         if "epoch" in values:
             self._end_epoch(int(values["epoch"]), val)
-        elif self._n >= self.log_every or (self._n and time.perf_counter() - self._t_flush >= 1.0):
+        elif self._n >= self.log_every or ((self._n or self._other) and time.perf_counter() - self._t_flush >= 1.0):
             self._flush()
         self._boundary()
 
@@ -269,10 +276,19 @@ class Run:
             raise SystemExit(EXIT_CODES["interrupted"])
 
     def _flush(self) -> None:
-        """One StepMetrics for the steps logged since the last one (their means)."""
+        """One StepMetrics for the steps logged since the last one (their means), and Scalars for
+        the loop's own names (at most MAX_SCALARS names an event)."""
+        st = self.place.state
+        if self._other:
+            names = list(self._other)
+            for i in range(0, len(names), MAX_SCALARS):
+                self.place.emit(E.Scalars(step=st.step, epoch=st.epoch,
+                                          values={k: self._other[k] / self._other_n[k] for k in names[i:i + MAX_SCALARS]}))
+            self._other, self._other_n = {}, {}
         if not self._n:
+            self._t_flush = time.perf_counter()
             return
-        st, now = self.place.state, time.perf_counter()
+        now = time.perf_counter()
         means = {k: self._sums[k] / self._counts[k] for k in self._sums}
         for k, v in self._sums.items():
             self._epoch_sums[k] = self._epoch_sums.get(k, 0.0) + v
@@ -581,7 +597,10 @@ def _numbers(metrics: Mapping[str, Any]) -> dict[str, float]:
         raise TypeError(f"run.log takes a dict of numbers, got {type(metrics).__name__}")
     out = {}
     for k, v in metrics.items():
-        out[k if type(k) is str else str(k)] = v if type(v) is float else _number(k, v)
+        name = k if type(k) is str else str(k)
+        if len(name) > MAX_ARG_CHARS:
+            raise ValueError(f"run.log: a name of {len(name)} characters (at most {MAX_ARG_CHARS})")
+        out[name] = v if type(v) is float else _number(k, v)
     return out
 
 

@@ -71,6 +71,7 @@ class Printer:
             E.RunFinished: self._finished, E.RunFailed: self._failed,
             E.LearningRateFound: lambda ev: self.line(f"LR range test at step {ev.step}: {lr_found(ev)}"),
             E.SystemSample: E.ignore,  # metrics.jsonl has them; a line every 2 s would drown the progress
+            E.Scalars: lambda ev: self.line(f"step {ev.step:>6}  " + "  ".join(f"{k} {_num(v)}" for k, v in ev.values.items())),
         }, "Printer")
 
     def line(self, text: str) -> None:

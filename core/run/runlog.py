@@ -26,10 +26,11 @@ import numpy as np
 from tui_train.core import events as E
 from tui_train.core.errors import first_line
 
-METRIC_EVENTS = (E.StepMetrics, E.EpochMetrics, E.ValidationMetrics, E.TestMetrics, E.ConfusionMatrix, E.SystemSample)
+METRIC_EVENTS = (E.StepMetrics, E.EpochMetrics, E.ValidationMetrics, E.TestMetrics, E.ConfusionMatrix, E.SystemSample,
+                 E.Scalars)
 """Events written to metrics.jsonl; every other event goes to events.jsonl."""
 
-SIDE_METRICS = (E.EpochMetrics, E.ValidationMetrics, E.TestMetrics, E.ConfusionMatrix)
+SIDE_METRICS = (E.EpochMetrics, E.ValidationMetrics, E.TestMetrics, E.ConfusionMatrix, E.Scalars)
 """The metrics.jsonl records written to epochs.jsonl as well (not the steps, not the system
 samples: one every 2 s would make it the large file it exists to avoid)."""
 

@@ -82,6 +82,9 @@ def _rows(run_dir: Path) -> list[_Row]:
         elif kind == "ValidationMetrics":
             row = _Row(_int(rec.get("step"), last_step), _int(rec.get("epoch"), last_epoch), t)
             row.values = _from_dict(rec.get("metrics"), "val_", "val/")
+        elif kind == "Scalars":  # a loop's own names (tui_train.init)
+            row = _Row(_int(rec.get("step"), last_step), _int(rec.get("epoch"), last_epoch), t)
+            row.values = _from_dict(rec.get("values"), "", "")
         elif kind == "TestMetrics":  # no step of its own: the run's last
             row = _Row(last_step, last_epoch, t, _from_dict(rec.get("metrics"), "test_", "test/"))
         else:

@@ -78,10 +78,12 @@ class RunRow:
 
     def sort_value(self, key: str) -> Any:
         """A comparable value for column ``key`` (missing values sort last)."""
-        value = {"duration": self.duration, "epochs": self.epochs, "best": self.best.get("value"), "test": self.test_metric,
-                 "lr": self.hyperparameters.get("lr"), "batch_size": self.hyperparameters.get("batch_size"),
-                 "optimizer": self.hyperparameters.get("optimizer"), "schedule": self.hyperparameters.get("schedule")}.get(
-                     key, getattr(self, key, None))
+        hp = self.hyperparameters
+        value = {"started": self.started, "status": self.status, "preset": self.preset, "duration": self.duration,
+                 "epochs": self.epochs, "best": self.best.get("value"), "test": self.test_metric, "lr": hp.get("lr"),
+                 "batch_size": hp.get("batch_size"), "optimizer": hp.get("optimizer"), "schedule": hp.get("schedule"),
+                 "interventions": self.interventions, "parent": self.parent, "name": self.name,
+                 "time_to_target": self.time_to_target}[key]  # SORT_KEYS, each named
         if isinstance(value, float) and not math.isfinite(value):
             value = None
         return (value is None, value if value is not None else 0)

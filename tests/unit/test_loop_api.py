@@ -254,3 +254,21 @@ def test_sigterm_saves_and_ends_interrupted_with_130(tmp_path):
     summary = json.loads((run_dir / "summary.json").read_text())
     assert summary["status"] == "interrupted" and summary["reason"].startswith("SIGTERM")
     assert list((run_dir / "checkpoints").glob("*-interrupt.pt"))
+
+
+def test_a_loops_own_names_are_series_of_their_own(tmp_path):
+    from tui_train.core.rundir.history import read_history
+    from tui_train.core.rundir.metrics_export import export_csv
+
+    run = tui_train.init(name="extra", runs_dir=tmp_path, log_every=2, system_interval=0)
+    for i in range(4):
+        run.log({"loss": 1.0, "grad_norm": float(i), "[/bold]": 5.0})
+    run.log({"temperature": 0.7})  # alone: written at the next record
+    run.log({"val_loss": 0.5, "val_f1": 0.25, "epoch": 0})
+    run.finish()
+    scalars = [e for e in read_history(run.run_dir) if e.kind == "Scalars"]  # what a late viewer gets
+    assert [(e.step, e.values) for e in scalars] == [(2, {"grad_norm": 0.5, "[/bold]": 5.0}),
+                                                    (4, {"grad_norm": 2.5, "[/bold]": 5.0}), (4, {"temperature": 0.7})]
+    export_csv(run.run_dir, tmp_path / "m.csv")
+    header = (tmp_path / "m.csv").read_text().splitlines()[0].split(",")
+    assert {"grad_norm", "[/bold]", "temperature", "val_f1"} <= set(header)

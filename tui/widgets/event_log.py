@@ -52,6 +52,7 @@ class EventLog(RichLog):
             E.RunFailed: self._failed,
             E.LearningRateFound: lambda ev: self.say(f"LR range test: {lr_found(ev)}", ev.step),
             E.SystemSample: E.ignore,  # the system panel shows these
+            E.Scalars: E.ignore,  # the dashboard's plot of the loop's own series shows these
         }, "EventLog")
 
     def say(self, text: str, step: int | None = None, style: str = "") -> None:
