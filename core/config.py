@@ -388,7 +388,7 @@ def looks_like_preset(path: Path) -> bool:
         raw = tomllib.loads(text)
     except tomllib.TOMLDecodeError:
         return "description" in text
-    names = {f.name for f in dataclasses.fields(RunConfig)}
+    names = {f.name for f in dataclasses.fields(RunConfig)} | {SWEEP_TABLE}
     return "description" in raw and set(raw) <= names
 
 
@@ -464,10 +464,16 @@ def apply_overrides(raw: dict, overrides: list[str] | tuple = ()) -> dict:
     return out
 
 
+SWEEP_TABLE = "sweep"
+"""A preset's ``[sweep]`` table: the search space of ``tui-train sweep`` (checked by
+:mod:`tui_train.core.sweep.space`); a run of the preset ignores it."""
+
+
 def load_config(name_or_path: str = DEFAULT_PRESET, overrides: list[str] | tuple = (), extra_dirs: list[Path] | tuple = ()) -> RunConfig:
     """Load a preset by name or path, apply overrides, validate. Raises ConfigError."""
     path = resolve_preset(name_or_path, extra_dirs)
     raw = read_toml(path)
+    raw.pop(SWEEP_TABLE, None)  # the sweep's, not the run's
     raw.setdefault("name", path.stem)
     source = str(path)
     if overrides:

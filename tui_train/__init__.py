@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from tui_train.loop import Run
 
-__version__ = "0.1.0"
+from tui_train._version import __version__
 
 __all__ = ["__version__", "init"]
 

@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 import torch
 
-import tui_train
+from tui_train._version import __version__
 from tui_train.core.errors import first_line
 from tui_train.core.plugins import import_roots
 from tui_train.core.run.checkpoints import (  # noqa: F401 - the file helpers, named here too (ckpt.prune...)
@@ -42,7 +42,7 @@ class CheckpointError(RuntimeError):
 
 def versions() -> dict:
     """Library versions recorded in each checkpoint."""
-    return {"tui_train": tui_train.__version__, "torch": str(torch.__version__), "python": platform.python_version()}
+    return {"tui_train": __version__, "torch": str(torch.__version__), "python": platform.python_version()}
 
 
 def save_atomic(payload: dict, path: Path) -> Path:
