@@ -137,6 +137,7 @@ class Run:
         self._epoch_sums: dict[str, float] = {}
         self._epoch_counts: dict[str, int] = {}
         self._n = 0  # logged train steps in the current interval
+        self._samples = 0  # the samples they stand for
         self._other: dict[str, float] = {}  # the loop's own names: sums and counts since the last record
         self._other_n: dict[str, int] = {}
         self._wall0 = self._t_flush = self._t_epoch = time.perf_counter()
@@ -219,14 +220,16 @@ class Run:
 
     # ------------------------------------------------------------------ the step boundary
 
-    def log(self, metrics: Mapping[str, Any], step: int | None = None) -> None:
+    def log(self, metrics: Mapping[str, Any], step: int | None = None, samples: int | None = None) -> None:
         """Record numbers and apply the viewers' commands (the step boundary; a pause blocks here).
 
         ``loss`` and ``accuracy`` (or ``acc``) are train metrics (a call holding one is a train
         step: the step count goes on by one, or to ``step``); ``val_*`` keys are a validation;
         ``epoch`` (the epoch just finished, from 0) closes an epoch with the train means since the
         last one and the validation of the same call. Values: numbers (a 0-d tensor works: it is
-        read with ``.item()``). After a SIGTERM/SIGHUP the run is saved and ended here, and
+        read with ``.item()``). ``samples``: training samples this call stands for (throughput;
+        default: the config's ``batch_size``, else 1; a framework logging the mean of k steps passes
+        k batches' worth). After a SIGTERM/SIGHUP the run is saved and ended here, and
         SystemExit(130) leaves the loop."""
         if self.finished:
             raise RuntimeError("tui_train: run.log after run.finish()")
@@ -240,6 +243,7 @@ class Run:
                 self._sums[key] = self._sums.get(key, 0.0) + values[k]
                 self._counts[key] = self._counts.get(key, 0) + 1
             self._n += 1
+            self._samples += self._batch if samples is None else int(samples)
         elif step is not None:
             st.step = step
         for k, v in values.items():  # a loop's own names: one series each (Scalars)
@@ -293,12 +297,12 @@ class Run:
         for k, v in self._sums.items():
             self._epoch_sums[k] = self._epoch_sums.get(k, 0.0) + v
             self._epoch_counts[k] = self._epoch_counts.get(k, 0) + self._counts[k]
-        seconds, samples = now - self._t_flush, self._n * self._batch
+        seconds, samples = now - self._t_flush, self._samples
         self.place.emit(E.StepMetrics(step=st.step, epoch=st.epoch, epoch_progress=0.0, loss=means.get("loss", math.nan),
                                       lr=self._lr(), samples_per_second=samples / seconds if seconds > 0 else 0.0,
                                       accuracy=means.get("accuracy"), elapsed=self._wall()))
         st.train_samples += samples
-        self._sums, self._counts, self._n, self._t_flush = {}, {}, 0, now
+        self._sums, self._counts, self._n, self._samples, self._t_flush = {}, {}, 0, 0, now
 
     def _end_epoch(self, epoch: int, val: dict) -> None:
         st = self.place.state
@@ -337,6 +341,8 @@ class Run:
             ratio = after / before
             for g in self.optimizer.param_groups:
                 g["lr"] = g["lr"] * ratio
+                if "initial_lr" in g:  # what a scheduler made later from this optimizer starts from
+                    g["initial_lr"] = g["initial_lr"] * ratio
             if getattr(self.scheduler, "base_lrs", None):
                 self.scheduler.base_lrs = [b * ratio for b in self.scheduler.base_lrs]
 
@@ -446,6 +452,9 @@ class Run:
             end_status, end_reason = "interrupted", f"{self._signal}: stopped, saved"
         status = status or end_status
         reason = reason or end_reason
+        # the end's checkpoints are always this API's own format (model, optimizer, scheduler, state,
+        # loadable with torch.load): a save_hook's format may not be writable once the loop is over
+        # (the Hugging Face Trainer saves only between its steps)
         if self.model is not None and status != "failed":
             if status in ("early_stopped", "interrupted"):
                 self.save("early_stop" if status == "early_stopped" else "interrupt")

@@ -107,13 +107,11 @@ class TuiTrainCallback(TrainerCallback):
         run = self._live()
         if run is None or loss is None:  # eval logs come through on_evaluate; the closing train_loss is a summary
             return
-        # The Trainer logs the mean of the steps since its last log: samples per second counts them
-        # all. Run.log counts one batch per call: a `steps` argument there would say this (see the
-        # report of issue 23 item 3); until then the run's batch is set for this one record.
-        run._batch = self._per_step * max(1, state.global_step - self._logged_step)
+        # The Trainer logs the mean of the steps since its last log: samples per second counts them all
+        samples = self._per_step * max(1, state.global_step - self._logged_step)
         self._logged_step = state.global_step
         grad_norm = scalar(logs.get("grad_norm"))  # a series of its own next to the loss
-        self._log({"loss": loss} | ({"grad_norm": grad_norm} if grad_norm is not None else {}), state, control)
+        self._log({"loss": loss} | ({"grad_norm": grad_norm} if grad_norm is not None else {}), state, control, samples)
 
     def on_epoch_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
         if self._live() is not None:
@@ -146,12 +144,12 @@ class TuiTrainCallback(TrainerCallback):
             epoch, self._pending_epoch = self._pending_epoch, None
             self._log({"epoch": epoch, **val}, state, control)
 
-    def _log(self, metrics: dict[str, float], state: Any, control: Any) -> None:
+    def _log(self, metrics: dict[str, float], state: Any, control: Any, samples: int | None = None) -> None:
         """:meth:`Run.log` at the Trainer's global step, then what it decided, told to the Trainer."""
         run = self._live()
         if run is None:
             return
-        run.log(metrics, step=state.global_step)
+        run.log(metrics, step=state.global_step, samples=samples)
         if run.should_stop:
             control.should_training_stop = True
         if self._save_reason is not None:  # asked again each hook until on_save: on_step_begin clears the flag
