@@ -518,6 +518,12 @@ def attach(run_dir: RunDirArg = None, runs_dir: RunsDirOpt = Path("runs"), on_ha
     target = ptr.run_dir if ptr is not None else None
     if not sys.stdout.isatty():
         raise fail("attach opens the dashboard and needs a terminal; scripts use `tui-train ctl [RUN_DIR] --events`")
+    raise typer.Exit(_open_dashboard(target, live, runs_dir, on_hangup))
+
+
+def _open_dashboard(target: Path | None, live: list | None, runs_dir: Path, on_hangup: str, opened: list | None = None) -> int:
+    """The dashboard on the live run ``target`` (or the list ``live`` to pick from): ``attach`` and
+    ``watch``. Each RemoteTrainer it makes is appended to ``opened`` (watch reads whether its run ended)."""
     from tui_train.core.live.remote import RemoteTrainer
 
     first = RemoteTrainer(attach=target) if target is not None else None
@@ -527,10 +533,86 @@ def attach(run_dir: RunDirArg = None, runs_dir: RunsDirOpt = Path("runs"), on_ha
     def attach_factory(chosen: Path):
         nonlocal first
         trainer, first = (first, None) if first is not None and Path(chosen) == target else (RemoteTrainer(attach=chosen), first)
+        if opened is not None:
+            opened.append(trainer)
         return trainer
 
-    raise typer.Exit(_run_tui(config=None, preset=None, runs_dir=runs_dir, attach=target, live=live, on_hangup=on_hangup,
-                             attach_factory=attach_factory))
+    return _run_tui(config=None, preset=None, runs_dir=runs_dir, attach=target, live=live, on_hangup=on_hangup,
+                    attach_factory=attach_factory)
+
+
+@app.command(context_settings={"allow_interspersed_args": False})
+def watch(
+    command: Annotated[list[str] | None, typer.Argument(
+        help="The command that runs your script, after --: e.g. -- python train.py --lr 3e-4. The script calls "
+             "tui_train.init itself.", metavar="COMMAND", show_default=False)] = None,
+    headless: HeadlessOpt = False,
+    on_hangup: OnHangupOpt = "detach",
+) -> None:
+    """Run a script that calls tui_train.init with its run's dashboard open (d detaches: the script runs on), or print
+    its progress lines with --headless; exits with the script's exit code."""
+    if on_hangup not in HANGUP_CHOICES:
+        raise fail(f"--on-hangup {on_hangup!r} is not allowed (allowed: {', '.join(HANGUP_CHOICES)})")
+    if not command:
+        raise fail("watch: give the command that runs your script after --, e.g. `tui-train watch -- python train.py`")
+    from tui_train.tui import watch as W
+
+    headless = headless or not sys.stdout.isatty()
+    try:
+        script = W.start(list(command))
+    except W.StartError as e:
+        raise fail(f"watch: {e}") from None
+    try:
+        raise typer.Exit(_watch(script, headless, on_hangup))
+    except W.HungUp:  # the terminal is gone: the script runs on (or was told to stop, --on-hangup stop)
+        raise typer.Exit(0 if on_hangup == "detach" else 130) from None
+    finally:
+        script.close()
+
+
+def _watch(script, headless: bool, on_hangup: str) -> int:
+    """``watch`` once the script has started: wait for its run, show it, wait for the script; its exit code."""
+    import shlex
+
+    from tui_train.tui import watch as W
+
+    say(f"watch: {shlex.join(script.proc.args)} (pid {script.pid}); waiting for tui_train.init")
+    with W.Forwarding(script, on_hangup, sys.stderr):
+        announced = W.wait_for_announcement(script)
+        if announced is None:
+            code = W.shell_code(script.proc.wait())
+            for line in W.tail(script.output):
+                say(f"  {line}", err=True)
+            say(W.ended_early(script, code), err=True)
+            return code
+        run_dir = Path(announced["run_dir"])
+        if headless or _probe_live(run_dir) is None:  # a run over before the dashboard could open: its lines
+            W.stream(run_dir, sys.stdout)
+            return _script_ended(script, run_dir)
+    opened: list = []
+    code = _open_dashboard(run_dir, None, run_dir.parent, on_hangup, opened)
+    if script.proc.poll() is None and not any(t.finished for t in opened):  # d: detached, the script runs on
+        say(f"watch: the script runs on (pid {script.pid}); its output: {run_dir / 'output.log'}")
+        return code
+    with W.Forwarding(script, on_hangup, sys.stderr):
+        return _script_ended(script, run_dir)
+
+
+def _script_ended(script, run_dir: Path) -> int:
+    """Wait for the script to exit, print what it wrote after its run ended (output.log stops at
+    run.finish()), return its exit code."""
+    from tui_train.tui import watch as W
+
+    code = W.wait_for_exit(script, lambda line: say(line, err=True))
+    for line in W.after_the_run(script.output, run_dir / "output.log"):
+        say(f"output: {line}")
+    return code
+
+
+def _probe_live(run_dir: Path):
+    from tui_train.core.run.endpoint import probe
+
+    return probe(run_dir)[0]
 
 
 CTL_ACTIONS = {
