@@ -151,6 +151,7 @@ class DashboardScreen(Screen):
             E.RunFailed: self._on_failed,
             E.LearningRateFound: self._on_lr_found,
             E.SystemSample: lambda ev: self._system.add(ev),
+            E.Scalars: E.ignore,  # a loop's own series: its plot comes with the next change (metrics.jsonl has them)
         }, "DashboardScreen")
 
     def compose(self) -> ComposeResult:
