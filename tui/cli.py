@@ -943,5 +943,13 @@ def main() -> None:
     os._exit(code or 0)
 
 
+def _register_sweep() -> None:
+    from tui_train.tui import sweep_cli
+
+    sweep_cli.register(app, fail=fail, say=say, overrides_of=lambda set_: _overrides(set_, None, None))
+
+
+_register_sweep()
+
 if __name__ == "__main__":  # pragma: no cover
     main()

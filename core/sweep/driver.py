@@ -29,6 +29,7 @@ import statistics
 import threading
 import time
 from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -98,6 +99,9 @@ class SweepDriver:
         self.space = Space.from_json(record.space)
         self._live: dict[int, _Live] = {}
         self._requests: queue.SimpleQueue = queue.SimpleQueue()
+        self._starting: dict[int, tuple[_Live, Future, str | None]] = {}
+        self._pool = ThreadPoolExecutor(max(1, record.parallel), thread_name_prefix="tui-train-sweep-start")
+        self._pending_optuna = None
         self._study = None
         self._lock = threading.Lock()
 
@@ -119,12 +123,13 @@ class SweepDriver:
                 self._save()
                 return 130 if stop.is_set() else 0
             self._poll()
-            while len(self._live) < rec.parallel:
+            self._started()
+            while len(self._live) + len(self._starting) < rec.parallel:
                 trial = self._next()
                 if trial is None:
                     break
                 self._start(trial)
-            if not self._live and self._next(peek=True) is None:
+            if not self._live and not self._starting and self._next(peek=True) is None:
                 break
             stop.wait(POLL)
         rec.state = "completed"
@@ -143,7 +148,7 @@ class SweepDriver:
         Optuna a new one asked of the study while the plan has room."""
         rec = self.record
         for t in rec.trials:
-            if t.status in ("queued", "interrupted") and t.number not in self._live:
+            if t.status in ("queued", "interrupted") and t.number not in self._live and t.number not in self._starting:
                 return t
         if rec.method != "optuna" or len(rec.trials) >= rec.trials_planned or self._study_full():
             return None
@@ -156,30 +161,48 @@ class SweepDriver:
         return trial
 
     def _start(self, trial: R.Trial) -> None:
+        """Start a trial's trainer process: its config checked here, the process started by a
+        thread of its own (a start takes seconds: Python, torch, the data; several start at once)."""
         rec = self.record
         resume = trial.run_dir if trial.status == "interrupted" and trial.run_dir and _has_checkpoint(trial.run_dir) else None
         overrides = list(rec.overrides) + trial.overrides()
         if rec.parallel > 1 and not any(o.startswith("train.num_threads=") for o in overrides):
             overrides.append(f"train.num_threads={max(1, self.cores // rec.parallel)}")  # the cores split between trials
-        live = _Live(trial, optuna_trial=getattr(self, "_pending_optuna", None) if trial.optuna is not None else None)
+        live = _Live(trial, optuna_trial=self._pending_optuna if trial.optuna is not None else None)
         self._pending_optuna = None
         try:
             cfg = load_config(rec.preset, overrides, [Path(d) for d in rec.extra_dirs])
-            proc, answer = spawn(spec_for(cfg, runs_dir=rec.runs_dir, preset=cfg.name, resume=resume))
-        except (ConfigError, OSError) as e:
+        except ConfigError as e:
             return self._end(live, "failed", first_line(e))
-        if not answer.get("ready"):
-            return self._end(live, "failed", str(answer.get("error") or "the trainer did not start"))
-        trial.run_dir, trial.pid, trial.started, trial.ended = str(answer["run_dir"]), int(answer["pid"]), time.time(), None
-        trial.status, trial.reason = "running", ""
-        live.proc = proc
-        if resume:  # epochs.jsonl already holds the earlier epochs: read on from its end
-            live.offset = _size(Path(trial.run_dir) / "epochs.jsonl")
-        R.write_json(Path(trial.run_dir) / R.TRIAL_FILE, {"sweep": str(self.sweep_dir.resolve()), "number": trial.number,
-                                                          "params": trial.params, "metric": rec.metric})
-        self._live[trial.number] = live
-        self.say(f"trial {trial.number} {'resumed' if resume else 'started'}: {_params(trial.params)} ({trial.run_dir})")
-        self._save()
+        spec = spec_for(cfg, runs_dir=rec.runs_dir, preset=cfg.name, resume=resume)
+        self._starting[trial.number] = (live, self._pool.submit(spawn, spec), resume)
+        return None
+
+    def _started(self) -> None:
+        """Trials whose trainer answered: running (followed from now on), or failed with its one line."""
+        for number, (live, future, resume) in list(self._starting.items()):
+            if not future.done():
+                continue
+            del self._starting[number]
+            trial, rec = live.trial, self.record
+            try:
+                proc, answer = future.result()
+            except OSError as e:
+                self._end(live, "failed", first_line(e))
+                continue
+            if not answer.get("ready"):
+                self._end(live, "failed", str(answer.get("error") or "the trainer did not start"))
+                continue
+            trial.run_dir, trial.pid, trial.started, trial.ended = str(answer["run_dir"]), int(answer["pid"]), time.time(), None
+            trial.status, trial.reason = "running", ""
+            live.proc = proc
+            if resume:  # epochs.jsonl already holds the earlier epochs: read on from its end
+                live.offset = _size(Path(trial.run_dir) / "epochs.jsonl")
+            R.write_json(Path(trial.run_dir) / R.TRIAL_FILE, {"sweep": str(self.sweep_dir.resolve()), "number": trial.number,
+                                                              "params": trial.params, "metric": rec.metric})
+            self._live[number] = live
+            self.say(f"trial {number} {'resumed' if resume else 'started'}: {_params(trial.params)} ({trial.run_dir})")
+            self._save()
 
     def _adopt(self) -> None:
         """A resumed sweep: trials recorded as running are read again from their epochs.jsonl (the
@@ -289,6 +312,10 @@ class SweepDriver:
         """Interrupt every running trial (each saves a checkpoint and ends ``interrupted``: a
         resumed sweep continues it) and wait a little for them to end."""
         self.record.state = how
+        for _live, future, _resume in list(self._starting.values()):  # a trial starting now: let it answer first
+            with contextlib.suppress(Exception):
+                future.result(timeout=STOP_GRACE)
+        self._started()
         for live in self._live.values():
             _send(live.trial.run_dir, C.Interrupt(f"sweep {how}"))
         deadline = time.monotonic() + STOP_GRACE

@@ -127,15 +127,15 @@ def test_sigterm_then_resume_loses_and_repeats_nothing_and_a_trial_takes_ctl(tmp
         proc.kill()
     assert proc.returncode == 130, out
     rec = R.load(sweep_dir(tmp_path))
-    assert rec.state == "interrupted" and rec.trials[0].status == "interrupted"
-    first = Path(rec.trials[0].run_dir)
+    assert rec.state == "interrupted" and rec.trials[trial.number].status == "interrupted"
+    first = Path(rec.trials[trial.number].run_dir)
     assert json.loads((first / "summary.json").read_text())["status"] == "interrupted"
     res = subprocess.run(tui_cmd() + ["sweep", "--resume", str(sweep_dir(tmp_path)), "--headless"], capture_output=True, text=True,
                          cwd=tmp_path, timeout=300)
     assert res.returncode == 0, res.stdout + res.stderr
     rec = R.load(sweep_dir(tmp_path))
     assert rec.state == "completed" and [t.status for t in rec.trials] == ["completed"] * 3
-    assert Path(rec.trials[0].run_dir) == first and "trial 0 resumed" in res.stdout  # continued, not started again
+    assert Path(rec.trials[trial.number].run_dir) == first and f"trial {trial.number} resumed" in res.stdout  # not started again
     summary = json.loads((first / "summary.json").read_text())
     assert summary["epochs_completed"] == 40 and summary["earlier"][0]["status"] == "interrupted"
     assert len(trial_dirs(tmp_path)) == 3
@@ -154,8 +154,9 @@ def test_a_killed_driver_leaves_its_trials_training_and_resume_adopts_them(tmp_p
     assert res.returncode == 0, res.stdout + res.stderr
     rec = R.load(sweep_dir(tmp_path))
     assert [t.status for t in rec.trials] == ["completed", "completed"]
-    assert rec.trials[0].run_dir == trial.run_dir and len(trial_dirs(tmp_path)) == 2
-    assert rec.trials[0].epoch == 30 and len(rec.trials[0].values) == 30  # every epoch's value, read again
+    adopted = rec.trials[trial.number]
+    assert adopted.run_dir == trial.run_dir and len(trial_dirs(tmp_path)) == 2
+    assert adopted.epoch == 30 and len(adopted.values) == 30  # every epoch's value, read again
 
 
 def test_optuna_and_a_second_machine_joining_through_a_journal_file(tmp_path):
