@@ -5,6 +5,9 @@ actions only hand commands to the ``submit`` the app injects (STYLE.md habit 9).
 it whether a run is active and whether it can be left going
 (:meth:`DashboardScreen.set_run_active`). An attached dashboard is fed the run's history first,
 then the live events, all through ``apply``: what it shows is the state the events end in.
+The plots are a :class:`tui.widgets.run_plots.RunPlots`; the dialogs its keys open are a
+:class:`tui.screens.run_dialogs.RunDialogs`; the question a non-finite pause asks is a
+:class:`tui.screens.nonfinite_dialog.NonFinitePrompt`.
 """
 
 from __future__ import annotations
@@ -21,23 +24,18 @@ from textual.widgets import Footer
 from tui_train.core import commands as C
 from tui_train.core import events as E
 from tui_train.core.config import RunConfig
-from tui_train.core.headline import headline_in_steps, headline_metric
 from tui_train.core.status import not_saved_text
-from tui_train.tui import format as fmt
 from tui_train.tui import keys
 from tui_train.tui.format import printable
-from tui_train.tui.screens.confirm_dialog import YES, ConfirmDialog
-from tui_train.tui.screens.confusion_screen import ConfusionScreen
-from tui_train.tui.screens.hyperparameter_dialog import HyperparameterDialog
-from tui_train.tui.screens.learning_rate_dialog import LearningRateDialog
-from tui_train.tui.screens.lr_find_screen import LrFindScreen
-from tui_train.tui.screens.nonfinite_dialog import NonFiniteDialog
+from tui_train.tui.screens.nonfinite_dialog import NonFinitePrompt
+from tui_train.tui.screens.run_dialogs import RunDialogs
 from tui_train.tui.series import is_finite
 from tui_train.tui.widgets.epoch_table import EpochTable
 from tui_train.tui.widgets.event_log import EventLog
 from tui_train.tui.widgets.hyperparameter_panel import HyperparameterPanel
 from tui_train.tui.widgets.metric_plot import MetricPlot
 from tui_train.tui.widgets.run_header import RunHeader
+from tui_train.tui.widgets.run_plots import RunPlots
 from tui_train.tui.widgets.run_progress import RunProgress
 from tui_train.tui.widgets.system_panel import SystemPanel
 
@@ -48,17 +46,11 @@ an action that does not apply now is hidden in the footer."""
 NEEDS_DETACHABLE = keys.needs_detachable(keys.DASHBOARD_KEYS)
 """Actions hidden unless the trainer is detachable (d), from :mod:`tui.keys`."""
 
-DIALOG_GONE = "gone"
-"""What the non-finite dialog is dismissed with when the run left that pause by itself."""
-
 PANEL_INTERVAL = 1.0
 """Seconds between two updates of the progress lines and the current LR (a bounded rate)."""
 
 MAX_PACE = 8
 """The most a dashboard stretches its redraw intervals when several viewers share the run."""
-
-USER_CHECKPOINTS = ("manual", "early_stop", "interrupt", "error")
-"""Checkpoint reasons marked on the plots (best/periodic ones would clutter them)."""
 
 NOT_SAVED_TIMEOUT = 24 * 3600.0
 """Seconds the notification of a run that could not write a checkpoint stays up (until dismissed)."""
@@ -79,6 +71,9 @@ class DashboardScreen(Screen):
     VERTICAL_BREAKPOINTS = [(0, "-short"), (34, "-tall")]
 
     BINDINGS = keys.bindings(keys.DASHBOARD_KEYS)
+
+    ASKS_ON_NONFINITE = True
+    """A non-finite pause the run is still in asks what to do (NonFiniteDialog); a replay's does not."""
 
     class NewRunRequested(Message):
         """n: back to the launcher for a new run (the app decides whether it may)."""
@@ -104,8 +99,6 @@ class DashboardScreen(Screen):
         """Attached to a run already training (its history arrives first)."""
         self.run_task = "classification"
         """From RunStarted."""
-        self.metric_key = headline_metric(self.run_task)
-        """Metric plotted beside the loss, the headline (core.headline): accuracy, r2 or mae."""
         self.status = "starting"
         """Last status the engine reported (what the badge shows)."""
         self.step = 0
@@ -122,45 +115,45 @@ class DashboardScreen(Screen):
         """The run can be left going (d is offered), as the app last said."""
         self.confusion: E.ConfusionMatrix | None = None
         """The latest validation's confusion matrix and mistakes (what c shows)."""
-        self._confusion_screen: ConfusionScreen | None = None
         self._latest_step: E.StepMetrics | None = None
-        self._nonfinite_reason: str | None = None  # a non-finite pause waiting for its dialog (see flush)
-        self._nonfinite_dialog: NonFiniteDialog | None = None
         self._last_panel_update = 0.0
         self._base_intervals: list[float] | None = None  # the plots' and table's own, before pacing
         self.pace = 1
         """Redraw intervals are multiplied by this: the number of viewers attached (at most
         MAX_PACE), so that N dashboards on one machine cost about what one does. Keys, dialogs
         and acknowledgements are not paced."""
-        self._lr_screen: LrFindScreen | None = None  # L: the LR range test's screen, waiting for its curve
-        self._handlers = E.exhaustive({
+        self._nonfinite = NonFinitePrompt(self, self._submit, asks=self.ASKS_ON_NONFINITE)  # shown by flush()
+        self._dialogs = RunDialogs(self, self._submit)  # what l, L, h, e and c open
+        self._handlers = self._event_handlers()
+
+    def _event_handlers(self) -> dict:
+        """Event type -> what it changes here, for :meth:`apply`: every type (core.events.exhaustive),
+        so that a new one fails the dashboard's construction instead of being skipped."""
+        return E.exhaustive({
             E.RunStarted: self._on_started,
             E.StatusChanged: self._on_status,
             E.StepMetrics: self._on_step,
             E.EpochMetrics: self._on_epoch,
-            E.ValidationMetrics: self._on_validation,
+            E.ValidationMetrics: lambda ev: self._plots.add_validation(ev),
             E.TestMetrics: lambda ev: self._progress.set_test(ev.metrics),
             E.ConfusionMatrix: self._on_confusion,
-            E.CheckpointSaved: self._on_checkpoint,
+            E.CheckpointSaved: lambda ev: self._plots.mark_checkpoint(ev),
             E.CommandApplied: self._on_applied,
-            E.CommandRejected: self._on_rejected,  # the event log shows these four
+            E.CommandRejected: self._dialogs.rejected,  # the event log shows these four
             E.RunWarning: E.ignore,
             E.RunNote: E.ignore,
             E.RunError: E.ignore,
             E.RunFinished: self._on_finished,
             E.RunFailed: self._on_failed,
-            E.LearningRateFound: self._on_lr_found,
+            E.LearningRateFound: self._dialogs.lr_found,
             E.SystemSample: lambda ev: self._system.add(ev),
-            E.Scalars: E.ignore,  # a loop's own series: its plot comes with the next change (metrics.jsonl has them)
+            E.Scalars: E.ignore,  # a loop's own series: not plotted yet (core added the event; the table must name it)
         }, "DashboardScreen")
 
     def compose(self) -> ComposeResult:
         yield RunHeader(self.preset, id="header")
         yield RunProgress(id="progress")
-        with Horizontal(id="plots"):
-            yield MetricPlot("loss", id="loss-plot")
-            yield MetricPlot(fmt.METRIC_TITLES[self.metric_key], id="metric-plot")
-            yield MetricPlot("learning rate", id="lr-plot")
+        yield RunPlots(id="plots")
         with Horizontal(id="lower"):
             yield HyperparameterPanel(id="hyper")
             with Vertical(id="details"):
@@ -171,20 +164,13 @@ class DashboardScreen(Screen):
 
     def on_mount(self) -> None:
         # widget references looked up once: apply() runs for every engine event
-        self._loss_plot = self.query_one("#loss-plot", MetricPlot)
-        self._metric_plot = self.query_one("#metric-plot", MetricPlot)
-        self._lr_plot = self.query_one("#lr-plot", MetricPlot)
+        self._plots = self.query_one(RunPlots)
         self._progress = self.query_one(RunProgress)
         self._panel = self.query_one(HyperparameterPanel)
         self._table = self.query_one(EpochTable)
         self._log = self.query_one(EventLog)
         self._header = self.query_one(RunHeader)
         self._system = self.query_one(SystemPanel)
-        self._loss_plot.add_line("train", "train", marker="braille", color="blue")
-        self._loss_plot.add_line("val", "val", marker="dot", color="red")
-        self._metric_plot.add_line("train", "train", marker="braille", color="blue")
-        self._metric_plot.add_line("val", "val", marker="dot", color="red")
-        self._lr_plot.add_line("lr", "lr", marker="braille", color="yellow")
         self.query_one("#hyper").border_title = "hyperparams (✎ live)"
         self.query_one("#epochs").border_title = "epochs"
         self.query_one("#log").border_title = "events"
@@ -201,7 +187,7 @@ class DashboardScreen(Screen):
     @property
     def plots(self) -> tuple[MetricPlot, ...]:
         """The three plots."""
-        return (self._loss_plot, self._metric_plot, self._lr_plot)
+        return self._plots.plots
 
     def set_pace(self, viewers: int) -> None:
         """Pace the redraws for ``viewers`` dashboards attached to the run (see :attr:`pace`)."""
@@ -217,12 +203,7 @@ class DashboardScreen(Screen):
 
     def refresh_plots(self, force: bool = False) -> None:
         """Redraw the plots whose data changed (rate-limited unless forced)."""
-        for plot in self.plots:
-            plot.redraw(force=force)
-
-    def _mark(self, step: int, kind: str) -> None:
-        for plot in self.plots:
-            plot.mark(step, kind)
+        self._plots.redraw(force)
 
     def set_run_active(self, active: bool, detachable: bool = False) -> None:
         """The app says whether a run is in progress (and can be left going); the footer then
@@ -272,13 +253,12 @@ class DashboardScreen(Screen):
     def _on_started(self, ev: E.RunStarted) -> None:
         self.run_task = ev.task
         self.preset = ev.preset
-        self.metric_key = headline_metric(ev.task)
         # several processes: "cpu x 2 processes"; samples/s and metrics are already the whole run's
         device = ev.device if ev.world_size <= 1 else f"{ev.device} × {ev.world_size} processes"
         self._header.set_run(ev.preset, device, ev.run_dir)
         self._progress.set_plan(ev.epochs, ev.total_steps, ev.start_step, ev.start_epoch, ev.task)
         self._table.set_task(ev.task)
-        self._metric_plot.set_title(fmt.METRIC_TITLES[self.metric_key])
+        self._plots.set_task(ev.task)
         self.hyperparameters = dict(ev.hyperparameters)
         if is_finite(ev.hyperparameters.get("lr")):
             self.base_lr = float(ev.hyperparameters["lr"])
@@ -298,88 +278,20 @@ class DashboardScreen(Screen):
         self._set_status("failed")
         self.app.notify(printable(f"Run failed: {ev.message}"), title="FAILED", severity="error", timeout=10, markup=False)
 
-    def _on_validation(self, ev: E.ValidationMetrics) -> None:
-        # an on-demand validation (v, ctl validate) is an intervention: V on the plots, as the
-        # README lists (issue 20 defect 6); the scheduled ones at epoch ends are not marked
-        self._loss_plot.add("val", ev.step, ev.metrics.get("loss"))
-        self._metric_plot.add("val", ev.step, ev.metrics.get(self.metric_key))
-        self._mark(ev.step, "validate")
-
     def _on_confusion(self, ev: E.ConfusionMatrix) -> None:
         self.confusion = ev
-        if self._confusion_screen is not None and self._confusion_screen.is_attached:
-            self._confusion_screen.show(ev)
-
-    def _on_checkpoint(self, ev: E.CheckpointSaved) -> None:
-        if ev.reason in USER_CHECKPOINTS:
-            self._mark(ev.step, "checkpoint")
-
-    def _on_lr_found(self, ev: E.LearningRateFound) -> None:
-        from tui_train.core.lr_find import Curve
-
-        if self._lr_screen is not None:
-            self._lr_screen.show_curve(Curve.from_json(E.to_json(ev)))
-
-    def _on_rejected(self, ev: E.CommandRejected) -> None:
-        if ev.command == "FindLearningRate" and self._lr_screen is not None:
-            self._lr_screen.show_error(f"refused: {ev.reason}")
+        self._dialogs.confusion_changed(ev)
 
     def _on_status(self, ev: E.StatusChanged) -> None:
         before = self.status
         self._set_status(ev.status)
-        nonfinite = ev.status == "paused" and ev.cause == "nonfinite"
-        # The dialog is asked for here and shown by flush(), after the batch: an attached viewer
-        # replays the history in one batch, and only a non-finite pause the run is still in needs it.
-        self._nonfinite_reason = ev.reason if nonfinite else None
-        if not nonfinite:
-            self._close_nonfinite_dialog()
+        nonfinite = self._nonfinite.follow(ev)  # its dialog shows after the batch (flush), if still paused
         if ev.status != before:  # a pause (or the end) shows the step it happened at, not the panel's last update
             self._show_latest_step(force=True)
-        if ev.status == "paused":
-            self._mark(ev.step, "nonfinite" if nonfinite else "pause")
-        elif ev.status == "running" and before == "paused":
-            self._mark(ev.step, "resume")
-        elif ev.status in ("stopping", "early_stopped") and before not in ("stopping", "early_stopped"):
-            self._mark(ev.step, "early_stop")
-
-    def _show_nonfinite_dialog(self) -> None:
-        reason, self._nonfinite_reason = self._nonfinite_reason, None
-        if reason is None or self.status != "paused" or self._nonfinite_dialog is not None:
-            return
-        self._nonfinite_dialog = NonFiniteDialog(reason)
-        self.app.push_screen(self._nonfinite_dialog, self._after_nonfinite)
-
-    def _close_nonfinite_dialog(self) -> None:
-        """The run left the non-finite pause (another viewer answered, or the history goes on): the
-        dialog no longer applies. Closed when it is on top; one under another dialog stays (its
-        answer would be rejected by the engine, harmlessly)."""
-        dialog = self._nonfinite_dialog
-        if dialog is not None and self.app.screen is dialog:
-            dialog.dismiss(DIALOG_GONE)
-
-    def _after_nonfinite(self, choice: str | None) -> None:
-        self._nonfinite_dialog = None
-        if choice == DIALOG_GONE:
-            return
-        if choice == "rollback":
-            self._submit(C.Rollback(0.5))
-        elif choice == "resume":
-            self._submit(C.Resume())
-        elif choice == "stop":  # a Stop in a non-finite pause restores the last good weights first (core.run.control)
-            self._submit(C.Stop("non-finite loss"))
-        else:
-            self.app.notify("Still paused: b rolls back (LR halved), space resumes, e stops.",
-                            title="non-finite loss", severity="warning", timeout=8)
-
-    def action_rollback(self) -> None:
-        """Restore the last good weights (a snapshot at most a second old) and halve the LR."""
-        self._submit(C.Rollback(0.5))
+        self._plots.mark_status(before, ev, nonfinite)
 
     def _on_step(self, ev: E.StepMetrics) -> None:
-        self._loss_plot.add("train", ev.step, ev.loss)
-        if headline_in_steps(self.run_task):
-            self._metric_plot.add("train", ev.step, ev.accuracy)
-        self._lr_plot.add("lr", ev.step, ev.lr)
+        self._plots.add_step(ev)
         self._latest_step = ev  # progress and panel show only the latest: see flush()
 
     def flush(self, force: bool = False) -> None:
@@ -387,8 +299,7 @@ class DashboardScreen(Screen):
         redraw the plots that changed (rate-limited by each plot)."""
         self._log.flush(force)
         self._table.flush(force)
-        if self._nonfinite_reason is not None:
-            self._show_nonfinite_dialog()
+        self._nonfinite.show_pending(self.status)
         self._show_latest_step(force)
         self.refresh_plots()
 
@@ -404,17 +315,9 @@ class DashboardScreen(Screen):
                 self._panel.set_value("lr_now", ev.lr)
 
     def _on_epoch(self, ev: E.EpochMetrics) -> None:
-        key = headline_metric(self.run_task, ev.val, ev.train)
-        if self.metric_key == headline_metric(self.run_task) != key:  # no R² in this epoch: MAE from here on
-            self.metric_key = key
-            self._metric_plot.set_title(fmt.METRIC_TITLES[self.metric_key])
         self._table.add_epoch(ev)
         self._progress.set_epoch_done(ev.epoch, ev.step)
-        self._loss_plot.add("val", ev.step, ev.val.get("loss"))
-        metric = self._metric_plot
-        metric.add("val", ev.step, ev.val.get(self.metric_key))
-        if not headline_in_steps(self.run_task):  # else the train curve came with the steps
-            metric.add("train", ev.step, ev.train.get(self.metric_key))
+        self._plots.add_epoch(ev)
 
     def _on_applied(self, ev: E.CommandApplied) -> None:
         if not ev.key:
@@ -425,7 +328,7 @@ class DashboardScreen(Screen):
         if ev.key == "lr":
             if is_finite(ev.new):
                 self.base_lr = float(ev.new)
-            self._mark(ev.step, "lr")
+            self._plots.mark(ev.step, "lr")
 
     # -- actions (they submit commands; the screen changes when events come back) ---------------
     def _submit(self, command: C.Command) -> None:
@@ -441,27 +344,18 @@ class DashboardScreen(Screen):
             self.app.notify(printable(f"cannot pause or resume while {self.status}"), severity="warning", markup=False)
 
     def action_set_lr(self) -> None:
-        def done(value: float | None) -> None:
-            if value is not None:
-                self._submit(C.SetLearningRate(value))
-        self.app.push_screen(LearningRateDialog(self.base_lr), done)
+        self._dialogs.set_learning_rate(self.base_lr)
 
     def action_find_lr(self) -> None:
-        """L: the LR range test of the paused run, in the trainer (on copies); Enter on its screen
-        submits the suggestion as a SetLearningRate."""
+        """L: the LR range test of the paused run (:meth:`RunDialogs.find_learning_rate`)."""
         if self.status != "paused":
             self.app.notify("LR range test: pause first (space); it sweeps a copy of the paused model", severity="warning")
             return
-        screen = LrFindScreen(self.preset, "set the suggestion as the run's base learning rate")
+        self._dialogs.find_learning_rate(self.preset)
 
-        def done(lr: float | None) -> None:
-            self._lr_screen = None
-            if lr is not None:
-                self._submit(C.SetLearningRate(lr))
-
-        self._lr_screen = screen
-        self.app.push_screen(screen, done)
-        self._submit(C.FindLearningRate())
+    def action_rollback(self) -> None:
+        """Restore the last good weights (a snapshot at most a second old) and halve the LR."""
+        self._submit(C.Rollback(0.5))
 
     def action_halve_lr(self) -> None:
         self._submit(C.ScaleLearningRate(0.5))
@@ -470,10 +364,7 @@ class DashboardScreen(Screen):
         self._submit(C.ScaleLearningRate(2.0))
 
     def action_edit_hyperparameters(self) -> None:
-        def done(result: tuple[str, float] | None) -> None:
-            if result is not None:
-                self._submit(C.SetHyperparameter(result[0], result[1]))
-        self.app.push_screen(HyperparameterDialog(self.hyperparameters), done)
+        self._dialogs.edit_hyperparameter(self.hyperparameters)
 
     def action_save_checkpoint(self) -> None:
         self._submit(C.SaveCheckpoint())
@@ -482,19 +373,11 @@ class DashboardScreen(Screen):
         self._submit(C.Validate())
 
     def action_early_stop(self) -> None:
-        def done(choice: str | None) -> None:
-            if choice == YES:
-                self._submit(C.Stop())
-        self.app.push_screen(ConfirmDialog(
-            "Stop early?", "Finishes the current step, evaluates, saves a checkpoint and ends the run as "
-            "EARLY STOPPED.", yes="Stop early"), done)
+        self._dialogs.confirm_early_stop()
 
     def action_confusion(self) -> None:
         """c: the latest confusion matrix and mistakes; it follows the run while open."""
-        def closed(_: None) -> None:
-            self._confusion_screen = None
-        self._confusion_screen = ConfusionScreen(self.confusion, self.run_task)
-        self.app.push_screen(self._confusion_screen, closed)
+        self._dialogs.show_confusion(self.confusion, self.run_task)
 
     def action_toggle_details(self) -> None:
         """Small terminals show the log, the epoch table or the system panel; t cycles (see DETAILS)."""

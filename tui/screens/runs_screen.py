@@ -191,14 +191,13 @@ class ReplayDashboard(DashboardScreen):
 
     BINDINGS = keys.bindings(keys.REPLAY_KEYS)
 
+    ASKS_ON_NONFINITE = False  # a replayed run that ended in a non-finite pause: nothing to answer
+
     class Closed(Message):
         """Esc on a replay: the app ends it and shows the runs again."""
 
     def __init__(self, name: str, *, submit: Callable[[C.Command], object]) -> None:
         super().__init__(name, attached=True, submit=submit)
-
-    def _show_nonfinite_dialog(self) -> None:
-        self._nonfinite_reason = None  # a replayed run that ended in a non-finite pause: nothing to answer
 
     def action_back(self) -> None:
         """Esc: end the replay and show the runs again (the app's to do: :class:`Closed`)."""

@@ -1,0 +1,97 @@
+"""The dialogs and screens the dashboard's keys open over a run: :class:`RunDialogs`.
+
+Each answer is submitted as the command it stands for (l: SetLearningRate, h: SetHyperparameter,
+e: Stop, L: FindLearningRate then SetLearningRate); the screens that show something the run sends
+later (the LR range test's curve, the latest confusion matrix) are fed by the dashboard while open.
+The dashboard decides whether a key applies now (its ``check_action``); nothing here reads its state.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from textual.screen import Screen
+
+from tui_train.core import commands as C
+from tui_train.core import events as E
+from tui_train.tui.screens.confirm_dialog import YES, ConfirmDialog
+from tui_train.tui.screens.confusion_screen import ConfusionScreen
+from tui_train.tui.screens.hyperparameter_dialog import HyperparameterDialog
+from tui_train.tui.screens.learning_rate_dialog import LearningRateDialog
+from tui_train.tui.screens.lr_find_screen import LrFindScreen
+
+
+class RunDialogs:
+    """One dashboard's key dialogs: what each opens, which command its answer submits, and the
+    screens still waiting for the run (:attr:`lr_find`, :attr:`confusion`)."""
+
+    def __init__(self, screen: Screen, submit: Callable[[C.Command], object]) -> None:
+        self.screen = screen
+        """The dashboard they open over."""
+        self.submit = submit
+        """Where the answers' commands go (the dashboard's)."""
+        self.lr_find: LrFindScreen | None = None
+        """The LR range test's screen (L), while open: it waits for the run's curve."""
+        self.confusion: ConfusionScreen | None = None
+        """The confusion screen (c), while open: it follows each new validation."""
+
+    def set_learning_rate(self, base_lr: float | None) -> None:
+        """l: ask for a new base learning rate (``base_lr`` shown first); submit SetLearningRate."""
+        def done(value: float | None) -> None:
+            if value is not None:
+                self.submit(C.SetLearningRate(value))
+        self.screen.app.push_screen(LearningRateDialog(base_lr), done)
+
+    def find_learning_rate(self, where: str) -> None:
+        """L: the LR range test of the paused run, in the trainer (on copies of ``where``'s model):
+        submit FindLearningRate; Enter on its screen submits the suggestion as a SetLearningRate."""
+        screen = LrFindScreen(where, "set the suggestion as the run's base learning rate")
+
+        def done(lr: float | None) -> None:
+            self.lr_find = None
+            if lr is not None:
+                self.submit(C.SetLearningRate(lr))
+
+        self.lr_find = screen
+        self.screen.app.push_screen(screen, done)
+        self.submit(C.FindLearningRate())
+
+    def lr_found(self, ev: E.LearningRateFound) -> None:
+        """The run's LR range test ended: its curve, on the screen waiting for it."""
+        from tui_train.core.lr_find import Curve
+
+        if self.lr_find is not None:
+            self.lr_find.show_curve(Curve.from_json(E.to_json(ev)))
+
+    def rejected(self, ev: E.CommandRejected) -> None:
+        """A command was refused: a FindLearningRate's reason shows on the screen waiting for the curve."""
+        if ev.command == "FindLearningRate" and self.lr_find is not None:
+            self.lr_find.show_error(f"refused: {ev.reason}")
+
+    def edit_hyperparameter(self, values: dict) -> None:
+        """h: pick a live hyperparameter (``values``: the current ones) and its value; submit SetHyperparameter."""
+        def done(result: tuple[str, float] | None) -> None:
+            if result is not None:
+                self.submit(C.SetHyperparameter(result[0], result[1]))
+        self.screen.app.push_screen(HyperparameterDialog(values), done)
+
+    def confirm_early_stop(self) -> None:
+        """e: ask first; submit Stop."""
+        def done(choice: str | None) -> None:
+            if choice == YES:
+                self.submit(C.Stop())
+        self.screen.app.push_screen(ConfirmDialog(
+            "Stop early?", "Finishes the current step, evaluates, saves a checkpoint and ends the run as "
+            "EARLY STOPPED.", yes="Stop early"), done)
+
+    def show_confusion(self, latest: E.ConfusionMatrix | None, task: str) -> None:
+        """c: the ``latest`` confusion matrix and mistakes of a ``task`` run; it follows the run while open."""
+        def closed(_: None) -> None:
+            self.confusion = None
+        self.confusion = ConfusionScreen(latest, task)
+        self.screen.app.push_screen(self.confusion, closed)
+
+    def confusion_changed(self, ev: E.ConfusionMatrix) -> None:
+        """A new validation's matrix: shown on the confusion screen, when open."""
+        if self.confusion is not None and self.confusion.is_attached:
+            self.confusion.show(ev)
