@@ -147,7 +147,7 @@ class DashboardScreen(Screen):
             E.RunFailed: self._on_failed,
             E.LearningRateFound: self._dialogs.lr_found,
             E.SystemSample: lambda ev: self._system.add(ev),
-            E.Scalars: E.ignore,  # a loop's own series: not plotted yet (core added the event; the table must name it)
+            E.Scalars: E.ignore,  # a loop's own series: its plot comes with the next change (metrics.jsonl has them)
         }, "DashboardScreen")
 
     def compose(self) -> ComposeResult:
