@@ -599,12 +599,12 @@ def _watch(script, headless: bool, on_hangup: str) -> int:
 
 
 def _script_ended(script, run_dir: Path) -> int:
-    """Wait for the script to exit, print what it wrote after its run ended (output.log stops at
-    run.finish()), return its exit code."""
+    """Wait for the script to exit, print what it wrote after its run ended (events stop at
+    run.finish(); output.log keeps everything), return its exit code."""
     from tui_train.tui import watch as W
 
     code = W.wait_for_exit(script, lambda line: say(line, err=True))
-    for line in W.after_the_run(script.output, run_dir / "output.log"):
+    for line in W.after_the_run(script.output, run_dir):
         say(f"output: {line}")
     return code
 

@@ -150,35 +150,22 @@ def tail(path: Path, lines: int = TAIL_LINES, limit: int = 65536) -> list[str]:
     return [line for line in _lines(text) if line.strip()][-lines:]
 
 
-def after_the_run(output: Path, recorded: Path, limit: int = 16 << 20) -> list[str]:
-    """The last lines the script wrote after its run stopped copying them into ``recorded``
-    (``<run_dir>/output.log``): what it printed after ``run.finish()`` (a final test score), which
-    nothing else keeps once the watcher's folder is gone. ``recorded`` ends with a copy of the start
-    of ``output`` (after the lines of an earlier run, when it resumed one). [] when either is over
-    ``limit`` bytes or unreadable."""
+def after_the_run(output: Path, run_dir: Path, limit: int = 16 << 20) -> list[str]:
+    """The last lines the script wrote after its run ended (``run.finish()``): what it printed then
+    (a final test score) is in output.log but in no event. summary.json's ``output_bytes`` says how
+    much of ``output`` the run had copied when it ended. [] when unknown or over ``limit`` bytes."""
+    import json
+
     try:
-        if output.stat().st_size > limit or (recorded.is_file() and recorded.stat().st_size > limit):
+        done = json.loads((run_dir / "summary.json").read_text(encoding="utf-8")).get("output_bytes")
+        if not isinstance(done, int) or output.stat().st_size - done > limit:
             return []
-        out = output.read_bytes()
-        log = recorded.read_bytes() if recorded.is_file() else b""
-    except OSError:
+        with open(output, "rb") as f:
+            f.seek(done)
+            rest = f.read()
+    except (OSError, ValueError, AttributeError):
         return []
-    rest = out[len(log) - _copy_start(log, out):]
     return [line for line in _lines(rest.decode("utf-8", "replace")) if line.strip()][-TAIL_LINES:]
-
-
-def _copy_start(log: bytes, out: bytes, probe: int = 64) -> int:
-    """The first k where ``log[k:]`` is the start of ``out`` (``len(log)`` at the latest: nothing copied)."""
-    k = max(0, len(log) - len(out))
-    while k < len(log):
-        m = min(probe, len(log) - k)
-        j = log.find(out[:m], k)
-        if j < 0:  # no match of m bytes from k on: only a shorter one at the very end can be
-            return next((i for i in range(max(k, len(log) - m + 1), len(log)) if log[i:] == out[:len(log) - i]), len(log))
-        if log[j:] == out[:len(log) - j]:
-            return j
-        k = j + 1
-    return len(log)
 
 
 def _lines(text: str) -> list[str]:
@@ -275,13 +262,24 @@ def stream(run_dir: Path, out: TextIO) -> None:
         ended = (ended or isinstance(event, E.RunFinished | E.RunFailed)) and not isinstance(event, E.RunStarted)
         printer(event)
 
-    if probe(run_dir)[0] is None:
-        from tui_train.core.rundir.history import read_history
+    from tui_train.core.rundir.history import read_history
 
+    if probe(run_dir)[0] is None:
         for event in read_history(run_dir):
             sink(event)
         return
-    RemoteTrainer(attach=run_dir, viewer="watch").run(sink=sink)
+    connected: list[bool] = []  # whether the first event was the run's history (RunStarted) or a connection failure
+
+    def first(event) -> None:
+        if not connected:
+            connected.append(isinstance(event, E.RunStarted))
+        if connected[0]:
+            sink(event)
+
+    RemoteTrainer(attach=run_dir, viewer="watch").run(sink=first)
+    if connected == [False]:  # the run ended between the probe and the connection: its files tell it all
+        for event in read_history(run_dir):
+            sink(event)
 
 
 def wait_for_exit(script: Script, say) -> int:

@@ -169,8 +169,8 @@ class Run:
         if endpoint:
             self._host()
         self._install(signals)
+        place.emit(self._run_started())  # first in the record: a viewer's history starts with it
         self._output = _Output.start(self) if os.environ.get(OUTPUT_ENV) else None
-        place.emit(self._run_started())
         place.set_status("running", "resumed" if payload is not None else "started", "start")
         self._sampling = place.sampling(_device(self.model), interval)
         self._sampling.__enter__()
@@ -466,6 +466,8 @@ class Run:
 
         place = self.place
         place.reject_pending()
+        if self._output is not None:  # the script's output so far becomes events before the end
+            self._output.stop()
         status, reason = with_losses(status, reason, place.not_saved())
         summary = self._summary(status, reason, {})
         try:
@@ -482,8 +484,6 @@ class Run:
 
     def _shut(self) -> None:
         self.finished = True
-        if self._output is not None:
-            self._output.stop()
         if self._sampling is not None:
             self._sampling.__exit__(None, None, None)
         if self._endpoint is not None:
@@ -502,6 +502,8 @@ class Run:
         if self.finished:
             return {}
         self._flush()
+        if self._output is not None:
+            self._output.stop()
         summary = self.place.fail(first_line(exc, typed=True), "".join(traceback.format_exception(exc)),
                                   (lambda: self.save("error")) if self.model is not None else None)
         self._shut()
@@ -596,7 +598,8 @@ class Run:
                 "samples_per_second": st.train_samples / train_seconds if train_seconds > 0 else 0.0,
                 "final_lr": self._lr(), "interventions": len(st.history), "world_size": 1,
                 "hyperparameters": self._hyperparameters(), "parent": None,
-                "target": None, "time_to_target": None, "wall_to_target": None}
+                "target": None, "time_to_target": None, "wall_to_target": None,
+                **({"output_bytes": self._output.copied} if self._output is not None else {})}
 
 
 def _numbers(metrics: Mapping[str, Any]) -> dict[str, float]:
@@ -680,61 +683,95 @@ def _write_json(path: Path, value: dict) -> None:
 
 class _Output:
     """Under ``tui-train watch``: a daemon thread follows the file the script's stdout and stderr go
-    to (:data:`OUTPUT_ENV`; lines printed before :func:`init` too), appends every line to
-    ``<run_dir>/output.log`` and reports up to :data:`OUTPUT_LINES_PER_S` a second as RunNote
-    events (``output: ...``). The script writes to a file, never to a pipe of the watcher, so a
-    watcher that detaches or dies never blocks nor kills it."""
+    to (:data:`OUTPUT_ENV`; lines printed before :func:`init` too) and appends every byte to
+    ``<run_dir>/output.log``; while the run lasts, up to :data:`OUTPUT_LINES_PER_S` lines a second
+    also become RunNote events (``output: ...``). After :meth:`Run.finish` it goes on copying into
+    output.log until the script exits (a last copy at exit), so what a script prints after its run
+    (a final test score) is kept even when the watcher detached long ago. The script writes to a
+    file, never to a pipe of the watcher, so a watcher that detaches or dies never blocks nor kills it."""
 
     def __init__(self, run: Run, source: Path):
         self.run, self.source = run, source
-        self._stop = threading.Event()
+        self._events = True
+        self._lock = threading.Lock()
+        self._pending, self._window, self._shown, self._left_out = b"", time.monotonic(), 0, 0
+        self._src = self._dst = None
+        self.copied = 0
+        """Bytes of the script's output copied so far (summary.json's ``output_bytes``: what was
+        printed before the run ended; the watcher shows what came after)."""
         self._thread = threading.Thread(target=self._follow, name="tui-train-output", daemon=True)
 
     @classmethod
     def start(cls, run: Run) -> _Output:
         out = cls(run, Path(os.environ[OUTPUT_ENV]))
+        place = run.place
+        try:
+            out._src = open(out.source, "rb")  # noqa: SIM115 - held for the process's life
+            out._dst = open(place.run_dir / "output.log", "ab")  # noqa: SIM115
+        except OSError as e:
+            place.emit(E.RunWarning(message=f"script output not recorded: {first_line(e, typed=True)}", step=place.state.step))
+            return out
         out._thread.start()
+        atexit.register(out._at_exit)
         return out
 
     def stop(self) -> None:
-        """Copy what is left (the script's last lines), then stop."""
-        for stream in (sys.stdout, sys.stderr):
-            try:
-                stream.flush()
-            except (OSError, ValueError):
-                pass
-        self._stop.set()
-        self._thread.join(timeout=2)
+        """The run ends: what was printed so far becomes events (a last line without its newline
+        too); from now on output.log only."""
+        _flush_streams()
+        self._copy()
+        with self._lock:
+            if self._pending:
+                self._say(self._pending)
+                self._pending = b""
+            self._events = False
+
+    def _at_exit(self) -> None:
+        _flush_streams()
+        self._copy()
 
     def _follow(self) -> None:
-        place = self.run.place
-        try:
-            src = open(self.source, "rb")  # noqa: SIM115 - held for the thread's life
-            dst = open(place.run_dir / "output.log", "ab")  # noqa: SIM115
-        except OSError as e:
-            place.emit(E.RunWarning(message=f"script output not recorded: {first_line(e, typed=True)}", step=place.state.step))
-            return
-        with src, dst:
-            pending, window, shown, left_out = b"", time.monotonic(), 0, 0
-            while True:
-                chunk = src.read(65536)
+        while True:
+            if not self._copy():
+                time.sleep(0.1)
+
+    def _copy(self) -> bool:
+        """Copy what is new; True when there was something."""
+        if self._src is None:
+            return False
+        with self._lock:
+            try:
+                chunk = self._src.read(65536)
                 if not chunk:
-                    if self._stop.is_set():
-                        break
-                    time.sleep(0.1)
-                    continue
-                dst.write(chunk)
-                dst.flush()
-                *lines, pending = (pending + chunk).split(b"\n")
+                    return False
+                self._dst.write(chunk)
+                self._dst.flush()
+                self.copied += len(chunk)
+            except (OSError, ValueError):  # closed at exit, or the disk is full: the script goes on
+                return False
+            if self._events:
+                *lines, self._pending = (self._pending + chunk).split(b"\n")
                 for line in lines:
-                    if time.monotonic() - window >= 1.0:
-                        if left_out:
-                            place.emit(E.RunNote(message=f"output: {left_out} line(s) left out of the event log "
-                                                         "(all are in output.log)", step=place.state.step))
-                        window, shown, left_out = time.monotonic(), 0, 0
-                    if shown < OUTPUT_LINES_PER_S:
-                        shown += 1
-                        place.emit(E.RunNote(message="output: " + line.decode("utf-8", "replace").rstrip("\r")[:500],
-                                             step=place.state.step))
-                    else:
-                        left_out += 1
+                    self._say(line)
+            return True
+
+    def _say(self, line: bytes) -> None:
+        place = self.run.place
+        if time.monotonic() - self._window >= 1.0:
+            if self._left_out:
+                place.emit(E.RunNote(message=f"output: {self._left_out} line(s) left out of the event log "
+                                             "(all are in output.log)", step=place.state.step))
+            self._window, self._shown, self._left_out = time.monotonic(), 0, 0
+        if self._shown < OUTPUT_LINES_PER_S:
+            self._shown += 1
+            place.emit(E.RunNote(message="output: " + line.decode("utf-8", "replace").rstrip("\r")[:500], step=place.state.step))
+        else:
+            self._left_out += 1
+
+
+def _flush_streams() -> None:
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError, AttributeError):
+            pass

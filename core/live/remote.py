@@ -93,13 +93,18 @@ class RemoteTrainer:
             from tui_train.core.rundir.history import read_history
 
             history = read_history(conn.run_dir, conn.seq)
+        summary: dict = {}
         for event in history:
             sink(event)
+            if isinstance(event, E.RunStarted):  # a resumed run starts again: only an ending after it counts
+                self.finished, summary = False, {}
+            elif isinstance(event, E.RunFinished | E.RunFailed):  # the run ended while we attached
+                self.finished, summary = True, dict(event.summary)
         with self._lock:
             self._conn, pending, self._pending = conn, self._pending, []
         for command in pending:
             self.submit(command)
-        summary = self._follow(conn, stop_event, sink)
+        summary = self._follow(conn, stop_event, sink) or summary
         conn.close()
         return summary
 

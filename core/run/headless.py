@@ -91,8 +91,12 @@ class Printer:
     def _started(self, ev: E.RunStarted) -> None:
         self.epochs, self.total_steps = ev.epochs, ev.total_steps
         where = ev.device if ev.world_size <= 1 else f"{ev.device} x {ev.world_size} processes"
-        self.line(f"run {ev.preset} on {where}: {ev.model}; {ev.train_size} train / {ev.val_size} val / "
-                  f"{ev.test_size} test samples; {ev.epochs} epochs x {ev.steps_per_epoch} steps")
+        if ev.steps_per_epoch or ev.train_size:
+            plan = (f"{ev.train_size} train / {ev.val_size} val / {ev.test_size} test samples; "
+                    f"{ev.epochs} epochs x {ev.steps_per_epoch} steps")
+        else:  # a loop of the user's own (tui_train.init) need not say its data or steps
+            plan = f"{ev.epochs} epochs" if ev.epochs else "its own loop"
+        self.line(f"run {ev.preset} on {where}: {ev.model or 'a model'}; {plan}")
         self.line(f"run directory: {ev.run_dir}")
 
     def _status(self, ev: E.StatusChanged) -> None:
@@ -101,8 +105,10 @@ class Printer:
 
     def _step(self, ev: E.StepMetrics) -> None:
         acc = f"  acc {_pct(ev.accuracy)}" if ev.accuracy is not None else ""
-        self.line(f"step {ev.step:>6}/{self.total_steps}  epoch {ev.epoch + 1}/{self.epochs} [{100 * ev.epoch_progress:3.0f}%]"
-                  f"  loss {_num(ev.loss)}{acc}  lr {ev.lr:.2e}  {ev.samples_per_second:,.0f} samples/s")
+        step = f"step {ev.step:>6}/{self.total_steps}" if self.total_steps else f"step {ev.step:>6}"
+        epoch = f"epoch {ev.epoch + 1}/{self.epochs}" if self.epochs else f"epoch {ev.epoch + 1}"
+        progress = f" [{100 * ev.epoch_progress:3.0f}%]" if self.total_steps else ""
+        self.line(f"{step}  {epoch}{progress}  loss {_num(ev.loss)}{acc}  lr {ev.lr:.2e}  {ev.samples_per_second:,.0f} samples/s")
 
     def _epoch(self, ev: E.EpochMetrics) -> None:
         val = f"  val {_metrics(ev.val)}" if ev.val else ""

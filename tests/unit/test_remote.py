@@ -173,3 +173,35 @@ def test_hostile_bytes_on_the_socket_never_stop_the_trainer(tmp_path):
     trainer.submit(C.Interrupt())
     assert v.wait_for(lambda e: isinstance(e, E.RunFinished)).status == "interrupted"
     v.thread.join(10)
+
+
+def test_attaching_as_the_run_ends_is_not_a_failure(tmp_path):
+    """The history read from the files already holds RunFinished when the endpoint closes (a viewer
+    that attached during the run's last second): the run ended, it did not die (issue 23, found by
+    the watch command's review)."""
+    import threading
+
+    from tui_train.core.run.endpoint import Endpoint
+    from tui_train.core.run.place import RunPlace
+    from tui_train.core.testing import sample_events
+
+    place = RunPlace()
+    place.make_dir(tmp_path, "ending")
+    place.open("")
+    ep = Endpoint(place.run_dir, place.submit, status=lambda: place.status, initial_seq=place.log.seq)
+    ep.start()
+    place.log.listeners.append(ep.publish)
+    samples = {type(e): e for e in sample_events()}
+    place.emit(samples[E.RunStarted])
+    place.emit(E.RunFinished(status="completed", summary={"status": "completed", "steps": 3}, run_dir=str(place.run_dir)))
+    viewer, seen, out = RemoteTrainer(attach=place.run_dir), [], []
+    t = threading.Thread(target=lambda: out.append(viewer.run(threading.Event(), seen.append)))
+    t.start()
+    deadline = time.monotonic() + TIMEOUT
+    while not any(isinstance(e, E.RunFinished) for e in seen) and time.monotonic() < deadline:
+        time.sleep(0.01)
+    ep.close()  # the trainer leaves after its last event
+    place.close()
+    t.join(TIMEOUT)
+    assert not any(isinstance(e, E.RunFailed) for e in seen), [e.kind for e in seen]
+    assert viewer.finished and out == [{"status": "completed", "steps": 3}]
