@@ -145,7 +145,7 @@ class TrainApp(App[int]):
     run_active = _of_session("run_active", "A run was started and has not ended (:attr:`RunSession.run_active`).")
     detachable = _of_session("detachable", "The current run's trainer can be left going.")
     failed = _of_session("failed", "The last run failed.")
-    exit_code = _of_session("exit_code", "What the process exits with (the current run's :meth:`RunSession.exit_code`).")
+    exit_code = _of_session("exit_code", "What the process exits with: :meth:`RunSession.exit_code` (a method).")
     left_running = _of_session("left_running", "Whether the current run goes on without this app (a method).")
     stop_training = _of_session("stop_training", "Set the current run's stop event, wait for its thread (a method).")
     drain_after_exit = _of_session("drain_after_exit", "After the app has exited: fold the events left (a method).")
