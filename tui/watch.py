@@ -93,8 +93,8 @@ def private_folder() -> Path:
 
 def start(command: list[str]) -> Script:
     """Start ``command`` in a session of its own, its output in a file of a private folder, with
-    the two variables of tui_train.loop set. StartError when it cannot start."""
-    from tui_train.loop import ANNOUNCE_ENV, OUTPUT_ENV
+    the two variables of core.run.announce set. StartError when it cannot start."""
+    from tui_train.core.run.announce import ANNOUNCE_ENV, OUTPUT_ENV
 
     folder = private_folder()
     announce, output = folder / "announce.json", folder / "output.log"

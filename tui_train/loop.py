@@ -44,6 +44,7 @@ from tui_train.core import events as E
 from tui_train.core.errors import ConfigError, first_line
 from tui_train.core.protocol import MAX_ARG_CHARS, MAX_SCALARS
 from tui_train.core.run import control
+from tui_train.core.run.announce import ANNOUNCE_ENV, OUTPUT_ENV, OUTPUT_LINES_PER_S
 from tui_train.core.run.checkpoints import newest, run_dir_of
 from tui_train.core.run.endpoint import Endpoint, EndpointError
 from tui_train.core.run.headless import STOP_DEADLINE
@@ -51,18 +52,6 @@ from tui_train.core.run.place import EndRun, RunPlace
 from tui_train.core.run.system import INTERVAL
 from tui_train.core.state import TrainingState
 from tui_train.core.status import EXIT_CODES
-
-ANNOUNCE_ENV = "TUI_TRAIN_ANNOUNCE"
-"""Set by ``tui-train watch``: a file path; the run writes ``{"socket", "run_dir", "pid"}`` there
-(atomically, one JSON object) once its endpoint serves, so the watcher can attach."""
-
-OUTPUT_ENV = "TUI_TRAIN_OUTPUT"
-"""Set by ``tui-train watch``: the file the script's stdout and stderr go to; the run copies each
-new line into ``<run_dir>/output.log`` and into the event log (:data:`OUTPUT_LINES_PER_S` at most)."""
-
-OUTPUT_LINES_PER_S = 20
-"""Output lines per second that become events (all of them are in output.log; a RunNote says how
-many were left out of the event log)."""
 
 FORMAT = "tui_train.loop/1"
 """The ``format`` key of a checkpoint written by :meth:`Run.save` (not the built-in loop's format)."""

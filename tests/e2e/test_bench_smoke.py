@@ -26,6 +26,7 @@ def test_bench_tiny_runs_every_section():
                          timeout=600, env={**os.environ, "TUI_TRAIN_MNIST_DIR": str(src)})
     assert res.returncode == 0, res.stderr[-3000:]
     tmux_sections = ["## (c)", "## (h)", "## (j)"] if "c" in only else []
-    for heading in ["## (a)", "## (b)", "## (d)", "## (e)", "## (f)", "## (g)", "## (i)", "## (m)", "## (s)", "## (t)", "## (u)", *tmux_sections]:
+    for heading in ["## (a)", "## (b)", "## (d)", "## (e)", "## (f)", "## (g)", "## (i)", "## (m)", "## (s)", "## (t)", "## (u)",
+                    *tmux_sections]:
         assert heading in res.stdout, heading
     assert "nan" not in res.stdout.lower().replace("nano", "")

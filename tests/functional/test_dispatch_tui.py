@@ -58,7 +58,7 @@ def test_samples_cover_every_event_type():
     assert {type(ev) for ev in one_of_each()} == set(E.EVENT_TYPES)
 
 
-def test_event_log_writes_a_line_for_every_type_but_steps_and_system_samples():
+def test_event_log_writes_a_line_for_every_type_but_steps_system_samples_and_scalars():
     log = EventLog()
     for ev in one_of_each():
         before = len(log.lines_text)
@@ -67,6 +67,8 @@ def test_event_log_writes_a_line_for_every_type_but_steps_and_system_samples():
             assert len(log.lines_text) == before, "no log line per step (the hot path)"
         elif type(ev) is E.SystemSample:
             assert len(log.lines_text) == before, "the system panel shows these, not a line every 2 s"
+        elif type(ev) is E.Scalars:
+            assert len(log.lines_text) == before, "a loop's own series, at the log interval: plotted, not logged"
         else:
             assert len(log.lines_text) > before, ev.kind
 

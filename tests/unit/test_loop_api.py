@@ -181,7 +181,7 @@ def test_bad_input_is_one_line(tmp_path):
     with pytest.raises(ValueError, match="task must be"):
         tui_train.init(task="segmentation", runs_dir=tmp_path)
     (tmp_path / "x.pt").write_bytes(b"not a checkpoint")
-    with pytest.raises(ValueError, match="cannot read .*x.pt"):
+    with pytest.raises(ValueError, match=r"cannot read .*x\.pt"):
         tui_train.init(resume=tmp_path / "x.pt", runs_dir=tmp_path)
     torch.save({"model": {}}, tmp_path / "y.pt")  # a checkpoint, not of this API (a built-in run's, say)
     with pytest.raises(ValueError, match=r"not a checkpoint of tui_train\.init"):
