@@ -207,6 +207,25 @@ class Ranks:
     def close(self) -> None:
         self.world.close()
 
+    def disagreement(self, state: Any, model: torch.nn.Module, optimizer: torch.optim.Optimizer) -> str:
+        """At the end of the run: what the ranks disagree on, as one line ('' when every rank has
+        the same step, epoch, live values and weights; '' on the ranks > 0 too: rank 0 reports).
+        Every rank's values and a checksum of its weights are gathered on rank 0 (one collective,
+        which every rank reaches). ``state``: the loop's core.state.TrainingState. One process has
+        no one to disagree with: core.run.sync.Local has no such method, and the loop asks only
+        when the strategy is not ``solo``."""
+        group = optimizer.param_groups[0]
+        with torch.no_grad():
+            checksum = float(sum(w.double().sum() for w in model.parameters()))
+        mine = [state.step, state.epoch, state.base_lr, float(group.get("lr", 0.0)),
+                float(group.get("momentum", 0.0) or 0.0), float(group.get("weight_decay", 0.0)), state.grad_clip, checksum]
+        every = self.gather_json(mine)
+        if every is None or all(v == every[0] for v in every):
+            return ""
+        names = ("step", "epoch", "base lr", "lr", "momentum", "weight decay", "grad clip", "weights")
+        differ = [n for i, n in enumerate(names) if len({json.dumps(v[i]) for v in every}) > 1]
+        return f"the {len(every)} ranks disagree at the end on: {', '.join(differ)}"
+
 
 def strategy(world: World):
     """The sync strategy for ``world``: :class:`tui_train.core.run.sync.Local` for one process, else :class:`Ranks`."""

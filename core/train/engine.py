@@ -6,13 +6,15 @@ callback (frozen events of plain values). This module is the loop itself, read t
 prepare, epochs, steps, step boundaries, finish. Each concern it uses is its own object:
 
 - building the run (device, seed, data, model, optimizer, loss): :mod:`core.train.runtime`
-- what a command does: :func:`core.run.control.decide`, applied in :meth:`Trainer._apply`
+- what a command does: :func:`core.run.control.decide`, carried out by :class:`core.train.effects.Effects`
 - the last good weights and non-finite checks: :mod:`core.train.guard`
-- the checkpoint payload and RNG states: :mod:`core.train.checkpoint`
+- the checkpoint payload and RNG states: :mod:`core.train.checkpoint`; how each rank writes it:
+  :mod:`core.train.snapshot`; a resume or a fork from it: :class:`core.train.resume.Resume`
 - the run as a place (record, status, inbox and step boundary, acknowledgements, checkpoints on
   request, the sampler, the summary): :class:`core.run.place.RunPlace`, whose client this loop is
-- evaluation: :mod:`core.train.evaluation`; early stopping: :mod:`core.early_stopping`
-- the clock and interval metrics: :mod:`core.train.meters`; the thread count: :mod:`core.train.threads`
+- evaluation: :class:`core.train.evaluation.RunEvaluation`; early stopping: :mod:`core.early_stopping`;
+  train.target: :class:`core.train.target_watch.TargetWatch`
+- the clocks and interval metrics: :mod:`core.train.meters`; the thread count: :mod:`core.train.threads`
 - the LR range test of a paused run: :mod:`core.train.lr_sweep` (its rules: :mod:`core.lr_find`);
   system load samples: :mod:`core.run.system`
   (a daemon thread: events are written under one lock, so the run log's order and seqs hold)
@@ -25,7 +27,6 @@ The loop syncs the device only at log intervals (STYLE.md habit 6).
 
 from __future__ import annotations
 
-import json
 import math
 import threading
 import time
@@ -37,29 +38,28 @@ import torch
 
 from tui_train.core import commands as C
 from tui_train.core import events as E
-from tui_train.core import lr_find
 from tui_train.core.config import ConfigError, RunConfig, to_dict, to_toml
 from tui_train.core.contract import Sink
 from tui_train.core.early_stopping import EarlyStopping
 from tui_train.core.errors import first_line
-from tui_train.core.plugins import use_run_roots
 from tui_train.core.run import control, system
 from tui_train.core.run.place import EndRun, NoLog, RunPlace
 from tui_train.core.run.runlog import RunLog, summary
 from tui_train.core.schedule import Plateau, factor
 from tui_train.core.state import TrainingState
 from tui_train.core.status import with_losses
-from tui_train.core.target import Target
 from tui_train.core.train import checkpoint as ckpt
-from tui_train.core.train import lr_sweep
-from tui_train.core.train.distributed import World, rng_from_json, rng_to_json, strategy
+from tui_train.core.train import snapshot
+from tui_train.core.train.distributed import World, strategy
 from tui_train.core.train.dryrun import dry_run
-from tui_train.core.train.evaluation import Interrupted, evaluate
-from tui_train.core.train.guard import LastGood, nonfinite_message, weights_finite
-from tui_train.core.train.meters import EpochTotals, Interval, Stopwatch
-from tui_train.core.train.metrics import MistakeCollector, confusion_event
+from tui_train.core.train.effects import Effects
+from tui_train.core.train.evaluation import RunEvaluation, evaluate
+from tui_train.core.train.guard import LastGood, nonfinite_message
+from tui_train.core.train.meters import EpochTotals, Interval, Stopwatch, WallClock
 from tui_train.core.train.models import model_output
+from tui_train.core.train.resume import Resume
 from tui_train.core.train.runtime import Runtime, build, settle_threads
+from tui_train.core.train.target_watch import TargetWatch
 
 
 def failure_message(exc: BaseException) -> str:
@@ -93,8 +93,12 @@ class _Prepared:
     """<run_dir>/checkpoints."""
     last_lr: float
     """The learning rate of the last optimizer step."""
-    target: Target | None = None
-    """train.target, parsed (None: the run has no target)."""
+    watch: TargetWatch
+    """train.target and when the run reached it."""
+    evaluation: RunEvaluation
+    """The loop's evaluations of the run (validation and test)."""
+    effects: Effects
+    """What a command does in this loop (applied at step boundaries and between validation batches)."""
 
 
 class Trainer:
@@ -129,20 +133,14 @@ class Trainer:
         self.place.summarize = self._summary
         self.error: BaseException | None = None
         """What the training thread raised, when the run failed."""
-        self.resume_file: Path | None = None
-        """The checkpoint file a resumed run continues (``resume_from`` resolved)."""
         self.fork = fork
         """``resume`` starts a new run (a fork) in a new run directory from that checkpoint's
         weights, optimizer and position, with the config's changes applied."""
         self.fork_config = fork_config
         """A fork trains with ``config`` (a preset given with --from) rather than the checkpoint's."""
-        self.parent: dict | None = None
-        """A fork's parent: {run_dir, step} (also on resuming a fork)."""
         self._p: _Prepared | None = None
-        self._world_note = ""  # a resume with another world size says so once the run has started
-        self._wall0 = time.perf_counter()
-        self._wall_before = 0.0  # wall seconds of the run before this process (a resume's checkpoint)
-        self._target_hit: dict | None = None  # when train.target was reached: value, step, epoch, seconds
+        self._resume: Resume | None = None  # the checkpoint a resume or a fork continues from, once loaded
+        self._wall = WallClock()  # the run's wall seconds (summary.json, checkpoints, time to target)
         self.system_interval = system.INTERVAL
         """Seconds between two SystemSample events of rank 0 (0: no sampler; bench section (s) compares)."""
         self.dry_run = True
@@ -181,6 +179,10 @@ class Trainer:
     total_steps = property(lambda self: self.p.rt.total_steps, doc="Optimizer steps planned (max_steps applied).")
     ckpt_dir = property(lambda self: self.p.ckpt_dir, doc="<run_dir>/checkpoints.")
     run_log = property(lambda self: self.place.log, doc="The run directory's files (listeners see every record).")
+    resume_file = property(lambda self: self._resume.file if self._resume else None,
+                           doc="The checkpoint file a resumed run continues (``resume_from`` resolved; None before prepare).")
+    parent = property(lambda self: self._resume.parent if self._resume else None,
+                      doc="A fork's parent: {run_dir, step} (also on resuming a fork; None for a run of its own).")
 
     def prepare(self) -> None:
         """Load data, build model and optimizer, put a batch of each split through the model
@@ -191,49 +193,36 @@ class Trainer:
         """
         if self._p is not None:
             return
-        self._wall0 = time.perf_counter()  # the run's wall clock (wall_seconds) counts loading the data and building too
-        payload = self._load_resume_payload() if self.resume_from is not None else None
-        if payload is not None and self.fork:
-            self.parent = {"run_dir": str(ckpt.run_dir_of(self.resume_file)), "step": int(payload.get("step", 0))}
-        elif payload is not None:
-            from tui_train.core.rundir.runs import read_parent
-
-            where, step = read_parent(ckpt.run_dir_of(self.resume_file))
-            self.parent = {"run_dir": where, "step": step} if where else None
-        cfg, es, world = self.config, self.config.early_stopping, self.world
+        self._wall.restart()  # the run's wall clock (wall_seconds) counts loading the data and building too
+        if self.resume_from is not None:  # the checkpoint decides what is built (core.train.resume)
+            self._resume = Resume.load(self.resume_from, self.resume_overrides, config=self.config, preset=self.preset,
+                                       fork=self.fork, fork_config=self.fork_config)
+            self.config, self.preset = self._resume.config, self._resume.preset
+        resume, cfg, es, world = self._resume, self.config, self.config.early_stopping, self.world
         rt = build(cfg, world)
         if self.dry_run:  # bad model or data: one line now, before a run directory exists
             self.dry_run_seconds = dry_run(cfg, rt)
-        settle_threads(cfg, rt, saved=int(payload.get("threads", 0) or 0) if payload is not None else 0)
+        settle_threads(cfg, rt, saved=resume.threads if resume is not None else 0)
         self.place.state = TrainingState(base_lr=cfg.optim.lr, grad_clip=cfg.optim.grad_clip, patience=es.patience)
         plateau = Plateau(cfg.schedule.plateau_factor, cfg.schedule.plateau_patience, cfg.monitor_mode)
         early = EarlyStopping(es.monitor, cfg.monitor_mode, es.min_delta, es.enabled)
         clock, totals = Stopwatch(rt.device), EpochTotals()
-        if payload is not None:
-            ckpt.restore_payload(payload, rt.model, rt.optimizer, rt.device, self.resume_file)
-            self.state.load_state_dict(payload)
-            self._resume_world(payload, rt)
-            early.load_state_dict(payload)
-            plateau.load_state_dict(payload["plateau"])
-            clock.total = float(payload["train_seconds"])
-            self._wall_before = float(payload.get("wall_seconds", 0.0) or 0.0)
-            if self.state.batch:  # mid-epoch: the epoch's train metrics go on
-                totals = EpochTotals.from_list(payload.get("epoch_acc", [0.0, 0.0, 0]))
-            if self.fork:
-                self._fork_values(rt)
-            else:
-                self.run_dir = ckpt.run_dir_of(self.resume_file)
+        if resume is not None:
+            totals = resume.restore(rt, self.state, world, early=early, plateau=plateau, clock=clock)
+            self._wall.before = resume.wall_seconds
         place, created = self.place, False  # created: this prepare made the run directory (removed when it cannot finish)
-        if payload is None or self.fork:  # a new run directory
+        if resume is None or resume.fork:  # a new run directory
             created = place.make_dir(self.runs_dir, self.preset, self.run_dir)
         else:  # a resume: every rank knows it from the checkpoint
-            place.run_dir = self.run_dir
+            place.run_dir = resume.run_dir
         self.run_dir = place.run_dir
-        parent = f"# parent: {self.parent['run_dir']} step {self.parent['step']}\n" if self.parent else ""
-        place.open(parent + to_toml(cfg), created=created)
-        self._p = _Prepared(rt=rt, plateau=plateau, early=early, clock=clock, good=LastGood(), totals=totals,
+        place.open((resume.header if resume is not None else "") + to_toml(cfg), created=created)
+        good = LastGood()
+        self._p = _Prepared(rt=rt, plateau=plateau, early=early, clock=clock, good=good, totals=totals,
                             interval=Interval(rt.task == "classification"), log=place.log, ckpt_dir=place.ckpt_dir, last_lr=0.0,
-                            target=rt.target)
+                            watch=TargetWatch(rt.target, place.sync, clock, self._wall.seconds),
+                            evaluation=RunEvaluation(place, rt, cfg, world, run=evaluate),  # this module's: test_options_effect scripts it
+                            effects=Effects(place, rt, cfg, good, clock, checkpoint=self._checkpoint, evaluate=self._evaluate))
         self._p.last_lr = self.current_lr(max(0, self.state.step - 1))
 
     def run(self, stop_event: threading.Event | None = None, sink: Sink | None = None) -> dict:
@@ -250,11 +239,10 @@ class Trainer:
             self.prepare()
             self._emit(self._run_started())
             self.p.good.keep(self.model, self.optimizer, self.state.step, force=True)
-            reason = "started" if not self.resume_from else f"forked from {self.parent['run_dir']} at step {self.parent['step']}" \
-                if self.fork and self.parent else "resumed"
-            self._set_status("running", reason, "start")
-            if self._world_note:
-                self._emit(E.RunWarning(message=self._world_note, step=self.state.step))
+            resume = self._resume
+            self._set_status("running", resume.reason if resume is not None else "started", "start")
+            if resume is not None and resume.note:  # another world size than the checkpoint's
+                self._emit(E.RunWarning(message=resume.note, step=self.state.step))
             for note in self.p.rt.notes:  # what the build decided (bf16 'auto')
                 self._emit(E.RunNote(message=note, step=self.state.step))
             try:
@@ -379,7 +367,7 @@ class Trainer:
     def _step_boundary(self) -> None:
         """Apply the commands every rank applies now; wait here while paused (the clock stopped);
         leave the loop when a stop was asked (core.run.place.RunPlace.boundary)."""
-        self.place.boundary(self._apply, self.p.clock.held)
+        self.place.boundary(self.p.effects.apply, self.p.clock.held)
 
     def _end_epoch(self, seconds: float) -> None:
         """Validate (when due), track the best epoch, the plateau and early stopping, report, save."""
@@ -389,11 +377,11 @@ class Trainer:
         val: dict = {}
         if ((st.epoch + 1) % cfg.train.val_every == 0 or st.epoch + 1 == cfg.train.epochs) and p.rt.data.val_size:
             t = time.perf_counter()
-            val, _ = self._evaluate("val", between=self._apply_mid_evaluation)
+            val, _ = self._evaluate("val", between=p.effects.apply_mid_evaluation)
             seconds += time.perf_counter() - t
             st.last_val = val
         epoch = st.epoch
-        hit = self._target_reached({"train": train, "val": val}, epoch)
+        hit = p.watch.check({"train": train, "val": val}, epoch, st.step)
         st.epoch, st.batch = st.epoch + 1, 0
         is_best, patience_left = False, None
         value = p.early.value(val)
@@ -411,93 +399,10 @@ class Trainer:
         if cfg.checkpoint.every_epochs and st.epoch % cfg.checkpoint.every_epochs == 0:
             self._checkpoint("periodic")
         if hit is not None:  # before early stopping: reaching the target is the better end
-            self._emit(E.RunNote(message=self._target_hit["note"], step=st.step))
+            self._emit(E.RunNote(message=p.watch.note, step=st.step))
             raise EndRun("completed", hit)
         if value is not None and p.early.should_stop(st.patience):
             raise EndRun("early_stopped", f"{cfg.early_stopping.monitor} did not improve for {p.early.bad_epochs} epochs")
-
-    def _target_reached(self, metrics: dict[str, dict], epoch: int) -> str | None:
-        """The run's end reason when the metrics just produced (``{"train": ..., "val": ...}``, a
-        split empty when it was not evaluated) reach train.target for the first time; records when
-        (training seconds, as samples/s counts them, and wall seconds since the run started).
-        Several ranks: the metrics are the run's sums on every rank, and rank 0's verdict is the
-        one every rank takes (one small all-reduce per check)."""
-        p, st = self.p, self.state
-        target = p.target
-        if target is None or self._target_hit is not None or not metrics.get(target.split):
-            return None
-        value = target.reached(metrics[target.split])
-        mine = value if self.place.sync.is_main else None  # rank 0's verdict, on every rank
-        flag, shared = self.place.sync.all_sum([float(mine is not None), mine or 0.0])
-        value = shared if flag > 0 else None
-        if value is None:
-            return None
-        self._target_hit = hit = {"value": value, "step": st.step, "epoch": epoch, "train_seconds": p.clock.total,
-                                  "wall_seconds": self._wall()}
-        reason = f"target reached: {target.metric} {value:.4g} {target.op} {target.value:g}"
-        hit["note"] = (f"{reason} after {hit['train_seconds']:.1f} s of training ({hit['wall_seconds']:.1f} s wall), "
-                       f"epoch {epoch + 1}, step {st.step}")
-        return reason
-
-    def _target_summary(self) -> dict:
-        """summary.json's target, time_to_target and wall_to_target (null when there is no target or
-        it was not reached)."""
-        target = self._p.target if self._p is not None else None
-        hit = self._target_hit or {}
-        return {"target": None if target is None else {
-                    "expression": target.text, "metric": target.metric, "op": target.op, "value": target.value,
-                    "reached": bool(hit), "reached_value": hit.get("value"), "step": hit.get("step"), "epoch": hit.get("epoch")},
-                "time_to_target": hit.get("train_seconds"), "wall_to_target": hit.get("wall_seconds")}
-
-    def _wall(self) -> float:
-        """Wall seconds of the run so far (a resumed run's include those before its checkpoint)."""
-        return self._wall_before + time.perf_counter() - self._wall0
-
-    # ------------------------------------------------------------------ commands
-
-    def _apply(self, cmd: C.Command, origin: str = "") -> None:
-        """Decide, carry out and acknowledge one command (core.run.place.RunPlace.apply); every
-        command of the run passes here, at a step boundary."""
-        p = self.p
-        self.place.apply(cmd, origin, group=p.rt.optimizer.param_groups[0], optimizer=p.rt.optimizer,
-                         carry_out=self._carry_out, refuse=self._refuse, good_step=p.good.step)
-
-    def _refuse(self, cmd: C.Command) -> str:
-        """Why this loop cannot honour ``cmd`` now ('' when it can)."""
-        if isinstance(cmd, C.FindLearningRate) and not self.place.sync.solo:
-            return "the LR range test runs in a single-process run (tui-train lr-find PRESET)"
-        return ""
-
-    def _carry_out(self, cmd: C.Command, d: control.Decision, origin: str = "") -> str | None:
-        """A decision's effect; returns the acknowledgement's detail (None: no acknowledgement)."""
-        p = self.p
-        if d.effect == "save":
-            path = self._checkpoint(getattr(cmd, "reason", "") or "manual")
-            if path is None and self.place.sync.is_main:  # a RunError said why; whoever asked (ctl, a viewer) hears it too
-                self.place.reject(cmd, f"checkpoint not saved: {self.place.save_error}", origin)
-            return None if path is None else f"saved {path}"
-        if d.effect == "validate":
-            with p.clock.held():  # a pause keeps its clock stopped
-                metrics, _ = self._evaluate("val")
-            self._emit(E.ValidationMetrics(step=self.state.step, epoch=self.state.epoch, metrics=metrics))
-        elif d.effect == "rollback":
-            p.good.restore(p.rt.model, p.rt.optimizer)
-        elif d.effect == "lr_find":
-            return self._find_lr(cmd)
-        return d.applied
-
-    def _find_lr(self, cmd: C.FindLearningRate) -> str:
-        """The LR range test on copies (core.train.lr_sweep), the clock held as for a validation; the
-        curve goes out as LearningRateFound, the acknowledgement says the suggestion."""
-        st, p = self.state, self.p
-        with p.clock.held():
-            curve = lr_sweep.sweep_runtime(p.rt, self.config, epoch=st.epoch, grad_clip=st.grad_clip, start=cmd.start_lr,
-                                           end=cmd.end_lr, steps=cmd.steps, stop=self.place.stop.is_set)
-        self._emit(lr_find.found_event(curve, st.step))
-        return lr_find.ack_detail(curve)
-
-    def _set_status(self, status: str, reason: str, cause: str) -> None:
-        self.place.set_status(status, reason, cause)
 
     # ------------------------------------------------------------------ metrics and evaluation
 
@@ -543,38 +448,10 @@ class Trainer:
                 msg += f"; the last good weights (step {good_step}) were saved"
         raise EndRun("failed", msg)
 
-    def _apply_mid_evaluation(self) -> None:
-        """Between two batches of an epoch's validation (one process): the queued commands at the
-        front that only change what the next step reads (control.applies_mid_evaluation: the LR,
-        momentum, weight decay, clipping) apply now, acknowledged without waiting for the
-        validation's end; the first other command and everything behind it wait for the step
-        boundary, so the order of commands is kept."""
-        for cmd, origin in self.place.inbox.take_leading(control.applies_mid_evaluation):
-            self._apply(cmd, origin)
-
     def _evaluate(self, split: str, interruptible: bool = True, between=None) -> tuple[dict, list]:
-        """(metrics, confusion) on 'val' or 'test'. Validation checks the stop event between
-        batches and, when it is set, ends the run as interrupted (the resumed run redoes it).
-        ``between`` (one process only) is called between batches too."""
-        cfg, rt = self.config, self.p.rt
-        # several ranks evaluate their shards to the end and sum (a rank leaving early would hang the others)
-        solo = self.place.sync.solo
-        stop = self.place.stop if interruptible and split != "test" and solo else None
-        data = rt.data
-        # mistakes: rank 0's shard only (the other ranks emit nothing), from the pass itself
-        collect = split == "val" and data.task == "classification" and self.place.sync.is_main
-        mistakes = MistakeCollector(data.input_shape, data.mean, data.std) if collect else None
-        try:
-            metrics, confusion = evaluate(rt.model, data, rt.loss_fn, split, cfg.data.eval_batch_size, rt.device,
-                                          forward=rt.eval_forward, autocast=rt.autocast,
-                                          channels_last=cfg.train.channels_last, stop=stop,
-                                          world=None if solo else self.world, mistakes=mistakes,
-                                          between=between if solo else None)
-        except Interrupted:
-            raise EndRun("interrupted", "stop requested during validation") from None
-        if mistakes is not None and confusion:
-            self._emit(confusion_event(self.state.step, self.state.epoch, confusion, data.class_names, mistakes.payload()))
-        return metrics, confusion
+        """(metrics, confusion) on 'val' or 'test' (core.train.evaluation.RunEvaluation: a validation
+        may end the run as interrupted; ``between``, one process only, is called between batches)."""
+        return self.p.evaluation(split, interruptible, between)
 
     # ------------------------------------------------------------------ checkpoints
 
@@ -582,20 +459,11 @@ class Trainer:
         """Save atomically (core.run.place.RunPlace.save: a failure is reported as RunError,
         remembered for summary.json's ``not_saved`` and the final status, and training goes on).
         Several ranks: every rank hands rank 0 its RNG states (a collective: all ranks checkpoint at
-        the same step) and rank 0 writes."""
-        p, sync = self.p, self.place.sync
-
-        def writer():
-            if not weights_finite(p.rt.model):
-                return "the weights hold non-finite values"
-            rngs = None if sync.solo else sync.gather_json(rng_to_json(ckpt.rng_state(p.rt.device)))
-            if not sync.is_main:
-                return None
-            payload = self._payload(reason, rngs)
-            return lambda f: torch.save(payload, f)
-
+        the same step) and rank 0 writes (core.train.snapshot.writer)."""
+        p = self.p
+        write = snapshot.writer(p.rt.model, p.rt.device, self.place.sync, lambda rngs: self._payload(reason, rngs))
         with p.clock.held():
-            return self.place.save(reason, writer, keep_last=self.config.checkpoint.keep_last)
+            return self.place.save(reason, write, keep_last=self.config.checkpoint.keep_last)
 
     def not_saved(self) -> list[dict]:
         """What this run was meant to write and could not, so far (core.run.place.RunPlace.not_saved)."""
@@ -607,47 +475,10 @@ class Trainer:
         st, p = self.state, self.p
         training = {**st.state_dict(), **p.early.state_dict(), "plateau": p.plateau.state_dict(),
                     "world_size": self.world.world_size, **({"rank_rng": rank_rngs} if rank_rngs else {}),
-                    "train_seconds": p.clock.total, "wall_seconds": self._wall(), "train_samples": st.train_samples + p.interval.n,
+                    "train_seconds": p.clock.total, "wall_seconds": self._wall.seconds(), "train_samples": st.train_samples + p.interval.n,
                     "epoch_acc": [0.0, 0.0, 0] if st.batch == 0 else p.totals.with_pending(p.interval, p.rt.device)}
         return ckpt.build_payload(reason, model=p.rt.model, optimizer=p.rt.optimizer, config=to_dict(self.config),
                                   preset=self.preset, data=p.rt.data, training=training, device=p.rt.device)
-
-    def _resume_world(self, payload: dict, rt) -> None:
-        """Resuming with several ranks: each takes its own RNG states when the world size is the
-        checkpoint's (then resume is exact); with another world size the position in the epoch is
-        kept by samples seen (a few samples may be seen twice, and the run is not bit-identical)."""
-        saved = int(payload.get("world_size", 1) or 1)
-        world, st = self.world, self.state
-        rank_rng = payload.get("rank_rng")
-        if saved == world.world_size:
-            if isinstance(rank_rng, list) and len(rank_rng) == world.world_size:  # several ranks' states
-                ckpt.rng_restore(rng_from_json(rank_rng[world.rank]), rt.device)
-            return
-        if st.batch:
-            batch = self.config.data.batch_size
-            st.batch = min(st.batch * batch * saved // (batch * world.world_size), rt.batches_per_epoch)
-        self._world_note = (f"resumed with {world.world_size} process(es) from a checkpoint of {saved}: "
-                            "training goes on, not bit-identical to an uninterrupted run")
-
-    def _load_resume_payload(self) -> dict:
-        self.resume_file, payload, saved = ckpt.load_for_resume(self.resume_from, self.resume_overrides)
-        use_run_roots(payload.get("import_roots"))  # its user code, from wherever the resume runs
-        if not (self.fork and self.fork_config):
-            self.config = saved
-            self.preset = payload.get("preset", self.preset)
-        return payload
-
-    def _fork_values(self, rt) -> None:
-        """A fork trains with its config's live values, not the parent's latest ones: the base LR,
-        grad clip, patience, momentum and weight decay (the optimizer state itself goes on)."""
-        cfg, st = self.config, self.state
-        st.base_lr, st.grad_clip, st.patience = cfg.optim.lr, cfg.optim.grad_clip, cfg.early_stopping.patience
-        for g in rt.optimizer.param_groups:
-            g["weight_decay"] = cfg.optim.weight_decay
-            if "momentum" in g:
-                g["momentum"] = cfg.optim.momentum
-            if "betas" in g and cfg.optim.momentum > 0:
-                g["betas"] = (cfg.optim.momentum, g["betas"][1])
 
     # ------------------------------------------------------------------ the end
 
@@ -660,8 +491,8 @@ class Trainer:
         if status in ("completed", "early_stopped") and st.batch > 0 and data.val_size:
             st.last_val, _ = self._evaluate("val", interruptible=False)
             self._emit(E.ValidationMetrics(step=st.step, epoch=st.epoch, metrics=st.last_val))
-            if self._target_reached({"val": st.last_val}, st.epoch):  # the run ends anyway: the summary says when
-                self._emit(E.RunNote(message=self._target_hit["note"], step=st.step))
+            if p.watch.check({"val": st.last_val}, st.epoch, st.step):  # the run ends anyway: the summary says when
+                self._emit(E.RunNote(message=p.watch.note, step=st.step))
         if status in ("early_stopped", "interrupted"):
             self._checkpoint("early_stop" if status == "early_stopped" else "interrupt")
         if cfg.checkpoint.save_last and status != "failed":
@@ -673,8 +504,11 @@ class Trainer:
         self.place.reject_pending()  # every command is acknowledged, also after the last step
         status, reason = with_losses(status, reason, self.not_saved())
         summary = self._summary(status, reason, test)
-        if not self.place.sync.solo:
-            summary["ranks_agree"] = self._ranks_agree()
+        if not self.place.sync.solo:  # several ranks (core.train.distributed.Ranks): do they end alike?
+            differ = self.place.sync.disagreement(st, p.rt.model, p.rt.optimizer)
+            if differ:
+                self._emit(E.RunError(message=differ, step=st.step))
+            summary["ranks_agree"] = not differ
         self.place.write_summary(summary)
         self._set_status(status, reason, "end")
         if status == "failed":
@@ -696,32 +530,16 @@ class Trainer:
         p = self._p
         return summary(status, reason, config=self.config, state=self.state, preset=self.preset, run_dir=self.run_dir,
                        device=p.rt.device if p else None, task=p.rt.task if p else None, early=p.early if p else None,
-                       test=test, wall_seconds=self._wall(), train_seconds=p.clock.total if p else 0.0,
-                       world_size=self.world.world_size, parent=self.parent, target=self._target_summary(),
+                       test=test, wall_seconds=self._wall.seconds(), train_seconds=p.clock.total if p else 0.0,
+                       world_size=self.world.world_size, parent=self.parent, target=p.watch.summary() if p else None,
                        not_saved=self.not_saved())
-
-    def _ranks_agree(self) -> bool:
-        """Several ranks at the end: every rank has the same step, epoch, live values and weights
-        (a RunError says which differ otherwise)."""
-        st, p = self.state, self.p
-        group = p.rt.optimizer.param_groups[0]
-        with torch.no_grad():
-            checksum = float(sum(w.double().sum() for w in p.rt.model.parameters()))
-        mine = [st.step, st.epoch, st.base_lr, float(group.get("lr", 0.0)), float(group.get("momentum", 0.0) or 0.0),
-                float(group.get("weight_decay", 0.0)), st.grad_clip, checksum]
-        every = self.place.sync.gather_json(mine)
-        if every is None:
-            return True  # rank 0 reports
-        if all(v == every[0] for v in every):
-            return True
-        names = ("step", "epoch", "base lr", "lr", "momentum", "weight decay", "grad clip", "weights")
-        differ = [n for i, n in enumerate(names) if len({json.dumps(v[i]) for v in every}) > 1]
-        self._emit(E.RunError(message=f"the {len(every)} ranks disagree at the end on: {', '.join(differ)}", step=st.step))
-        return False
 
     def _emit(self, event: E.Event) -> None:
         """Record, then hand to the sink (core.run.place.RunPlace.emit; rank 0 reports for the run)."""
         self.place.emit(event)
+
+    def _set_status(self, status: str, reason: str, cause: str) -> None:
+        self.place.set_status(status, reason, cause)
 
     def _run_started(self) -> E.RunStarted:
         rt, st = self.p.rt, self.state

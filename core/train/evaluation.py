@@ -1,4 +1,5 @@
-"""Evaluation: loss and metrics of a model on a split, and the evaluation of a saved checkpoint."""
+"""Evaluation: loss and metrics of a model on a split, the built-in loop's evaluations of its run
+(:class:`RunEvaluation`), and the evaluation of a saved checkpoint."""
 
 from __future__ import annotations
 
@@ -9,11 +10,14 @@ from pathlib import Path
 
 import torch
 
-from tui_train.core.config import from_dict, replace
+from tui_train.core.config import RunConfig, from_dict, replace
 from tui_train.core.plugins import use_run_roots
+from tui_train.core.run.place import EndRun, RunPlace
 from tui_train.core.train import checkpoint as ckpt
-from tui_train.core.train.metrics import ClassificationAccumulator, RegressionAccumulator
+from tui_train.core.train.distributed import World
+from tui_train.core.train.metrics import ClassificationAccumulator, MistakeCollector, RegressionAccumulator, confusion_event
 from tui_train.core.train.models import model_output
+from tui_train.core.train.runtime import Runtime
 
 
 class Interrupted(Exception):
@@ -68,6 +72,58 @@ def evaluate(model: torch.nn.Module, data, loss_fn, split: str, batch_size: int,
         return acc.compute()
     finally:
         model.train(was_training)
+
+
+class RunEvaluation:
+    """The built-in loop's evaluations of its run: :func:`evaluate` with the run's model, data,
+    loss, evaluation forward, autocast, channels_last and eval batch size, and the loop's rules
+    around it. A validation on one process may end early: its stop event is checked between
+    batches (the run then ends ``interrupted``; the resumed run redoes it), and ``between`` is
+    called there too (the commands that only change the next step). Several ranks evaluate their
+    shards to the end and sum them (a rank leaving early would hang the others). A classification
+    validation also collects mistakes, from the pass itself and from rank 0's shard only, and
+    reports the confusion matrix (ConfusionMatrix).
+
+    ``run`` is the evaluation function (:func:`evaluate`): the engine passes its own name for it,
+    which tests/unit/test_options_effect.py replaces to script validation losses."""
+
+    def __init__(self, place: RunPlace, rt: Runtime, config: RunConfig, world: World,
+                 run: Callable[..., tuple[dict, list]] = evaluate):
+        self.place = place
+        """The run layer: the stop event, the sync strategy, the events."""
+        self.rt = rt
+        """The built run: model, evaluation forward, autocast, data, loss."""
+        self.config = config
+        """The run's config (eval batch size, channels_last)."""
+        self.world = world
+        """This process's rank in the run (its sums go over the ranks)."""
+        self.run = run
+        """The evaluation of a split (:func:`evaluate`)."""
+
+    def __call__(self, split: str, interruptible: bool = True, between: Callable[[], None] | None = None) -> tuple[dict, list]:
+        """(metrics, confusion) on 'val' or 'test'. ``interruptible``: a validation may end early
+        (raises core.run.place.EndRun 'interrupted'); ``between`` (one process only) is called
+        between batches."""
+        place, rt, cfg = self.place, self.rt, self.config
+        # several ranks evaluate their shards to the end and sum (a rank leaving early would hang the others)
+        solo = place.sync.solo
+        stop = place.stop if interruptible and split != "test" and solo else None
+        data = rt.data
+        # mistakes: rank 0's shard only (the other ranks emit nothing), from the pass itself
+        collect = split == "val" and data.task == "classification" and place.sync.is_main
+        mistakes = MistakeCollector(data.input_shape, data.mean, data.std) if collect else None
+        try:
+            metrics, confusion = self.run(rt.model, data, rt.loss_fn, split, cfg.data.eval_batch_size, rt.device,
+                                          forward=rt.eval_forward, autocast=rt.autocast,
+                                          channels_last=cfg.train.channels_last, stop=stop,
+                                          world=None if solo else self.world, mistakes=mistakes,
+                                          between=between if solo else None)
+        except Interrupted:
+            raise EndRun("interrupted", "stop requested during validation") from None
+        if mistakes is not None and confusion:
+            st = place.state
+            place.emit(confusion_event(st.step, st.epoch, confusion, data.class_names, mistakes.payload()))
+        return metrics, confusion
 
 
 def _test_data(cfg, data_dir: str | None, device: str):

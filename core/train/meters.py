@@ -2,7 +2,8 @@
 
 The step path never syncs the device: :class:`Interval` keeps per-step device tensors and reduces
 them once, at the log flush (STYLE.md habit 6; one argmax kernel per step for classification).
-The :class:`Stopwatch` counts training time only: evaluation, checkpoints and pauses stop it.
+The :class:`Stopwatch` counts training time only: evaluation, checkpoints and pauses stop it; the
+:class:`WallClock` counts everything since the run began preparing (summary.json's wall_seconds).
 """
 
 from __future__ import annotations
@@ -67,6 +68,24 @@ class Stopwatch:
         finally:
             if was_running:
                 self.start()
+
+
+class WallClock:
+    """The run's wall seconds: since this process began preparing the run (loading the data and
+    building count too), plus those of a resumed run before its checkpoint."""
+
+    def __init__(self) -> None:
+        self.before = 0.0
+        """Wall seconds of the run before this process (a resume's checkpoint; 0 for a new run)."""
+        self._t0 = time.perf_counter()
+
+    def restart(self) -> None:
+        """Count this process's part from now (the run begins preparing)."""
+        self._t0 = time.perf_counter()
+
+    def seconds(self) -> float:
+        """Wall seconds of the run so far."""
+        return self.before + time.perf_counter() - self._t0
 
 
 class Interval:
