@@ -786,6 +786,8 @@ def _carve_datasets(splits: dict[str, Any], cfg: DataConfig, seed: int, take: An
 
 
 def _user_data(cfg: DataConfig, seed: int, device: torch.device) -> Data:
+    """A user's Dataset(s): held as tensors when that changes nothing (:func:`_tensor_path`), else
+    served by a DataLoader every epoch (:func:`_loader_data`); the event log says which and why."""
     where = f"data.dataset {cfg.dataset!r}"
     splits = _user_splits(cfg)
     x0, y0 = _item(splits["train"], 0, where)
@@ -797,69 +799,64 @@ def _user_data(cfg: DataConfig, seed: int, device: torch.device) -> Data:
     input_shape = tuple(x0t.shape) or (1,)
     output_dim = max(1, _as_tensor(y0, where).numel()) if task == "regression" else 1
     common = dict(name=cfg.dataset, task=task, device=device, seed=seed, augment=cfg.augment, output_dim=output_dim)
+    tensors, why = _tensor_path(cfg, splits, x0t, where)
+    if tensors is not None:
+        return _tensor_data(cfg, tensors, seed, device, task, input_shape, splits, common, why)
+    return _loader_data(cfg, splits, seed, task, input_shape, common, why)
 
+
+def _tensor_path(cfg: DataConfig, splits: dict, x0t: Tensor, where: str) -> tuple[dict | None, str]:
+    """(every split read once as tensors, why) when holding them changes nothing, else (None, why):
+    ``loader = 'auto'`` reads a sample of items twice, and an item that changes means a random transform."""
     use_tensors, why = _use_tensors(cfg, splits, x0t)
-    if use_tensors:
-        tensors = {k: _materialize(ds, f"{where} ({k})") for k, ds in splits.items()}
-        if not why:  # 'auto': read a sample again; an item that changes means a random transform
-            for k, ds in splits.items():
-                i = _reads_differ(ds, tensors[k], f"{where} ({k})")
-                if i is not None:
-                    use_tensors, why = False, (f"data.loader = 'auto': item {i} of the {k} split differed between "
-                                               f"two reads (a random transform?); as tensors it would be drawn once, "
-                                               f"here every epoch reads afresh")
-                    break
-            else:
-                probed = sum(min(len(ds), PROBE_ITEMS) for ds in splits.values())
-                why = f"data.loader = 'auto': {probed} items read twice were identical"
-    if use_tensors:
-        tensors = _carve_datasets(tensors, cfg, seed, lambda t, idx: (t[0][idx], t[1][idx]))
-        for k, (x, y) in tensors.items():
-            x = x.to(device=device, dtype=torch.float32)
-            if x.dim() == 1:
-                x = x.unsqueeze(1)
-            if task == "classification":
-                if y.dtype.is_floating_point and not torch.equal(y, y.round()):
-                    raise DataError(f"{where}: task is classification but the targets are not whole numbers: "
-                                    f"set data.task=regression")
-                y = y.reshape(-1).to(device=device, dtype=torch.long)
-            else:
-                y = y.to(device=device, dtype=torch.float32).reshape(y.shape[0], -1)
-            tensors[k] = (x, y)
-        num_classes, names = _classes(cfg, task, [y for k, (_, y) in tensors.items() if y.numel()], splits["train"])
-        for k, (_, y) in tensors.items():
-            _check_labels(cfg, task, y, num_classes, k)
-        mean, std = _norm_stats(cfg, input_shape, lambda: _channel_stats(tensors["train"][0]))
-        _normalize_splits(tensors, mean, std, inplace=False)
-        data: Data = TensorData(tensors, num_classes=num_classes, input_shape=input_shape, class_names=names,
-                                mean=mean, std=std, **common)
-        data.loader_note = f"data: held as tensors on the {device.type}, each item read once ({why})"
-        return data
+    if not use_tensors:
+        return None, why
+    tensors = {k: _materialize(ds, f"{where} ({k})") for k, ds in splits.items()}
+    if why:
+        return tensors, why
+    for k, ds in splits.items():
+        i = _reads_differ(ds, tensors[k], f"{where} ({k})")
+        if i is not None:
+            return None, (f"data.loader = 'auto': item {i} of the {k} split differed between two reads (a random "
+                          f"transform?); as tensors it would be drawn once, here every epoch reads afresh")
+    probed = sum(min(len(ds), PROBE_ITEMS) for ds in splits.values())
+    return tensors, f"data.loader = 'auto': {probed} items read twice were identical"
 
+
+def _tensor_data(cfg: DataConfig, tensors: dict, seed: int, device: torch.device, task: str, input_shape: tuple,
+                 splits: dict, common: dict, why: str) -> Data:
+    """The splits held as tensors on the device: carved, typed, checked, normalized."""
+    where = f"data.dataset {cfg.dataset!r}"
+    tensors = _carve_datasets(tensors, cfg, seed, lambda t, idx: (t[0][idx], t[1][idx]))
+    for k, (x, y) in tensors.items():
+        x = x.to(device=device, dtype=torch.float32)
+        if x.dim() == 1:
+            x = x.unsqueeze(1)
+        if task == "classification":
+            if y.dtype.is_floating_point and not torch.equal(y, y.round()):
+                raise DataError(f"{where}: task is classification but the targets are not whole numbers: "
+                                f"set data.task=regression")
+            y = y.reshape(-1).to(device=device, dtype=torch.long)
+        else:
+            y = y.to(device=device, dtype=torch.float32).reshape(y.shape[0], -1)
+        tensors[k] = (x, y)
+    num_classes, names = _classes(cfg, task, [y for k, (_, y) in tensors.items() if y.numel()], splits["train"])
+    for k, (_, y) in tensors.items():
+        _check_labels(cfg, task, y, num_classes, k)
+    mean, std = _norm_stats(cfg, input_shape, lambda: _channel_stats(tensors["train"][0]))
+    _normalize_splits(tensors, mean, std, inplace=False)
+    data: Data = TensorData(tensors, num_classes=num_classes, input_shape=input_shape, class_names=names,
+                            mean=mean, std=std, **common)
+    data.loader_note = f"data: held as tensors on the {device.type}, each item read once ({why})"
+    return data
+
+
+def _loader_data(cfg: DataConfig, splits: dict, seed: int, task: str, input_shape: tuple, common: dict, why: str) -> Data:
+    """The splits served by a DataLoader every epoch; labels and normalization statistics from one
+    scan of the train split when the preset does not give them."""
     datasets = _carve_datasets(splits, cfg, seed, lambda ds, idx: Subset(ds, idx.tolist()))
     need_labels = task == "classification" and cfg.num_classes == 0
-    need_stats = cfg.normalize and not cfg.mean
-    labels: list[Tensor] = []
-    stats: tuple[list[float], list[float]] | None = None
-    if need_labels or need_stats:
-        train = datasets["train"]
-        n = len(train)
-        idx = list(range(n)) if need_labels else epoch_order(seed, -1, n)[:STATS_MAX_ITEMS].tolist()
-        scan: Dataset = Subset(train, idx)
-        extra: dict[str, Any] = {}
-        if cfg.num_workers > 0:
-            scan, extra = _Portable(scan), {"multiprocessing_context": "spawn"}
-        loader = DataLoader(scan, batch_size=512, shuffle=False, num_workers=cfg.num_workers, **extra)
-        xs = []
-        seen = 0
-        for xb, yb in loader:
-            labels.append(torch.as_tensor(yb).reshape(-1))
-            if need_stats and seen < STATS_MAX_ITEMS:
-                xb = torch.as_tensor(xb).float()
-                xs.append(xb.unsqueeze(1) if xb.dim() == 1 else xb)
-                seen += xb.shape[0]
-        if need_stats:
-            stats = _channel_stats(torch.cat(xs)[:STATS_MAX_ITEMS])
+    labels, stats = _scan_train(cfg, datasets["train"], seed, need_labels, cfg.normalize and not cfg.mean)
     num_classes, names = _classes(cfg, task, labels, splits["train"])
     for y in labels:
         _check_labels(cfg, task, y, num_classes, "train")
@@ -868,6 +865,30 @@ def _user_data(cfg: DataConfig, seed: int, device: torch.device) -> Data:
                       class_names=names, mean=mean, std=std, **common)
     data.loader_note = f"data: served by a DataLoader, items read every epoch ({why})"
     return data
+
+
+def _scan_train(cfg: DataConfig, train: Dataset, seed: int, need_labels: bool,
+                need_stats: bool) -> tuple[list[Tensor], tuple[list[float], list[float]] | None]:
+    """(labels of every train item when ``need_labels``, channel statistics of up to
+    STATS_MAX_ITEMS items when ``need_stats``), in one pass of a DataLoader."""
+    labels: list[Tensor] = []
+    if not (need_labels or need_stats):
+        return labels, None
+    n = len(train)
+    idx = list(range(n)) if need_labels else epoch_order(seed, -1, n)[:STATS_MAX_ITEMS].tolist()
+    scan: Dataset = Subset(train, idx)
+    extra: dict[str, Any] = {}
+    if cfg.num_workers > 0:
+        scan, extra = _Portable(scan), {"multiprocessing_context": "spawn"}
+    loader = DataLoader(scan, batch_size=512, shuffle=False, num_workers=cfg.num_workers, **extra)
+    xs, seen = [], 0
+    for xb, yb in loader:
+        labels.append(torch.as_tensor(yb).reshape(-1))
+        if need_stats and seen < STATS_MAX_ITEMS:
+            xb = torch.as_tensor(xb).float()
+            xs.append(xb.unsqueeze(1) if xb.dim() == 1 else xb)
+            seen += xb.shape[0]
+    return labels, _channel_stats(torch.cat(xs)[:STATS_MAX_ITEMS]) if need_stats else None
 
 
 def _check_labels(cfg: DataConfig, task: str, y: Tensor, num_classes: int, split: str) -> None:

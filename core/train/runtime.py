@@ -193,6 +193,44 @@ def check_task_fit(cfg: RunConfig, task: str) -> Target | None:
     return parse_target(cfg.train.target, task)
 
 
+def _join(cfg: RunConfig, world: World) -> torch.device:
+    """This process's intra-op threads and device, and (several ranks) the process group joined."""
+    if cfg.train.num_threads:
+        torch.set_num_threads(cfg.train.num_threads)
+    elif world.enabled:
+        torch.set_num_threads(max(1, (os.cpu_count() or 1) // max(1, world.local_world_size)))
+    device = pick_device(cfg.train.device)
+    if world.enabled and device.type == "cuda":
+        device = torch.device("cuda", world.local_rank)
+    world.start(device)
+    return device
+
+
+def _model_for(cfg: RunConfig, data: Any, device: torch.device, world: World) -> tuple[torch.nn.Module, Any, Any]:
+    """(the model, what evaluates it, what trains it): compiled when asked, inside
+    DistributedDataParallel on several ranks (ranks > 0 then reseed their streams, so that their
+    dropout does not repeat rank 0's)."""
+    from tui_train.core.train.models import count_params
+
+    model = build_model_for(cfg, data, device)
+    if count_params(model) == 0:
+        raise ConfigError(f"model.name {cfg.model.name!r}: the model has no trainable parameters (none, or every one "
+                          f"has requires_grad=False): there is nothing to train")
+    if cfg.train.channels_last and len(data.input_shape) == 3:
+        model = model.to(memory_format=torch.channels_last)
+    plain = torch.compile(model) if cfg.train.compile else model
+    forward = plain
+    if world.enabled:
+        from torch.nn.parallel import DistributedDataParallel
+
+        forward = DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
+        if cfg.train.compile:
+            forward = torch.compile(forward)
+        if world.rank > 0:
+            seed_everything(cfg.train.seed + 1_000_003 * world.rank)
+    return model, plain, forward
+
+
 def build(cfg: RunConfig, world: World | None = None) -> Runtime:
     """Device, seed, data, model, optimizer and loss for ``cfg``. Raises ConfigError / DataError.
 
@@ -212,14 +250,7 @@ def build(cfg: RunConfig, world: World | None = None) -> Runtime:
     from tui_train.core.train.models import count_params, describe_model
 
     world = world or World()
-    if cfg.train.num_threads:
-        torch.set_num_threads(cfg.train.num_threads)
-    elif world.enabled:
-        torch.set_num_threads(max(1, (os.cpu_count() or 1) // max(1, world.local_world_size)))
-    device = pick_device(cfg.train.device)
-    if world.enabled and device.type == "cuda":
-        device = torch.device("cuda", world.local_rank)
-    world.start(device)
+    device = _join(cfg, world)
     candidates = [] if world.enabled else thread_count.thread_candidates(device, cfg)
     configure_torch(cfg, device)
     seed_everything(cfg.train.seed)
@@ -229,22 +260,7 @@ def build(cfg: RunConfig, world: World | None = None) -> Runtime:
     if target is not None and target.split == "val" and not data.val_size:
         raise ConfigError(f"train.target {cfg.train.target!r}: this run has no validation split, so {target.metric} is never "
                           "measured (allowed: a train_* target, or data.val_fraction > 0)")
-    model = build_model_for(cfg, data, device)
-    if count_params(model) == 0:
-        raise ConfigError(f"model.name {cfg.model.name!r}: the model has no trainable parameters (none, or every one "
-                          f"has requires_grad=False): there is nothing to train")
-    if cfg.train.channels_last and len(data.input_shape) == 3:
-        model = model.to(memory_format=torch.channels_last)
-    plain = torch.compile(model) if cfg.train.compile else model
-    forward = plain
-    if world.enabled:
-        from torch.nn.parallel import DistributedDataParallel
-
-        forward = DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
-        if cfg.train.compile:
-            forward = torch.compile(forward)
-        if world.rank > 0:
-            seed_everything(cfg.train.seed + 1_000_003 * world.rank)
+    model, plain, forward = _model_for(cfg, data, device, world)
     batches = data.steps_per_epoch(cfg.data.batch_size)
     steps = math.ceil(batches / cfg.optim.grad_accum)
     total = cfg.train.epochs * steps
