@@ -88,6 +88,10 @@ DASHBOARD_KEYS: tuple[KeyAction, ...] = (
     KeyAction("t", "toggle_details", "Log/Table",
               "switch the lower panel between the event log, the epoch table and the system panel (small terminals)",
               "Toggle log / epoch table / system", "Small terminals: switch the lower panel", show=False),
+    KeyAction("g", "toggle_plot", "LR/Series",
+              "switch the third plot between the learning rate and your loop's own series (under 120 columns; "
+              "wider, both are shown)", "Toggle LR / your series", "Small terminals: the LR plot or your loop's series",
+              show=False),
     KeyAction("d", "detach", "Detach", "detach: leave the run training; `tui-train attach` comes back",
               "Detach", "Leave the run training; tui-train attach comes back", needs_run=True, needs_detachable=True),
     KeyAction("f", "fork", "Fork", "fork a paused run: a new run from this step with changes (e.g. optim.lr=3e-4); "

@@ -5,7 +5,8 @@ actions only hand commands to the ``submit`` the app injects (STYLE.md habit 9).
 it whether a run is active and whether it can be left going
 (:meth:`DashboardScreen.set_run_active`). An attached dashboard is fed the run's history first,
 then the live events, all through ``apply``: what it shows is the state the events end in.
-The plots are a :class:`tui.widgets.run_plots.RunPlots`; the dialogs its keys open are a
+The plots are a :class:`tui.widgets.run_plots.RunPlots` (a loop's own series among them, shown once
+they come); the dialogs its keys open are a
 :class:`tui.screens.run_dialogs.RunDialogs`; the question a non-finite pause asks is a
 :class:`tui.screens.nonfinite_dialog.NonFinitePrompt`.
 """
@@ -62,6 +63,13 @@ DETAILS = ("", "-show-table", "-show-system")
 """What the lower panel shows on a small terminal (t cycles): the event log, the epoch table, the
 system panel. From 120 columns the epochs are always shown and t switches the log and the system
 panel; from 160 columns all three are."""
+
+SHOW_SCALARS = "-scalars"
+"""The screen's class once a loop's own series came (Scalars): their plot is shown, beside the
+others from 120 columns, in the LR plot's place below (app.tcss)."""
+
+SHOW_LR = "-show-lr"
+"""The screen's class under 120 columns when g brought the LR plot back in place of the loop's series."""
 
 
 class DashboardScreen(Screen):
@@ -147,7 +155,7 @@ class DashboardScreen(Screen):
             E.RunFailed: self._on_failed,
             E.LearningRateFound: self._dialogs.lr_found,
             E.SystemSample: lambda ev: self._system.add(ev),
-            E.Scalars: E.ignore,  # a loop's own series: its plot comes with the next change (metrics.jsonl has them)
+            E.Scalars: self._on_scalars,  # a loop's own series (issue 23); the built-in loop sends none
         }, "DashboardScreen")
 
     def compose(self) -> ComposeResult:
@@ -186,7 +194,7 @@ class DashboardScreen(Screen):
     # -- plumbing ------------------------------------------------------------------------------
     @property
     def plots(self) -> tuple[MetricPlot, ...]:
-        """The three plots."""
+        """The plots (the last, a loop's own series, hidden until they come)."""
         return self._plots.plots
 
     def set_pace(self, viewers: int) -> None:
@@ -277,6 +285,10 @@ class DashboardScreen(Screen):
     def _on_failed(self, ev: E.RunFailed) -> None:
         self._set_status("failed")
         self.app.notify(printable(f"Run failed: {ev.message}"), title="FAILED", severity="error", timeout=10, markup=False)
+
+    def _on_scalars(self, ev: E.Scalars) -> None:
+        if self._plots.add_scalars(ev):
+            self.add_class(SHOW_SCALARS)
 
     def _on_confusion(self, ev: E.ConfusionMatrix) -> None:
         self.confusion = ev
@@ -387,6 +399,17 @@ class DashboardScreen(Screen):
         self.remove_class(*(c for c in DETAILS if c))
         if following:
             self.add_class(following)
+
+    def action_toggle_plot(self) -> None:
+        """g: under 120 columns, the LR plot or the loop's own series in the third place (see SHOW_LR)."""
+        if not self.has_class(SHOW_SCALARS):
+            self.app.notify("this run logs no series of its own (run.log names other than loss, accuracy, val_* "
+                            "and epoch): the learning rate stays", severity="information", markup=False)
+            return
+        if not self.has_class("-narrow"):
+            self.app.notify("from 120 columns the learning rate and your series are both shown", markup=False)
+            return
+        self.toggle_class(SHOW_LR)
 
     def action_new_run(self) -> None:
         self.post_message(self.NewRunRequested())

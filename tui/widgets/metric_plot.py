@@ -94,6 +94,9 @@ def x_ticks(lo: float, hi: float, count: int) -> tuple[list[float], list[str]]:
 class MetricPlot(PlotextPlot):
     """Series of (step, value) drawn with plotext; interventions as lettered vertical lines."""
 
+    LEGEND_IN_TITLE = True
+    """The lines are named in the title when it has room (False: a widget around the plot names them)."""
+
     def __init__(self, title: str, *, min_interval: float = 1.0, id: str | None = None, classes: str | None = None) -> None:
         super().__init__(id=id, classes=classes)
         self.title = title
@@ -171,7 +174,7 @@ class MetricPlot(PlotextPlot):
         plt = self.plt
         plt.clear_data()
         legend = " ".join(f"{LEGEND_MARKS.get(line.marker, line.marker)}{line.label}" for line in self.lines.values()
-                          if len(line.series) and len(self.lines) > 1)
+                          if len(line.series) and len(self.lines) > 1 and self.LEGEND_IN_TITLE)
         max_points = max(16, 2 * self.size.width)
         xs_all: list[float] = []
         ys_all: list[float] = []

@@ -1,5 +1,8 @@
-"""The dashboard's three plots side by side: the loss, the headline metric and the learning rate
-against the step, fed from one run's events, with its interventions marked on all three.
+"""The dashboard's plots side by side: the loss, the headline metric and the learning rate against
+the step, fed from one run's events, with its interventions marked on all of them; and, once a loop
+of the user's own logs names of its own (Scalars), a plot of those series
+(:class:`tui.widgets.scalars_plot.ScalarsPlot`; where it goes is app.tcss's: beside the others from
+120 columns, narrower in the LR plot's place, g switches).
 
 The headline (:mod:`core.headline`) depends on the task: accuracy rides on every StepMetrics of a
 classification run; a regression run's R² (or MAE, when an epoch has no R²) comes per epoch.
@@ -14,13 +17,15 @@ from tui_train.core import events as E
 from tui_train.core.headline import headline_in_steps, headline_metric
 from tui_train.tui import format as fmt
 from tui_train.tui.widgets.metric_plot import MetricPlot
+from tui_train.tui.widgets.scalars_plot import ScalarsPlot
 
 USER_CHECKPOINTS = ("manual", "early_stop", "interrupt", "error")
 """Checkpoint reasons marked on the plots (best/periodic ones would clutter them)."""
 
 
 class RunPlots(Horizontal):
-    """Loss, headline metric and learning rate of one run (``#loss-plot``, ``#metric-plot``, ``#lr-plot``)."""
+    """Loss, headline metric and learning rate of one run (``#loss-plot``, ``#metric-plot``, ``#lr-plot``),
+    and a loop's own series (``#scalars``, hidden until a Scalars event comes)."""
 
     def __init__(self, *, id: str | None = None) -> None:
         super().__init__(id=id)
@@ -38,14 +43,19 @@ class RunPlots(Horizontal):
             plot.add_line("train", "train", marker="braille", color="blue")
             plot.add_line("val", "val", marker="dot", color="red")
         self.lr_plot.add_line("lr", "lr", marker="braille", color="yellow")
+        self.scalars = ScalarsPlot(id="scalars")
+        """A loop's own series (Scalars events) with their legend."""
 
     def compose(self) -> ComposeResult:
-        yield from self.plots
+        yield self.loss_plot
+        yield self.metric_plot
+        yield self.lr_plot
+        yield self.scalars
 
     @property
     def plots(self) -> tuple[MetricPlot, ...]:
-        """The three plots, left to right."""
-        return (self.loss_plot, self.metric_plot, self.lr_plot)
+        """The four plots, left to right (the last, a loop's own series, is hidden until they come)."""
+        return (self.loss_plot, self.metric_plot, self.lr_plot, self.scalars.plot)
 
     def set_task(self, task: str) -> None:
         """The run's task is known (RunStarted): its headline titles the metric plot."""
@@ -71,6 +81,11 @@ class RunPlots(Horizontal):
         self.metric_plot.add("val", ev.step, ev.val.get(self.metric_key))
         if not headline_in_steps(self.run_task):  # else the train curve came with the steps
             self.metric_plot.add("train", ev.step, ev.train.get(self.metric_key))
+
+    def add_scalars(self, ev: E.Scalars) -> bool:
+        """Numbers a loop of the user's own logged under its own names; True when they are the
+        first (the plot of them is to be shown from now on)."""
+        return self.scalars.add(ev)
 
     def add_validation(self, ev: E.ValidationMetrics) -> None:
         """An on-demand validation (v, ctl validate): its loss and headline, and a V mark (an
@@ -101,5 +116,6 @@ class RunPlots(Horizontal):
 
     def redraw(self, force: bool = False) -> None:
         """Redraw the plots whose data changed (rate-limited by each plot unless forced)."""
-        for plot in self.plots:
+        for plot in (self.loss_plot, self.metric_plot, self.lr_plot):
             plot.redraw(force=force)
+        self.scalars.redraw(force)  # its legend too; nothing while no series came
