@@ -6,7 +6,8 @@ preloaded tensors, (c) the real TUI attached vs headless, (d) cost of one dashbo
 attached viewers cost a run, (i) command to acknowledgement through the control socket, (j)
 attaching to a run with a million logged steps, (k) torchrun, (l) past runs, (m) the start-up
 dry run, (s) the system sampler's cost (throughput with it on vs off), (t) time to 99% MNIST test
-accuracy (the seed tutorial's flow vs mnist-fast), (u) what run.log costs a loop of your own.
+accuracy (the seed tutorial's flow vs mnist-fast), (u) what run.log costs a loop of your own, (v)
+sweeps: parallel trials and the driver's cost.
 The output is Markdown; BENCHMARKS.md holds a recorded run. Figures, never assertions.
 """
 
@@ -25,7 +26,7 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m bench", description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="a few hundred steps per measurement (~2 min on 2 cores); default: full epochs")
     ap.add_argument("--tiny", action="store_true", help="smallest sizes: only checks that every section still runs (CI)")
-    ap.add_argument("--only", default="abcdefghijklmstu", help="sections to run, e.g. 'ab' (default: all)")
+    ap.add_argument("--only", default="abcdefghijklmstuv", help="sections to run, e.g. 'ab' (default: all)")
     ap.add_argument("--data-dir", default=None, help="folder holding MNIST/raw (default: $TUI_TRAIN_MNIST_DIR or ../shared/data)")
     ap.add_argument("--device", default="cpu", help="cpu or cuda (default: cpu)")
     ap.add_argument("--threads", type=int, default=1, help="torch intra-op threads for (a) and (b) (default: 1)")
@@ -73,6 +74,10 @@ def main(argv: list[str] | None = None) -> int:
             from bench.loop_bench import section_u
 
             section_u(size, reps, data_dir, work, out)
+        if "v" in args.only:
+            from bench.sweep_bench import section_v
+
+            section_v(size, reps, work, out)
     finally:
         cleanup(work)
     out(f"\nTotal benchmark time: {time.perf_counter() - t_start:.0f} s")

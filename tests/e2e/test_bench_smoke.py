@@ -21,12 +21,12 @@ def test_bench_tiny_runs_every_section():
     src = shared_data_dir()
     if not all((src / "MNIST" / "raw" / f).is_file() for f in MNIST_FILES):
         pytest.skip(f"real MNIST not found in {src}")
-    only = "abdefgimstu" + ("chj" if shutil.which("tmux") else "")
+    only = "abdefgimstuv" + ("chj" if shutil.which("tmux") else "")
     res = subprocess.run([sys.executable, "-m", "bench", "--tiny", "--only", only], cwd=REPO, capture_output=True, text=True,
                          timeout=600, env={**os.environ, "TUI_TRAIN_MNIST_DIR": str(src)})
     assert res.returncode == 0, res.stderr[-3000:]
     tmux_sections = ["## (c)", "## (h)", "## (j)"] if "c" in only else []
-    for heading in ["## (a)", "## (b)", "## (d)", "## (e)", "## (f)", "## (g)", "## (i)", "## (m)", "## (s)", "## (t)", "## (u)",
+    for heading in ["## (a)", "## (b)", "## (d)", "## (e)", "## (f)", "## (g)", "## (i)", "## (m)", "## (s)", "## (t)", "## (u)", "## (v)",
                     *tmux_sections]:
         assert heading in res.stdout, heading
     assert "nan" not in res.stdout.lower().replace("nano", "")
