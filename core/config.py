@@ -388,7 +388,7 @@ def looks_like_preset(path: Path) -> bool:
         raw = tomllib.loads(text)
     except tomllib.TOMLDecodeError:
         return "description" in text
-    names = {f.name for f in dataclasses.fields(RunConfig)} | {SWEEP_TABLE}
+    names = {f.name for f in dataclasses.fields(RunConfig)} | {SWEEP_TABLE, NOTIFY_TABLE}
     return "description" in raw and set(raw) <= names
 
 
@@ -469,11 +469,33 @@ SWEEP_TABLE = "sweep"
 :mod:`tui_train.core.sweep.space`); a run of the preset ignores it."""
 
 
+NOTIFY_TABLE = "notify"
+"""A preset's ``[notify]`` table, ``urls = ["ntfy://topic", ...]``: where its runs' notifications go
+(apprise URLs; core.run.notify). Not the run's config: a URL may hold a token, so it is never
+written to config.toml, a checkpoint or an export; ``tui-train run`` reads it (:func:`notify_urls`)."""
+
+
+def notify_urls(name_or_path: str, extra_dirs: list[Path] | tuple = ()) -> list[str]:
+    """A preset's ``[notify] urls`` ([] without the table). A malformed table: ConfigError, one
+    line that never shows a URL (it may hold a token)."""
+    path = resolve_preset(name_or_path, extra_dirs)
+    table = read_toml(path).get(NOTIFY_TABLE)
+    if table is None:
+        return []
+    if not isinstance(table, dict) or set(table) - {"urls"}:
+        raise ConfigError(f"{path}: [notify] takes one key, urls = [\"ntfy://topic\", \"json://host/path\"] (apprise URLs)")
+    urls = table.get("urls", [])
+    if not isinstance(urls, list) or not all(isinstance(u, str) for u in urls):
+        raise ConfigError(f"{path}: notify.urls must be a list of strings (apprise URLs such as \"ntfy://topic\")")
+    return urls
+
+
 def load_config(name_or_path: str = DEFAULT_PRESET, overrides: list[str] | tuple = (), extra_dirs: list[Path] | tuple = ()) -> RunConfig:
     """Load a preset by name or path, apply overrides, validate. Raises ConfigError."""
     path = resolve_preset(name_or_path, extra_dirs)
     raw = read_toml(path)
     raw.pop(SWEEP_TABLE, None)  # the sweep's, not the run's
+    raw.pop(NOTIFY_TABLE, None)  # where notifications go (notify_urls), not the run's config
     raw.setdefault("name", path.stem)
     source = str(path)
     if overrides:

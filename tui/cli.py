@@ -126,6 +126,13 @@ RdzvOpt = Annotated[str | None, typer.Option(
     "--rdzv-endpoint", help="torchrun --rdzv-endpoint HOST:PORT. Default: none (--standalone).", show_default=False)]
 RestartsOpt = Annotated[int | None, typer.Option("--max-restarts", min=0,
     help="torchrun --max-restarts: a failed group restarts from its newest checkpoint. Default: 0.", show_default=False)]
+NotifyOpt = Annotated[list[str] | None, typer.Option("--notify", metavar="URL",
+    help="Tell this URL when the run ends, fails, reaches its target or pauses for a decision, through apprise "
+         "(pip install 'tui-train[notify]'): ntfy://TOPIC, slack://..., json://HOST/PATH... Repeatable; added to the "
+         "preset's [notify] urls and to TUI_TRAIN_NOTIFY. Only its scheme is ever shown. Default: none.", show_default=False)]
+NoNotifyTerminalOpt = Annotated[bool, typer.Option("--no-notify-terminal",
+    help="No desktop notifications through this terminal's escape sequences (OSC 9/777/99 and the bell; "
+         "also TUI_TRAIN_NOTIFY_TERMINAL=0). Default: on.")]
 OnHangupOpt = Annotated[str, typer.Option("--on-hangup",
     help="What a hang-up of this terminal (an SSH drop) does to the run: detach (it trains on; `tui-train attach` comes back) "
          "or stop (save a checkpoint, end as interrupted). Default: detach.")]
@@ -155,6 +162,8 @@ def run(
     nnodes: NnodesOpt = None,
     rdzv_endpoint: RdzvOpt = None,
     max_restarts: RestartsOpt = None,
+    notify: NotifyOpt = None,
+    no_notify_terminal: NoNotifyTerminalOpt = False,
 ) -> None:
     """Train a preset: opens the TUI on a trainer process of its own (detach with d), or prints progress lines with --headless."""
     if threading.current_thread() is threading.main_thread():
@@ -170,6 +179,8 @@ def run(
         group = {"nnodes": nnodes, "rdzv_endpoint": rdzv_endpoint, "max_restarts": max_restarts}
         if resume is not None and from_ is None:
             _check_resume_preset(resume, preset, dirs)
+        _notifications(notify, preset or (DEFAULT_PRESET if headless and resume is None and from_ is None else None), dirs)
+        _terminal_notifications(no_notify_terminal)
         if nproc_per_node or any(v is not None for v in group.values()):
             if not nproc_per_node:
                 raise fail("--nnodes, --rdzv-endpoint and --max-restarts go with --nproc-per-node N")
@@ -191,6 +202,31 @@ def run(
                                  start_immediately=config is not None, overrides=overrides, on_hangup=on_hangup))
     finally:  # every way out (one-line errors included) gives the handlers back
         release_startup_signals()
+
+
+def _notifications(urls: list[str] | None, preset: str | None, dirs: list[Path]) -> None:
+    """``--notify`` and the preset's ``[notify] urls`` join TUI_TRAIN_NOTIFY, which the trainer reads
+    (this process, its trainer process or torchrun's workers: core.run.notify). A malformed URL or
+    table: one line (never the URL), exit 2."""
+    from tui_train.core.config import ConfigError, notify_urls
+    from tui_train.core.run.notify import NOTIFY_ENV, check_urls, from_env, merged
+
+    try:
+        found = merged(check_urls(from_env(), NOTIFY_ENV),
+                       check_urls(notify_urls(preset, dirs), f"{preset}: notify.urls") if preset else [],
+                       check_urls(urls or [], "--notify"))
+    except (ConfigError, ValueError) as e:
+        raise fail(str(e)) from None
+    if found:
+        os.environ[NOTIFY_ENV] = " ".join(found)
+
+
+def _terminal_notifications(off: bool) -> None:
+    """``--no-notify-terminal``: TUI_TRAIN_NOTIFY_TERMINAL=0 for the dashboards of this process (tui.notify_terminal)."""
+    if off:
+        from tui_train.tui.notify_terminal import TERMINAL_ENV
+
+        os.environ[TERMINAL_ENV] = "0"
 
 
 @app.command("lr-find")
@@ -510,8 +546,10 @@ def _not_live(run_dir: Path, why: str) -> str:
 
 
 @app.command()
-def attach(run_dir: RunDirArg = None, runs_dir: RunsDirOpt = Path("runs"), on_hangup: OnHangupOpt = "detach") -> None:
+def attach(run_dir: RunDirArg = None, runs_dir: RunsDirOpt = Path("runs"), on_hangup: OnHangupOpt = "detach",
+           no_notify_terminal: NoNotifyTerminalOpt = False) -> None:
     """Open the dashboard on a live run (the newest, or a list to pick from when several are live); d detaches again."""
+    _terminal_notifications(no_notify_terminal)
     if on_hangup not in HANGUP_CHOICES:
         raise fail(f"--on-hangup {on_hangup!r} is not allowed (allowed: {', '.join(HANGUP_CHOICES)})")
     ptr, live = _live_run(run_dir, runs_dir, pick=True)
@@ -548,9 +586,11 @@ def watch(
              "tui_train.init itself.", metavar="COMMAND", show_default=False)] = None,
     headless: HeadlessOpt = False,
     on_hangup: OnHangupOpt = "detach",
+    no_notify_terminal: NoNotifyTerminalOpt = False,
 ) -> None:
     """Run a script that calls tui_train.init with its run's dashboard open (d detaches: the script runs on), or print
     its progress lines with --headless; exits with the script's exit code."""
+    _terminal_notifications(no_notify_terminal)
     if on_hangup not in HANGUP_CHOICES:
         raise fail(f"--on-hangup {on_hangup!r} is not allowed (allowed: {', '.join(HANGUP_CHOICES)})")
     if not command:

@@ -23,6 +23,7 @@ from tui_train.core import commands as C
 from tui_train.core import events as E
 from tui_train.core.contract import TrainerLike
 from tui_train.core.status import exit_code, status_after
+from tui_train.tui.notify_terminal import TerminalNotices
 
 
 class ThreadDone:
@@ -89,6 +90,9 @@ class RunSession:
         """The training thread, once started."""
         self.thread_done = True
         """The training thread has ended, as its ThreadDone said (True until it starts)."""
+        self.notices = TerminalNotices(enabled=not replay)
+        """Desktop notifications through this app's terminal (tui.notify_terminal): the run's end,
+        failure, target reached, a pause waiting for a decision; live events only, not its history."""
         self._pending: list[C.Command] = []  # commands sent while the thread was still building the trainer
         self._lock = threading.Lock()
         self._fold = E.exhaustive({
@@ -149,7 +153,7 @@ class RunSession:
 
     def _train(self) -> None:
         """The training thread: build the trainer, run it; never raises, always ends with ThreadDone."""
-        sink = self.events.put
+        sink = self._sink
         try:
             trainer = self.make()
             with self._lock:
@@ -162,6 +166,12 @@ class RunSession:
             sink(E.RunFailed(message=f"{type(exc).__name__}: {exc}", traceback=traceback.format_exc(), traceback_path=""))
         finally:
             sink(ThreadDone())
+
+    def _sink(self, ev: object) -> None:
+        """The trainer's sink: marks what happens now for :attr:`notices` (an attached trainer
+        hands the run's history over first: its ``live`` is False until it is done), then queues."""
+        self.notices.mark(ev, live=getattr(self.trainer, "live", True))
+        self.events.put(ev)
 
     def submit(self, command: C.Command) -> None:
         """Hand ``command`` to the trainer (thread-safe, never blocks); while the thread is still
@@ -212,8 +222,10 @@ class RunSession:
                 return events
 
     def follow(self, ev: E.Event) -> None:
-        """Fold one engine event in: the status, the run directory, a refusal, a fork's checkpoint."""
+        """Fold one engine event in: the status, the run directory, a refusal, a fork's checkpoint;
+        a notification through the terminal when it is worth one."""
         self._fold[type(ev)](ev)
+        self.notices.follow(ev)
 
     def drain_after_exit(self) -> None:
         """After the app has exited: fold the events left in the queue, for the final status."""

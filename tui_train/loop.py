@@ -35,7 +35,7 @@ import sys
 import threading
 import time
 import traceback
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -48,6 +48,9 @@ from tui_train.core.run.announce import ANNOUNCE_ENV, OUTPUT_ENV, OUTPUT_LINES_P
 from tui_train.core.run.checkpoints import newest, run_dir_of
 from tui_train.core.run.endpoint import Endpoint, EndpointError
 from tui_train.core.run.headless import STOP_DEADLINE
+from tui_train.core.run.notify import Notifier, check_urls, from_env, merged
+from tui_train.core.run.notify import attach as attach_notifier
+from tui_train.core.run.notify import detach as detach_notifier
 from tui_train.core.run.place import EndRun, RunPlace
 from tui_train.core.run.system import INTERVAL
 from tui_train.core.state import TrainingState
@@ -66,7 +69,8 @@ LIVE_KEYS = ("lr", "momentum", "weight_decay")
 def init(name: str = "run", *, config: Mapping[str, Any] | None = None, model: Any = None, optimizer: Any = None,
          scheduler: Any = None, runs_dir: str | os.PathLike = "runs", resume: str | os.PathLike | None = None,
          task: str = "classification", log_every: int = 20, endpoint: bool = True, signals: bool = True,
-         system_interval: float = INTERVAL, save_hook: Callable[[str], str] | None = None) -> Run:
+         system_interval: float = INTERVAL, save_hook: Callable[[str], str] | None = None,
+         notify: Sequence[str] | str | None = None) -> Run:
     """Start (or, with ``resume``, continue) a run of your own loop; see the module docstring.
 
     ``config``: plain values (numbers, strings, lists, nested tables) recorded in config.toml and
@@ -81,6 +85,9 @@ def init(name: str = "run", *, config: Mapping[str, Any] | None = None, model: A
     in the main thread, and only over the default handlers). ``save_hook(reason)``: saves in the
     loop's own way instead of :meth:`Run.save`'s payload (Lightning's ``trainer.save_checkpoint``)
     and returns the acknowledgement's text; an exception is reported and listed as not saved.
+    ``notify``: apprise URLs (``"ntfy://topic"``, ``"json://host/path"``...; ``pip install
+    'tui-train[notify]'``) told when the run ends or fails, from a background thread
+    (core.run.notify); ``TUI_TRAIN_NOTIFY``'s are added. Only their schemes are ever shown.
     Bad input raises ValueError with one line.
 
     Under ``tui-train watch`` (:data:`ANNOUNCE_ENV` set) the run tells the watcher where its
@@ -88,7 +95,9 @@ def init(name: str = "run", *, config: Mapping[str, Any] | None = None, model: A
     run directory and into the event log."""
     return Run(name, config=dict(config or {}), model=model, optimizer=optimizer, scheduler=scheduler,
                runs_dir=Path(runs_dir), resume=Path(resume) if resume else None, task=task, log_every=log_every,
-               endpoint=endpoint, signals=signals, system_interval=system_interval, save_hook=save_hook)
+               endpoint=endpoint, signals=signals, system_interval=system_interval, save_hook=save_hook,
+               notify=[notify] if isinstance(notify, str) else list(notify) if isinstance(notify, list | tuple)
+               else [] if notify is None else [notify])
 
 
 class Run:
@@ -97,12 +106,13 @@ class Run:
 
     def __init__(self, name: str, *, config: dict, model: Any, optimizer: Any, scheduler: Any, runs_dir: Path,
                  resume: Path | None, task: str, log_every: int, endpoint: bool, signals: bool, system_interval: float,
-                 save_hook: Callable[[str], str] | None = None):
+                 save_hook: Callable[[str], str] | None = None, notify: list | None = None):
         if task not in ("classification", "regression"):
             raise ValueError(f"tui_train.init: task must be 'classification' or 'regression', got {task!r}")
         if not isinstance(log_every, int) or log_every < 1:
             raise ValueError(f"tui_train.init: log_every must be a whole number >= 1, got {log_every!r}")
         self.name, self.config, self.task, self.log_every = str(name), config, task, log_every
+        urls = merged(from_env(), check_urls(notify or (), "tui_train.init(notify=...)"))
         batch = config.get("batch_size")
         self._batch = batch if isinstance(batch, int) and not isinstance(batch, bool) and batch > 0 else 1
         self.model, self.optimizer, self.scheduler = model, optimizer, scheduler
@@ -137,11 +147,13 @@ class Run:
         self._previous: dict = {}
         self._sampling = None
         self._output: _Output | None = None
-        self._start(resume, runs_dir, endpoint, signals, system_interval)
+        self._notifier: Notifier | None = None
+        self._start(resume, runs_dir, endpoint, signals, system_interval, urls)
 
     # ------------------------------------------------------------------ start
 
-    def _start(self, resume: Path | None, runs_dir: Path, endpoint: bool, signals: bool, interval: float) -> None:
+    def _start(self, resume: Path | None, runs_dir: Path, endpoint: bool, signals: bool, interval: float,
+               urls: list[str]) -> None:
         place = self.place
         lr = self._group().get("lr", 0.0) if self.optimizer is not None else 0.0
         place.state = TrainingState(base_lr=float(lr or 0.0))
@@ -157,6 +169,7 @@ class Run:
             raise ValueError(f"tui_train.init: {e}") from None
         if endpoint:
             self._host()
+        self._notifier = attach_notifier(place.log, place.emit, urls)  # after the endpoint: viewers hear the end first
         self._install(signals)
         place.emit(self._run_started())  # first in the record: a viewer's history starts with it
         self._output = _Output.start(self) if os.environ.get(OUTPUT_ENV) else None
@@ -475,6 +488,7 @@ class Run:
         self.finished = True
         if self._sampling is not None:
             self._sampling.__exit__(None, None, None)
+        detach_notifier(self.place.log, self._notifier)
         if self._endpoint is not None:
             log = self.place.log
             if log is not None and self._endpoint.publish in log.listeners:

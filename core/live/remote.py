@@ -55,6 +55,9 @@ class RemoteTrainer:
         """The run ended (RunFinished or RunFailed arrived)."""
         self.viewers = 1
         """Dashboards attached to the run now, this one included (the endpoint says when it changes)."""
+        self.live = False
+        """run() has handed the run's history (read from its files) to the sink: the events from then
+        on happen now (a dashboard notifies its terminal of these only: tui.notify_terminal)."""
         self._prefetched = None  # a Future of (Connection, history) from prefetch(), used by the first run()
         self._conn: Connection | None = None
         self._pending: list[C.Command] = []
@@ -100,6 +103,7 @@ class RemoteTrainer:
                 self.finished, summary = False, {}
             elif isinstance(event, E.RunFinished | E.RunFailed):  # the run ended while we attached
                 self.finished, summary = True, dict(event.summary)
+        self.live = True
         with self._lock:
             self._conn, pending, self._pending = conn, self._pending, []
         for command in pending:

@@ -29,6 +29,7 @@ from tui_train.core.errors import StartInterrupted, catch_startup_signals, one_l
 from tui_train.core.heap import settle_heap
 from tui_train.core.run.endpoint import Endpoint, EndpointError
 from tui_train.core.run.headless import run_headless
+from tui_train.core.run.notify import notifying
 from tui_train.core.train.checkpoint import CheckpointError
 from tui_train.core.train.data import DataError
 from tui_train.core.train.engine import Trainer
@@ -58,7 +59,8 @@ def run_hosted(trainer, on_hosted: Callable[[Endpoint], None], *,
     return the exit code: the one way a run starts hosted (the trainer process's :func:`main`,
     the headless CLI, a headless fork).
 
-    ``on_hosted(endpoint)`` runs once the endpoint serves (to announce it). When the endpoint
+    ``on_hosted(endpoint)`` runs once the endpoint serves (to announce it). The URLs of
+    ``TUI_TRAIN_NOTIFY`` are told the run's end, failure, target and pauses (core.run.notify). When the endpoint
     cannot be made, ``without_endpoint(error)`` is told and the run trains without one; without
     that callback the EndpointError propagates. A signal before run_headless's own handlers take
     over (StartInterrupted) abandons the prepared run, which never began, while the endpoint is
@@ -73,6 +75,8 @@ def run_hosted(trainer, on_hosted: Callable[[Endpoint], None], *,
                 without_endpoint(e)
             else:
                 on_hosted(endpoint)
+            # after the endpoint: its viewers get each event before a notification is waited for (the run's end)
+            stack.enter_context(notifying(trainer.run_log, trainer.report))
             return run_headless(trainer)  # its own handlers stop a run that has begun
         except StartInterrupted as e:
             trainer.abandon(f"{signal.Signals(e.signum).name} before training began")
