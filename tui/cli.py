@@ -661,8 +661,13 @@ CTL_ACTIONS = {
     "save": "save a checkpoint", "validate": "validate now", "stop": "early stop (evaluate, save, end as early_stopped)",
     "interrupt": "save a checkpoint and end as interrupted (resume later with --resume)",
     "lr-find": "LR range test of the paused run on a copy (prints the suggestion; `lr VALUE` applies one)",
+    "note TEXT": "set the run's note (any run, live or finished; \"\" clears it)",
+    "tag NAME...": "add tags to the run (any run)", "untag NAME...": "remove tags from the run (any run)",
 }
 """What ``tui-train ctl`` can send (the form shown in help and errors)."""
+
+NOTE_ACTIONS = ("note", "tag", "untag")
+"""ctl words written to the run directory's notes.json (core.rundir.notes), not sent to a trainer."""
 
 
 def _ctl_command(words: list[str]):
@@ -708,13 +713,17 @@ def ctl(
     runs_dir: RunsDirOpt = Path("runs"),
     timeout: Annotated[float, typer.Option("--timeout", help="Seconds to wait for the acknowledgement. Default: 30.")] = 30.0,
 ) -> None:
-    """Send one command to a live run and print its acknowledgement (exit 0 applied, 1 rejected), or stream its events."""
+    """Send one command to a live run and print its acknowledgement (exit 0 applied, 1 rejected), or stream its events;
+    note, tag and untag write the run directory's notes.json (any run, live or finished)."""
     words = list(words or [])
     run_dir = None
     if words and (Path(words[0]).is_dir() or "/" in words[0]):
         run_dir, words = Path(words[0]), words[1:]
     if events and words:
         raise fail("ctl: --events streams; send a command without it")
+    if words and words[0] in NOTE_ACTIONS:
+        _ctl_notes(run_dir if run_dir is not None else _live_run(None, runs_dir)[0].run_dir, words)
+        return
     command = None if events else _ctl_command(words)
     ptr, _ = _live_run(run_dir, runs_dir)
     from tui_train.core.run.endpoint import EndpointError
@@ -725,6 +734,29 @@ def ctl(
         raise fail(str(e)) from None
     except KeyboardInterrupt:
         raise typer.Exit(130) from None
+
+
+def _ctl_notes(run_dir: Path, words: list[str]) -> None:
+    """``ctl note TEXT`` / ``tag NAME...`` / ``untag NAME...``: write the run's notes.json and say
+    what it now holds; a folder that is not a run, a bad tag: one line, exit 2."""
+    from tui_train.core.rundir import notes as N
+
+    action, args = words[0], words[1:]
+    if not args:
+        raise fail(f"ctl {action}: expected `ctl {next(k for k in CTL_ACTIONS if k.split()[0] == action)}`")
+    try:
+        if action == "note":
+            done = N.write_notes(run_dir, note=" ".join(args))
+        else:
+            done = (N.add_tags if action == "tag" else N.remove_tags)(run_dir, args)
+    except N.NotesError as e:
+        raise fail(f"ctl {action}: {e}") from None
+    except OSError as e:
+        raise fail(f"ctl {action}: cannot write {Path(run_dir) / N.NOTES_FILE}: {e.strerror or e}") from None
+    if action == "note":
+        say(f"{run_dir}: note {'set' if done.note else 'cleared'}")
+    else:
+        say(f"{run_dir}: tags: {', '.join(done.tags) if done.tags else '(none)'}")
 
 
 def _send(socket_path: Path, command, timeout: float) -> int:
@@ -849,9 +881,12 @@ def eval_(
         say(f"  {k:<10} {v:.4f}")
 
 
-RUNS_COLUMNS = ("status", "preset", "started", "duration", "epochs", "best", "test", "lr", "batch", "optimizer", "schedule",
-                "interventions", "parent", "run")
+RUNS_COLUMNS = ("status", "preset", "sweep", "started", "duration", "epochs", "best", "test", "tags", "note", "lr", "batch",
+                "optimizer", "schedule", "interventions", "parent", "run")
 """The columns of the plain `tui-train runs` table."""
+
+NOTE_WIDTH = 24
+"""Characters of a note the runs table shows (its first line; all of it: ``--json``)."""
 
 
 def runs_table_row(row) -> list[str]:
@@ -867,7 +902,9 @@ def runs_table_row(row) -> list[str]:
     test = row.test_metric
     epochs = f"{row.epochs if row.epochs is not None else '-'}/{row.epochs_planned if row.epochs_planned is not None else '?'}"
     status = ("● " if row.live else "") + row.status
-    return [status, row.preset, started, fmt.duration(row.duration), epochs, best_txt, fmt.num(test) if test is not None else "-",
+    note = "(notes.json unreadable)" if row.notes_error else fmt.first_line(row.note, NOTE_WIDTH)
+    return [status, row.preset, fmt.trial(row.sweep_name, row.trial), started, fmt.duration(row.duration), epochs, best_txt,
+            fmt.num(test) if test is not None else "-", ",".join(row.tags), note,
             fmt.lr(hp.get("lr")) if isinstance(hp.get("lr"), int | float) else "-", str(hp.get("batch_size") or "-"),
             str(hp.get("optimizer") or "-"), str(hp.get("schedule") or "-"), str(row.interventions),
             Path(row.parent).name if row.parent else "", row.name]
@@ -877,25 +914,39 @@ def runs_table_row(row) -> list[str]:
 def runs(
     runs_dir: RunsDirOpt = Path("runs"),
     as_json: Annotated[bool, typer.Option("--json", help="Print a JSON list of runs for scripts. Default: a table.")] = False,
-    sort: Annotated[str, typer.Option("--sort", help="Sort by a column: started, status, preset, duration, epochs, best, test, "
-                                      "lr, batch_size, optimizer, schedule, interventions, parent, name. Default: started.")] = "started",
+    sort: Annotated[str, typer.Option("--sort", help="Sort by a column: started, status, preset, sweep, duration, epochs, best, "
+                                      "test, lr, batch_size, optimizer, schedule, interventions, parent, tags, note, name, "
+                                      "time_to_target. Default: started.")] = "started",
     ascending: Annotated[bool, typer.Option("--ascending", help="Smallest first. Default: largest (newest) first.")] = False,
+    filters: Annotated[list[str] | None, typer.Option("--filter", "-f", help="Only the runs matching EXPR: words that must all "
+                                                      "hold, e.g. 'lr>=1e-3 optimizer=adam status=completed best>0.9 "
+                                                      "sweep=NAME tag=baseline optim.lr<0.1'; a plain word: the runs with it "
+                                                      "somewhere (repeatable; prints the table, or --json). Default: every run.",
+                                                      show_default=False)] = None,
 ) -> None:
     """List the runs under --runs-dir, live ones first: the Runs screen on a terminal, a table (or --json) otherwise."""
+    from tui_train.core.rundir.filters import FilterError, parse_filter, search_text
     from tui_train.core.rundir.runs import SORT_KEYS, list_runs
 
     if sort not in SORT_KEYS:
         raise fail(f"--sort {sort!r} is not a column (allowed: {', '.join(SORT_KEYS)})")
+    try:
+        wanted = parse_filter(filters or [])
+    except FilterError as e:
+        raise fail(f"--filter: {e}") from None
     if runs_dir.exists() and not runs_dir.is_dir():
         raise fail(f"--runs-dir {runs_dir}: not a folder")
     rows = list_runs(runs_dir, sort=sort, reverse=not ascending)
+    if wanted:  # a plain word looks in what the table shows, and in the whole note, the tags and a trial's parameters
+        rows = wanted.apply(rows, lambda r: " ".join(runs_table_row(r)).casefold() + " " + search_text(r))
     if as_json:
         typer.echo(json.dumps([r.to_json() for r in rows], indent=2))
         return
-    if sys.stdout.isatty() and os.environ.get("TUI_TRAIN_RUNS_PLAIN", "") in ("", "0"):
+    # --filter prints the table: the Runs screen takes its filter as typed (the app opens it unfiltered)
+    if not wanted and sys.stdout.isatty() and os.environ.get("TUI_TRAIN_RUNS_PLAIN", "") in ("", "0"):
         raise typer.Exit(_run_tui(config=None, preset=None, runs_dir=runs_dir, runs_screen=True))
     if not rows:
-        say(f"no runs under {runs_dir}")
+        say(f"no run under {runs_dir} matches the filter" if wanted else f"no runs under {runs_dir}")
         return
     cells = [list(RUNS_COLUMNS)] + [runs_table_row(r) for r in rows]
     widths = [max(len(c[i]) for c in cells) for i in range(len(RUNS_COLUMNS))]

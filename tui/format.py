@@ -121,3 +121,21 @@ def status_label(status: str) -> str:
 def count(n: int, noun: str, plural: str = "") -> str:
     """``n`` and the noun in the number it takes: (1, 'mistake') -> '1 mistake', (0, 'mistake') -> '0 mistakes'."""
     return f"{n:,} {noun if n == 1 else plural or noun + 's'}"
+
+
+def first_line(text: str, width: int) -> str:
+    """A note as a table cell: its first line, cut to ``width`` characters; an ellipsis says there is more."""
+    lines = str(text).strip().splitlines()
+    if not lines:
+        return ""
+    first = lines[0].strip()
+    if len(first) > width:
+        return first[:max(0, width - 1)] + "…"
+    return first + ("…" if len(lines) > 1 else "")
+
+
+def trial(sweep_name: str, number: int | None) -> str:
+    """A sweep trial as a table cell: ``#3 digits-mlp`` ('' for a run that is no trial)."""
+    if not sweep_name:
+        return ""
+    return f"#{number if number is not None else '?'} {sweep_name}"

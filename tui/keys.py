@@ -129,9 +129,15 @@ RUNS_KEYS: tuple[KeyAction, ...] = (
     KeyAction("o", "next_sort", "Sort", "sort by the next column (or click a header; O or a second click reverses)",
               help_key="runs: o  /  O"),
     KeyAction("O", "reverse_sort", "Reverse", "", show=False),
+    KeyAction("g", "group_by_sweep", "Group", "group the rows by sweep: a heading per sweep, the runs that are no trial "
+              "last (again: ungrouped)", help_key="runs: g", show=False),  # g and N: not in an 80-column footer
+    KeyAction("w", "open_sweep", "Sweep", "the trial's sweep (or the heading's) on the Sweep screen", help_key="runs: w"),
+    KeyAction("N", "edit_notes", "Note", "edit the run's tags and note (its notes.json; a live run or a finished one)",
+              help_key="runs: N", show=False),
     KeyAction("x", "delete_run", "Delete", "delete the run's folder (asks first; never a live run)", help_key="runs: x / delete"),
     KeyAction("delete", "delete_run", "Delete", "", show=False),
-    KeyAction("slash", "focus_filter", "Filter", "filter (or just type): the rows with every word somewhere in them",
+    KeyAction("slash", "focus_filter", "Filter", "filter (or just type): comparisons such as lr>=1e-3 optimizer=adam "
+              "sweep=NAME tag=baseline optim.lr<0.1, and words somewhere in the row; all must hold",
               key_display="/", help_key="runs: /"),
     KeyAction("escape", "back", "Back", "back (in the filter: clear it)", help_key="runs: esc", show=False),
 )
@@ -141,6 +147,8 @@ OVERLAY_KEYS: tuple[KeyAction, ...] = (
     KeyAction("x", "cycle_axis", "x axis", "x axis: step / epoch / relative time", help_key="curves: x"),
     KeyAction("s", "toggle_smoothing", "Smooth", "smoothing on / off (time-weighted, debiased EMA, as TensorBoard's)",
               help_key="curves: s"),
+    KeyAction("l", "toggle_log_y", "Log y", "the loss plot's y axis: linear / log (values <= 0 are left out and counted "
+              "in its title)", help_key="curves: l"),
     KeyAction("escape", "back", "Back", "back to the runs", help_key="curves: esc"),
 )
 """The keys of the marked runs' curves (v on the Runs screen)."""

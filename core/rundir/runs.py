@@ -2,9 +2,11 @@
 
 A row is built from ``summary.json`` (a finished run), ``config.toml`` (the hyperparameters and
 a fork's parent, for runs still going or killed), the first line of ``events.jsonl`` (when it
-started) and ``endpoint.json`` (live). Histories are never read here, so listing a thousand runs
-stays fast (BENCHMARKS.md). A folder that is not a run is skipped; a partial, old or damaged run
-is shown with what it has, never an exception.
+started), ``endpoint.json`` (live), ``trial.json`` (a sweep's trial: its sweep and parameters)
+and ``notes.json`` (its tags and note: :mod:`.notes`). Histories are never read here, so listing
+a thousand runs stays fast (BENCHMARKS.md). A folder that is not a run is skipped (a sweep's own
+folder among them: it holds ``sweep.json`` only); a partial, old or damaged run is shown with
+what it has, never an exception.
 """
 
 from __future__ import annotations
@@ -18,14 +20,23 @@ from pathlib import Path
 from typing import Any
 
 from tui_train.core.headline import headline_value
+from tui_train.core.rundir.layout import is_run_dir
+from tui_train.core.rundir.notes import read_notes
 from tui_train.core.status import run_status
 
 PARENT_PREFIX = "# parent: "
 """How config.toml names a fork's parent (a comment: the config itself stays a plain preset)."""
 
-SORT_KEYS = ("started", "status", "preset", "duration", "epochs", "best", "test", "lr", "batch_size", "optimizer",
-             "schedule", "interventions", "parent", "name", "time_to_target")
-"""Columns rows can be sorted by (`tui-train runs --sort KEY`)."""
+SORT_KEYS = ("started", "status", "preset", "sweep", "duration", "epochs", "best", "test", "lr", "batch_size", "optimizer",
+             "schedule", "interventions", "parent", "tags", "note", "name", "time_to_target")
+"""Columns rows can be sorted by (`tui-train runs --sort KEY`; sweep: by sweep folder, then trial number)."""
+
+TRIAL_FILE = "trial.json"
+"""A sweep trial's mark in its run directory: ``{"sweep", "number", "params", "metric"}``
+(written by :mod:`core.sweep.driver`; read here, below the sweep layer, for the runs list)."""
+
+SWEEP_MARK = "-sweep-"
+"""What a sweep folder's name holds between its stamp and its preset (``<stamp>-sweep-<preset>``)."""
 
 
 @dataclass
@@ -70,6 +81,20 @@ class RunRow:
     not_saved: list = field(default_factory=list)
     """What the run was meant to write and could not (summary.json's ``not_saved``: checkpoints and
     record files, each with ``file`` and ``error``); [] when everything was written or it is unknown."""
+    sweep: str = ""
+    """A sweep trial's sweep: the sweep folder's name ('' when the run is no trial)."""
+    sweep_dir: str = ""
+    """The sweep folder's path, as trial.json names it ('' when none)."""
+    trial: int | None = None
+    """The trial's number in its sweep (from 0)."""
+    params: dict = field(default_factory=dict)
+    """The trial's parameters: preset key -> value (``{"optim.lr": 0.01}``; {} for a run that is no trial)."""
+    tags: list = field(default_factory=list)
+    """The run's tags (notes.json)."""
+    note: str = ""
+    """The run's note (notes.json; '' when none)."""
+    notes_error: str = ""
+    """Why notes.json could not be read ('' when it was, or there is none)."""
 
     @property
     def test_metric(self) -> float | None:
@@ -79,23 +104,26 @@ class RunRow:
     def sort_value(self, key: str) -> Any:
         """A comparable value for column ``key`` (missing values sort last)."""
         hp = self.hyperparameters
-        value = {"started": self.started, "status": self.status, "preset": self.preset, "duration": self.duration,
-                 "epochs": self.epochs, "best": self.best.get("value"), "test": self.test_metric, "lr": hp.get("lr"),
-                 "batch_size": hp.get("batch_size"), "optimizer": hp.get("optimizer"), "schedule": hp.get("schedule"),
-                 "interventions": self.interventions, "parent": self.parent, "name": self.name,
+        value = {"started": self.started, "status": self.status, "preset": self.preset,
+                 "sweep": (self.sweep, self.trial if self.trial is not None else -1) if self.sweep else None,
+                 "duration": self.duration, "epochs": self.epochs, "best": self.best.get("value"), "test": self.test_metric,
+                 "lr": hp.get("lr"), "batch_size": hp.get("batch_size"), "optimizer": hp.get("optimizer"),
+                 "schedule": hp.get("schedule"), "interventions": self.interventions, "parent": self.parent,
+                 "tags": ",".join(self.tags).casefold() or None, "note": self.note.casefold() or None, "name": self.name,
                  "time_to_target": self.time_to_target}[key]  # SORT_KEYS, each named
         if isinstance(value, float) and not math.isfinite(value):
             value = None
         return (value is None, value if value is not None else 0)
 
+    @property
+    def sweep_name(self) -> str:
+        """The sweep's short name: its folder's name after ``-sweep-`` (the preset), or the whole
+        folder name when it has no such part ('' for a run that is no trial)."""
+        return self.sweep.split(SWEEP_MARK, 1)[1] if SWEEP_MARK in self.sweep else self.sweep
+
     def to_json(self) -> dict:
         """The ``--json`` object of this row."""
         return asdict(self)
-
-
-def is_run_dir(path: Path) -> bool:
-    """A folder tui-train wrote (its config, its events or its summary)."""
-    return path.is_dir() and any((path / n).is_file() for n in ("config.toml", "events.jsonl", "summary.json"))
 
 
 def _json_file(path: Path) -> dict:
@@ -118,6 +146,23 @@ def _first_record(path: Path) -> dict:
     except ValueError:
         return {}
     return rec if isinstance(rec, dict) else {}
+
+
+def read_trial_mark(run_dir: Path) -> dict | None:
+    """A run directory's trial.json (None when the run is not a trial or the file is unreadable)."""
+    data = _json_file(Path(run_dir) / TRIAL_FILE)
+    return data or None
+
+
+def _trial_fields(run_dir: Path) -> dict:
+    """RunRow's sweep fields from trial.json ({} for a run that is no trial, or a damaged mark)."""
+    mark = read_trial_mark(run_dir)
+    if not mark or not isinstance(mark.get("sweep"), str) or not mark["sweep"]:
+        return {}
+    number, params = mark.get("number"), mark.get("params")
+    return {"sweep": Path(mark["sweep"]).name, "sweep_dir": mark["sweep"],
+            "trial": number if isinstance(number, int) and not isinstance(number, bool) else None,
+            "params": {str(k): v for k, v in params.items()} if isinstance(params, dict) else {}}
 
 
 def read_parent(run_dir: Path) -> tuple[str, int | None]:
@@ -178,6 +223,7 @@ def read_row(run_dir: Path, live: bool | None = None) -> RunRow:
         best, epochs = _best_from_epochs(run_dir, best)
     lost = summary.get("not_saved") if isinstance(summary.get("not_saved"), list) else []
     preset = str(summary.get("preset") or first.get("preset") or run_dir.name.split("-", 2)[-1])
+    notes = read_notes(run_dir)
     return RunRow(run_dir=str(run_dir), name=run_dir.name, status=status, live=bool(live), preset=preset, started=started,
                   duration=duration, epochs=epochs,
                   epochs_planned=planned if isinstance(planned, int) else None, best=dict(best), test=dict(test),
@@ -185,7 +231,8 @@ def read_row(run_dir: Path, live: bool | None = None) -> RunRow:
                   parent_step=parent_step if isinstance(parent_step, int) else None,
                   world_size=int(summary.get("world_size") or first.get("world_size") or 1),
                   time_to_target=ttt if isinstance(ttt := summary.get("time_to_target"), int | float) else None,
-                  not_saved=[dict(x) for x in lost if isinstance(x, dict)])
+                  not_saved=[dict(x) for x in lost if isinstance(x, dict)], tags=list(notes.tags), note=notes.note,
+                  notes_error=notes.error, **_trial_fields(run_dir))
 
 
 EPOCHS_LIMIT = 8 << 20

@@ -20,8 +20,9 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-TRIAL_FILE = "trial.json"
-"""A trial's mark in its run directory: ``{"sweep", "number", "params"}``."""
+# a trial's mark is read by the runs list too, which sits below the sweep layer: defined there, named here
+from tui_train.core.rundir.runs import TRIAL_FILE as TRIAL_FILE
+from tui_train.core.rundir.runs import read_trial_mark as read_trial_mark
 
 SWEEP_FILE = "sweep.json"
 """The sweep's record in its folder."""
@@ -189,12 +190,3 @@ def load(sweep_dir: Path) -> SweepRecord:
         raise ValueError(f"{sweep_dir}: not a sweep folder (no {SWEEP_FILE})") from None
     except (OSError, ValueError, TypeError, KeyError) as e:
         raise ValueError(f"{path}: unreadable sweep record ({type(e).__name__}: {e})") from None
-
-
-def read_trial_mark(run_dir: Path) -> dict | None:
-    """A run directory's trial.json (None when the run is not a trial or the file is unreadable)."""
-    try:
-        data = json.loads((Path(run_dir) / TRIAL_FILE).read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None
-    return data if isinstance(data, dict) else None

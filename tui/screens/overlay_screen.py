@@ -1,5 +1,5 @@
 """The marked runs' curves on shared axes (v on the Runs screen): loss, and accuracy or R², with a
-legend; x toggles step / epoch / time, s the smoothing, Esc goes back.
+legend; x toggles step / epoch / time, s the smoothing, l a log y axis for the loss, Esc goes back.
 
 The runs' histories are read in a thread (a run from before steps.f64 parses its metrics.jsonl),
 once per run (:func:`tui.widgets.overlay_plot.load_curves` caches them); the plots redraw only on
@@ -51,6 +51,8 @@ class OverlayScreen(Screen[None]):
         """The x axis: one of :data:`tui.widgets.overlay_plot.AXES`."""
         self.smooth = False
         """The train lines are smoothed."""
+        self.log_y = False
+        """The loss plot's y axis is logarithmic (its values <= 0 left out, and counted in its title)."""
         self.curves: list[RunCurves] = []
         """The runs' curves, once read."""
         self.errors: dict[str, str] = {}
@@ -124,11 +126,13 @@ class OverlayScreen(Screen[None]):
         smooth = "smoothing on" if self.smooth else "smoothing off"
         self.query_one("#overlay-info", Static).update(
             Text(f"{len(self.rows)} run{'s' if len(self.rows) != 1 else ''} · x: {self.axis} · {smooth} · "
-                 "lines: train · dots: validation", no_wrap=True, overflow="ellipsis"))
+                 f"loss y: {'log' if self.log_y else 'linear'} · lines: train · dots: validation", no_wrap=True,
+                 overflow="ellipsis"))
 
     def _view(self) -> None:
-        for plot in self.plots:
-            plot.set_view(self.axis, self.smooth)
+        loss, metric = self.plots
+        loss.set_view(self.axis, self.smooth, self.log_y)
+        metric.set_view(self.axis, self.smooth)  # accuracy and R² stay linear (R² goes below 0)
         self._info()
 
     def action_cycle_axis(self) -> None:
@@ -139,6 +143,11 @@ class OverlayScreen(Screen[None]):
     def action_toggle_smoothing(self) -> None:
         """s: the time-weighted EMA on or off."""
         self.smooth = not self.smooth
+        self._view()
+
+    def action_toggle_log_y(self) -> None:
+        """l: the loss plot's y axis logarithmic, or linear again."""
+        self.log_y = not self.log_y
         self._view()
 
     def action_back(self) -> None:

@@ -2,10 +2,13 @@
 or r in the launcher).
 
 Rows come from :func:`core.rundir.runs.list_runs` (small files only, never the histories), read again
-whenever the screen is shown. Typing filters (every word must appear in some column), o or a
-header click sorts, Enter opens a run (a live one attached, a finished one replayed from its files
-on a :class:`ReplayDashboard`), space marks runs for v (their curves on shared axes:
-:class:`tui.screens.overlay_screen.OverlayScreen`) and c (where their configs differ), x deletes a
+whenever the screen is shown. Typing filters (:mod:`core.rundir.filters`: comparisons such as
+``lr>=1e-3 sweep=NAME tag=baseline``, and plain words that must appear in some column; bad text is
+named in the info line), o or a header click sorts, g groups the rows by sweep, Enter opens a run
+(a live one attached, a finished one replayed from its files on a :class:`ReplayDashboard`), space
+marks runs for v (their curves on shared axes: :class:`tui.screens.overlay_screen.OverlayScreen`)
+and c (where their configs differ), w opens a trial's sweep (:class:`RunsScreen.OpenSweep`, for the
+app), N edits a run's tags and note (:class:`tui.screens.notes_dialog.NotesDialog`), x deletes a
 finished run after asking. Keys come from :data:`tui.keys.RUNS_KEYS`.
 """
 
@@ -31,7 +34,10 @@ from textual.widgets import DataTable, Footer, Input, Label, Static
 
 from tui_train.core import commands as C
 from tui_train.core.headline import headline_value
+from tui_train.core.rundir.filters import Filter, FilterError, parse_filter, search_text
+from tui_train.core.rundir.notes import NotesError, read_notes, write_notes
 from tui_train.core.rundir.runs import RunRow, config_diff, delete_run, list_runs, read_row
+from tui_train.core.sweep.record import SWEEP_FILE
 from tui_train.tui import format as fmt
 from tui_train.tui import keys
 from tui_train.tui.screens.confirm_dialog import YES, ConfirmDialog
@@ -41,11 +47,14 @@ COLUMNS: tuple[tuple[str, str, str], ...] = (
     ("", "mark", ""),
     ("status", "status", "status"),
     ("preset", "preset", "preset"),
+    ("sweep", "sweep", "sweep"),
     ("started", "started", "started"),
     ("duration", "duration", "duration"),
     ("epochs", "epochs", "epochs"),
     ("best", "best", "best"),
     ("test", "test", "test"),
+    ("tags", "tags", "tags"),
+    ("note", "note", "note"),
     ("lr", "lr", "lr"),
     ("batch", "batch", "batch_size"),
     ("optimizer", "optimizer", "optimizer"),
@@ -75,6 +84,12 @@ BEST_NAMES = {"val_loss": "loss", "val_accuracy": "acc", "val_f1": "f1", "val_ma
 FILTER_DELAY = 0.12
 """Seconds of no typing before the filter applies (a DataTable measures every row it adds)."""
 
+NOTE_WIDTH = 24
+"""Characters of a note the note column shows (its first line; N shows all of it)."""
+
+GROUP_KEY = "sweep:"
+"""Row keys of the group headings (``sweep:<sweep folder>``; ``sweep:`` alone heads the runs that are no trial)."""
+
 
 def cells(row: RunRow, marked: bool = False) -> list[str | Text]:
     """The table cells of one run (in :data:`COLUMNS` order); missing values are a dash."""
@@ -89,23 +104,48 @@ def cells(row: RunRow, marked: bool = False) -> list[str | Text]:
     parent = Path(row.parent).name if row.parent else ""
     if parent and row.parent_step is not None:
         parent += f" @{row.parent_step}"
-    texts = [status, row.preset, started, fmt.duration(row.duration), epochs, best, test,
-             fmt.lr(hp.get("lr")), fmt.num(hp.get("batch_size")), str(hp.get("optimizer") or fmt.DASH),
+    note = fmt.literal("notes.json unreadable", style="red") if row.notes_error else fmt.first_line(row.note, NOTE_WIDTH)
+    texts = [status, row.preset, fmt.trial(row.sweep_name, row.trial), started, fmt.duration(row.duration), epochs, best, test,
+             ",".join(row.tags), note, fmt.lr(hp.get("lr")), fmt.num(hp.get("batch_size")), str(hp.get("optimizer") or fmt.DASH),
              str(hp.get("schedule") or fmt.DASH), str(row.interventions), parent, row.name]
     # a DataTable parses a str cell as markup: the run's files' texts go in as Text (habit 23)
     return [MARK if marked else "", *(c if isinstance(c, Text) else fmt.literal(c) for c in texts)]
 
 
 def row_text(row: RunRow) -> str:
-    """Everything a filter word can match in a row: the text of its cells (its folder's and its
-    parent's names among them; not their paths, whose common part would match every run)."""
-    return " ".join(str(c) for c in cells(row)).lower()
+    """Everything a plain filter word can match in a row, case-folded: the text of its cells (its
+    folder's and its parent's names among them; not their paths, whose common part would match
+    every run), then its whole note, tags and a trial's parameters (:func:`core.rundir.filters.search_text`)."""
+    return " ".join(str(c) for c in cells(row)).casefold() + " " + search_text(row)
 
 
 def matches(row: RunRow, query: str) -> bool:
-    """Every word of ``query`` appears somewhere in the row (case-insensitive); an empty query matches all."""
-    text = row_text(row)
-    return all(word in text for word in query.lower().split())
+    """The row passes the filter ``query`` (:mod:`core.rundir.filters`: comparisons and plain words,
+    all of which must hold; an empty query matches all). FilterError for text that is no filter."""
+    return parse_filter(query).matches(row, row_text(row))
+
+
+def group_by_sweep(rows: list[RunRow]) -> list[tuple[str, list[RunRow]]]:
+    """(sweep folder, its trials) for each sweep among ``rows``, the newest sweep first (by folder
+    name: it starts with its stamp), then ('', the runs that are no trial); each group keeps the rows' order."""
+    groups: dict[str, list[RunRow]] = {}
+    for row in rows:
+        groups.setdefault(row.sweep_dir if row.sweep else "", []).append(row)
+    named = sorted((d for d in groups if d), key=lambda d: (Path(d).name, d), reverse=True)
+    return [(d, groups[d]) for d in named] + ([("", groups[""])] if "" in groups else [])
+
+
+def heading_cells(sweep_dir: str, rows: list[RunRow]) -> list[str | Text]:
+    """The cells of a group heading (in :data:`COLUMNS` order): what it groups, how many, its folder."""
+    texts: dict[str, Text] = {"status": Text("▾ sweep" if sweep_dir else "▾ runs", style="bold"),
+                              "sweep": fmt.literal(fmt.count(len(rows), "trial" if sweep_dir else "run"), style="bold"),
+                              "run": fmt.literal(Path(sweep_dir).name if sweep_dir else "not in a sweep", style="bold")}
+    if sweep_dir and rows:
+        texts["preset"] = fmt.literal(rows[0].sweep_name, style="bold")
+        stamp = re.match(r"(\d{4})(\d\d)(\d\d)-(\d\d)(\d\d)", Path(sweep_dir).name)  # <stamp>-sweep-<preset>: when it began
+        if stamp:
+            texts["started"] = Text("{}-{}-{} {}:{}".format(*stamp.groups()), style="bold")
+    return [texts.get(key, "") for _, key, _ in COLUMNS]
 
 
 def sort_rows(rows: list[RunRow], key: str, reverse: bool) -> list[RunRow]:
@@ -205,7 +245,7 @@ class ReplayDashboard(DashboardScreen):
 
 
 class RunsScreen(Screen[None]):
-    """Every run under ``runs_dir``: filter, sort, open, mark, compare, delete."""
+    """Every run under ``runs_dir``: filter, sort, group by sweep, open, mark, compare, annotate, delete."""
 
     class OpenRun(Message):
         """Enter on a run: the app attaches to it (``live``) or replays it from its files."""
@@ -217,6 +257,14 @@ class RunsScreen(Screen[None]):
             self.live = live
             """Its trainer answers now (probed when Enter was pressed)."""
 
+    class OpenSweep(Message):
+        """w on a sweep's trial (or on its group's heading): the app opens the Sweep screen on its folder."""
+
+        def __init__(self, sweep_dir: Path) -> None:
+            super().__init__()
+            self.sweep_dir = sweep_dir
+            """The sweep folder (it holds sweep.json)."""
+
     BINDINGS = keys.bindings(keys.RUNS_KEYS)
 
     DEFAULT_CSS = """
@@ -226,7 +274,7 @@ class RunsScreen(Screen[None]):
     #runs-info { height: 1; padding: 0 1; background: $panel; }
     """
 
-    def __init__(self, runs_dir: Path) -> None:
+    def __init__(self, runs_dir: Path, query: str = "") -> None:
         super().__init__()
         self.runs_dir = Path(runs_dir)
         """The folder listed."""
@@ -241,15 +289,24 @@ class RunsScreen(Screen[None]):
         self.reverse = True
         """Largest (newest) first."""
         self.query_text = ""
-        """The filter applied."""
+        """The filter text typed (the rows show :attr:`filter`: the last text that was a filter)."""
+        self.filter: Filter = Filter()
+        """The filter applied (:func:`core.rundir.filters.parse_filter`)."""
+        self.filter_error = ""
+        """Why :attr:`query_text` is no filter (one line, shown in the info line); '' when it is one."""
+        self.grouped = False
+        """The rows are grouped by sweep (g), each group under a heading row."""
+        self._initial_query = query
+        self._by_key: dict[str, RunRow] = {}
+        self._headings: dict[str, str] = {}
         self.reloads = 0
         """How many times the rows were read (tests wait on it)."""
         self._filter_timer = None
 
     # -- layout and data ------------------------------------------------------------------------
     def compose(self) -> ComposeResult:
-        yield Input(placeholder="type to filter: preset, status, lr, optimizer, parent…", id="runs-filter", compact=True,
-                    select_on_focus=False)
+        yield Input(value=self._initial_query, placeholder="type to filter: lr>=1e-3 optimizer=adam status=completed "
+                    "sweep=NAME tag=baseline, or any word…", id="runs-filter", compact=True, select_on_focus=False)
         yield DataTable(id="runs-table", cursor_type="row", zebra_stripes=True)
         yield Static("", id="runs-info")
         yield Footer(compact=True, show_command_palette=False)
@@ -265,6 +322,8 @@ class RunsScreen(Screen[None]):
             # mark set by space would stay invisible until a refill (issue 20 defect 4)
             self.table.add_column(label, key=key, width=cell_len(MARK) if key == "mark" else None)
         self.table.focus()
+        if self._initial_query:
+            self.apply_filter(self._initial_query)
 
     def on_screen_resume(self) -> None:
         self.reload()  # back from a dashboard or the curves: statuses may have changed, runs ended
@@ -282,16 +341,33 @@ class RunsScreen(Screen[None]):
         self._fill()
 
     def _fill(self) -> None:
-        """Put the filtered, sorted rows in the table, keeping the cursor on the same run."""
+        """Put the filtered, sorted (grouped) rows in the table, keeping the cursor on the same row."""
         table = self.table
-        current = self.selected
-        self.shown = sort_rows([r for r in self.rows if matches(r, self.query_text)], self.sort_key, self.reverse)
+        current = self._cursor_key()
+        wanted = self.filter.apply(self.rows, row_text) if self.filter else self.rows
+        ordered = sort_rows(wanted, self.sort_key, self.reverse)
+        groups = group_by_sweep(ordered) if self.grouped else [("", ordered)]
         table.clear()
-        for row in self.shown:
-            table.add_row(*cells(row, row.run_dir in self.marked), key=row.run_dir)
-        if current is not None and current.run_dir in table.rows:
-            table.move_cursor(row=table.get_row_index(current.run_dir))
+        self.shown, self._by_key, self._headings = [], {}, {}
+        for sweep_dir, rows in groups:
+            if self.grouped:
+                key = GROUP_KEY + sweep_dir
+                self._headings[key] = sweep_dir
+                table.add_row(*heading_cells(sweep_dir, rows), key=key)
+            for row in rows:
+                self.shown.append(row)
+                self._by_key[row.run_dir] = row
+                table.add_row(*cells(row, row.run_dir in self.marked), key=row.run_dir)
+        if current is not None and current in table.rows:
+            table.move_cursor(row=table.get_row_index(current))
         self._info()
+
+    def _cursor_key(self) -> str | None:
+        """The key of the table row under the cursor (a run directory, or a heading's); None when empty."""
+        table = self.table
+        if table.row_count == 0:
+            return None
+        return table.ordered_rows[min(max(table.cursor_row, 0), table.row_count - 1)].key.value
 
     def _info(self) -> None:
         if not self.rows:
@@ -299,19 +375,19 @@ class RunsScreen(Screen[None]):
         else:
             live = sum(r.live for r in self.rows)
             runs = fmt.count(len(self.rows), "run")
-            shown = f"{len(self.shown)} of {runs}" if self.query_text.strip() else runs
+            shown = f"{len(self.shown)} of {runs}" if self.filter else runs
             text = (f"{shown} · {live} live · {len(self.marked)} marked · sorted by {self.sort_key} "
-                    f"{'↓' if self.reverse else '↑'}")
-        self.query_one("#runs-info", Static).update(Text(text, no_wrap=True, overflow="ellipsis"))
+                    f"{'↓' if self.reverse else '↑'}" + (" · grouped by sweep" if self.grouped else ""))
+        info = Text(text, no_wrap=True, overflow="ellipsis")
+        if self.filter_error:  # the filter text is no filter: say why, first (the rows are the last filter's)
+            info = Text.assemble(fmt.literal(self.filter_error, style="bold red"), " · ", info, no_wrap=True, overflow="ellipsis")
+        self.query_one("#runs-info", Static).update(info)
 
     @property
     def selected(self) -> RunRow | None:
-        """The run under the cursor (None when the table is empty)."""
-        table = self.table
-        if not self.shown or table.row_count == 0:
-            return None
-        index = min(max(table.cursor_row, 0), len(self.shown) - 1)
-        return self.shown[index]
+        """The run under the cursor (None when the table is empty or the cursor is on a group's heading)."""
+        key = self._cursor_key()
+        return self._by_key.get(key) if key is not None else None
 
     @property
     def marked_rows(self) -> list[RunRow]:
@@ -346,13 +422,21 @@ class RunsScreen(Screen[None]):
         self._filter_timer = self.set_timer(FILTER_DELAY, lambda: self.apply_filter(event.value))
 
     def apply_filter(self, text: str) -> None:
-        """Show the rows with every word of ``text`` (now, without the typing delay)."""
+        """Show the rows that pass the filter ``text`` (now, without the typing delay); text that is
+        no filter is named in the info line and the rows stay those of the last filter."""
         if self._filter_timer is not None:
             self._filter_timer.stop()
             self._filter_timer = None
-        if text != self.query_text:
-            self.query_text = text
-            self._fill()
+        if text == self.query_text:
+            return
+        self.query_text = text
+        try:
+            self.filter, self.filter_error = parse_filter(text), ""
+        except FilterError as exc:
+            self.filter_error = str(exc)
+            self._info()
+            return
+        self._fill()
 
     def action_focus_filter(self) -> None:
         """/: type a filter."""
@@ -385,6 +469,11 @@ class RunsScreen(Screen[None]):
     def action_reverse_sort(self) -> None:
         """O: the other way round."""
         self.sort_by(self.sort_key, not self.reverse)
+
+    def action_group_by_sweep(self) -> None:
+        """g: group the rows by sweep (a heading per sweep, the runs that are no trial last), or not."""
+        self.grouped = not self.grouped
+        self._fill()
 
     @on(DataTable.HeaderSelected, "#runs-table")
     def _header_clicked(self, event: DataTable.HeaderSelected) -> None:
@@ -454,6 +543,53 @@ class RunsScreen(Screen[None]):
             return
         # probed now: it may have ended, or been resumed, since the listing
         self.post_message(self.OpenRun(run_dir, live=read_row(run_dir).live))
+
+    def action_open_sweep(self) -> None:
+        """w: the sweep of the trial under the cursor (or of the heading), for the app to open
+        (:class:`OpenSweep`); a run that is no trial, or a sweep folder that is gone, is said."""
+        key = self._cursor_key()
+        row = self.selected
+        if key in self._headings:
+            sweep_dir, name = self._headings[key], Path(self._headings[key]).name
+        elif row is not None and row.sweep:
+            sweep_dir, name = row.sweep_dir, row.sweep
+        else:
+            if row is not None:
+                self.notify(fmt.printable(f"{row.name} is no trial of a sweep"), severity="warning", markup=False)
+            return
+        if not sweep_dir:
+            self.notify("these runs are no trials of a sweep", severity="warning")
+            return
+        # trial.json names the folder where the sweep ran; a runs folder moved since has it beside the runs
+        found = next((d for d in (Path(sweep_dir), self.runs_dir / name) if (d / SWEEP_FILE).is_file()), None)
+        if found is None:
+            self.notify(fmt.printable(f"sweep {name}: its folder is gone (no {SWEEP_FILE} in {sweep_dir})"), severity="warning",
+                        markup=False)
+            return
+        self.post_message(self.OpenSweep(found))
+
+    def action_edit_notes(self) -> None:
+        """N: edit the run's tags and note (a dialog); saved to its notes.json (live or finished alike)."""
+        from tui_train.tui.screens.notes_dialog import NotesDialog
+
+        row = self.selected
+        if row is None:
+            return
+        run_dir = Path(row.run_dir)
+        notes = read_notes(run_dir)
+
+        def answered(edit: tuple[tuple[str, ...], str] | None) -> None:
+            if edit is None:
+                return
+            try:
+                write_notes(run_dir, tags=edit[0], note=edit[1])
+            except (NotesError, OSError) as exc:
+                self.notify(fmt.printable(f"{row.name}: notes not saved: {str(exc).splitlines()[0]}"), severity="error",
+                            markup=False)
+                return
+            self.reload()
+
+        self.app.push_screen(NotesDialog(row.name, notes), answered)
 
     def action_delete_run(self) -> None:
         """x / delete: delete the run's folder after asking; a live run is refused."""

@@ -1,4 +1,5 @@
-"""Several runs' curves on shared axes: one colour per run, x by step, epoch or relative time, smoothing.
+"""Several runs' curves on shared axes: one colour per run, x by step, epoch or relative time, smoothing,
+a log y axis.
 
 Each run's curves are read once from its files (:func:`core.rundir.history.read_history`, step metrics
 thinned to :data:`MAX_POINTS`) and cached per run (:func:`load_curves`); a redraw only picks the
@@ -180,6 +181,32 @@ def load_curves(run_dir: Path) -> RunCurves:
     return curves
 
 
+def log_ticks(lo: float, hi: float, count: int) -> tuple[list[float], list[str]]:
+    """Ticks of a log y axis spanning [lo, hi] in log10 units: the powers of ten inside (every
+    k-th when there are more than ``count``), or 1-2-5 steps when fewer than two fit; labels in the
+    data's units (0.01, 0.1, 1)."""
+    count = max(2, count)
+    ticks = [float(e) for e in range(math.ceil(lo - 1e-9), math.floor(hi + 1e-9) + 1)]
+    if len(ticks) > count:
+        ticks = ticks[::math.ceil(len(ticks) / count)]
+    if len(ticks) < 2:
+        ticks = [t for e in range(math.floor(lo) - 1, math.ceil(hi) + 1) for m in (1, 2, 5)
+                 if lo - 1e-9 <= (t := e + math.log10(m)) <= hi + 1e-9]
+        if len(ticks) > count:
+            ticks = ticks[::math.ceil(len(ticks) / count)]
+    if len(ticks) < 2:
+        ticks = [lo, hi]
+    return ticks, [f"{10.0 ** t:.3g}" for t in ticks]
+
+
+def positive(xs: list[float], ys: list[float]) -> tuple[list[float], list[float], int]:
+    """The points of (xs, ys) with y > 0 (what a log axis can show), and how many were left out."""
+    if all(y > 0 for y in ys):
+        return xs, ys, 0
+    kept = [(x, y) for x, y in zip(xs, ys) if y > 0]
+    return [x for x, _ in kept], [y for _, y in kept], len(ys) - len(kept)
+
+
 def time_unit(seconds: float) -> tuple[str, float]:
     """('s' | 'min' | 'h', divisor) for an x axis of training time reaching ``seconds``."""
     if seconds >= 3 * 3600:
@@ -205,6 +232,10 @@ class OverlayPlot(MetricPlot):
         """The x axis: one of :data:`AXES`."""
         self.smooth = False
         """Draw the train lines smoothed (:func:`ema`)."""
+        self.log_y = False
+        """A log10 y axis (points with y <= 0 are left out: :attr:`left_out`)."""
+        self.left_out = 0
+        """Points with y <= 0 that the last :meth:`drawn_lines` left out for the log axis."""
         self._version = 0
 
     def set_runs(self, runs: list[RunCurves], colors: dict[str, int]) -> None:
@@ -213,15 +244,17 @@ class OverlayPlot(MetricPlot):
         self._version += 1
         self.redraw(force=True)
 
-    def set_view(self, axis: str, smooth: bool) -> None:
-        """Change the x axis and the smoothing (redraws at once)."""
+    def set_view(self, axis: str, smooth: bool, log_y: bool | None = None) -> None:
+        """Change the x axis, the smoothing and (not None) the log y axis (redraws at once)."""
         if axis not in AXES:
             raise ValueError(f"axis: {axis!r} is not one of {', '.join(AXES)}")
         self.axis, self.smooth = axis, smooth
+        if log_y is not None:
+            self.log_y = log_y
         self.redraw(force=True)
 
     def _key(self) -> tuple:
-        return (self.title, self.size.width, self.size.height, self.axis, self.smooth, self._version)
+        return (self.title, self.size.width, self.size.height, self.axis, self.smooth, self.log_y, self._version)
 
     def x_span(self) -> tuple[float, float] | None:
         """The x range every drawn run fits in (None with no points)."""
@@ -229,15 +262,22 @@ class OverlayPlot(MetricPlot):
         return (min(s[0] for s in spans), max(s[1] for s in spans)) if spans else None
 
     def drawn_lines(self, max_points: int) -> list[tuple[str, list[float], list[float], list[float], list[float]]]:
-        """(run name, train xs, train ys, val xs, val ys) as drawn, x in the axis' unit."""
+        """(run name, train xs, train ys, val xs, val ys) as drawn, x in the axis' unit, y in the
+        data's (on a log axis: the points with y > 0 only, the others counted in :attr:`left_out`)."""
         span = self.x_span()
         tau = SMOOTHING * (span[1] - span[0]) if self.smooth and span and span[1] > span[0] else 0.0
         scale = time_unit(span[1])[1] if self.axis == "time" and span else 1.0
         out = []
+        self.left_out = 0
         for run in self.runs:
             xs, ys = run.xy(f"train_{self.kind}", self.axis, tau)
+            vx, vy = run.xy(f"val_{self.kind}", self.axis)
+            if self.log_y:  # before decimating: a dropped point must not take a kept one's place
+                xs, ys, n = positive(xs, ys)
+                vx, vy, m = positive(vx, vy)
+                self.left_out += n + m
             xs, ys = decimate(xs, ys, max_points)
-            vx, vy = decimate(*run.xy(f"val_{self.kind}", self.axis), max_points)
+            vx, vy = decimate(vx, vy, max_points)
             out.append((run.name, [x / scale for x in xs], ys, [x / scale for x in vx], vy))
         return out
 
@@ -256,6 +296,8 @@ class OverlayPlot(MetricPlot):
         ys_all: list[float] = []
         for name, xs, ys, vx, vy in self.drawn_lines(max_points):
             color = self.line_colors.get(name, PALETTE[0])
+            if self.log_y:  # drawn as log10 of the values, the ticks labelled in the values (log_ticks)
+                ys, vy = [math.log10(y) for y in ys], [math.log10(y) for y in vy]
             if xs:
                 plt.plot(xs, ys, marker="braille", color=color)
             if vx:
@@ -267,6 +309,15 @@ class OverlayPlot(MetricPlot):
                 if y:
                     ys_all += (min(y), max(y))
         title = f"{self.title} · x: {self.axis_label()}" + (" · smoothed" if self.smooth else "")
-        span = self._axes(xs_all, ys_all, f"{self.title}: no data")
-        if span is not None:
+        if self.log_y:
+            title += " · log y" + (f" ({self.left_out:,} ≤ 0 left out)" if self.left_out else "")
+        empty = f"{self.title}: no values > 0 for a log y axis" if self.log_y and self.left_out else f"{self.title}: no data"
+        span = self._axes(xs_all, ys_all, empty)
+        if span is not None and self.log_y:
+            lo, hi = min(ys_all), max(ys_all)
+            lo, hi = (lo - 0.5, hi + 0.5) if hi <= lo else (lo, hi)  # one value: half a decade either side
+            plt.ylim(lo, hi)
+            plt.yticks(*log_ticks(lo, hi, max(2, min(5, (self.size.height - 3) // 2))))
+            plt.title(title)
+        elif span is not None:
             plt.title(title + (f" {span[3]}" if span[3] else ""))
