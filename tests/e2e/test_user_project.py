@@ -124,3 +124,21 @@ def test_nothing_but_tui_train_is_installed_top_level():
     packages = pyproject["tool"]["setuptools"]["packages"]
     assert {p.split(".")[0] for p in packages} == {"tui_train"}, packages
     assert "core" not in sys.modules and "tui" not in sys.modules, "a test run imported a top-level core/tui"
+
+
+def test_every_package_folder_is_in_the_wheel():
+    """pyproject's explicit package list names every folder with an __init__.py under core/, tui/ and
+    tui_train/ (the editable install maps folders and would hide a missing one: `pip install .`
+    would then install a package without core/run, core/train...)."""
+    import tomllib
+
+    repo = Path(__file__).resolve().parents[2]
+    packages = set(tomllib.loads((repo / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"])
+    folders = {"tui_train": repo / "tui_train", "tui_train.core": repo / "core", "tui_train.tui": repo / "tui"}
+    found = set()
+    for name, root in folders.items():
+        for init in root.rglob("__init__.py"):
+            if "__pycache__" not in init.parts:
+                rel = init.parent.relative_to(root).parts
+                found.add(".".join((name, *rel)))
+    assert found - packages == set(), f"folders missing from pyproject's packages: {sorted(found - packages)}"
