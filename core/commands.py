@@ -115,8 +115,38 @@ class FindLearningRate(Command):
     """Optimizer steps of the sweep, one batch each (5 .. core.lr_find.MAX_STEPS)."""
 
 
+@dataclass(frozen=True)
+class SetRunLength(Command):
+    """Change the run's length (train.epochs or train.max_steps) while it trains; the LR schedule
+    follows ``policy`` (core.length: stretch or keep). Never shorter than what is done. A loop of
+    your own (tui_train.init) owns its length and refuses it."""
+
+    key: str
+    """'epochs' or 'max_steps' (0: no step limit)."""
+    value: int
+    """The new length (the config field's range; not below what is done)."""
+    policy: str = ""
+    """'stretch' or 'keep' ('': the run's schedule.on_length_change)."""
+
+
+@dataclass(frozen=True)
+class AddBreakpoint(Command):
+    """Pause the run where ``spec`` says (core.breakpoints): once, then the breakpoint is removed."""
+
+    spec: str
+    """epoch=K, step=N, next-epoch, plateau=K, or a metric condition ('val_accuracy >= 0.98')."""
+
+
+@dataclass(frozen=True)
+class ClearBreakpoints(Command):
+    """Remove one pending breakpoint, or all of them."""
+
+    id: int = 0
+    """The breakpoint's id (as added: #1, #2...); 0 clears them all."""
+
+
 COMMAND_TYPES: tuple[type[Command], ...] = (
     Pause, Resume, Stop, Interrupt, SetLearningRate, ScaleLearningRate, SetHyperparameter, SaveCheckpoint, Validate, Rollback,
-    FindLearningRate,
+    FindLearningRate, SetRunLength, AddBreakpoint, ClearBreakpoints,
 )
 """Every concrete command type (what the control endpoint accepts by name)."""

@@ -119,6 +119,7 @@ class ScheduleConfig:
     onecycle_final_div: float = _f(1e4, "onecycle: final factor is 1/(div*final_div)", min=1.0)
     plateau_factor: float = _f(0.1, "plateau: multiply by this when the monitored metric stalls", min=0.0, min_exclusive=True, max=1.0, max_exclusive=True)
     plateau_patience: int = _f(2, "plateau: epochs without improvement before reducing", min=0)
+    on_length_change: str = _f("stretch", "when the run's length changes live (ctl set epochs N): stretch (the rest of the schedule re-laid over the new total from the current step: the LR does not jump and a cosine still ends at its floor) | keep (the schedule stays; steps past its end run at its final value)", choices=("stretch", "keep"))
 
 
 @dataclass(frozen=True)

@@ -19,9 +19,10 @@ FINAL_STATUSES = ("completed", "early_stopped", "stopped", "unsaved", "failed", 
 completed, early_stopped or stopped) but a checkpoint or a file of its record it was meant to
 write was not written (summary.json's ``not_saved`` lists them): "completed" means everything
 promised is on disk (STYLE.md habit 24)."""
-CAUSES = ("start", "command", "nonfinite", "end", "failure")
+CAUSES = ("start", "command", "nonfinite", "end", "failure", "breakpoint")
 """Every value of ``StatusChanged.cause``: what made the status change (front ends match on it,
-never on the reason text)."""
+never on the reason text). 'breakpoint': a breakpoint was hit (core.breakpoints); the run is paused
+and the reason says which."""
 
 
 @dataclass(frozen=True)
@@ -73,6 +74,13 @@ class RunStarted(Event):
     """First epoch (non-zero when resumed)."""
     world_size: int = 1
     """Processes training the run (torchrun ranks); samples/s and metrics are the whole run's."""
+    max_steps: int = 0
+    """train.max_steps (0: no step limit); with ``epochs``, the run's length, which may change live."""
+    length_policy: str = ""
+    """What a live change of the length does to the LR schedule: 'stretch' or 'keep' (core.length;
+    '' when the loop's length is its own)."""
+    breakpoints: tuple = ()
+    """Pending breakpoints as the run starts (a resume keeps them): {id, spec} each (core.breakpoints)."""
 
 
 @dataclass(frozen=True)
@@ -363,10 +371,21 @@ class Scalars(Event):
     """Name -> mean of what was logged (a float, possibly non-finite)."""
 
 
+@dataclass(frozen=True)
+class BreakpointsChanged(Event):
+    """The run's pending breakpoints changed: one was added, cleared, or hit (then removed, and the
+    run paused with cause 'breakpoint'). Written to events.jsonl: the latest says what is pending."""
+
+    step: int
+    """Optimizer steps done."""
+    pending: tuple = ()
+    """Every pending breakpoint now, in the order added: {id, spec} each (core.breakpoints)."""
+
+
 EVENT_TYPES: tuple[type[Event], ...] = (
     RunStarted, StatusChanged, StepMetrics, EpochMetrics, ValidationMetrics, TestMetrics, ConfusionMatrix, CheckpointSaved,
     CommandApplied, CommandRejected, RunWarning, RunNote, RunError, RunFinished, RunFailed, LearningRateFound, SystemSample,
-    Scalars,
+    Scalars, BreakpointsChanged,
 )
 """Every concrete event type (``tests/unit/test_dispatch.py`` checks that none is missing)."""
 

@@ -5,6 +5,8 @@ The learning rate and the live hyperparameters can be changed while training (``
 declares in :mod:`core.config` (``optim.lr``, ``optim.momentum``...), so a preset, a dialog, the
 engine and the test fake can never disagree: all of them call :func:`check` (dialogs through
 :func:`parse`). ``tests/unit/test_limits.py`` proves it for every key, at and beyond each limit.
+The run's length (``epochs``, ``max_steps``: ``E``, ``SetRunLength``) is in the same table
+(:data:`LENGTH_LIMITS`), apart from :data:`LIVE_KEYS`: it has a command of its own (core.length).
 """
 
 from __future__ import annotations
@@ -92,12 +94,21 @@ LIMITS: dict[str, Limit] = {key: _limit(key, dotted) for key, dotted in LIVE_FIE
 LIVE_KEYS: tuple[str, ...] = tuple(LIMITS)
 """Every live-editable key, the learning rate first."""
 
+LENGTH_FIELDS: dict[str, str] = {"epochs": "train.epochs", "max_steps": "train.max_steps"}
+"""The run's length, changed live by its own command (``SetRunLength``; core.length says what
+else a change must respect: not shorter than what is done) -> the config field whose range it keeps."""
+
+LENGTH_LIMITS: dict[str, Limit] = {key: _limit(key, dotted) for key, dotted in LENGTH_FIELDS.items()}
+"""Length key -> its :class:`Limit` (``max_steps`` 0: no limit)."""
+
+_ALL: dict[str, Limit] = {**LIMITS, **LENGTH_LIMITS}
+
 
 def check(key: str, value: object) -> float | int:
     """``value`` as the engine stores it (int for whole-number keys), or LimitError saying why."""
-    limit = LIMITS.get(key)
+    limit = _ALL.get(key)
     if limit is None:
-        raise LimitError(f"{key!r} cannot be changed live (allowed: {', '.join(LIVE_KEYS)})")
+        raise LimitError(f"{key!r} cannot be changed live (allowed: {', '.join(_ALL)})")
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise LimitError(f"{limit.label} must be a number ({limit.allowed}), got {value!r}")
     if not math.isfinite(value):
@@ -111,7 +122,7 @@ def check(key: str, value: object) -> float | int:
 
 def parse(key: str, text: str) -> float | int:
     """Typed text (a dialog's input) -> the checked value, or LimitError with a one-line reason."""
-    limit = LIMITS.get(key)
+    limit = _ALL.get(key)
     if limit is None:
         return check(key, text)  # raises: not a live key
     text = text.strip()

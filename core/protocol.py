@@ -77,6 +77,7 @@ from typing import Any, NamedTuple
 
 from tui_train.core import commands as C
 from tui_train.core import events as E
+from tui_train.core.breakpoints import MAX_BREAKPOINTS
 
 PROTOCOL_VERSION = 1
 """The version this module speaks; a peer with another one is refused (and disconnected)."""
@@ -541,8 +542,27 @@ def _check_confusion_event(values: dict, name: str) -> None:
             raise ProtocolError(f"{name}.mistakes[{i}]: a class index is not below num_classes ({n})")
 
 
+def _breakpoint_items(value: Any, where: str) -> tuple[dict, ...]:
+    """RunStarted.breakpoints, BreakpointsChanged.pending: at most MAX_BREAKPOINTS {id, spec}, an
+    id in [1, 2**53) and a short printable spec each (core.breakpoints)."""
+    items = _as_tuple(value, where)
+    if len(items) > MAX_BREAKPOINTS:
+        raise ProtocolError(f"{where} has {len(items)} breakpoints, over the limit of {MAX_BREAKPOINTS}")
+    for i, item in enumerate(items):
+        at = f"{where}[{i}]"
+        _check_dict(item, at)
+        if sorted(item) != ["id", "spec"]:
+            raise ProtocolError(f"{at}: a breakpoint is {{id, spec}}, got keys {', '.join(map(str, item)) or 'none'}")
+        if type(item["id"]) is not int or not 1 <= item["id"] < MAX_REQUEST:
+            raise ProtocolError(f"{at}.id must be an integer in [1, 2**53), got {_show(item['id'])}")
+        _check_arg_str(item["spec"], f"{at}.spec")
+    return items
+
+
 _TUPLE_FIELDS: dict[tuple[type, str], Check] = {
     (E.RunStarted, "live"): _str_items,
+    (E.RunStarted, "breakpoints"): _breakpoint_items,
+    (E.BreakpointsChanged, "pending"): _breakpoint_items,
     (E.TestMetrics, "confusion"): _int_rows,
     (E.ConfusionMatrix, "classes"): _class_names,
     (E.ConfusionMatrix, "confusion"): _square_counts,

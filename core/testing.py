@@ -20,6 +20,7 @@ from collections.abc import Callable, Iterable
 from tui_train.core import commands as C
 from tui_train.core import events as E
 from tui_train.core import lr_find
+from tui_train.core.length import Length
 from tui_train.core.run import control
 from tui_train.core.state import TrainingState
 
@@ -36,6 +37,13 @@ class FakeTrainer:
     :class:`core.live.remote.RemoteTrainer` does: the viewer detaches), and ``detached`` says so. It
     takes no steps of its own: the step it reports is the last scripted StepMetrics/EpochMetrics step.
     """
+
+    max_steps = 0
+    """The run's step limit (0: none); with ``epochs``, the length a SetRunLength changes."""
+    breakpoints: tuple = ()
+    """Pending breakpoints, {id, spec} each, as AddBreakpoint and ClearBreakpoints leave them."""
+    breakpoint_ids = 0
+    """Breakpoint ids given so far."""
 
     def __init__(
         self,
@@ -124,6 +132,7 @@ class FakeTrainer:
                     total_steps=self.epochs * self.steps_per_epoch, train_size=self.steps_per_epoch * 64,
                     val_size=600, test_size=1000, num_params=101_770, model="MLP(784-128-10)",
                     hyperparameters=dict(self.hyperparameters), live=("lr", *C.LIVE_HYPERPARAMETERS),
+                    max_steps=self.max_steps, breakpoints=self.breakpoints,
                 ))
                 self._status("running", "started", "start")
             self.good_step = self.step  # the engine snapshots the weights it starts from
@@ -262,12 +271,14 @@ class FakeTrainer:
         """Apply one command as the engine does: the same decision (core.run.control.decide), then the
         engine's events in the engine's order (Trainer._apply)."""
         hp = self.hyperparameters
-        state = TrainingState(step=self.step, base_lr=float(hp.get("lr", 0.0)), grad_clip=float(hp.get("grad_clip", 0.0)),
-                              patience=int(hp.get("patience", 0)))
+        state = TrainingState(step=self.step, epoch=self._epoch(), base_lr=float(hp.get("lr", 0.0)),
+                              grad_clip=float(hp.get("grad_clip", 0.0)), patience=int(hp.get("patience", 0)),
+                              breakpoints=list(self.breakpoints), breakpoint_ids=self.breakpoint_ids)
         group = {"momentum": float(hp.get("momentum", 0.0)), "weight_decay": float(hp.get("weight_decay", 0.0)),
                  "nesterov": bool(hp.get("nesterov", False))}
         d = control.decide(cmd, self.status, state, group, good_step=self.good_step,
-                           nonfinite_pause=self.status == "paused" and self._paused_for_nonfinite)
+                           nonfinite_pause=self.status == "paused" and self._paused_for_nonfinite,
+                           length=Length(self.epochs, self.max_steps, self.steps_per_epoch))
         if d.rejected:
             return self._reject(cmd, d.rejected, origin)
         detail = d.applied
@@ -281,7 +292,11 @@ class FakeTrainer:
             curve = lr_find.run_sweep(lr_find.demo_loss, cmd.start_lr, cmd.end_lr, cmd.steps)
             self.emit(lr_find.found_event(curve, self.step))
             detail = lr_find.ack_detail(curve)
-        for name, value in {**d.changes, **d.optimizer}.items():
+        elif d.effect == "length":
+            setattr(self, d.key, int(d.new))
+        changes = dict(d.changes)  # the breakpoints and the schedule's plan are the run's, not hyperparameters
+        marks = {k: changes.pop(k) for k in ("breakpoints", "breakpoint_ids", "lr_plan", "lr_total") if k in changes}
+        for name, value in {**changes, **d.optimizer}.items():
             hp[{"base_lr": "lr", "beta1": "momentum"}.get(name, name)] = value
         if d.status and not d.status_after_ack:
             if d.status[0] == "stopping":
@@ -290,6 +305,10 @@ class FakeTrainer:
         self._ack(cmd, detail, key=d.key, old=d.old, new=d.new, origin=origin)
         if d.status and d.status_after_ack:
             self._status(*d.status)
+        if "breakpoints" in marks:  # as the run layer announces them (core.run.place.RunPlace.apply)
+            self.breakpoints = tuple(marks["breakpoints"])
+            self.breakpoint_ids = marks.get("breakpoint_ids", self.breakpoint_ids)
+            self.emit(E.BreakpointsChanged(step=self.step, pending=self.breakpoints))
         return None
 
 
@@ -333,6 +352,8 @@ def sample_events() -> list[E.Event]:
                                        mem_total_bytes=16_000_000_000, gpu_percent=88.0, gpu_mem_bytes=6_000_000_000,
                                        gpu_mem_total_bytes=24_000_000_000, gpu_temp_c=64.0, gpu_power_w=210.5),
         E.Scalars: E.Scalars(step=150, epoch=1, values={"grad_norm": 1.25, "[/bold] \x1b[31m": 2.0}),
+        E.BreakpointsChanged: E.BreakpointsChanged(step=150, pending=({"id": 2, "spec": "val_accuracy >= 0.98"},
+                                                                      {"id": 3, "spec": "epoch=[/bold]5"})),
     }
     missing = [t.__name__ for t in E.EVENT_TYPES if t not in samples]
     if missing:  # a new event type: add its sample here

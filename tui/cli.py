@@ -657,10 +657,15 @@ def _probe_live(run_dir: Path):
 
 CTL_ACTIONS = {
     "pause": "pause", "resume": "resume", "lr VALUE": "set the base learning rate",
-    "set KEY VALUE": "set a live hyperparameter (momentum, weight_decay, grad_clip, patience; lr too)",
+    "set KEY VALUE": "set a live hyperparameter (momentum, weight_decay, grad_clip, patience; lr too), or the run's length: "
+                     "epochs or max_steps (--policy stretch|keep: the LR schedule; default the preset's schedule.on_length_change)",
     "save": "save a checkpoint", "validate": "validate now", "stop": "early stop (evaluate, save, end as early_stopped)",
     "interrupt": "save a checkpoint and end as interrupted (resume later with --resume)",
     "lr-find": "LR range test of the paused run on a copy (prints the suggestion; `lr VALUE` applies one)",
+    "pause-at WHERE": "pause once at epoch=K, step=N, next-epoch, plateau=K or a metric condition ('val_accuracy >= 0.98')",
+    "breakpoints": "list the run's pending breakpoints (any run)", "clear-breakpoints [ID]": "clear one pending breakpoint, or all",
+    "wait --for EXPR | --status S": "block until a metric condition holds or the run has that status (any run): "
+                                    "exit 0 it holds, 1 the run ended without it, 124 past --timeout",
     "note TEXT": "set the run's note (any run, live or finished; \"\" clears it)",
     "tag NAME...": "add tags to the run (any run)", "untag NAME...": "remove tags from the run (any run)",
 }
@@ -678,6 +683,8 @@ def _ctl_command(words: list[str]):
     if not words:
         raise fail(f"ctl: say what to send ({allowed}), or --events")
     action, args = words[0], words[1:]
+    if action in ("pause-at", "clear-breakpoints"):
+        return _breakpoint_command(action, args)
     expected = {"pause": 0, "resume": 0, "save": 0, "validate": 0, "stop": 0, "interrupt": 0, "lr": 1, "set": 2, "lr-find": 0}
     if action not in expected:
         raise fail(f"ctl: unknown action {action!r} (allowed: {allowed})")
@@ -701,7 +708,39 @@ def _ctl_command(words: list[str]):
         return C.Interrupt("ctl")
     if action == "lr" or args[0] == "lr":
         return C.SetLearningRate(number(args[-1]))
+    if args[0] in LENGTH_KEYS:
+        return C.SetRunLength(args[0], whole(action, args[1]))
     return C.SetHyperparameter(args[0], number(args[1]))
+
+
+LENGTH_KEYS = ("epochs", "max_steps")
+"""``ctl set`` keys that change the run's length (core.length: a SetRunLength)."""
+
+
+def whole(action: str, text: str) -> int:
+    """A whole number typed for ``ctl ACTION``; one-line error (exit 2) otherwise."""
+    try:
+        return int(text)
+    except ValueError:
+        raise fail(f"ctl {action}: {text!r} is not a whole number") from None
+
+
+def _breakpoint_command(action: str, args: list[str]):
+    """``ctl pause-at WHERE...`` (the words joined: `pause-at val_accuracy '>=' 0.98` works unquoted
+    too) or ``ctl clear-breakpoints [ID]``; the form is checked here (exit 2), the run checks the rest."""
+    from tui_train.core import breakpoints
+    from tui_train.core import commands as C
+
+    if action == "clear-breakpoints":
+        if len(args) > 1:
+            raise fail(f"ctl clear-breakpoints: expected `ctl clear-breakpoints [ID]`, got {' '.join(args)!r}")
+        return C.ClearBreakpoints(whole(action, args[0].lstrip("#")) if args else 0)
+    spec = " ".join(args).strip()
+    try:
+        breakpoints.parse(spec, epoch=0)  # the form only: next-epoch is resolved by the run
+    except breakpoints.BreakpointError as e:
+        raise fail(f"ctl pause-at: {e}") from None
+    return C.AddBreakpoint(spec)
 
 
 @app.command()
@@ -711,9 +750,17 @@ def ctl(
         show_default=False)] = None,
     events: Annotated[bool, typer.Option("--events", help="Stream the run's events as JSON lines until it ends. Default: off.")] = False,
     runs_dir: RunsDirOpt = Path("runs"),
-    timeout: Annotated[float, typer.Option("--timeout", help="Seconds to wait for the acknowledgement. Default: 30.")] = 30.0,
+    timeout: Annotated[float | None, typer.Option("--timeout", help="Seconds to wait for the acknowledgement (default 30), or "
+                                                  "for wait's condition (default: no limit; then exit 124).", show_default=False)] = None,
+    for_: Annotated[str | None, typer.Option("--for", help="wait: a metric condition in train.target's grammar, e.g. "
+                                             "'val_accuracy >= 0.98'. Default: none.", show_default=False)] = None,
+    status: Annotated[str | None, typer.Option("--status", help="wait: a status (paused, completed, ...). Default: none.",
+                                               show_default=False)] = None,
+    policy: Annotated[str | None, typer.Option("--policy", help="set epochs|max_steps: stretch or keep the LR schedule. "
+                                               "Default: the run's schedule.on_length_change.", show_default=False)] = None,
 ) -> None:
     """Send one command to a live run and print its acknowledgement (exit 0 applied, 1 rejected), or stream its events;
+    wait for a condition (exit 0 held, 1 the run ended without it, 124 timeout) or list breakpoints, live or finished;
     note, tag and untag write the run directory's notes.json (any run, live or finished)."""
     words = list(words or [])
     run_dir = None
@@ -721,15 +768,25 @@ def ctl(
         run_dir, words = Path(words[0]), words[1:]
     if events and words:
         raise fail("ctl: --events streams; send a command without it")
+    if (for_ is not None or status is not None) and (not words or words[0] != "wait"):
+        raise fail("ctl: --for and --status go with wait")
+    if words and words[0] in ("wait", "breakpoints"):
+        raise typer.Exit(_ctl_read(words, run_dir, runs_dir, for_, status, timeout))
     if words and words[0] in NOTE_ACTIONS:
         _ctl_notes(run_dir if run_dir is not None else _live_run(None, runs_dir)[0].run_dir, words)
         return
     command = None if events else _ctl_command(words)
+    if policy is not None:
+        from tui_train.core.commands import SetRunLength
+
+        if not isinstance(command, SetRunLength):
+            raise fail("ctl: --policy goes with `set epochs N` or `set max_steps N`")
+        command = SetRunLength(command.key, command.value, policy)
     ptr, _ = _live_run(run_dir, runs_dir)
     from tui_train.core.run.endpoint import EndpointError
 
     try:
-        raise typer.Exit(_stream(ptr.socket) if command is None else _send(ptr.socket, command, timeout))
+        raise typer.Exit(_stream(ptr.socket) if command is None else _send(ptr.socket, command, 30.0 if timeout is None else timeout))
     except EndpointError as e:
         raise fail(str(e)) from None
     except KeyboardInterrupt:
@@ -793,6 +850,35 @@ def _send(socket_path: Path, command, timeout: float) -> int:
         return 1
     finally:
         conn.close()
+
+
+def _ctl_read(words: list[str], run_dir: Path | None, runs_dir: Path, expression: str | None, status: str | None,
+              timeout: float | None) -> int:
+    """``ctl [RUN] wait --for EXPR | --status S [--timeout T]`` and ``ctl [RUN] breakpoints``: any run,
+    live or finished (its files first; RUN may also follow the action). Bad input: one line, exit 2."""
+    from tui_train.core.rundir import waiting
+
+    action, rest = words[0], words[1:]
+    if rest and run_dir is None and len(rest) == 1:
+        run_dir, rest = Path(rest[0]), []
+    if rest:
+        raise fail(f"ctl {action}: unexpected {' '.join(rest)!r}")
+    if run_dir is not None and not (run_dir / "events.jsonl").is_file():
+        raise fail(f"{run_dir}: not a run directory (no events.jsonl)")
+    where = run_dir if run_dir is not None else _live_run(None, runs_dir)[0].run_dir
+    if action == "breakpoints":
+        pending = waiting.read_breakpoints(where)
+        say("\n".join(f"#{b['id']} {b['spec']}" for b in pending) if pending else "no breakpoints pending")
+        return 0
+    try:
+        condition = waiting.Condition.parse(expression, status)
+    except ValueError as e:
+        raise fail(str(e)) from None
+    if timeout is not None and not timeout >= 0:
+        raise fail(f"ctl wait --timeout {timeout:g}: seconds >= 0")
+    code, line = waiting.wait(where, condition, timeout)
+    say(line, err=code != waiting.HELD)
+    return code
 
 
 def _stream(socket_path: Path) -> int:

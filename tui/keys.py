@@ -72,6 +72,12 @@ DASHBOARD_KEYS: tuple[KeyAction, ...] = (
               "LR range test", "Sweep the LR on a copy of the paused model", needs_run=True, show=False),
     KeyAction("h", "edit_hyperparameters", "Hyper", "change momentum, weight decay, gradient clip or early-stopping patience",
               "Edit hyperparameters", "Momentum, weight decay, grad clip, patience", needs_run=True),
+    KeyAction("E", "set_length", "Length", "change the run's length (epochs or max_steps; never shorter than what is done) "
+              "and what the LR schedule does: stretch its rest over the new length, or keep it", "Change the run's length",
+              "Epochs or max_steps, with the LR schedule stretched or kept", needs_run=True, show=False),
+    KeyAction("p", "breakpoints", "Breakpoints", "breakpoints: pause at epoch=K, step=N, next-epoch, plateau=K or a metric "
+              "condition (val_accuracy >= 0.98), once; list and clear them (the header shows the pending ones)",
+              "Breakpoints", "Pause the run at an epoch, a step, a plateau or a metric", needs_run=True, show=False),
     KeyAction("s", "save_checkpoint", "Save", "save a checkpoint now (the event log shows its path)",
               "Save checkpoint", "Save a checkpoint now", needs_run=True),
     KeyAction("v", "validate", "Val", "validate now", "Validate now", "Run validation now", needs_run=True),

@@ -103,7 +103,7 @@ class RunSession:
             E.CheckpointSaved: self._on_checkpoint,
             **dict.fromkeys((E.StepMetrics, E.EpochMetrics, E.ValidationMetrics, E.TestMetrics, E.ConfusionMatrix,
                              E.CommandApplied, E.CommandRejected, E.RunWarning, E.RunNote, E.RunError,
-                             E.LearningRateFound, E.SystemSample, E.Scalars), E.ignore),
+                             E.LearningRateFound, E.SystemSample, E.Scalars, E.BreakpointsChanged), E.ignore),
         }, "RunSession")
 
     # -- what the app asks -----------------------------------------------------------------------

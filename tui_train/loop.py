@@ -365,6 +365,10 @@ class Run:
             return "your loop keeps no last good weights (the built-in loop does)"
         if isinstance(cmd, C.FindLearningRate):
             return "the LR range test needs the built-in loop (tui-train lr-find PRESET)"
+        if isinstance(cmd, C.SetRunLength):
+            return "your loop owns its length: change its epochs or steps in your code"
+        if isinstance(cmd, C.AddBreakpoint):
+            return "breakpoints need the built-in loop (your loop can pause itself: run.log blocks while paused)"
         if isinstance(cmd, C.SaveCheckpoint) and self.model is None and self.save_hook is None:
             return "no model was given to tui_train.init: nothing to save"
         return ""

@@ -18,13 +18,16 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from tui_train.core import breakpoints, limits, lr_find
 from tui_train.core import commands as C
-from tui_train.core import limits, lr_find
+from tui_train.core import length as run_length
+from tui_train.core.length import Length
 from tui_train.core.state import TrainingState
 
-EFFECTS = ("", "save", "validate", "rollback", "interrupt", "lr_find")
+EFFECTS = ("", "save", "validate", "rollback", "interrupt", "lr_find", "length")
 """What the engine carries out after deciding: nothing, a checkpoint, a validation, a rollback,
-ending the run as interrupted at this step boundary, or an LR range test on copies."""
+ending the run as interrupted at this step boundary, an LR range test on copies, or training to a
+new length (its config replaced: core.length.replaced)."""
 
 
 MID_EVALUATION_KEYS = ("momentum", "weight_decay", "grad_clip")
@@ -122,10 +125,11 @@ def _positive_factor(name: str, value: Any) -> str:
 
 
 def decide(cmd: C.Command, status: str, state: TrainingState, group: Mapping[str, Any], *,
-           good_step: int | None = None, nonfinite_pause: bool = False) -> Decision:
+           good_step: int | None = None, nonfinite_pause: bool = False, length: Length | None = None) -> Decision:
     """What ``cmd`` does now. ``group`` is the optimizer's first param group (read only);
     ``good_step`` the step of the last good snapshot (None: none yet); ``nonfinite_pause`` whether
-    the current pause was caused by a non-finite loss."""
+    the current pause was caused by a non-finite loss; ``length`` the run's length as planned now
+    (None: the loop's length is its own, and a SetRunLength is refused)."""
     if isinstance(cmd, C.Pause):
         if status != "running":
             return _reject(f"cannot pause while {status}")
@@ -160,7 +164,22 @@ def decide(cmd: C.Command, status: str, state: TrainingState, group: Mapping[str
             return _reject(f"the LR range test runs on a paused run: pause first (status {status})")
         why = lr_find.check_options(cmd.start_lr, cmd.end_lr, cmd.steps)
         return _reject(why) if why else Decision(effect="lr_find")
+    if isinstance(cmd, C.SetRunLength):
+        return _run_length(cmd, state, length)
+    if isinstance(cmd, C.AddBreakpoint | C.ClearBreakpoints):
+        why, changes, did = (breakpoints.add(state, cmd.spec) if isinstance(cmd, C.AddBreakpoint)
+                             else breakpoints.clear(state, cmd.id))
+        return _reject(why) if why else Decision(applied=did, changes=changes)
     return _reject(f"unknown command {type(cmd).__name__}")
+
+
+def _run_length(cmd: C.SetRunLength, state: TrainingState, length: Length | None) -> Decision:
+    if length is None:
+        return _reject("this loop owns its length: epochs and max_steps change in its own code")
+    ch = run_length.change(length, state, cmd.key, cmd.value, cmd.policy)
+    if ch.rejected:
+        return _reject(ch.rejected)
+    return Decision(applied=ch.detail, changes=ch.changes, effect="length", key=cmd.key, old=float(ch.old), new=float(ch.new))
 
 
 def _learning_rate(cmd: C.SetLearningRate | C.ScaleLearningRate, state: TrainingState) -> Decision:

@@ -15,6 +15,7 @@ import sys
 import threading
 from typing import TextIO
 
+from tui_train.core import breakpoints, length
 from tui_train.core import events as E
 from tui_train.core.lr_find import lr_found
 from tui_train.core.status import EXIT_CODES, exit_code, not_saved_text, status_after
@@ -49,6 +50,11 @@ def _metrics(d: dict) -> str:
 class Printer:
     """Formats events as compact lines: one handler per event type (checked exhaustive)."""
 
+    steps_per_epoch = 0
+    """Optimizer steps per epoch, from RunStarted (a live length change recomputes the total)."""
+    max_steps = 0
+    """The run's step limit (0: none), from RunStarted and SetRunLength's acknowledgements."""
+
     def __init__(self, out: TextIO):
         self.out = out
         """Where lines go (replaced by os.devnull once the terminal is gone)."""
@@ -63,7 +69,7 @@ class Printer:
             E.TestMetrics: lambda ev: self.line(f"test: {_metrics(ev.metrics)}"),
             E.ConfusionMatrix: E.ignore,  # a grid and images: for the TUI's c screen (metrics.jsonl has it)
             E.CheckpointSaved: lambda ev: self.line(f"checkpoint ({ev.reason}) saved: {ev.path}"),
-            E.CommandApplied: lambda ev: self.line(f"{ev.command}: {ev.detail}"),
+            E.CommandApplied: self._applied,
             E.CommandRejected: lambda ev: self.line(f"{ev.command} rejected: {ev.reason}"),
             E.RunWarning: lambda ev: self.line(f"warning: {ev.message}"),
             E.RunNote: lambda ev: self.line(f"note: {ev.message}"),
@@ -72,6 +78,7 @@ class Printer:
             E.LearningRateFound: lambda ev: self.line(f"LR range test at step {ev.step}: {lr_found(ev)}"),
             E.SystemSample: E.ignore,  # metrics.jsonl has them; a line every 2 s would drown the progress
             E.Scalars: lambda ev: self.line(f"step {ev.step:>6}  " + "  ".join(f"{k} {_num(v)}" for k, v in ev.values.items())),
+            E.BreakpointsChanged: lambda ev: self.line(f"breakpoints pending: {breakpoints.text(ev.pending)}"),
         }, "Printer")
 
     def line(self, text: str) -> None:
@@ -88,8 +95,16 @@ class Printer:
         """Print the line(s) for one event."""
         self._handlers[type(ev)](ev)
 
+    def _applied(self, ev: E.CommandApplied) -> None:
+        self.line(f"{ev.command}: {ev.detail}")
+        if ev.key in length.KEYS and isinstance(ev.new, int | float) and self.steps_per_epoch:  # the progress lines' totals
+            self.max_steps = int(ev.new) if ev.key == "max_steps" else self.max_steps
+            self.epochs = int(ev.new) if ev.key == "epochs" else self.epochs
+            self.total_steps = length.planned_steps(self.epochs, self.max_steps, self.steps_per_epoch)
+
     def _started(self, ev: E.RunStarted) -> None:
         self.epochs, self.total_steps = ev.epochs, ev.total_steps
+        self.steps_per_epoch, self.max_steps = ev.steps_per_epoch, ev.max_steps
         where = ev.device if ev.world_size <= 1 else f"{ev.device} x {ev.world_size} processes"
         if ev.steps_per_epoch or ev.train_size:
             plan = (f"{ev.train_size} train / {ev.val_size} val / {ev.test_size} test samples; "

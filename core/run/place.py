@@ -29,6 +29,7 @@ from tui_train.core import commands as C
 from tui_train.core import events as E
 from tui_train.core.contract import Sink
 from tui_train.core.errors import ConfigError, first_line
+from tui_train.core.length import Length
 from tui_train.core.run import control, system
 from tui_train.core.run.checkpoints import checkpoint_name, clean_stale, prune, write_atomic
 from tui_train.core.run.runlog import RunLog, new_run_dir
@@ -189,18 +190,20 @@ class RunPlace:
         self.emit(E.CommandRejected(command=cmd.name, reason=reason, step=self.state.step, origin=origin))
 
     def apply(self, cmd: C.Command, origin: str, *, group: Mapping[str, Any], optimizer: Any, carry_out: CarryOut,
-              refuse: Callable[[C.Command], str] = lambda cmd: "", good_step: int | None = None) -> None:
-        """Decide what ``cmd`` does (:func:`core.run.control.decide`, on the live values and the
-        optimizer's first param ``group``), carry it out and acknowledge it either way; record it
-        in the interventions. ``refuse(cmd)``: why this loop cannot honour it ('' when it can).
-        Every command of a run passes here, at a step boundary; a failing one is reported and
-        answered, never dropped."""
+              refuse: Callable[[C.Command], str] = lambda cmd: "", good_step: int | None = None,
+              length: Length | None = None) -> None:
+        """Decide what ``cmd`` does (:func:`core.run.control.decide`, on the live values, the
+        optimizer's first param ``group`` and the run's ``length``: None when the loop's own), carry
+        it out and acknowledge it either way; record it in the interventions; a change of the pending
+        breakpoints is announced (BreakpointsChanged). ``refuse(cmd)``: why this loop cannot honour
+        it ('' when it can). Every command of a run passes here, at a step boundary; a failing one
+        is reported and answered, never dropped."""
         st = self.state
         try:
             why = refuse(cmd)
             if why:
                 return self.reject(cmd, why, origin)
-            d = control.decide(cmd, self.status, st, group, good_step=good_step,
+            d = control.decide(cmd, self.status, st, group, good_step=good_step, length=length,
                                nonfinite_pause=self.status == "paused" and self.status_cause == "nonfinite")
             if d.rejected:
                 return self.reject(cmd, d.rejected, origin)
@@ -221,6 +224,8 @@ class RunPlace:
                                            origin=origin))
             if d.status and d.status_after_ack:
                 self.set_status(*d.status)
+            if "breakpoints" in d.changes:
+                self.emit(E.BreakpointsChanged(step=st.step, pending=tuple(dict(b) for b in st.breakpoints)))
         except EndRun:
             raise
         except Exception as e:  # noqa: BLE001 - a failing command is reported, never silently dropped

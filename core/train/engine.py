@@ -43,9 +43,10 @@ from tui_train.core.contract import Sink
 from tui_train.core.early_stopping import EarlyStopping
 from tui_train.core.errors import first_line
 from tui_train.core.run import control, system
+from tui_train.core.run.breakpoint_watch import BreakpointWatch
 from tui_train.core.run.place import EndRun, NoLog, RunPlace
 from tui_train.core.run.runlog import RunLog, summary
-from tui_train.core.schedule import Plateau, factor
+from tui_train.core.schedule import Plateau, factor_at
 from tui_train.core.state import TrainingState
 from tui_train.core.status import with_losses
 from tui_train.core.train import checkpoint as ckpt
@@ -99,6 +100,8 @@ class _Prepared:
     """The loop's evaluations of the run (validation and test)."""
     effects: Effects
     """What a command does in this loop (applied at step boundaries and between validation batches)."""
+    breaks: BreakpointWatch
+    """The run's breakpoints, checked after each step and at each epoch's end."""
 
 
 class Trainer:
@@ -222,7 +225,9 @@ class Trainer:
                             interval=Interval(rt.task == "classification"), log=place.log, ckpt_dir=place.ckpt_dir, last_lr=0.0,
                             watch=TargetWatch(rt.target, place.sync, clock, self._wall.seconds),
                             evaluation=RunEvaluation(place, rt, cfg, world, run=evaluate),  # this module's: test_options_effect scripts it
-                            effects=Effects(place, rt, cfg, good, clock, checkpoint=self._checkpoint, evaluate=self._evaluate))
+                            effects=Effects(place, rt, cfg, good, clock, checkpoint=self._checkpoint, evaluate=self._evaluate,
+                                            set_config=lambda c: setattr(self, "config", c)),  # a new length (SetRunLength)
+                            breaks=BreakpointWatch(place, es.monitor, self._step_boundary))
         self._p.last_lr = self.current_lr(max(0, self.state.step - 1))
 
     def run(self, stop_event: threading.Event | None = None, sink: Sink | None = None) -> dict:
@@ -237,7 +242,8 @@ class Trainer:
             self.place.sink = sink
         try:
             self.prepare()
-            self._emit(self._run_started())
+            self._emit(self.p.rt.run_started(self.config, self.state, preset=self.preset, run_dir=self.run_dir,
+                                             hyperparameters=self.hyperparameters(), world_size=self.world.world_size))
             self.p.good.keep(self.model, self.optimizer, self.state.step, force=True)
             resume = self._resume
             self._set_status("running", resume.reason if resume is not None else "started", "start")
@@ -249,7 +255,7 @@ class Trainer:
                 with self.place.sampling(self.p.rt.device, self.system_interval):
                     self._train()
                 status, reason = "completed", "all epochs done"
-                if self._steps_done() and self.state.epoch < self.config.train.epochs:
+                if self._ended() and self.state.epoch < self.config.train.epochs:
                     reason = "max_steps reached"
             except EndRun as end:
                 status, reason = end.status, end.reason
@@ -265,9 +271,10 @@ class Trainer:
         return control.hyperparameters(self.config, self.state, group)
 
     def current_lr(self, step: int) -> float:
-        """The learning rate for optimizer step ``step``: base x schedule x plateau."""
-        p = self.p
-        return self.state.base_lr * factor(self.config.schedule, step, p.rt.steps_per_epoch, p.rt.total_steps) * p.plateau.scale
+        """The learning rate for optimizer step ``step``: base x schedule (as a live length change laid it) x plateau."""
+        p, st = self.p, self.state
+        return st.base_lr * factor_at(self.config.schedule, step, p.rt.steps_per_epoch, p.rt.total_steps, st.lr_plan,
+                                      st.lr_total) * p.plateau.scale
 
     def report(self, event: E.Event) -> None:
         """Log an event that does not come from the loop (a Python warning, a viewer note, a system
@@ -285,19 +292,21 @@ class Trainer:
     # ------------------------------------------------------------------ the loop
 
     def _train(self) -> None:
-        cfg, st = self.config, self.state
-        while st.epoch < cfg.train.epochs and not self._steps_done():
+        st = self.state
+        while not self._ended():  # the config's length, which a SetRunLength may change at any boundary
             epoch_t0 = time.perf_counter()
             self._train_epoch()
             # the epoch's last flush may have paused (non-finite loss) or commands may wait: they
             # apply here, before validation and the end of the run, as at any step boundary
             self._step_boundary()
-            if self._steps_done() and st.batch < self.p.rt.batches_per_epoch:
-                return  # max_steps reached mid-epoch: _finish validates the partial epoch
+            if st.batch < self.p.rt.batches_per_epoch:
+                continue  # the length ended mid-epoch (_finish validates the partial epoch) or grew again here
             self._end_epoch(time.perf_counter() - epoch_t0)
 
-    def _steps_done(self) -> bool:
-        return bool(self.config.train.max_steps) and self.state.step >= self.config.train.max_steps
+    def _ended(self) -> bool:
+        """The run's length is reached: every epoch, or max_steps."""
+        t, st = self.config.train, self.state
+        return st.epoch >= t.epochs or (bool(t.max_steps) and st.step >= t.max_steps)
 
     def _train_epoch(self) -> None:
         """One epoch from the saved position; commands apply between optimizer steps."""
@@ -310,15 +319,15 @@ class Trainer:
         micro = 0
         every = self.place.sync.every(cfg.train.log_every)  # one process: 1; several ranks meet every log_every steps
         for x, y in p.rt.data.train_batches(st.epoch, cfg.data.batch_size, start=st.batch):
-            if micro == 0 and st.step % every == 0:
-                self._step_boundary()
+            if micro == 0 and st.step % every == 0 and self._step_boundary():
+                break  # a shorter length ends here
             self._train_batch(x, y)
             st.batch += 1
             micro = (micro + 1) % accum
             if micro == 0:
                 self._optimizer_step()
                 self._after_step()
-                if self._steps_done():
+                if self._ended():
                     break
         if micro != 0:  # a partial accumulation at the epoch's end still steps
             self._optimizer_step()
@@ -357,17 +366,19 @@ class Trainer:
         p.last_lr = lr
 
     def _after_step(self) -> None:
-        """The log interval, periodic checkpoints."""
+        """The log interval, periodic checkpoints, a ``step=N`` breakpoint (it pauses here)."""
         st, cfg = self.state, self.config
         if st.step % cfg.train.log_every == 0:
             self._flush_interval()
         if cfg.checkpoint.every_steps and st.step % cfg.checkpoint.every_steps == 0:
             self._checkpoint("periodic")
+        self.p.breaks.after_step()
 
-    def _step_boundary(self) -> None:
-        """Apply the commands every rank applies now; wait here while paused (the clock stopped);
-        leave the loop when a stop was asked (core.run.place.RunPlace.boundary)."""
+    def _step_boundary(self) -> bool:
+        """Apply the commands every rank applies now; wait here while paused (the clock stopped); leave the
+        loop when a stop was asked (core.run.place.RunPlace.boundary). True: the length is reached (SetRunLength)."""
         self.place.boundary(self.p.effects.apply, self.p.clock.held)
+        return self._ended()
 
     def _end_epoch(self, seconds: float) -> None:
         """Validate (when due), track the best epoch, the plateau and early stopping, report, save."""
@@ -403,6 +414,7 @@ class Trainer:
             raise EndRun("completed", hit)
         if value is not None and p.early.should_stop(st.patience):
             raise EndRun("early_stopped", f"{cfg.early_stopping.monitor} did not improve for {p.early.bad_epochs} epochs")
+        p.breaks.at_epoch_end({"train": train, "val": val}, p.early.bad_epochs if value is not None else None)  # may pause here
 
     # ------------------------------------------------------------------ metrics and evaluation
 
@@ -540,13 +552,3 @@ class Trainer:
 
     def _set_status(self, status: str, reason: str, cause: str) -> None:
         self.place.set_status(status, reason, cause)
-
-    def _run_started(self) -> E.RunStarted:
-        rt, st = self.p.rt, self.state
-        return E.RunStarted(
-            run_dir=str(self.run_dir.resolve()), preset=self.preset, device=str(rt.device), task=rt.task,
-            epochs=self.config.train.epochs, steps_per_epoch=rt.steps_per_epoch, total_steps=rt.total_steps,
-            train_size=rt.data.train_size, val_size=rt.data.val_size, test_size=rt.data.test_size,
-            num_params=rt.num_params, model=rt.summary, hyperparameters=self.hyperparameters(),
-            live=("lr",) + C.LIVE_HYPERPARAMETERS, start_step=st.step, start_epoch=st.epoch, world_size=self.world.world_size)
-

@@ -19,6 +19,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from tui_train.core import commands as C
+from tui_train.core import events as E
 from tui_train.core.config import ConfigError, RunConfig, check_monitor
 from tui_train.core.errors import one_line
 from tui_train.core.target import Target, parse_target
@@ -141,6 +143,19 @@ class Runtime:
     def task(self) -> str:
         """'classification' or 'regression'."""
         return self.data.task
+
+    def run_started(self, config: RunConfig, state: Any, *, preset: str, run_dir: Any, hyperparameters: dict,
+                    world_size: int) -> E.RunStarted:
+        """What the built run announces first: its data, model and plan, where it starts (``state``:
+        the core.state.TrainingState, a resume's position) and its pending breakpoints."""
+        t = config.train
+        return E.RunStarted(
+            run_dir=str(run_dir.resolve()), preset=preset, device=str(self.device), task=self.task, epochs=t.epochs,
+            steps_per_epoch=self.steps_per_epoch, total_steps=self.total_steps, train_size=self.data.train_size,
+            val_size=self.data.val_size, test_size=self.data.test_size, num_params=self.num_params, model=self.summary,
+            hyperparameters=hyperparameters, live=("lr",) + C.LIVE_HYPERPARAMETERS, start_step=state.step,
+            start_epoch=state.epoch, world_size=world_size, max_steps=t.max_steps,
+            length_policy=config.schedule.on_length_change, breakpoints=tuple(dict(b) for b in state.breakpoints))
 
 
 def native_bf16(device: torch.device) -> str:

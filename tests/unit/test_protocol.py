@@ -29,6 +29,9 @@ NON_DEFAULT_ARGS = {
     "SaveCheckpoint": {"reason": "before-lr-change"},
     "Rollback": {"lr_factor": 0.25},
     "FindLearningRate": {"start_lr": 1e-6, "end_lr": 1.0, "steps": 50},
+    "SetRunLength": {"key": "max_steps", "value": 900, "policy": "keep"},
+    "AddBreakpoint": {"spec": "val_accuracy >= 0.98"},
+    "ClearBreakpoints": {"id": 3},
 }
 """Values other than the defaults, for every command that has fields."""
 

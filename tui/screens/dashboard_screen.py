@@ -123,6 +123,10 @@ class DashboardScreen(Screen):
         """The run can be left going (d is offered), as the app last said."""
         self.confusion: E.ConfusionMatrix | None = None
         """The latest validation's confusion matrix and mistakes (what c shows)."""
+        self.breakpoints: tuple = ()
+        """The run's pending breakpoints, {id, spec} each (RunStarted, BreakpointsChanged): the header and p show them."""
+        self.length_policy = ""
+        """What a length change (E) does to the LR schedule by default, from RunStarted ('': the loop's own length)."""
         self._latest_step: E.StepMetrics | None = None
         self._last_panel_update = 0.0
         self._base_intervals: list[float] | None = None  # the plots' and table's own, before pacing
@@ -156,6 +160,7 @@ class DashboardScreen(Screen):
             E.LearningRateFound: self._dialogs.lr_found,
             E.SystemSample: lambda ev: self._system.add(ev),
             E.Scalars: self._on_scalars,  # a loop's own series (issue 23); the built-in loop sends none
+            E.BreakpointsChanged: lambda ev: self._show_breakpoints(ev.pending),
         }, "DashboardScreen")
 
     def compose(self) -> ComposeResult:
@@ -264,7 +269,9 @@ class DashboardScreen(Screen):
         # several processes: "cpu x 2 processes"; samples/s and metrics are already the whole run's
         device = ev.device if ev.world_size <= 1 else f"{ev.device} × {ev.world_size} processes"
         self._header.set_run(ev.preset, device, ev.run_dir)
-        self._progress.set_plan(ev.epochs, ev.total_steps, ev.start_step, ev.start_epoch, ev.task)
+        self._progress.set_plan(ev.epochs, ev.total_steps, ev.start_step, ev.start_epoch, ev.task, ev.steps_per_epoch, ev.max_steps)
+        self.length_policy = ev.length_policy
+        self._show_breakpoints(ev.breakpoints)
         self._table.set_task(ev.task)
         self._plots.set_task(ev.task)
         self.hyperparameters = dict(ev.hyperparameters)
@@ -341,6 +348,12 @@ class DashboardScreen(Screen):
             if is_finite(ev.new):
                 self.base_lr = float(ev.new)
             self._plots.mark(ev.step, "lr")
+        if ev.key in ("epochs", "max_steps") and is_finite(ev.new):  # a live length change (E, ctl set epochs)
+            self._progress.set_length(ev.key, int(ev.new))
+
+    def _show_breakpoints(self, pending: tuple) -> None:
+        self.breakpoints = tuple(pending)
+        self._header.set_breakpoints(self.breakpoints)
 
     # -- actions (they submit commands; the screen changes when events come back) ---------------
     def _submit(self, command: C.Command) -> None:
@@ -383,6 +396,14 @@ class DashboardScreen(Screen):
 
     def action_validate(self) -> None:
         self._submit(C.Validate())
+
+    def action_set_length(self) -> None:
+        """E: change the run's length (epochs or max_steps) and the LR schedule's policy."""
+        self._dialogs.set_length({"epochs": self._progress.epochs, "max_steps": self._progress.max_steps}, self.length_policy)
+
+    def action_breakpoints(self) -> None:
+        """p: add a breakpoint, or clear the pending ones."""
+        self._dialogs.edit_breakpoints(self.breakpoints)
 
     def action_early_stop(self) -> None:
         self._dialogs.confirm_early_stop()

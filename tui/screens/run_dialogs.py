@@ -1,8 +1,9 @@
 """The dialogs and screens the dashboard's keys open over a run: :class:`RunDialogs`.
 
 Each answer is submitted as the command it stands for (l: SetLearningRate, h: SetHyperparameter,
-e: Stop, L: FindLearningRate then SetLearningRate); the screens that show something the run sends
-later (the LR range test's curve, the latest confusion matrix) are fed by the dashboard while open.
+e: Stop, L: FindLearningRate then SetLearningRate, E: SetRunLength, p: AddBreakpoint or ClearBreakpoints);
+the screens that show something the run sends later (the LR range test's curve, the latest
+confusion matrix) are fed by the dashboard while open.
 The dashboard decides whether a key applies now (its ``check_action``); nothing here reads its state.
 """
 
@@ -14,10 +15,12 @@ from textual.screen import Screen
 
 from tui_train.core import commands as C
 from tui_train.core import events as E
+from tui_train.tui.screens.breakpoints_dialog import BreakpointsDialog
 from tui_train.tui.screens.confirm_dialog import YES, ConfirmDialog
 from tui_train.tui.screens.confusion_screen import ConfusionScreen
 from tui_train.tui.screens.hyperparameter_dialog import HyperparameterDialog
 from tui_train.tui.screens.learning_rate_dialog import LearningRateDialog
+from tui_train.tui.screens.length_dialog import LengthDialog
 from tui_train.tui.screens.lr_find_screen import LrFindScreen
 
 
@@ -74,6 +77,21 @@ class RunDialogs:
             if result is not None:
                 self.submit(C.SetHyperparameter(result[0], result[1]))
         self.screen.app.push_screen(HyperparameterDialog(values), done)
+
+    def set_length(self, current: dict, policy: str) -> None:
+        """E: the run's new length (``current``: its epochs and max_steps now) under a policy (the
+        run's default ``policy`` first); submit SetRunLength."""
+        def done(result: tuple[str, int, str] | None) -> None:
+            if result is not None:
+                self.submit(C.SetRunLength(*result))
+        self.screen.app.push_screen(LengthDialog(current, policy), done)
+
+    def edit_breakpoints(self, pending: tuple) -> None:
+        """p: the ``pending`` breakpoints, and a line to add one or clear them; submit what was typed."""
+        def done(command: C.Command | None) -> None:
+            if command is not None:
+                self.submit(command)
+        self.screen.app.push_screen(BreakpointsDialog(pending), done)
 
     def confirm_early_stop(self) -> None:
         """e: ask first; submit Stop."""

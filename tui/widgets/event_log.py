@@ -10,6 +10,7 @@ from rich.text import Text
 from textual import events
 from textual.widgets import RichLog
 
+from tui_train.core import breakpoints
 from tui_train.core import events as E
 from tui_train.core.headline import headline_metric
 from tui_train.core.lr_find import lr_found
@@ -53,6 +54,7 @@ class EventLog(RichLog):
             E.LearningRateFound: lambda ev: self.say(f"LR range test: {lr_found(ev)}", ev.step),
             E.SystemSample: E.ignore,  # the system panel shows these
             E.Scalars: E.ignore,  # the dashboard's plot of the loop's own series shows these
+            E.BreakpointsChanged: lambda ev: self.say(f"breakpoints pending: {breakpoints.text(ev.pending)}", ev.step),
         }, "EventLog")
 
     def say(self, text: str, step: int | None = None, style: str = "") -> None:

@@ -1,4 +1,4 @@
-"""One line at the top of the dashboard: preset, device, run directory and the status badge."""
+"""One line at the top of the dashboard: preset, device, run directory, pending breakpoints and the status badge."""
 
 from __future__ import annotations
 
@@ -9,12 +9,13 @@ from textual.app import ComposeResult
 from textual.containers import Horizontal
 from textual.widgets import Static
 
+from tui_train.core import breakpoints
 from tui_train.tui.format import printable
 from tui_train.tui.widgets.status_badge import StatusBadge
 
 
 class RunHeader(Horizontal):
-    """Preset · device · run directory, with the :class:`StatusBadge` at the right."""
+    """Preset · device · run directory · ⏸ pending breakpoints, with the :class:`StatusBadge` at the right."""
 
     def __init__(self, preset: str, **kwargs) -> None:
         super().__init__(**kwargs)
@@ -22,6 +23,7 @@ class RunHeader(Horizontal):
         self._device = "…"
         self._run_dir = "…"
         self._viewers = 1
+        self._breakpoints = ""
 
     def compose(self) -> ComposeResult:
         yield Static(self._text(), id="run-info")
@@ -33,9 +35,12 @@ class RunHeader(Horizontal):
         text.append(self._preset, style="bold")
         text.append(f" · {self._device} · ")
         viewers = f" · {self._viewers} viewers" if self._viewers > 1 else ""
-        room = self.size.width - 14 - len(text.plain) - len(viewers)  # the badge takes ~14 columns
+        marks = f" · ⏸ {self._breakpoints}" if self._breakpoints else ""
+        # the badge takes ~14 columns; the breakpoints keep at least 30 of the path's room
+        room = self.size.width - 14 - len(text.plain) - len(viewers) - min(len(marks), max(0, self.size.width - 60))
         text.append(fit_path(display_path(self._run_dir), room), style="italic")
         text.append(viewers)
+        text.append(marks, style="bold yellow")
         return text
 
     def on_resize(self) -> None:
@@ -50,6 +55,13 @@ class RunHeader(Horizontal):
         """Show how many viewers are attached (when more than this one)."""
         if viewers != self._viewers:
             self._viewers = viewers
+            self.query_one("#run-info", Static).update(self._text())
+
+    def set_breakpoints(self, pending: tuple | list) -> None:
+        """Show the pending breakpoints (RunStarted, BreakpointsChanged): '#1 epoch=3 · #2 val_accuracy >= 0.98'."""
+        shown = printable(breakpoints.text(pending)) if pending else ""
+        if shown != self._breakpoints:
+            self._breakpoints = shown
             self.query_one("#run-info", Static).update(self._text())
 
     def set_status(self, status: str) -> None:

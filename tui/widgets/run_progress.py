@@ -8,6 +8,7 @@ from rich.table import Table
 from rich.text import Text
 from textual.widget import Widget
 
+from tui_train.core.length import planned_steps
 from tui_train.tui import format as fmt
 from tui_train.tui.series import is_finite
 
@@ -29,6 +30,10 @@ class RunProgress(Widget):
         """Planned epochs."""
         self.total_steps = 0
         """Planned optimizer steps."""
+        self.steps_per_epoch = 0
+        """Optimizer steps per epoch (0: not known; a length change then moves only the epochs)."""
+        self.max_steps = 0
+        """The run's step limit (0: none)."""
         self.start_step = 0
         """First step of this session (non-zero when resumed), for the ETA."""
         self.epoch = 0
@@ -48,10 +53,22 @@ class RunProgress(Widget):
         self.target: str | None = None
         """How the run's train.target ended ('target reached in 0.9s train / 2.3s wall, epoch 4'), from RunFinished's summary."""
 
-    def set_plan(self, epochs: int, total_steps: int, start_step: int = 0, start_epoch: int = 0, task: str = "classification") -> None:
-        """From RunStarted."""
+    def set_plan(self, epochs: int, total_steps: int, start_step: int = 0, start_epoch: int = 0, task: str = "classification",
+                 steps_per_epoch: int = 0, max_steps: int = 0) -> None:
+        """From RunStarted (``steps_per_epoch`` and ``max_steps``: for a live change of the length)."""
         self.epochs, self.total_steps, self.start_step, self.run_task = epochs, total_steps, start_step, task
+        self.steps_per_epoch, self.max_steps = steps_per_epoch, max_steps
         self.step, self.epoch = start_step, start_epoch
+        self.refresh()
+
+    def set_length(self, key: str, value: int) -> None:
+        """The run's length changed live (a SetRunLength acknowledged: ``key`` epochs or max_steps)."""
+        if key == "epochs":
+            self.epochs = value
+        elif key == "max_steps":
+            self.max_steps = value
+        if self.steps_per_epoch:
+            self.total_steps = planned_steps(self.epochs, self.max_steps, self.steps_per_epoch)
         self.refresh()
 
     def set_step(self, step: int, epoch: int, epoch_progress: float, samples_per_second: float, elapsed: float) -> None:
