@@ -17,6 +17,13 @@ is not detachable: quitting sets its stop event, which saves and ends the run, a
 ``attach`` opens the dashboard on a run already training, ``live`` on a picker of such runs,
 ``runs_screen`` on the Runs screen (every run, past and live: a finished one is replayed from its
 files on a dashboard of its own, ``replay_run``).
+
+``sweep`` (``tui-train sweep`` on a terminal, :func:`run_sweep_tui`) opens on the Sweep screen of a
+sweep this app drives: a :class:`tui.sweep_session.SweepSession`, its driver in a daemon thread
+(the trials are processes of their own). Its trials open on dashboards of their own (attached or
+replayed) from which Esc comes back; quitting asks whether to stop the sweep or leave it going, and
+the process exits as headless does (0 completed or stopped, 130 interrupted). A trial's sweep
+opened from the Runs screen is shown read-only unless this app drives it.
 """
 
 from __future__ import annotations
@@ -25,7 +32,7 @@ import os
 import time
 from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from textual import on
 from textual.app import App, SystemCommand
@@ -47,7 +54,15 @@ from tui_train.tui.screens.launcher_screen import LauncherScreen, find_live_runs
 from tui_train.tui.screens.quit_dialog import DETACH, STOP, QuitDialog
 from tui_train.tui.screens.run_picker import RunPicker
 from tui_train.tui.screens.runs_screen import ReplayDashboard, RunsScreen
+from tui_train.tui.screens.sweep_quit_dialog import LEAVE, SweepQuitDialog
+from tui_train.tui.screens.sweep_screen import SweepScreen
+from tui_train.tui.screens.trial_dashboard import TrialDashboard, TrialReplay
 from tui_train.tui.session import Ending, RunSession, ThreadDone
+from tui_train.tui.sweep_session import STOP_WAIT, DriverFactory, SweepSession, default_driver_factory
+
+if TYPE_CHECKING:
+    from tui_train.core.sweep.driver import SweepDriver
+    from tui_train.core.sweep.record import SweepRecord
 
 SAVE_BEFORE_QUIT_TIMEOUT = 5.0
 """The quit dialog's Stop waits this long for the run to end, then quits anyway (a trainer process
@@ -71,6 +86,9 @@ NONFINITE_PAUSE = "train.on_nonfinite=pause"
 can offer roll back / resume / stop (NonFiniteDialog). Guarded by
 tests/functional/test_dashboard_engine.py::test_real_engine_nonfinite_loss_pauses_and_offers_rollback
 and test_dashboard_fake.py::test_launcher_starts_the_run_with_edits (``on_nonfinite == 'pause'``)."""
+
+SWEEP_WATCH = 0.25
+"""Seconds between two looks at a sweep this app drives, once asked to quit when it has stopped."""
 
 QUIT_WAITS_FOR = (E.RunFinished, E.RunFailed)
 """The quit dialog's Stop exits on the first of these (the run is over, its checkpoint saved)."""
@@ -145,13 +163,12 @@ class TrainApp(App[int]):
     run_active = _of_session("run_active", "A run was started and has not ended (:attr:`RunSession.run_active`).")
     detachable = _of_session("detachable", "The current run's trainer can be left going.")
     failed = _of_session("failed", "The last run failed.")
-    exit_code = _of_session("exit_code", "What the process exits with: :meth:`RunSession.exit_code` (a method).")
     left_running = _of_session("left_running", "Whether the current run goes on without this app (a method).")
     stop_training = _of_session("stop_training", "Set the current run's stop event, wait for its thread (a method).")
     drain_after_exit = _of_session("drain_after_exit", "After the app has exited: fold the events left (a method).")
 
     def __init__(self, options: AppOptions, *, trainer_factory: TrainerFactory | None = None,
-                 attach_factory: AttachFactory | None = None) -> None:
+                 attach_factory: AttachFactory | None = None, sweep_driver: DriverFactory | None = None) -> None:
         super().__init__()
         self.options = options
         """What the command line asked: what to open on, where runs live, what a hang-up does."""
@@ -176,6 +193,9 @@ class TrainApp(App[int]):
         """Preset of the last run started."""
         self.events_handled = 0
         """Events drained so far (tests wait on it)."""
+        self.sweep: SweepSession | None = None if options.sweep is None else SweepSession(
+            options.sweep, sweep_driver or default_driver_factory(options.sweep))
+        """The sweep this app drives (``options.sweep``; its driver built by ``sweep_driver(say, changed)``), or None."""
 
     # -- life cycle ------------------------------------------------------------------------------
     def on_mount(self) -> None:
@@ -188,6 +208,10 @@ class TrainApp(App[int]):
             self.attach_run(opt.attach)
         elif opt.live:
             self.pick_live_run(list(opt.live), on_cancel=lambda: self.exit(0, return_code=0))
+        elif self.sweep is not None:
+            self.sweep.start()
+            self.push_screen(SweepScreen(self.sweep))
+            self.set_interval(SWEEP_WATCH, self._sweep_ended)
         elif opt.runs_screen:
             self.show_runs(on_back=lambda: self.exit(0, return_code=0))
         elif opt.lr_find is not None:
@@ -224,28 +248,40 @@ class TrainApp(App[int]):
         """Enter on the Runs screen: attach to a live run, replay a finished one."""
         (self.attach_run if message.live else self.replay_run)(message.run_dir)
 
-    def attach_run(self, run_dir: Path) -> None:
-        """Show a fresh dashboard attached to the live run in ``run_dir``: its history, then the live events."""
+    def attach_run(self, run_dir: Path, dashboard: type[DashboardScreen] = DashboardScreen) -> None:
+        """Show a fresh dashboard attached to the live run in ``run_dir``: its history, then the live
+        events (``dashboard``: a trial's, :class:`TrialDashboard`, from the Sweep screen)."""
         run_dir = Path(run_dir)
-        self._begin(DashboardScreen(run_dir.name, attached=True, submit=self.submit), RunSession(lambda: self.attach_factory(run_dir)))
+        self._begin(dashboard(run_dir.name, attached=True, submit=self.submit), RunSession(lambda: self.attach_factory(run_dir)))
 
-    def replay_run(self, run_dir: Path) -> None:
+    def replay_run(self, run_dir: Path, dashboard: type[ReplayDashboard] = ReplayDashboard) -> None:
         """Show a fresh dashboard replaying the finished run in ``run_dir`` from its files
         (:class:`core.rundir.replay.ReplayTrainer`: its plots, epochs, events and final status; nothing to
-        steer); Esc there goes back (:meth:`close_replay`)."""
+        steer); Esc there goes back (:meth:`close_replay`). ``dashboard``: a trial's, :class:`TrialReplay`."""
         from tui_train.core.rundir.replay import ReplayTrainer
 
         run_dir = Path(run_dir)
-        self._begin(ReplayDashboard(run_dir.name, submit=self.submit), RunSession(lambda: ReplayTrainer(run_dir), replay=True))
+        self._begin(dashboard(run_dir.name, submit=self.submit), RunSession(lambda: ReplayTrainer(run_dir), replay=True))
+
+    @on(SweepScreen.OpenTrial)
+    def _open_trial(self, message: SweepScreen.OpenTrial) -> None:
+        """Enter on the Sweep screen: attach to a running trial, replay a finished one; Esc or q there comes back."""
+        if message.live:
+            self.attach_run(message.run_dir, TrialDashboard)
+        else:
+            self.replay_run(message.run_dir, TrialReplay)
 
     @on(ReplayDashboard.Closed)
+    @on(TrialDashboard.Closed)
     def close_replay(self) -> None:
-        """End the replay (it may still be sending) and show the screen under its dashboard (the runs):
-        Esc on the replay."""
+        """End the replay (it may still be sending), or leave the trial whose dashboard the Sweep
+        screen opened training (this viewer's connection closes; the sweep went on meanwhile), and
+        show the screen under its dashboard (the runs, the sweep): Esc on either, q or d on a trial's."""
         dashboard, session = self.dashboard, self.session
-        if not session.replay or dashboard is None:
+        if dashboard is None or not (session.replay or isinstance(dashboard, TrialDashboard)):
             return
         self.dashboard = None
+        session.detached = not session.replay  # a trial trains on: the stop event detaches from its process
         session.stop_training(2.0)
         self.pump_events()  # the thread's end: the app is idle again at once
         if session.thread_done:  # else its late end is still taken for a replay's
@@ -306,6 +342,19 @@ class TrainApp(App[int]):
     @on(LauncherScreen.RunsRequested)
     def _runs_requested(self) -> None:
         self.show_runs()
+
+    @on(RunsScreen.OpenSweep)
+    def _open_sweep(self, message: RunsScreen.OpenSweep) -> None:
+        """A trial's sweep, from the Runs screen: the one this app drives, else read-only from its
+        sweep.json (refreshed every second; the keys that need a driver say how to drive it)."""
+        sweep_dir = Path(message.sweep_dir)
+        session = self.sweep if self.sweep is not None and _same_path(self.sweep.sweep_dir, sweep_dir) else None
+        if session is None:
+            session = SweepSession(sweep_dir)
+            if not session.poll():
+                self.notify(printable(session.error or f"{sweep_dir}: no sweep record"), severity="error", markup=False)
+                return
+        self.push_screen(SweepScreen(session, closable=True))
 
     @on(LauncherScreen.AttachRequested)
     def _attach_requested(self, message: LauncherScreen.AttachRequested) -> None:
@@ -403,9 +452,17 @@ class TrainApp(App[int]):
 
     # -- quitting --------------------------------------------------------------------------------
     def action_request_quit(self) -> None:
-        """q: quit now when idle; while a run is active ask: stop it, detach (when it can go on) or cancel."""
-        if isinstance(self.screen, QuitDialog):
-            self.screen.dismiss(self.screen.default)  # q (or Ctrl+C) again: Detach when offered, else Stop
+        """q: quit now when idle; while a run is active ask: stop it, detach (when it can go on) or
+        cancel; while this app drives a sweep ask: stop the sweep, leave it going, or cancel."""
+        if isinstance(self.screen, QuitDialog | SweepQuitDialog):
+            self.screen.dismiss(self.screen.default)  # q (or Ctrl+C) again: Detach or Leave when offered, else Stop
+            return
+        sweep = self.sweep
+        if sweep is not None and sweep.running:
+            if sweep.quit_when_ended:  # asked to stop already: q again quits now (the trials end on their own)
+                self._exit_now()
+                return
+            self.push_screen(SweepQuitDialog(sweep.sweep_dir), self._sweep_quit_answered)
             return
         if not self.run_active:
             self._exit_now()
@@ -422,6 +479,23 @@ class TrainApp(App[int]):
     async def action_quit(self) -> None:
         """ctrl+q and the palette's Quit go through the same question."""
         self.action_request_quit()
+
+    def _sweep_quit_answered(self, choice: str | None) -> None:
+        sweep = self.sweep
+        if sweep is None or choice is None:
+            return
+        if choice == LEAVE or not sweep.running:
+            sweep.left = sweep.running
+            self._exit_now()  # an attached trial's connection closes with the stop event: it trains on
+        elif refused := sweep.request_stop(quit_after=True):  # Stop sweep
+            self.notify(printable(refused), severity="warning", markup=False)
+        else:
+            self.notify("stopping the sweep: its running trials save and end; quitting once they have")
+
+    def _sweep_ended(self) -> None:
+        """The sweep's timer: quit once a sweep asked to stop on the way out has ended."""
+        if self.sweep is not None and self.sweep.quit_when_ended and self.sweep.ended:
+            self._exit_now()
 
     @on(DashboardScreen.DetachRequested)
     def detach(self) -> bool:
@@ -453,6 +527,11 @@ class TrainApp(App[int]):
         code = self.exit_code()
         self.exit(code, return_code=code)
 
+    def exit_code(self, signalled: bool = False) -> int:
+        """What the process exits with: the driven sweep's (:meth:`SweepSession.exit_code`) when this
+        app drives one, else the current run's (:meth:`RunSession.exit_code`)."""
+        return (self.sweep or self.session).exit_code(signalled)
+
     # -- a hang-up -------------------------------------------------------------------------------
     def _on_terminate(self) -> None:
         # Textual cannot be trusted to shut down once its terminal is gone (STYLE.md): the process
@@ -460,6 +539,14 @@ class TrainApp(App[int]):
         # is left going (on_hangup 'detach') or sent Interrupt (on_hangup 'stop': the trainer
         # process saves and ends on its own, and the app quits once the pump sees that end, while
         # the deadline allows); an in-thread run is stopped by the stop event (the engine saves within a step).
+        if self.sweep is not None and self.sweep.running:
+            # as headless: the sweep is interrupted (its trials save and end; 130), and the process
+            # waits for its driver, which waits for them, up to STOP_WAIT
+            self.sweep.hang_up()
+            self.session.hang_up(stop=False)  # an attached trial is left to the driver's Interrupt
+            hangup.start_watchdog(self, time.monotonic() + STOP_WAIT + 2.0)
+            self._exit_now()
+            return
         deadline = time.monotonic() + TERMINATE_DEADLINE
         stop_remote = self.session.hang_up(stop=self.options.on_hangup == "stop")
         hangup.start_watchdog(self, deadline, self.session.thread if stop_remote else None)
@@ -475,13 +562,15 @@ class TrainApp(App[int]):
         """Textual's commands, the app's keys, and on the dashboard those of its keys that apply now."""
         yield from super().get_system_commands(screen)
         yield from keys.palette_commands(self.run_active, self, self.dashboard if screen is self.dashboard else None)
+        if isinstance(screen, SweepScreen):
+            yield from keys.screen_commands(keys.SWEEP_KEYS, screen)
 
 def build_app(*, config: RunConfig | None = None, preset: str | None = None, runs_dir: Path = Path("runs"),
               presets_dirs: list[Path] | tuple = (), trainer_factory: TrainerFactory | None = None,
               start_immediately: bool = False, resume: Path | None = None,
               overrides: list[str] | tuple = (), attach: Path | None = None, live: list | None = None,
               on_hangup: str = "detach", attach_factory: AttachFactory | None = None, runs_screen: bool = False,
-              lr_find: dict | None = None) -> TrainApp:
+              lr_find: dict | None = None, sweep: Path | None = None, sweep_driver: DriverFactory | None = None) -> TrainApp:
     """The one factory: the app with its engine injected (``trainer_factory(config, preset)``).
 
     Without a config, or with ``start_immediately=False``, it opens on the launcher; with a config
@@ -495,41 +584,64 @@ def build_app(*, config: RunConfig | None = None, preset: str | None = None, run
     ``runs_screen`` (``tui-train runs``) opens on the Runs screen of ``runs_dir`` (Esc quits).
     ``lr_find`` (``tui-train lr-find``: the sweep options) opens on the launcher with the LR range
     test of ``config`` running; Enter there puts its suggestion in the learning rate field.
+    ``sweep`` (a sweep folder; ``tui-train sweep``) opens on its Sweep screen with the sweep driven
+    by this app: ``sweep_driver(say, changed)`` builds its driver (default: a
+    :class:`core.sweep.driver.SweepDriver` on the folder's sweep.json).
     """
     options = AppOptions(config=config, preset=preset, runs_dir=runs_dir, presets_dirs=presets_dirs,
                          start_immediately=start_immediately, resume=resume, overrides=overrides, attach=attach,
-                         live=live or (), on_hangup=on_hangup, runs_screen=runs_screen, lr_find=lr_find)
-    return TrainApp(options, trainer_factory=trainer_factory, attach_factory=attach_factory)
+                         live=live or (), on_hangup=on_hangup, runs_screen=runs_screen, lr_find=lr_find, sweep=sweep)
+    return TrainApp(options, trainer_factory=trainer_factory, attach_factory=attach_factory, sweep_driver=sweep_driver)
 
 
 def run_tui(*, config: RunConfig | None = None, preset: str | None = None, runs_dir: Path = Path("runs"),
             presets_dirs: list[Path] | tuple = (), trainer_factory: TrainerFactory | None = None,
             start_immediately: bool = False, resume: Path | None = None, overrides: list[str] | tuple = (),
             attach: Path | None = None, live: list | None = None, on_hangup: str = "detach",
-            attach_factory: AttachFactory | None = None, runs_screen: bool = False, lr_find: dict | None = None) -> int:
+            attach_factory: AttachFactory | None = None, runs_screen: bool = False, lr_find: dict | None = None,
+            sweep: Path | None = None, sweep_driver: DriverFactory | None = None) -> int:
     """Run the app in this terminal until the user quits (see :func:`build_app` for the arguments).
 
     Prints one line once the app has closed: how the run ended, or after a detach how to attach
     again. Returns 0 (also after a detach), 1 if the last run failed, 130 if it was interrupted.
+    With ``sweep``: how the sweep ended, its exit code (0 completed, stopped or left going, 130
+    interrupted, 1 when its driver failed); a stopped sweep's driver is waited for first.
     """
     app = build_app(config=config, preset=preset, runs_dir=runs_dir, presets_dirs=presets_dirs,
                     trainer_factory=trainer_factory, start_immediately=start_immediately, resume=resume,
                     overrides=overrides, attach=attach, live=live, on_hangup=on_hangup, attach_factory=attach_factory,
-                    runs_screen=runs_screen, lr_find=lr_find)
+                    runs_screen=runs_screen, lr_find=lr_find, sweep=sweep, sweep_driver=sweep_driver)
     app.handle_signals = True
     try:
         app.run()
     finally:
         ended = app.stop_training(JOIN_TIMEOUT)
         app.drain_after_exit()
+        if app.sweep is not None:
+            app.sweep.finish()
     line, code = closing_words(app, ended)
     if line:
         _say(line)
     return code
 
 
+def run_sweep_tui(sweep_dir: Path, record: SweepRecord) -> int:
+    """``tui-train sweep`` on a terminal: the Sweep screen of ``record`` (its folder ``sweep_dir``),
+    its :class:`core.sweep.driver.SweepDriver` running in a daemon thread of this process (the trials
+    are processes of their own). Returns as headless does: 0 when the sweep completed or was stopped
+    from the screen (or left going), 130 when it was interrupted (SIGHUP/SIGTERM), 1 when its driver failed."""
+    def make(say: Callable[[str], None], changed: Callable[[], None]) -> SweepDriver:
+        from tui_train.core.sweep.driver import SweepDriver
+
+        return SweepDriver(record, Path(sweep_dir), say=say, changed=changed)
+
+    return run_tui(sweep=Path(sweep_dir), sweep_driver=make)
+
+
 def closing_words(app: TrainApp, thread_ended: bool = True) -> tuple[str, int]:
     """(the line run_tui prints once the app has closed, '' for none; the exit code)."""
+    if app.sweep is not None:
+        return app.sweep.closing_line(), app.exit_code()
     run_dir = app.run_dir or (app.trainer.run_dir if app.trainer is not None else None) or app.options.attach
     if app.left_running():
         where = run_dir or ""
@@ -547,3 +659,11 @@ def _say(line: str) -> None:
         print(line)
     except OSError:  # the terminal is gone (hang-up): the run is saved or goes on, say nothing
         pass
+
+
+def _same_path(a: Path, b: Path) -> bool:
+    """``a`` and ``b`` name the same folder (as given when either cannot be resolved)."""
+    try:
+        return Path(a).resolve() == Path(b).resolve()
+    except (OSError, ValueError):
+        return Path(a) == Path(b)

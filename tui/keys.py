@@ -171,6 +171,37 @@ REPLAY_KEYS: tuple[KeyAction, ...] = (
 )
 """The keys a replayed run's dashboard adds to :data:`DASHBOARD_KEYS`."""
 
+SWEEP_KEYS: tuple[KeyAction, ...] = (
+    # priority: before the table's own Enter (hidden), so that the footer names it
+    KeyAction("enter", "open_trial", "Open", "open the trial's run: a running one attached (Esc or q comes back, the "
+              "sweep goes on), a finished one replayed", "Open trial", "Attach to the trial, or replay it",
+              help_key="sweep: enter", priority=True),
+    KeyAction("p", "prune_trial", "Prune", "prune the selected running trial (it validates, saves and ends pruned)",
+              "Prune trial", "Stop the selected trial as pruned", help_key="sweep: p"),
+    KeyAction("x", "stop_trial", "Stop trial", "stop the selected running trial (it validates, saves and ends stopped)",
+              "Stop trial", "Stop the selected trial", help_key="sweep: x"),
+    KeyAction("n", "add_trial", "New trial", "one more trial with values of your own (prefilled with the selected "
+              "trial's; each checked against the preset before it is queued)", "New trial",
+              "Queue a trial with edited values", help_key="sweep: n"),
+    KeyAction("plus", "extend_sweep", "More", "extend a random or Optuna sweep by N trials", "Extend sweep",
+              "Plan N more trials", key_display="+", help_key="sweep: +"),
+    KeyAction("S", "stop_sweep", "Stop sweep", "stop the sweep (asks first): its running trials save and end "
+              "interrupted; tui-train sweep --resume continues", "Stop sweep", "Stop every trial and the sweep",
+              help_key="sweep: S"),
+    KeyAction("q", "app.request_quit", "Quit", "quit (while the sweep runs it asks: stop it, or leave it: its trials "
+              "train on as processes of their own, tui-train sweep --resume continues)", help_key="sweep: q"),
+    KeyAction("escape", "back", "Back", "a sweep opened from the Runs screen: back to the runs", help_key="sweep: esc",
+              show=False),
+)
+"""The Sweep screen's keys (``tui-train sweep`` on a terminal, or a trial's sweep from the Runs screen)."""
+
+TRIAL_KEYS: tuple[KeyAction, ...] = (
+    KeyAction("escape", "back", "Sweep", "a trial opened from the Sweep screen: back to the sweep (the trial trains on)",
+              help_key="trial: esc / q"),
+    KeyAction("q", "back", "Sweep", "", show=False),
+)
+"""The keys a trial's dashboard (opened from the Sweep screen) adds to :data:`DASHBOARD_KEYS`."""
+
 OTHER_KEYS: tuple[tuple[str, str], ...] = (
     ("ctrl+p", "command palette: the same actions by name"),
     ("tab / shift+tab", "move the focus; arrows scroll the focused table or log"),
@@ -187,10 +218,11 @@ def bindings(keys: tuple[KeyAction, ...]) -> list[Binding]:
 
 def help_rows() -> list[tuple[str, str]]:
     """(key, what it does) for the help screen: the dashboard's keys, the app's, the others, then the
-    launcher's, the Runs screen's, its curves', the confusion screen's and a replayed run's."""
+    launcher's, the Runs screen's, its curves', the confusion screen's, a replayed run's, the Sweep
+    screen's and a trial's dashboard's."""
     rows = [(k.help_key or k.shown_key, k.help) for k in (*DASHBOARD_KEYS, *APP_KEYS) if k.help]
     rows += list(OTHER_KEYS)
-    others = (*LAUNCHER_KEYS, *RUNS_KEYS, *OVERLAY_KEYS, *CONFUSION_KEYS, *REPLAY_KEYS)
+    others = (*LAUNCHER_KEYS, *RUNS_KEYS, *OVERLAY_KEYS, *CONFUSION_KEYS, *REPLAY_KEYS, *SWEEP_KEYS, *TRIAL_KEYS)
     return rows + [(k.help_key or k.shown_key, k.help) for k in others if k.help]
 
 
@@ -220,3 +252,10 @@ def palette_commands(run_active: bool, app: object, dashboard: Screen | None = N
         for key in palette_entries(run_active):
             if dashboard.check_action(key.action, ()) is not False:
                 yield SystemCommand(key.title, key.palette_help, getattr(dashboard, f"action_{key.action}"))
+
+def screen_commands(keys: tuple[KeyAction, ...], screen: Screen) -> Iterator[SystemCommand]:
+    """The command palette's entries for a screen's own keys (those with a title and whose action
+    ``screen.check_action`` does not hide); each runs the action its key runs."""
+    for key in keys:
+        if key.title and screen.check_action(key.action, ()) is not False:
+            yield SystemCommand(key.title, key.palette_help, getattr(screen, f"action_{key.action}"))

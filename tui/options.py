@@ -49,6 +49,9 @@ class AppOptions:
     lr_find: dict | None = None
     """``tui-train lr-find`` on a terminal: the launcher opens with the LR range test of the
     given config running, with these sweep options (start_lr, end_lr, steps)."""
+    sweep: Path | None = None
+    """A sweep folder (``tui-train sweep`` on a terminal): the app opens on its Sweep screen and drives
+    the sweep (its driver in a thread of this process), when not ``attach``, ``live``."""
     poll_interval: float = POLL_INTERVAL
     """Seconds between event drains."""
 
@@ -57,5 +60,6 @@ class AppOptions:
             raise ValueError(f"on_hangup: {self.on_hangup!r} is not one of {', '.join(HANGUP_CHOICES)}")
         for name, value in (("runs_dir", Path(self.runs_dir)), ("presets_dirs", tuple(Path(p) for p in self.presets_dirs)),
                             ("resume", Path(self.resume) if self.resume else None), ("overrides", tuple(self.overrides)),
-                            ("attach", Path(self.attach) if self.attach else None), ("live", tuple(self.live or ()))):
+                            ("attach", Path(self.attach) if self.attach else None), ("live", tuple(self.live or ())),
+                            ("sweep", Path(self.sweep) if self.sweep else None)):
             object.__setattr__(self, name, value)  # the CLI's lists and strings, as the fields' types

@@ -1,5 +1,6 @@
 """``tui-train sweep``: the command (registered on the CLI by :func:`register`); the driver is
-:mod:`tui_train.core.sweep.driver`, the screen :mod:`tui_train.tui.screens.sweep_screen`."""
+:mod:`tui_train.core.sweep.driver`, the screen :mod:`tui_train.tui.screens.sweep_screen` (opened by
+:func:`tui_train.tui.app.run_sweep_tui` on a terminal)."""
 
 from __future__ import annotations
 
@@ -85,9 +86,13 @@ def register(app: typer.Typer, *, fail, say, overrides_of) -> None:
                 raise fail("sweep --optuna needs Optuna: pip install 'tui-train[sweep]'") from None
         if headless or json_ or not sys.stdout.isatty():
             raise typer.Exit(_headless(sweep_dir, rec, json_, say))
-        from tui_train.tui.screens.sweep_screen import run_sweep_tui
+        from tui_train.tui.app import run_sweep_tui
 
-        raise typer.Exit(run_sweep_tui(sweep_dir, rec))
+        code = run_sweep_tui(sweep_dir, rec)
+        if rec.state != "running":  # the sweep is over (not left going): its leaderboard stays in the terminal
+            say(leaderboard_text(rec))
+            say(best_line(rec))
+        raise typer.Exit(code)
 
 
 def _headless(sweep_dir: Path, rec: R.SweepRecord, as_json: bool, say) -> int:
