@@ -253,6 +253,7 @@ def palette_commands(run_active: bool, app: object, dashboard: Screen | None = N
             if dashboard.check_action(key.action, ()) is not False:
                 yield SystemCommand(key.title, key.palette_help, getattr(dashboard, f"action_{key.action}"))
 
+
 def screen_commands(keys: tuple[KeyAction, ...], screen: Screen) -> Iterator[SystemCommand]:
     """The command palette's entries for a screen's own keys (those with a title and whose action
     ``screen.check_action`` does not hide); each runs the action its key runs."""
