@@ -1004,11 +1004,11 @@ def runs(
                                       "test, lr, batch_size, optimizer, schedule, interventions, parent, tags, note, name, "
                                       "time_to_target. Default: started.")] = "started",
     ascending: Annotated[bool, typer.Option("--ascending", help="Smallest first. Default: largest (newest) first.")] = False,
-    filters: Annotated[list[str] | None, typer.Option("--filter", "-f", help="Only the runs matching EXPR: words that must all "
-                                                      "hold, e.g. 'lr>=1e-3 optimizer=adam status=completed best>0.9 "
-                                                      "sweep=NAME tag=baseline optim.lr<0.1'; a plain word: the runs with it "
-                                                      "somewhere (repeatable; prints the table, or --json). Default: every run.",
-                                                      show_default=False)] = None,
+    filters: Annotated[list[str] | None, typer.Option(
+        "--filter", "-f", metavar="EXPR", show_default=False,
+        help="Only the runs matching EXPR: words that must all hold, e.g. 'lr>=1e-3 optimizer=adam status=completed "
+             "best>0.9 sweep=NAME tag=baseline optim.lr<0.1'; a plain word: the runs with it somewhere (repeatable; "
+             "prints the table, or --json). Default: every run.")] = None,
 ) -> None:
     """List the runs under --runs-dir, live ones first: the Runs screen on a terminal, a table (or --json) otherwise."""
     from tui_train.core.rundir.filters import FilterError, parse_filter, search_text
