@@ -12,13 +12,15 @@ from dataclasses import dataclass, field
 from typing import Any
 
 STATUSES = ("starting", "running", "paused", "stopping", "completed", "early_stopped", "stopped", "unsaved", "failed",
-            "interrupted")
-"""Every value of ``StatusChanged.status``; the last six are final."""
-FINAL_STATUSES = ("completed", "early_stopped", "stopped", "unsaved", "failed", "interrupted")
+            "interrupted", "preempted")
+"""Every value of ``StatusChanged.status``; the last seven are final."""
+FINAL_STATUSES = ("completed", "early_stopped", "stopped", "unsaved", "failed", "interrupted", "preempted")
 """The statuses a run ends with. ``unsaved``: the run trained to its end (it would have been
 completed, early_stopped or stopped) but a checkpoint or a file of its record it was meant to
 write was not written (summary.json's ``not_saved`` lists them): "completed" means everything
-promised is on disk (STYLE.md habit 24)."""
+promised is on disk (STYLE.md habit 24). ``preempted``: the run's save signal (``--signal-save``,
+a scheduler taking the nodes back: core.run.slurm) stopped it at a step boundary with a
+checkpoint; neither a failure nor the run's end: a resume goes on."""
 CAUSES = ("start", "command", "nonfinite", "end", "failure", "breakpoint")
 """Every value of ``StatusChanged.cause``: what made the status change (front ends match on it,
 never on the reason text). 'breakpoint': a breakpoint was hit (core.breakpoints); the run is paused
@@ -211,7 +213,7 @@ class CheckpointSaved(Event):
     epoch: int
     """Current epoch."""
     reason: str
-    """manual | periodic | best | last | early_stop | interrupt | error."""
+    """manual | periodic | best | last | early_stop | interrupt | preempt | error."""
 
 
 @dataclass(frozen=True)
@@ -283,7 +285,7 @@ class RunFinished(Event):
     """The run ended (any final status but failed); summary.json is written."""
 
     status: str
-    """completed | early_stopped | stopped | unsaved | interrupted."""
+    """completed | early_stopped | stopped | unsaved | interrupted | preempted."""
     summary: dict
     """The content of summary.json (``not_saved``: what the run could not write)."""
     run_dir: str

@@ -13,11 +13,15 @@ UNFINISHED = "unfinished"
 """The status of a run directory that is not live and has no summary.json status (killed before
 its summary, or going on where this viewer cannot see it). Never an engine status."""
 
-EXIT_CODES = {"completed": 0, "early_stopped": 0, "stopped": 0, "unsaved": 3, "failed": 1, "interrupted": 130}
+EXIT_CODES = {"completed": 0, "early_stopped": 0, "stopped": 0, "unsaved": 3, "failed": 1, "interrupted": 130,
+              "preempted": 75}
 """Process exit code per final status (headless, the trainer process, a torchrun group and the
 TUI: :func:`exit_code`). 3, ``unsaved``: the run trained to its end but a checkpoint or record
-file it was meant to write is missing (summary.json's ``not_saved``; STYLE.md habit 24). 2 (not
-here: no run began) is bad input, refused before training."""
+file it was meant to write is missing (summary.json's ``not_saved``; STYLE.md habit 24). 75,
+``preempted``: the save signal stopped the run with a checkpoint and it is meant to go on
+(sysexits.h's EX_TEMPFAIL, "try again later": not 0, so a job chained ``afterok`` does not start,
+and not a failure's 1; core.run.slurm). 2 (not here: no run began) is bad input, refused before
+training."""
 
 
 UNSAVED_FROM = ("completed", "early_stopped", "stopped")

@@ -45,7 +45,18 @@ def _run_tui(**kwargs) -> int:
     if os.environ.get("TUI_TRAIN_IN_PROCESS", "") in ("", "0"):  # an in-thread trainer shares this process
         lower_ui_priority()
     release_startup_signals()  # the app handles signals from here (tui/app.py)
+    _viewer_ignores_save_signal()
     return run_tui(**kwargs)
+
+
+def _viewer_ignores_save_signal() -> None:
+    """The TUI is a viewer: the run's save signal (core.run.slurm; SIGUSR1 inside a SLURM job, whose
+    default action would end this process) is for the trainer process, which takes it over."""
+    from tui_train.core.run import slurm
+
+    save = slurm.save_signal()
+    if save is not None and threading.current_thread() is threading.main_thread():
+        signal.signal(save, signal.SIG_IGN)
 
 
 def say(text: str, err: bool = False) -> None:
@@ -133,6 +144,15 @@ NotifyOpt = Annotated[list[str] | None, typer.Option("--notify", metavar="URL",
 NoNotifyTerminalOpt = Annotated[bool, typer.Option("--no-notify-terminal",
     help="No desktop notifications through this terminal's escape sequences (OSC 9/777/99 and the bell; "
          "also TUI_TRAIN_NOTIFY_TERMINAL=0). Default: on.")]
+SignalSaveOpt = Annotated[str | None, typer.Option("--signal-save", metavar="SIG",
+    help="A signal that saves a checkpoint and ends the run as preempted (exit 75), e.g. USR1 for sbatch "
+         "--signal=B:USR1@90; then a SLURM job is requeued (scontrol requeue). none: off. Default: USR1 inside a SLURM "
+         "job (SLURM_JOB_ID set), else none.", show_default=False)]
+RequeueOpt = Annotated[bool, typer.Option("--requeue/--no-requeue",
+    help="After --signal-save ended the run: scontrol requeue this SLURM job. Default: on (inside a SLURM job).")]
+RunNameOpt = Annotated[str | None, typer.Option("--run-name",
+    help="The run directory's name under --runs-dir (instead of <stamp>-<preset>), so that --resume auto finds it "
+         "again. Default: <stamp>-<preset>.", show_default=False)]
 OnHangupOpt = Annotated[str, typer.Option("--on-hangup",
     help="What a hang-up of this terminal (an SSH drop) does to the run: detach (it trains on; `tui-train attach` comes back) "
          "or stop (save a checkpoint, end as interrupted). Default: detach.")]
@@ -164,6 +184,9 @@ def run(
     max_restarts: RestartsOpt = None,
     notify: NotifyOpt = None,
     no_notify_terminal: NoNotifyTerminalOpt = False,
+    signal_save: SignalSaveOpt = None,
+    requeue: RequeueOpt = True,
+    run_name: RunNameOpt = None,
 ) -> None:
     """Train a preset: opens the TUI on a trainer process of its own (detach with d), or prints progress lines with --headless."""
     if threading.current_thread() is threading.main_thread():
@@ -177,6 +200,7 @@ def run(
         dirs = _presets_dirs(presets_dir)
         headless = headless or not sys.stdout.isatty()
         group = {"nnodes": nnodes, "rdzv_endpoint": rdzv_endpoint, "max_restarts": max_restarts}
+        resume, new_dir = _preemption(signal_save, requeue, run_name, resume, from_, runs_dir, headless)
         if resume is not None and from_ is None:
             _check_resume_preset(resume, preset, dirs)
         _notifications(notify, preset or (DEFAULT_PRESET if headless and resume is None and from_ is None else None), dirs)
@@ -187,7 +211,7 @@ def run(
             if os.environ.get("TORCHELASTIC_RUN_ID"):
                 raise fail("--nproc-per-node: this is already a torchrun worker (drop --nproc-per-node, or run without torchrun)")
             raise typer.Exit(_run_group(preset or DEFAULT_PRESET, overrides, dirs, presets_dir, runs_dir, resume, headless,
-                                        nproc_per_node, group, on_hangup))
+                                        nproc_per_node, group, on_hangup, new_dir))
         if from_ is not None:
             if resume is not None:
                 raise fail("--from and --resume: a fork starts a new run, a resume continues one; give one of them")
@@ -197,7 +221,7 @@ def run(
         config = _load(preset or DEFAULT_PRESET, overrides, dirs) if (preset or headless) else None
         name = config.name if config is not None else None
         if headless:
-            raise typer.Exit(_run_headless(config, name, runs_dir))
+            raise typer.Exit(_run_headless(config, name, runs_dir, run_dir=new_dir))
         raise typer.Exit(_run_tui(config=config, preset=name, runs_dir=runs_dir, presets_dirs=dirs,
                                  start_immediately=config is not None, overrides=overrides, on_hangup=on_hangup))
     finally:  # every way out (one-line errors included) gives the handlers back
@@ -291,7 +315,9 @@ def _lr_find_headless(config, options: dict, as_json: bool) -> int:
     return 0 if curve.suggestion is not None else 1
 
 
-def _run_headless(config, preset: str | None, runs_dir: Path, resume: Path | None = None, overrides: list[str] = ()) -> int:
+def _run_headless(config, preset: str | None, runs_dir: Path, resume: Path | None = None, overrides: list[str] = (),
+                  run_dir: Path | None = None) -> int:
+    """A run in this process (or a torchrun worker); ``run_dir``: a new run's folder (--run-name)."""
     from tui_train.core.config import ConfigError
     from tui_train.core.live.launch import forget_run_dir, remember_run_dir, worker_run_dir
     from tui_train.core.run.headless import run_headless
@@ -304,7 +330,7 @@ def _run_headless(config, preset: str | None, runs_dir: Path, resume: Path | Non
         world = from_env()  # a torchrun worker: its rank; else a single process
     except DistributedError as e:
         raise fail(str(e)) from None
-    run_dir = worker_run_dir(runs_dir) if os.environ.get("TORCHELASTIC_RUN_ID") else None
+    run_dir = (worker_run_dir(runs_dir) if os.environ.get("TORCHELASTIC_RUN_ID") else None) or run_dir
     again = restart_checkpoint(world.restart, run_dir)
     if again is not None:  # torchrun restarted the group: the run goes on from its newest checkpoint
         resume = again
@@ -318,7 +344,7 @@ def _run_headless(config, preset: str | None, runs_dir: Path, resume: Path | Non
     if not world.is_main:  # rank 0 reports and hosts the endpoint; the others train quietly
         with open(os.devnull, "w") as quiet:
             try:
-                return worker_exit_code(run_headless(trainer, out=quiet), world.enabled)
+                return worker_exit_code(run_headless(trainer, out=quiet, requeue=False), world.enabled)  # rank 0 requeues
             finally:
                 release_startup_signals()
     if not world.enabled:
@@ -332,15 +358,58 @@ def _run_headless(config, preset: str | None, runs_dir: Path, resume: Path | Non
 
 def worker_exit_code(code: int, enabled: bool) -> int:
     """The exit code of a process of a torchrun group. An ``unsaved`` run (it trained to its end,
-    but a checkpoint was not written) exits 0 to a torchrun our launcher started: torchrun would
-    take any other code for a crashed worker (its error report, an elastic restart); the launcher
-    reads summary.json and exits EXIT_CODES['unsaved'] itself. A group started by hand keeps the code."""
+    but a checkpoint was not written) or a ``preempted`` one exits 0 to a torchrun our launcher
+    started: torchrun would take any other code for a crashed worker (its error report, an elastic
+    restart); the launcher reads summary.json and exits that status's EXIT_CODES entry itself. A
+    group started by hand keeps the code."""
     from tui_train.core.live.launch import RUN_DIR_ENV
     from tui_train.core.status import EXIT_CODES
 
-    if enabled and code == EXIT_CODES["unsaved"] and os.environ.get(RUN_DIR_ENV):
+    if enabled and code in (EXIT_CODES["unsaved"], EXIT_CODES["preempted"]) and os.environ.get(RUN_DIR_ENV):
         return 0
     return code
+
+
+def _preemption(signal_save: str | None, requeue: bool, run_name: str | None, resume: Path | None, from_: Path | None,
+                runs_dir: Path, headless: bool) -> tuple[Path | None, Path | None]:
+    """``--signal-save``, ``--no-requeue``, ``--run-name`` and ``--resume auto`` (core.run.slurm):
+    checked (bad input: one line, exit 2) and handed to every process of the run through the
+    environment. Returns (what to resume: ``resume`` as given, or the run ``auto`` found, or None;
+    the folder of a new named run, or None for ``<stamp>-<preset>``)."""
+    from tui_train.core.run import slurm
+
+    given = signal_save if signal_save is not None else os.environ.get(slurm.SIGNAL_ENV)
+    if given is not None:
+        try:
+            sig = slurm.parse_signal(given)
+        except ValueError as e:
+            raise fail(f"--signal-save {e}" if signal_save is not None else f"{slurm.SIGNAL_ENV}: {e}") from None
+        os.environ[slurm.SIGNAL_ENV] = sig.name.removeprefix("SIG") if sig is not None else "none"
+    if not requeue:
+        os.environ[slurm.REQUEUE_ENV] = "0"
+    slurm.catch_early(slurm.save_signal())  # while starting: the run stops as preempted once it has begun
+    why = slurm.check_run_name(run_name) if run_name is not None else ""
+    if why:
+        raise fail(f"--run-name {why}")
+    auto = resume is not None and str(resume) == "auto"
+    if run_name is not None and (from_ is not None or (resume is not None and not auto)):
+        raise fail("--run-name names a new run (and finds it again with --resume auto); it does not go with --from or "
+                   "--resume PATH")
+    if auto and from_ is not None:
+        raise fail("--from and --resume: a fork starts a new run, a resume continues one; give one of them")
+    if auto:
+        resume, new_dir, note = slurm.resume_auto(runs_dir, run_name)
+        say(note)
+    elif run_name is not None:
+        new_dir = runs_dir / run_name
+        if new_dir.exists():
+            raise fail(f"--run-name {run_name}: {new_dir} exists; continue it with --resume auto (or --resume {new_dir}), "
+                       f"or choose another name")
+    else:
+        new_dir = None
+    if new_dir is not None and not headless:
+        raise fail("--run-name: a new named run trains headless (add --headless); the TUI names its runs <stamp>-<preset>")
+    return resume, new_dir
 
 
 def _check_resume_preset(resume: Path, preset: str | None, dirs: list[Path]) -> None:
@@ -385,9 +454,10 @@ def _resume_note(resume: Path) -> str:
 
 
 def _run_group(preset: str, overrides: list[str], dirs: list[Path], presets_dir: Path | None, runs_dir: Path,
-               resume: Path | None, headless: bool, nproc: int, group: dict, on_hangup: str) -> int:
+               resume: Path | None, headless: bool, nproc: int, group: dict, on_hangup: str, new_dir: Path | None = None) -> int:
     """``run --nproc-per-node N``: the same run under torchrun, one worker per process. The preset
-    is checked here first (a bad one gets its one line before any process starts)."""
+    is checked here first (a bad one gets its one line before any process starts). ``new_dir``: a
+    new run's folder (--run-name)."""
     from tui_train.core.live import launch
     from tui_train.core.run.runlog import new_run_dir
 
@@ -409,25 +479,14 @@ def _run_group(preset: str, overrides: list[str], dirs: list[Path], presets_dir:
         worker += ["--resume", str(resume)]
     else:
         try:
-            run_dir = new_run_dir(runs_dir, config.name)
+            run_dir = new_run_dir(runs_dir, config.name) if new_dir is None else new_dir
+            run_dir.mkdir(parents=True, exist_ok=True)
         except OSError as e:
             raise fail(f"--runs-dir {runs_dir}: cannot create a run directory there ({e.strerror or e})") from None
     cmd = launch.torchrun_command(nproc, worker, group)
     restarts = int(group.get("max_restarts") or 0) if launch.is_single_node(group) else 0  # else torchrun's own
     if headless:
-        proc = launch.start_group(cmd, run_dir, detached=False, restarts=restarts)
-        launch.forward_signals(proc)
-        code = proc.wait()
-        try:
-            status = json.loads((run_dir / "summary.json").read_text(encoding="utf-8")).get("status", "failed")
-        except (OSError, ValueError):
-            status = "failed"
-        from tui_train.core.status import exit_code
-
-        if code != 0 and status == "failed":
-            say(f"tui-train: the run failed: {launch.failure_reason(run_dir)} (torchrun's report: {run_dir / 'launcher.log'})",
-                       err=True)
-        return exit_code(status)
+        return _wait_group(launch.start_group(cmd, run_dir, detached=False, restarts=restarts), run_dir)
     proc = launch.start_group(cmd, run_dir, detached=True, restarts=restarts)
     why = launch.wait_for_endpoint(proc, run_dir)
     if why:
@@ -435,6 +494,29 @@ def _run_group(preset: str, overrides: list[str], dirs: list[Path], presets_dir:
     from tui_train.core.live.remote import RemoteTrainer
     return _run_tui(config=None, preset=None, runs_dir=runs_dir, attach=run_dir, live=None, on_hangup=on_hangup,
                    attach_factory=lambda chosen: RemoteTrainer(attach=chosen))
+
+
+def _wait_group(proc, run_dir: Path) -> int:
+    """A headless launcher: hand signals on to the group while waiting for it
+    (core.live.launch.wait_forwarding), and exit with the run's final status's code (summary.json);
+    a preempted SLURM job is requeued here, once every rank has ended (the workers leave it to this
+    launcher)."""
+    from tui_train.core.live import launch
+    from tui_train.core.run import slurm
+    from tui_train.core.status import exit_code
+
+    code = launch.wait_forwarding(proc)
+    try:
+        status = json.loads((run_dir / "summary.json").read_text(encoding="utf-8")).get("status", "failed")
+    except (OSError, ValueError, AttributeError):
+        status = "failed"
+    if code != 0 and status == "failed":
+        say(f"tui-train: the run failed: {launch.failure_reason(run_dir)} (torchrun's report: {run_dir / 'launcher.log'})",
+                   err=True)
+    said = slurm.requeue() if status == "preempted" else ""
+    if said:
+        say(f"tui-train: {said}")
+    return exit_code(status)
 
 
 def _host_and_run(trainer) -> int:

@@ -25,6 +25,7 @@ STATUS_LABELS = {
     "unsaved": "NOT SAVED",
     "failed": "FAILED",
     "interrupted": "INTERRUPTED",
+    "preempted": "PREEMPTED",
 }
 """Engine status -> badge text."""
 

@@ -25,6 +25,8 @@ import sys
 import time
 from pathlib import Path
 
+from tui_train.core.run import slurm
+
 RESTART_ENV = "TUI_TRAIN_RESTART_COUNT"
 """How many times :func:`supervise` started a fresh torchrun for this run after a failed group
 (a worker adds it to torchrun's own TORCHELASTIC_RESTART_COUNT: :func:`core.train.distributed.from_env`)."""
@@ -105,8 +107,11 @@ def start_group(cmd: list[str], run_dir: Path, *, detached: bool, log_name: str 
     ``restarts`` > 0: the process started is :func:`supervise` (``python -m core.live.launch``), which
     runs ``cmd`` and starts it again, up to that many times, after a failed group."""
     env = {**os.environ, RUN_DIR_ENV: str(run_dir), "PYTHONUNBUFFERED": "1"}
+    if not detached:  # this launcher waits for the group: it requeues a preempted SLURM job, not rank 0
+        env[slurm.REQUEUE_ENV] = "0"
     if restarts > 0:
         cmd = [sys.executable, "-m", "tui_train.core.live.launch", "--restarts", str(restarts), "--", *cmd]
+    cmd = ignoring(slurm.save_signal(), cmd)
     log = open(run_dir / log_name, "ab")  # noqa: SIM115 - handed to the child, closed below
     try:
         if detached:
@@ -116,6 +121,20 @@ def start_group(cmd: list[str], run_dir: Path, *, detached: bool, log_name: str 
         return subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stderr=log, env=env, process_group=0)
     finally:
         log.close()
+
+
+IGNORE_AND_EXEC = "import os, signal, sys; signal.signal(int(sys.argv[1]), signal.SIG_IGN); os.execv(sys.argv[2], sys.argv[2:])"
+"""Ignore a signal, then become the command (same pid): an ignored signal stays ignored across exec."""
+
+
+def ignoring(save: signal.Signals | None, cmd: list[str]) -> list[str]:
+    """``cmd`` started with the save signal ignored: torchrun (and the supervisor) must not die of
+    it (SIGUSR1's default action ends a process) when a scheduler signals every process of the
+    job; the workers take it over (core.run.headless) and the launcher hands it to them itself
+    (:func:`signal_workers`). No ``preexec_fn``: a TUI that starts a group has threads."""
+    if save is None:
+        return cmd
+    return [sys.executable, "-I", "-c", IGNORE_AND_EXEC, str(int(save)), *cmd]
 
 
 def _status(run_dir: Path) -> str:
@@ -131,8 +150,8 @@ def _status(run_dir: Path) -> str:
 RESTARTABLE = ("failed", "")
 """Statuses a group that exited non-zero leaves when it failed (a rank died: rank 0 says
 ``failed``; rank 0 itself killed writes no summary). A run that ended on purpose (completed,
-stopped, early_stopped, interrupted) is never restarted, nor one refused at start (bad input:
-:func:`_started`)."""
+stopped, early_stopped, interrupted, preempted: its nodes are being taken back) is never
+restarted, nor one refused at start (bad input: :func:`_started`)."""
 
 
 def _started(run_dir: Path) -> bool:
@@ -277,15 +296,71 @@ def failure_reason(run_dir: Path, log_name: str = "launcher.log") -> str:
 
 def forward_signals(proc: subprocess.Popen, on_signal=None) -> None:
     """SIGINT/SIGTERM/SIGHUP to this launcher go to torchrun (which stops every rank at one step);
-    ``on_signal(signum)`` is told first."""
+    ``on_signal(signum)`` is told first. The run's save signal (core.run.slurm) goes to every worker
+    itself (:func:`signal_workers`: torchrun does not pass it on), which stop at one step as ``preempted``."""
+    save = slurm.save_signal()
+
     def forward(signum, frame):
         if on_signal is not None:
             on_signal(signum)
-        if proc.poll() is None:
+        if signum == save:
+            signal_workers(proc.pid, signum)
+        elif proc.poll() is None:
             proc.send_signal(signal.SIGTERM if signum == signal.SIGHUP else signum)
 
-    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
-        signal.signal(sig, forward)
+    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, save):
+        if sig is not None:
+            signal.signal(sig, forward)
+
+
+SAVE_AGAIN = 1.0
+"""Seconds between two hand-overs of the save signal to the workers (:func:`wait_forwarding`)."""
+
+
+def wait_forwarding(proc: subprocess.Popen) -> int:
+    """:func:`forward_signals`, then wait for the group and return its exit code. Once the save
+    signal came (also while this launcher was starting: core.run.slurm.ASKED), it is handed to the
+    workers again every :data:`SAVE_AGAIN` s until the group ends: a worker still starting may have
+    ignored it, and one that has it already takes no notice of another."""
+    asked = [slurm.save_signal()] if slurm.ASKED.is_set() else []
+    forward_signals(proc, on_signal=lambda signum: asked.append(signum) if signum == slurm.save_signal() else None)
+    while True:
+        try:
+            return proc.wait(timeout=SAVE_AGAIN)
+        except subprocess.TimeoutExpired:
+            if asked and asked[0] is not None:
+                signal_workers(proc.pid, asked[0])
+
+
+def signal_workers(root: int, signum: int) -> int:
+    """Send ``signum`` to the torchrun workers at or below process ``root`` (the children of each
+    ``python -m torch.distributed.run`` among ``root`` and its descendants: torchrun itself, or the
+    supervisor above it; never torchrun, nor a worker's own children such as DataLoader workers).
+    Returns how many were signalled."""
+    import psutil
+
+    try:
+        top = psutil.Process(root)
+        below = [top, *top.children(recursive=True)]
+    except psutil.Error:
+        return 0
+
+    def is_torchrun(p) -> bool:
+        try:
+            return p.cmdline()[1:3] == ["-m", "torch.distributed.run"]
+        except psutil.Error:
+            return False
+
+    agents = {p.pid for p in below if is_torchrun(p)}
+    sent = 0
+    for p in below:
+        try:
+            if p.ppid() in agents:
+                p.send_signal(signum)
+                sent += 1
+        except psutil.Error:
+            pass
+    return sent
 
 
 if __name__ == "__main__":

@@ -2,7 +2,9 @@
 
 Used by ``tui-train run --headless`` and whenever stdout is not a terminal. SIGINT (Ctrl+C),
 SIGTERM and SIGHUP stop the run cooperatively: the step finishes, a checkpoint is saved and the
-run ends as ``interrupted`` (a second Ctrl+C aborts at once).
+run ends as ``interrupted`` (a second Ctrl+C aborts at once). The run's save signal
+(``--signal-save``, SIGUSR1 inside a SLURM job: core.run.slurm) does the same but ends it
+``preempted``, and then requeues the SLURM job.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from typing import TextIO
 from tui_train.core import breakpoints, length
 from tui_train.core import events as E
 from tui_train.core.lr_find import lr_found
+from tui_train.core.run import slurm
 from tui_train.core.status import EXIT_CODES, exit_code, not_saved_text, status_after
 from tui_train.core.text import printable
 
@@ -25,6 +28,11 @@ STOP_DEADLINE = 4.5
 """Seconds a signalled run (headless, or a trainer process) has to save and end before its watchdog
 writes an ``interrupted`` summary and exits 130: the README promises an exit within 5 s, and the
 rest is for the exit itself (tests/e2e/test_headless_signals.py hangs a step to see it fire)."""
+
+PREEMPT_DEADLINE = 60.0
+"""Seconds a run stopped by its save signal has to save and end before the watchdog writes a
+``preempted`` summary and exits: the signal comes ahead of the end (``--signal=B:USR1@90`` warns
+90 s ahead), so a long step or a large checkpoint is given time."""
 
 
 def _num(v: float | None, fmt: str = ".4f") -> str:
@@ -146,8 +154,67 @@ class Printer:
             self.line(f"not saved: {not_saved_text(ev.summary['not_saved'], limit=10)}")
 
 
+class _Signals:
+    """What SIGINT, SIGTERM, SIGHUP and the save signal do to a headless run (:func:`run_headless`):
+    the first one stops it at the next step boundary (the save signal as ``preempted``, the others
+    as ``interrupted``) under a watchdog; a second Ctrl+C aborts at once."""
+
+    def __init__(self, trainer, printer: Printer, grace: float, save: signal.Signals | None, requeue: bool):
+        self.trainer, self.printer, self.grace, self.save, self.requeue = trainer, printer, grace, save, requeue
+        self.stop = slurm.Stop()
+        """The run's stop event (core.run.slurm.Stop: it knows whether the save signal set it)."""
+        self.done = threading.Event()
+        """Set once the trainer's run() has returned (the watchdog stands down)."""
+        self.previous: dict = {}
+
+    def install(self) -> None:
+        """Take the signals over (the main thread only: Python allows no other)."""
+        if threading.current_thread() is not threading.main_thread():
+            return
+        for sig in (signal.SIGINT, signal.SIGTERM, getattr(signal, "SIGHUP", None), self.save):
+            if sig is not None and sig not in self.previous:
+                self.previous[sig] = signal.signal(sig, self.on_signal)
+        if self.save is not None and slurm.ASKED.is_set():  # it came while starting: stop at the first boundary
+            self.on_signal(self.save, None)
+
+    def restore(self) -> None:
+        """Give the signals back."""
+        for sig, handler in self.previous.items():
+            signal.signal(sig, handler)
+
+    def on_signal(self, signum, frame) -> None:
+        stop, name = self.stop, signal.Signals(signum).name
+        if stop.is_set() and signum == signal.SIGINT:
+            self.trainer.emergency_summary("interrupted", "aborted by a second Ctrl+C")
+            self.printer.line("aborted")
+            os._exit(EXIT_CODES["interrupted"])
+        if stop.is_set():
+            return
+        if signum == self.save:
+            stop.preempt()
+            self.printer.line(f"{name}: preempted: stopping after this step, saving a checkpoint...")
+        else:
+            stop.set()
+            self.printer.line(f"{name}: stopping after this step, saving a checkpoint...")
+        status = "preempted" if stop.preempted else "interrupted"
+        threading.Thread(target=self.watchdog, args=(status,), name="tui-train-watchdog", daemon=True).start()
+
+    def watchdog(self, status: str) -> None:
+        """A step or a save that does not end must not keep a killed job alive: after the grace
+        (:data:`STOP_DEADLINE`; :data:`PREEMPT_DEADLINE` for the save signal, which comes ahead of
+        the end) write the summary and exit with the status's code (a preempted job is still requeued)."""
+        grace = self.grace if status == "interrupted" else max(self.grace, PREEMPT_DEADLINE)
+        if not self.done.wait(grace):
+            self.trainer.emergency_summary(status, "signal")
+            self.printer.line(f"the trainer did not stop within {grace:.1f}s; exiting (the newest checkpoint is kept)")
+            said = slurm.requeue() if status == "preempted" and self.requeue else ""
+            if said:
+                self.printer.line(said)
+            os._exit(EXIT_CODES[status])
+
+
 def run_headless(trainer, out: TextIO | None = None, install_signals: bool = True,
-                 grace: float = STOP_DEADLINE) -> int:
+                 grace: float = STOP_DEADLINE, requeue: bool = True) -> int:
     """Run ``trainer`` in this (the main) thread, print its events from a helper thread, return
     the exit code for its final status.
 
@@ -158,56 +225,38 @@ def run_headless(trainer, out: TextIO | None = None, install_signals: bool = Tru
 
     After SIGINT/SIGTERM/SIGHUP the trainer has ``grace`` seconds to save and finish; then a
     watchdog writes an ``interrupted`` summary and exits the process (130). A second Ctrl+C
-    aborts at once (checkpoints are atomic: the newest complete one stays loadable).
+    aborts at once (checkpoints are atomic: the newest complete one stays loadable). The save
+    signal (core.run.slurm.save_signal) ends the run ``preempted`` instead; then, with
+    ``requeue`` (rank 0), the SLURM job is requeued (core.run.slurm.requeue: one line).
     """
-    out = out or sys.stdout
-    printer = Printer(out)
+    printer = Printer(out or sys.stdout)
     events: queue.SimpleQueue = queue.SimpleQueue()
-    stop = threading.Event()
-    done = threading.Event()
+    signals = _Signals(trainer, printer, grace, slurm.save_signal() if install_signals else None, requeue)
     status = [""]  # the status its events report ("" until the first)
-    previous = {}
-
-    def handle(ev: E.Event) -> None:
-        printer(ev)  # Printer.line survives a closed terminal
-        status[0] = status_after(status[0], ev)
 
     def pump() -> None:
         while True:
             ev = events.get()
             if ev is None:
                 return
-            handle(ev)
+            printer(ev)  # Printer.line survives a closed terminal
+            status[0] = status_after(status[0], ev)
 
-    def watchdog() -> None:
-        if not done.wait(grace):  # a step or a save that does not end must not keep a killed job alive
-            trainer.emergency_summary("interrupted", "signal")
-            printer.line(f"the trainer did not stop within {grace:.1f}s; exiting (the newest checkpoint is kept)")
-            os._exit(EXIT_CODES["interrupted"])
-
-    def on_signal(signum, frame):
-        if stop.is_set() and signum == signal.SIGINT:
-            trainer.emergency_summary("interrupted", "aborted by a second Ctrl+C")
-            printer.line("aborted")
-            os._exit(EXIT_CODES["interrupted"])
-        if not stop.is_set():
-            stop.set()
-            threading.Thread(target=watchdog, name="tui-train-watchdog", daemon=True).start()
-            printer.line(f"{signal.Signals(signum).name}: stopping after this step, saving a checkpoint...")
-
-    if install_signals and threading.current_thread() is threading.main_thread():
-        for sig in (signal.SIGINT, signal.SIGTERM, getattr(signal, "SIGHUP", None)):
-            if sig is not None:
-                previous[sig] = signal.signal(sig, on_signal)
+    if install_signals:
+        signals.install()
     printer_thread = threading.Thread(target=pump, name="tui-train-printer", daemon=True)
     printer_thread.start()
     try:
-        trainer.run(stop_event=stop, sink=events.put)
+        trainer.run(stop_event=signals.stop, sink=events.put)
     finally:
-        done.set()
+        signals.done.set()
         events.put(None)
         printer_thread.join(timeout=10)
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
+        signals.restore()
     # a rank > 0 of a torchrun group reports no events: its trainer's own final status counts
-    return exit_code(status[0] if status[0] in E.FINAL_STATUSES else trainer.status)
+    final = status[0] if status[0] in E.FINAL_STATUSES else trainer.status
+    if final == "preempted" and requeue:
+        said = slurm.requeue()  # the checkpoint and summary.json are on disk: now the job may go
+        if said:
+            printer.line(said)
+    return exit_code(final)

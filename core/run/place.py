@@ -41,6 +41,9 @@ SLOT_CHECKPOINTS = ("best", "last", "periodic")
 once a later one is written (best.pt then holds the best, the newest periodic one is there). Every
 other failed save (manual, interrupt, early_stop, fork...) stays in summary.json's ``not_saved``."""
 
+END_CHECKPOINTS = {"early_stopped": "early_stop", "interrupted": "interrupt", "preempted": "preempt"}
+"""The checkpoint a run that ends with this status saves at its last step (besides ``last.pt``)."""
+
 CarryOut = Callable[[C.Command, control.Decision, str], "str | None"]
 """A client's effect of a decided command (save, validate, roll back...): returns the
 acknowledgement's detail (None: no acknowledgement, e.g. a save that failed and said why)."""
@@ -95,7 +98,8 @@ class RunPlace:
         """Where events go after the run log (the viewers; never blocks)."""
         self.stop = threading.Event()
         """A stop asked from outside the commands (a signal, the TUI's worker): the run ends
-        ``interrupted`` at the next step boundary."""
+        ``interrupted`` at the next step boundary (``preempted`` when it is a core.run.slurm.Stop
+        the save signal set: :meth:`end_asked`)."""
         self.stop_agreed = False
         """The stop as every rank saw it at the last boundary (one process: as :attr:`stop` then)."""
         self.interrupted = ""
@@ -246,9 +250,19 @@ class RunPlace:
                 while self.status == "paused" and not self.stop_agreed and not self.interrupted:
                     self._exchange(apply, wait=0.1)
         if self.stop_agreed or self.interrupted:
-            raise EndRun("interrupted", self.interrupted or "stop requested")
+            raise self.end_asked()
         if self.status == "stopping":
             raise EndRun("early_stopped", self.status_reason)
+
+    def end_asked(self, where: str = "") -> EndRun:
+        """How a stop asked from outside (or an Interrupt command) ends the run: ``preempted`` when
+        the save signal reached any rank (core.run.slurm.Stop), else ``interrupted``. Every rank
+        asks at the same boundary (on several it is one collective, so every rank ends alike)."""
+        mine = float(bool(getattr(self.stop, "preempted", False)) and self.stop.is_set())
+        asked = self.stop_agreed or self.sync.solo  # several ranks: only where all of them saw the stop
+        if asked and self.sync.all_sum([mine])[0] > 0:
+            return EndRun("preempted", "preempted: the save signal" + where)
+        return EndRun("interrupted", (self.interrupted or "stop requested") + where)
 
     def _exchange(self, apply: Callable[[C.Command, str], None], wait: float = 0.0) -> None:
         """One process: until the inbox is empty, so that what was queued while a command applied

@@ -44,7 +44,7 @@ from tui_train.core.early_stopping import EarlyStopping
 from tui_train.core.errors import first_line
 from tui_train.core.run import control, system
 from tui_train.core.run.breakpoint_watch import BreakpointWatch
-from tui_train.core.run.place import EndRun, NoLog, RunPlace
+from tui_train.core.run.place import END_CHECKPOINTS, EndRun, NoLog, RunPlace
 from tui_train.core.run.runlog import RunLog, summary
 from tui_train.core.schedule import Plateau, factor_at
 from tui_train.core.state import TrainingState
@@ -505,8 +505,8 @@ class Trainer:
             self._emit(E.ValidationMetrics(step=st.step, epoch=st.epoch, metrics=st.last_val))
             if p.watch.check({"val": st.last_val}, st.epoch, st.step):  # the run ends anyway: the summary says when
                 self._emit(E.RunNote(message=p.watch.note, step=st.step))
-        if status in ("early_stopped", "interrupted"):
-            self._checkpoint("early_stop" if status == "early_stopped" else "interrupt")
+        if status in END_CHECKPOINTS:  # early_stop, interrupt, preempt
+            self._checkpoint(END_CHECKPOINTS[status])
         if cfg.checkpoint.save_last and status != "failed":
             self._checkpoint("last")
         test: dict = {}

@@ -12,7 +12,7 @@ import torch
 
 from tui_train.core.config import RunConfig, from_dict, replace
 from tui_train.core.plugins import use_run_roots
-from tui_train.core.run.place import EndRun, RunPlace
+from tui_train.core.run.place import RunPlace
 from tui_train.core.train import checkpoint as ckpt
 from tui_train.core.train.distributed import World
 from tui_train.core.train.metrics import ClassificationAccumulator, MistakeCollector, RegressionAccumulator, confusion_event
@@ -102,7 +102,7 @@ class RunEvaluation:
 
     def __call__(self, split: str, interruptible: bool = True, between: Callable[[], None] | None = None) -> tuple[dict, list]:
         """(metrics, confusion) on 'val' or 'test'. ``interruptible``: a validation may end early
-        (raises core.run.place.EndRun 'interrupted'); ``between`` (one process only) is called
+        (raises core.run.place.EndRun: interrupted, or preempted); ``between`` (one process only) is called
         between batches."""
         place, rt, cfg = self.place, self.rt, self.config
         # several ranks evaluate their shards to the end and sum (a rank leaving early would hang the others)
@@ -119,7 +119,7 @@ class RunEvaluation:
                                           world=None if solo else self.world, mistakes=mistakes,
                                           between=between if solo else None)
         except Interrupted:
-            raise EndRun("interrupted", "stop requested during validation") from None
+            raise place.end_asked(" during validation") from None  # interrupted, or preempted by the save signal
         if mistakes is not None and confusion:
             st = place.state
             place.emit(confusion_event(st.step, st.epoch, confusion, data.class_names, mistakes.payload()))

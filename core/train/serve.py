@@ -4,7 +4,8 @@
 hang-up of the terminal does not reach it (it leaves the terminal's session), and it trains on
 until the run ends, a viewer sends ``Interrupt``/``Stop``, or it gets SIGTERM/SIGHUP itself (then it saves and ends as
 ``interrupted`` within 5 s, as a headless run does: it *is* a headless run, printing its lines
-to ``<run_dir>/trainer.log``).
+to ``<run_dir>/trainer.log``), or its save signal (``--signal-save``: then ``preempted``, and a
+SLURM job is requeued; core.run.slurm).
 
 Start-up handshake: the spawner writes a JSON spec to the child's stdin; the child answers with
 one JSON line on stdout, ``{"ready": true, "socket", "run_dir", "pid"}`` once the run directory
@@ -27,6 +28,7 @@ from tui_train.core import events as E
 from tui_train.core.config import ConfigError, from_dict
 from tui_train.core.errors import StartInterrupted, catch_startup_signals, one_line, release_startup_signals
 from tui_train.core.heap import settle_heap
+from tui_train.core.run import slurm
 from tui_train.core.run.endpoint import Endpoint, EndpointError
 from tui_train.core.run.headless import run_headless
 from tui_train.core.run.notify import notifying
@@ -75,6 +77,9 @@ def run_hosted(trainer, on_hosted: Callable[[Endpoint], None], *,
                 without_endpoint(e)
             else:
                 on_hosted(endpoint)
+            why = slurm.remember(trainer.run_dir)  # a SLURM job: --resume auto finds the run by its id
+            if why:
+                sys.stderr.write(f"tui-train: warning: {why}\n")
             # after the endpoint: its viewers get each event before a notification is waited for (the run's end)
             stack.enter_context(notifying(trainer.run_log, trainer.report))
             return run_headless(trainer)  # its own handlers stop a run that has begun
@@ -111,6 +116,7 @@ def _to_log(run_dir: Path) -> None:
 def main() -> None:
     """The trainer process (see the module docstring); exits with the headless exit codes."""
     catch_startup_signals()  # a SIGTERM while starting: one line and exit 130, nothing half-made
+    slurm.catch_early(slurm.save_signal())  # the save signal (the spawner's environment says which): kept for the run
     try:
         spec = json.loads(sys.stdin.readline())
         config = from_dict(spec["config"], "trainer spec")

@@ -15,7 +15,8 @@ from tui_train.tui.app import build_app
 
 def test_every_final_status_has_an_exit_code():
     assert set(EXIT_CODES) == set(E.FINAL_STATUSES)
-    assert EXIT_CODES == {"completed": 0, "early_stopped": 0, "stopped": 0, "unsaved": 3, "failed": 1, "interrupted": 130}
+    assert EXIT_CODES == {"completed": 0, "early_stopped": 0, "stopped": 0, "unsaved": 3, "failed": 1, "interrupted": 130,
+                          "preempted": 75}
 
 
 @pytest.mark.parametrize("status", E.FINAL_STATUSES)

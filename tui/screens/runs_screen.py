@@ -75,7 +75,7 @@ LIVE_MARK = "● "
 """Before the status of a live run (attachable)."""
 
 STATUS_STYLES = {"running": "bold green", "paused": "bold yellow", "failed": "red", "unsaved": "bold red",
-                 "unfinished": "yellow", "interrupted": "dim", "stopped": "dim"}
+                 "unfinished": "yellow", "interrupted": "dim", "stopped": "dim", "preempted": "yellow"}
 """Status -> style of its cell (a second channel only: the text says the status)."""
 
 BEST_NAMES = {"val_loss": "loss", "val_accuracy": "acc", "val_f1": "f1", "val_mae": "mae", "val_r2": "R²", "val_mse": "mse"}
