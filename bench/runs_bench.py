@@ -6,6 +6,7 @@ overlaid, one frame (goal <= 15 ms)."""
 from __future__ import annotations
 
 import json
+import re
 import statistics
 import subprocess
 import time
@@ -130,7 +131,7 @@ def open_finished_run(size: str, work: Path) -> dict:
             while time.perf_counter() - t0 < 60:
                 last = pane.screen()
                 # its row (the folder name is in the last column, past the 120 columns of the pane)
-                if any("completed" in line and " long " in line for line in last.splitlines()) and "1 runs" in last:
+                if any("completed" in line and " long " in line for line in last.splitlines()) and re.search(r"\b1 runs? ", last):
                     listed.append(time.perf_counter() - t0)
                     break
                 time.sleep(0.01)
