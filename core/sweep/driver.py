@@ -42,6 +42,9 @@ from tui_train.core.run.endpoint import Connection, EndpointError, probe
 from tui_train.core.sweep import record as R
 from tui_train.core.sweep.space import Choice, Range, Space
 
+RESUMABLE = ("queued", "interrupted", "preempted")
+"""Trials the driver (re)starts: planned ones, and stopped ones with a checkpoint (resumed in their run directory)."""
+
 POLL = 0.5
 """Seconds between two looks at the running trials' files."""
 
@@ -148,7 +151,7 @@ class SweepDriver:
         Optuna a new one asked of the study while the plan has room."""
         rec = self.record
         for t in rec.trials:
-            if t.status in ("queued", "interrupted") and t.number not in self._live and t.number not in self._starting:
+            if t.status in RESUMABLE and t.number not in self._live and t.number not in self._starting:
                 return t
         if rec.method != "optuna" or len(rec.trials) >= rec.trials_planned or self._study_full():
             return None
@@ -164,7 +167,7 @@ class SweepDriver:
         """Start a trial's trainer process: its config checked here, the process started by a
         thread of its own (a start takes seconds: Python, torch, the data; several start at once)."""
         rec = self.record
-        resume = trial.run_dir if trial.status == "interrupted" and trial.run_dir and _has_checkpoint(trial.run_dir) else None
+        resume = trial.run_dir if trial.status in RESUMABLE and trial.run_dir and _has_checkpoint(trial.run_dir) else None
         overrides = list(rec.overrides) + trial.overrides()
         if rec.parallel > 1 and not any(o.startswith("train.num_threads=") for o in overrides):
             overrides.append(f"train.num_threads={max(1, self.cores // rec.parallel)}")  # the cores split between trials

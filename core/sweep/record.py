@@ -27,12 +27,13 @@ from tui_train.core.rundir.runs import read_trial_mark as read_trial_mark
 SWEEP_FILE = "sweep.json"
 """The sweep's record in its folder."""
 
-TRIAL_STATUSES = ("queued", "running", "completed", "early_stopped", "pruned", "stopped", "interrupted", "failed", "unsaved")
+TRIAL_STATUSES = ("queued", "running", "completed", "early_stopped", "pruned", "stopped", "interrupted", "preempted", "failed",
+                  "unsaved")
 """A trial's status in the record: a run's final status, or queued/running/pruned (stopped by the
 pruning rule or by hand from the Sweep screen)."""
 
 DONE = ("completed", "early_stopped", "pruned", "stopped", "failed", "unsaved")
-"""Statuses a resumed sweep does not run again (an interrupted trial is resumed from its checkpoint)."""
+"""Statuses a resumed sweep does not run again (an interrupted or preempted trial is resumed from its checkpoint)."""
 
 
 @dataclass
