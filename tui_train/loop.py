@@ -39,13 +39,13 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from tui_train.core import commands as C
+from tui_train._loop_files import FORMAT, Output, config_toml, device_of, load_into, write_json
+from tui_train._loop_steering import LIVE_KEYS, Steering
 from tui_train.core import events as E
 from tui_train.core.errors import ConfigError, first_line
 from tui_train.core.protocol import MAX_ARG_CHARS, MAX_SCALARS
-from tui_train.core.run import control
-from tui_train.core.run.announce import ANNOUNCE_ENV, OUTPUT_ENV, OUTPUT_LINES_PER_S
-from tui_train.core.run.checkpoints import newest, run_dir_of
+from tui_train.core.run.announce import ANNOUNCE_ENV, OUTPUT_ENV
+from tui_train.core.run.checkpoints import run_dir_of
 from tui_train.core.run.endpoint import Endpoint, EndpointError
 from tui_train.core.run.headless import STOP_DEADLINE
 from tui_train.core.run.notify import Notifier, check_urls, from_env, merged
@@ -56,14 +56,9 @@ from tui_train.core.run.system import INTERVAL
 from tui_train.core.state import TrainingState
 from tui_train.core.status import EXIT_CODES
 
-FORMAT = "tui_train.loop/1"
-"""The ``format`` key of a checkpoint written by :meth:`Run.save` (not the built-in loop's format)."""
-
 TRAIN_KEYS = {"loss": "loss", "accuracy": "accuracy", "acc": "accuracy"}
 """Keys of :meth:`Run.log` that feed the standard train plots (``acc`` is ``accuracy``)."""
 
-LIVE_KEYS = ("lr", "momentum", "weight_decay")
-"""What a viewer may change live in a loop that gave its optimizer."""
 
 
 def init(name: str = "run", *, config: Mapping[str, Any] | None = None, model: Any = None, optimizer: Any = None,
@@ -127,6 +122,7 @@ class Run:
         self.place = RunPlace()
         """The run layer (core.run.place): record, status, inbox, checkpoints on request."""
         self.place.summarize = self._summary
+        self._steering = Steering(self)
         self.finished = False
         """:meth:`finish` has run."""
         self._end: tuple[str, str] | None = None  # (status, reason) once a viewer or a signal decided the run ends
@@ -146,7 +142,7 @@ class Run:
         self._endpoint: Endpoint | None = None
         self._previous: dict = {}
         self._sampling = None
-        self._output: _Output | None = None
+        self._output: Output | None = None
         self._notifier: Notifier | None = None
         self._start(resume, runs_dir, endpoint, signals, system_interval, urls)
 
@@ -164,7 +160,7 @@ class Run:
                 created = place.make_dir(runs_dir, self.name)
             else:
                 place.run_dir = run_dir_of(payload["_file"])
-            place.open(_toml(self.config), created=created)
+            place.open(config_toml(self.config), created=created)
         except ConfigError as e:
             raise ValueError(f"tui_train.init: {e}") from None
         if endpoint:
@@ -172,9 +168,9 @@ class Run:
         self._notifier = attach_notifier(place.log, place.emit, urls)  # after the endpoint: viewers hear the end first
         self._install(signals)
         place.emit(self._run_started())  # first in the record: a viewer's history starts with it
-        self._output = _Output.start(self) if os.environ.get(OUTPUT_ENV) else None
+        self._output = Output.start(self) if os.environ.get(OUTPUT_ENV) else None
         place.set_status("running", "resumed" if payload is not None else "started", "start")
-        self._sampling = place.sampling(_device(self.model), interval)
+        self._sampling = place.sampling(device_of(self.model), interval)
         self._sampling.__enter__()
         atexit.register(self._at_exit)
 
@@ -190,7 +186,7 @@ class Run:
         self._endpoint = ep
         announce = os.environ.get(ANNOUNCE_ENV)
         if announce:
-            _write_json(Path(announce), {"socket": str(ep.path), "run_dir": str(place.run_dir.resolve()), "pid": os.getpid()})
+            write_json(Path(announce), {"socket": str(ep.path), "run_dir": str(place.run_dir.resolve()), "pid": os.getpid()})
 
     def _install(self, signals: bool) -> None:
         """SIGTERM and SIGHUP end the run at the next :meth:`log` (saved, ``interrupted``), where
@@ -269,7 +265,7 @@ class Run:
         if self._end is not None:
             return self._leave_if_signalled()
         try:
-            self.place.boundary(self._apply)
+            self.place.boundary(self._steering.apply)
         except EndRun as end:
             self._end = (end.status, end.reason)
             self.should_stop = True
@@ -325,74 +321,6 @@ class Run:
                                        seconds=now - self._t_epoch, is_best=is_best, patience_left=None))
         self._t_epoch = now
 
-    # ------------------------------------------------------------------ commands
-
-    def _apply(self, cmd: C.Command, origin: str) -> None:
-        """Decide and carry out one command (core.run.place.RunPlace.apply). The base LR is read
-        from the loop first (the scheduler's first base, else the first group's LR: the loop or its
-        scheduler may have moved it); a new one scales every group's LR and every scheduler base alike."""
-        st = self.place.state
-        if self.optimizer is not None:
-            bases = getattr(self.scheduler, "base_lrs", None)
-            st.base_lr = float(bases[0]) if bases else self._lr()
-        before = st.base_lr
-        self.place.apply(cmd, origin, group=self._group(), optimizer=self.optimizer, carry_out=self._carry_out,
-                         refuse=self._refuse)
-        after = self.place.state.base_lr
-        if after != before and before > 0:  # every group and the scheduler's bases scale alike
-            ratio = after / before
-            for g in self.optimizer.param_groups:
-                g["lr"] = g["lr"] * ratio
-                if "initial_lr" in g:  # what a scheduler made later from this optimizer starts from
-                    g["initial_lr"] = g["initial_lr"] * ratio
-            if getattr(self.scheduler, "base_lrs", None):
-                self.scheduler.base_lrs = [b * ratio for b in self.scheduler.base_lrs]
-
-    def _refuse(self, cmd: C.Command) -> str:
-        """Why this loop cannot honour ``cmd`` ('' when it can)."""
-        if isinstance(cmd, C.SetLearningRate | C.ScaleLearningRate) or (
-                isinstance(cmd, C.SetHyperparameter) and cmd.key in LIVE_KEYS):
-            if self.optimizer is None:
-                return "no optimizer was given to tui_train.init: the loop's values cannot be changed"
-            if isinstance(cmd, C.SetHyperparameter) and cmd.key != "lr" and cmd.key not in self._group():
-                return f"the optimizer ({type(self.optimizer).__name__}) has no {cmd.key}"
-            if self._group().get("lr", 0.0) <= 0:
-                return "the optimizer's learning rate is not a positive number"
-            return ""
-        if isinstance(cmd, C.SetHyperparameter):
-            return f"{cmd.key} is your loop's own: only lr, momentum and weight_decay change live here"
-        if isinstance(cmd, C.Rollback):
-            return "your loop keeps no last good weights (the built-in loop does)"
-        if isinstance(cmd, C.FindLearningRate):
-            return "the LR range test needs the built-in loop (tui-train lr-find PRESET)"
-        if isinstance(cmd, C.SetRunLength):
-            return "your loop owns its length: change its epochs or steps in your code"
-        if isinstance(cmd, C.AddBreakpoint):
-            return "breakpoints need the built-in loop (your loop can pause itself: run.log blocks while paused)"
-        if isinstance(cmd, C.SaveCheckpoint) and self.model is None and self.save_hook is None:
-            return "no model was given to tui_train.init: nothing to save"
-        return ""
-
-    def _carry_out(self, cmd: C.Command, d: control.Decision, origin: str) -> str | None:
-        if d.effect == "save" and self.save_hook is not None:
-            reason = getattr(cmd, "reason", "") or "manual"
-            try:
-                return str(self.save_hook(reason))
-            except Exception as e:  # noqa: BLE001 - the loop's save failed: said, listed as not saved, answered
-                self.place.not_written(reason, first_line(e, typed=True))
-                self.place.reject(cmd, f"checkpoint not saved: {self.place.save_error}", origin)
-                return None
-        if d.effect == "save":
-            path = self.save(getattr(cmd, "reason", "") or "manual")
-            if path is None:
-                self.place.reject(cmd, f"checkpoint not saved: {self.place.save_error}", origin)
-                return None
-            return f"saved {path}"
-        if d.effect == "validate":
-            self.should_validate = True
-            return "validation asked: the loop runs it when it reads run.should_validate"
-        return d.applied
-
     # ------------------------------------------------------------------ checkpoints
 
     def save(self, reason: str = "manual") -> Path | None:
@@ -416,31 +344,10 @@ class Run:
         return self.place.save(reason, writer)
 
     def _load(self, resume: Path) -> dict:
-        """The newest checkpoint of ``resume`` (a run directory or a checkpoint) into the given
-        model, optimizer and scheduler; the position, live values and :attr:`state` with it."""
-        import torch
-
-        file = resume
-        if resume.is_dir():
-            folder = resume / "checkpoints" if (resume / "checkpoints").is_dir() else resume
-            file = newest(folder)
-            if file is None:
-                raise ValueError(f"tui_train.init(resume={str(resume)!r}): no checkpoint in {folder}")
-        try:
-            payload = torch.load(file, map_location="cpu", weights_only=False)
-        except Exception as e:  # noqa: BLE001 - any file torch cannot read (unpickling, truncation, I/O) is bad input
-            raise ValueError(f"tui_train.init(resume={str(resume)!r}): cannot read {file}: {first_line(e)}") from None
-        if not isinstance(payload, dict) or payload.get("format") != FORMAT:
-            raise ValueError(f"tui_train.init(resume={str(resume)!r}): {file} is not a checkpoint of tui_train.init "
-                             "(a built-in run resumes with tui-train resume)")
-        for obj, key in ((self.model, "model"), (self.optimizer, "optimizer"), (self.scheduler, "scheduler")):
-            if obj is not None and payload.get(key) is not None:
-                obj.load_state_dict(payload[key])
-        self.place.state.load_state_dict(payload["training"])
-        self.state = dict(payload.get("user_state") or {})
+        """The newest checkpoint of ``resume`` into the given objects (:func:`tui_train._loop_files.load_into`)."""
+        payload = load_into(self, resume)
         self._best, self._best_epoch = (payload.get("best") or [None, None])[:2]
         self._wall_before = float(payload.get("wall_seconds") or 0.0)
-        payload["_file"] = file
         return payload
 
     # ------------------------------------------------------------------ the end
@@ -587,7 +494,7 @@ class Run:
         st, c = self.place.state, self.config
         epochs = c.get("epochs") if isinstance(c.get("epochs"), int) else 0
         params = sum(p.numel() for p in self.model.parameters()) if self.model is not None else 0
-        return E.RunStarted(run_dir=str(self.run_dir.resolve()), preset=self.name, device=_device(self.model), task=self.task,
+        return E.RunStarted(run_dir=str(self.run_dir.resolve()), preset=self.name, device=device_of(self.model), task=self.task,
                             epochs=epochs, steps_per_epoch=0, total_steps=self._planned_steps(), train_size=0, val_size=0,
                             test_size=0, num_params=params, model=type(self.model).__name__ if self.model is not None else "",
                             hyperparameters=self._hyperparameters(),
@@ -598,7 +505,7 @@ class Run:
         st = self.place.state
         train_seconds = self._wall()
         return {"status": status, "reason": reason, "not_saved": self.place.not_saved(), "preset": self.name,
-                "run_dir": str(self.run_dir.resolve()), "device": _device(self.model), "task": self.task, "loop": "user",
+                "run_dir": str(self.run_dir.resolve()), "device": device_of(self.model), "task": self.task, "loop": "user",
                 "epochs_completed": st.epoch, "epochs_planned": self.config.get("epochs"), "steps": st.step,
                 "best": {"metric": "val_loss", "value": self._best, "epoch": self._best_epoch},
                 "val": st.last_val, "test": None, "wall_seconds": self._wall(), "train_seconds": train_seconds,
@@ -632,153 +539,3 @@ def _number(k: Any, v: Any) -> float:
     if isinstance(v, bool) or not isinstance(v, numbers.Real):
         raise TypeError(f"run.log: {k!r} must be a number, got {type(v).__name__}")
     return float(v)
-
-
-def _device(model: Any) -> str:
-    try:
-        return str(next(model.parameters()).device)
-    except (AttributeError, StopIteration, TypeError):
-        return "cpu"
-
-
-def _toml(config: Mapping[str, Any], prefix: str = "") -> str:
-    """``config`` as TOML: scalars and lists of scalars as values, mappings as tables; anything
-    else as its repr in a string (recorded, never refused)."""
-    lines, tables = [], []
-    for k, v in config.items():
-        key = _key(str(k))
-        if isinstance(v, Mapping):
-            tables.append((f"{prefix}{key}", v))
-        else:
-            lines.append(f"{key} = {_value(v)}")
-    out = "\n".join(lines) + ("\n" if lines else "")
-    for name, table in tables:
-        out += f"\n[{name}]\n" + _toml(table, f"{name}.")
-    return out
-
-
-def _key(k: str) -> str:
-    return k if k and all(c.isalnum() or c in "-_" for c in k) else '"' + k.replace("\\", "\\\\").replace('"', '\\"') + '"'
-
-
-def _value(v: Any) -> str:
-    if isinstance(v, bool):
-        return "true" if v else "false"
-    if isinstance(v, int):
-        return str(v)
-    if isinstance(v, float):
-        return repr(v) if math.isfinite(v) else ("nan" if math.isnan(v) else ("inf" if v > 0 else "-inf"))
-    if isinstance(v, list | tuple):
-        return "[" + ", ".join(_value(x) for x in v) + "]"
-    s = v if isinstance(v, str) else repr(v)
-    return '"' + "".join(_char(c) for c in s) + '"'
-
-
-def _char(c: str) -> str:
-    if c in '"\\':
-        return "\\" + c
-    return f"\\u{ord(c):04x}" if ord(c) < 0x20 or ord(c) == 0x7F else c
-
-
-def _write_json(path: Path, value: dict) -> None:
-    import json
-
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(value), encoding="utf-8")
-    os.replace(tmp, path)
-
-
-class _Output:
-    """Under ``tui-train watch``: a daemon thread follows the file the script's stdout and stderr go
-    to (:data:`OUTPUT_ENV`; lines printed before :func:`init` too) and appends every byte to
-    ``<run_dir>/output.log``; while the run lasts, up to :data:`OUTPUT_LINES_PER_S` lines a second
-    also become RunNote events (``output: ...``). After :meth:`Run.finish` it goes on copying into
-    output.log until the script exits (a last copy at exit), so what a script prints after its run
-    (a final test score) is kept even when the watcher detached long ago. The script writes to a
-    file, never to a pipe of the watcher, so a watcher that detaches or dies never blocks nor kills it."""
-
-    def __init__(self, run: Run, source: Path):
-        self.run, self.source = run, source
-        self._events = True
-        self._lock = threading.Lock()
-        self._pending, self._window, self._shown, self._left_out = b"", time.monotonic(), 0, 0
-        self._src = self._dst = None
-        self.copied = 0
-        """Bytes of the script's output copied so far (summary.json's ``output_bytes``: what was
-        printed before the run ended; the watcher shows what came after)."""
-        self._thread = threading.Thread(target=self._follow, name="tui-train-output", daemon=True)
-
-    @classmethod
-    def start(cls, run: Run) -> _Output:
-        out = cls(run, Path(os.environ[OUTPUT_ENV]))
-        place = run.place
-        try:
-            out._src = open(out.source, "rb")  # noqa: SIM115 - held for the process's life
-            out._dst = open(place.run_dir / "output.log", "ab")  # noqa: SIM115
-        except OSError as e:
-            place.emit(E.RunWarning(message=f"script output not recorded: {first_line(e, typed=True)}", step=place.state.step))
-            return out
-        out._thread.start()
-        atexit.register(out._at_exit)
-        return out
-
-    def stop(self) -> None:
-        """The run ends: what was printed so far becomes events (a last line without its newline
-        too); from now on output.log only."""
-        _flush_streams()
-        self._copy()
-        with self._lock:
-            if self._pending:
-                self._say(self._pending)
-                self._pending = b""
-            self._events = False
-
-    def _at_exit(self) -> None:
-        _flush_streams()
-        self._copy()
-
-    def _follow(self) -> None:
-        while True:
-            if not self._copy():
-                time.sleep(0.1)
-
-    def _copy(self) -> bool:
-        """Copy what is new; True when there was something."""
-        if self._src is None:
-            return False
-        with self._lock:
-            try:
-                chunk = self._src.read(65536)
-                if not chunk:
-                    return False
-                self._dst.write(chunk)
-                self._dst.flush()
-                self.copied += len(chunk)
-            except (OSError, ValueError):  # closed at exit, or the disk is full: the script goes on
-                return False
-            if self._events:
-                *lines, self._pending = (self._pending + chunk).split(b"\n")
-                for line in lines:
-                    self._say(line)
-            return True
-
-    def _say(self, line: bytes) -> None:
-        place = self.run.place
-        if time.monotonic() - self._window >= 1.0:
-            if self._left_out:
-                place.emit(E.RunNote(message=f"output: {self._left_out} line(s) left out of the event log "
-                                             "(all are in output.log)", step=place.state.step))
-            self._window, self._shown, self._left_out = time.monotonic(), 0, 0
-        if self._shown < OUTPUT_LINES_PER_S:
-            self._shown += 1
-            place.emit(E.RunNote(message="output: " + line.decode("utf-8", "replace").rstrip("\r")[:500], step=place.state.step))
-        else:
-            self._left_out += 1
-
-
-def _flush_streams() -> None:
-    for stream in (sys.stdout, sys.stderr):
-        try:
-            stream.flush()
-        except (OSError, ValueError, AttributeError):
-            pass
