@@ -223,7 +223,8 @@ class Trainer:
         good = LastGood()
         self._p = _Prepared(rt=rt, plateau=plateau, early=early, clock=clock, good=good, totals=totals,
                             interval=Interval(rt.task == "classification"), log=place.log, ckpt_dir=place.ckpt_dir, last_lr=0.0,
-                            watch=TargetWatch(rt.target, place.sync, clock, self._wall.seconds),
+                            watch=TargetWatch(rt.target, place.sync, clock, self._wall.seconds,
+                                              saved=resume.payload if resume is not None and not resume.fork else None),
                             evaluation=RunEvaluation(place, rt, cfg, world, run=evaluate),  # this module's: test_options_effect scripts it
                             effects=Effects(place, rt, cfg, good, clock, checkpoint=self._checkpoint, evaluate=self._evaluate,
                                             set_config=lambda c: setattr(self, "config", c)),  # a new length (SetRunLength)
@@ -485,7 +486,7 @@ class Trainer:
         """The checkpoint of this moment: every concern's state under the format's keys (and, for
         several ranks, the world size and every rank's RNG states)."""
         st, p = self.state, self.p
-        training = {**st.state_dict(), **p.early.state_dict(), "plateau": p.plateau.state_dict(),
+        training = {**st.state_dict(), **p.early.state_dict(), **p.watch.state_dict(), "plateau": p.plateau.state_dict(),
                     "world_size": self.world.world_size, **({"rank_rng": rank_rngs} if rank_rngs else {}),
                     "train_seconds": p.clock.total, "wall_seconds": self._wall.seconds(), "train_samples": st.train_samples + p.interval.n,
                     "epoch_acc": [0.0, 0.0, 0] if st.batch == 0 else p.totals.with_pending(p.interval, p.rt.device)}

@@ -11,8 +11,10 @@ Several ranks: the metrics are the run's sums on every rank, and rank 0's verdic
 rank takes (one small all-reduce per check, through the sync strategy), so that every rank ends at
 the same epoch.
 
-No ``state_dict()``: the checkpoint holds nothing of it (the run ends where the target is reached,
-and a resumed run checks its target afresh), and the checkpoint format stays as it is.
+Its :meth:`state_dict` (``target_hit``) goes into checkpoints: a resumed run keeps when it reached
+its target (summary.json's time_to_target stays true, and the target does not end the run a
+second time); a fork starts without it (it is a run of its own). A checkpoint without the key (an
+older one) means not reached.
 """
 
 from __future__ import annotations
@@ -27,7 +29,8 @@ from tui_train.core.train.meters import Stopwatch
 class TargetWatch:
     """``train.target`` and when the run reached it (see the module docstring)."""
 
-    def __init__(self, target: Target | None, sync: Sync, clock: Stopwatch, wall: Callable[[], float]):
+    def __init__(self, target: Target | None, sync: Sync, clock: Stopwatch, wall: Callable[[], float],
+                 saved: dict | None = None):
         self.target = target
         """train.target, parsed (None: the run has no target)."""
         self.sync = sync
@@ -39,6 +42,17 @@ class TargetWatch:
         self.hit: dict | None = None
         """When the target was reached: value, step, epoch, train_seconds, wall_seconds and the note
         (None: not reached, or no target)."""
+        if saved is not None:
+            self.load_state_dict(saved)
+
+    def state_dict(self) -> dict:
+        """``{"target_hit": ...}``, under the checkpoint's training keys."""
+        return {"target_hit": dict(self.hit) if self.hit else None}
+
+    def load_state_dict(self, saved: dict) -> None:
+        """From :meth:`state_dict` or a checkpoint payload (no key: not reached)."""
+        hit = saved.get("target_hit")
+        self.hit = dict(hit) if isinstance(hit, dict) and "note" in hit else None
 
     @property
     def note(self) -> str:

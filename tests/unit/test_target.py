@@ -193,3 +193,25 @@ def test_time_and_wall_to_target_go_on_across_a_resume(tmp_path):
     assert resumed.run_dir == first.run_dir and s["reason"].startswith("target reached") and s["target"]["epoch"] == 1
     assert s["time_to_target"] > before["train_seconds"] and s["wall_to_target"] > before["wall_seconds"]
     assert s["wall_seconds"] >= s["wall_to_target"]
+
+
+def test_a_resumed_run_keeps_when_it_reached_its_target_and_a_fork_does_not(tmp_path):
+    """The target's hit is in the checkpoint (TargetWatch.state_dict): resumed with more epochs, the
+    run trains on (the target does not end it a second time) and its summary keeps the time to
+    target; a fork is a run of its own and starts without it."""
+    first = Trainer(from_dict(tiny("val_accuracy >= 0.6")), runs_dir=tmp_path)
+    run_to_end(first)
+    s = summary_of(first)
+    done = s["epochs_completed"]
+    assert s["target"]["reached"] and done < 30
+    again = Trainer(from_dict(tiny("val_accuracy >= 0.6")), runs_dir=tmp_path, resume=first.run_dir,
+                    resume_overrides=[f"train.epochs={done + 2}"])
+    run_to_end(again)
+    r = summary_of(again)
+    assert (r["status"], r["reason"], r["epochs_completed"]) == ("completed", "all epochs done", done + 2)
+    assert r["time_to_target"] == s["time_to_target"] and r["target"]["epoch"] == s["target"]["epoch"]
+    fork = Trainer(from_dict(tiny("val_accuracy >= 0.6")), runs_dir=tmp_path / "forks", resume=first.run_dir, fork=True,
+                   fork_config=True)  # 30 epochs: it trains on from the checkpoint
+    run_to_end(fork)
+    f = summary_of(fork)
+    assert f["target"]["reached"] and f["target"]["step"] > s["target"]["step"]  # reached again, in the fork's own time
