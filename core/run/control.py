@@ -3,9 +3,11 @@
 :func:`decide` looks at the command, the run's status, the training state and the optimizer's
 current values, changes nothing, and returns a :class:`Decision`: the state changes, the status
 to announce, the optimizer values to write, an effect the engine must carry out (save, validate,
-roll back) and the acknowledgement. The engine applies decisions in ``Trainer._apply``; that is
-the one place where every command passes, and where a distributed run makes every rank apply
-the same commands at the same step. Limits of live values come from :mod:`core.limits`.
+roll back) and the acknowledgement. The run layer applies decisions in
+:meth:`tui_train.core.run.place.RunPlace.apply`, for any loop (the built-in one carries out the
+effects in core.train.effects, a user's in tui_train._loop_steering); that is the one place where
+every command passes, and where a distributed run makes every rank apply the same commands at the
+same step. Limits of live values come from :mod:`core.limits`.
 """
 
 from __future__ import annotations
