@@ -16,14 +16,16 @@ has ended (a hang-up: :mod:`tui.hangup`). The in-thread trainer (``TUI_TRAIN_IN_
 is not detachable: quitting sets its stop event, which saves and ends the run, as before.
 ``attach`` opens the dashboard on a run already training, ``live`` on a picker of such runs,
 ``runs_screen`` on the Runs screen (every run, past and live: a finished one is replayed from its
-files on a dashboard of its own, ``replay_run``).
+files on a dashboard of its own). Making a run the current one (started, attached to, replayed,
+forked) is a :class:`tui.run_starter.RunStarter`'s (``TrainApp.starter``); the app routes the messages.
 
 ``sweep`` (``tui-train sweep`` on a terminal, :func:`run_sweep_tui`) opens on the Sweep screen of a
 sweep this app drives: a :class:`tui.sweep_session.SweepSession`, its driver in a daemon thread
 (the trials are processes of their own). Its trials open on dashboards of their own (attached or
 replayed) from which Esc comes back; quitting asks whether to stop the sweep or leave it going, and
 the process exits as headless does (0 completed or stopped, 130 interrupted). A trial's sweep
-opened from the Runs screen is shown read-only unless this app drives it.
+opened from the Runs screen is shown read-only unless this app drives it. What the app does about
+sweeps (their screens, the quit question, a hang-up) is a :class:`tui.sweep_host.SweepHost`'s.
 """
 
 from __future__ import annotations
@@ -39,26 +41,25 @@ from textual.app import App, SystemCommand
 from textual.screen import Screen
 
 from tui_train.core import commands as C
-from tui_train.core import config as cfgmod
 from tui_train.core import events as E
 from tui_train.core.config import RunConfig
 from tui_train.core.contract import TrainerLike
 from tui_train.core.heap import settle_heap
 from tui_train.tui import hangup, keys
-from tui_train.tui.format import printable
 from tui_train.tui.options import AppOptions
+from tui_train.tui.run_starter import RunStarter
 from tui_train.tui.screens.dashboard_screen import DashboardScreen
-from tui_train.tui.screens.fork_dialog import ForkDialog
 from tui_train.tui.screens.help_screen import HelpScreen
 from tui_train.tui.screens.launcher_screen import LauncherScreen, find_live_runs
 from tui_train.tui.screens.quit_dialog import DETACH, STOP, QuitDialog
 from tui_train.tui.screens.run_picker import RunPicker
 from tui_train.tui.screens.runs_screen import ReplayDashboard, RunsScreen
-from tui_train.tui.screens.sweep_quit_dialog import LEAVE, SweepQuitDialog
+from tui_train.tui.screens.sweep_quit_dialog import SweepQuitDialog
 from tui_train.tui.screens.sweep_screen import SweepScreen
 from tui_train.tui.screens.trial_dashboard import TrialDashboard, TrialReplay
 from tui_train.tui.session import Ending, RunSession, ThreadDone
-from tui_train.tui.sweep_session import STOP_WAIT, DriverFactory, SweepSession, default_driver_factory
+from tui_train.tui.sweep_host import SweepHost
+from tui_train.tui.sweep_session import DriverFactory, SweepSession, default_driver_factory
 
 if TYPE_CHECKING:
     from tui_train.core.sweep.driver import SweepDriver
@@ -86,9 +87,6 @@ NONFINITE_PAUSE = "train.on_nonfinite=pause"
 can offer roll back / resume / stop (NonFiniteDialog). Guarded by
 tests/functional/test_dashboard_engine.py::test_real_engine_nonfinite_loss_pauses_and_offers_rollback
 and test_dashboard_fake.py::test_launcher_starts_the_run_with_edits (``on_nonfinite == 'pause'``)."""
-
-SWEEP_WATCH = 0.25
-"""Seconds between two looks at a sweep this app drives, once asked to quit when it has stopped."""
 
 QUIT_WAITS_FOR = (E.RunFinished, E.RunFailed)
 """The quit dialog's Stop exits on the first of these (the run is over, its checkpoint saved)."""
@@ -159,7 +157,7 @@ class TrainApp(App[int]):
     run_dir = _of_session("run_dir", "The current run's directory (from RunStarted).")
     detached = _of_session("detached", "This app left the current run training.", settable=True)
     stop_requested = _of_session("stop_requested", "Stop was asked of the current (detachable) run.", settable=True)
-    replaying = _of_session("replay", "The current dashboard replays a finished run (:meth:`replay_run`).")
+    replaying = _of_session("replay", "The current dashboard replays a finished run (:meth:`RunStarter.replay`).")
     run_active = _of_session("run_active", "A run was started and has not ended (:attr:`RunSession.run_active`).")
     detachable = _of_session("detachable", "The current run's trainer can be left going.")
     failed = _of_session("failed", "The last run failed.")
@@ -172,14 +170,11 @@ class TrainApp(App[int]):
         super().__init__()
         self.options = options
         """What the command line asked: what to open on, where runs live, what a hang-up does."""
-        self.trainer_factory: TrainerFactory = trainer_factory or default_trainer_factory(
-            options.runs_dir, options.resume, options.overrides, options.preset)
-        """Builds the trainer for a run (called in the training thread)."""
-        self.attach_factory: AttachFactory = attach_factory or default_attach_factory
-        """Builds the trainer that attaches to a live run (called in the training thread)."""
-        self.fork_factory: Callable[[Path, list[str]], TrainerFactory] = lambda path, changes: default_trainer_factory(
-            options.runs_dir, resume=path, overrides=changes, fork=True)
-        """Builds a fork's trainer factory from (checkpoint, --set changes) (tests inject a fake)."""
+        self.starter = RunStarter(
+            self, trainer_factory or default_trainer_factory(options.runs_dir, options.resume, options.overrides, options.preset),
+            attach_factory or default_attach_factory,
+            lambda path, changes: default_trainer_factory(options.runs_dir, resume=path, overrides=changes, fork=True))
+        """Starts, attaches to, replays and forks runs (its factories build their trainers)."""
         self.handle_signals = False
         """Install SIGHUP/SIGTERM handlers (run_tui sets it; tests do not)."""
         self.session = RunSession()
@@ -193,9 +188,15 @@ class TrainApp(App[int]):
         """Preset of the last run started."""
         self.events_handled = 0
         """Events drained so far (tests wait on it)."""
-        self.sweep: SweepSession | None = None if options.sweep is None else SweepSession(
-            options.sweep, sweep_driver or default_driver_factory(options.sweep))
-        """The sweep this app drives (``options.sweep``; its driver built by ``sweep_driver(say, changed)``), or None."""
+        self.sweep_host = SweepHost(self, None if options.sweep is None else SweepSession(
+            options.sweep, sweep_driver or default_driver_factory(options.sweep)))
+        """The sweep this app drives (``options.sweep``; its driver built by ``sweep_driver(say, changed)``)
+        as the app shows it, and the sweeps it opens read-only."""
+
+    @property
+    def sweep(self) -> SweepSession | None:
+        """The sweep this app drives, or None (:attr:`SweepHost.session`)."""
+        return self.sweep_host.session
 
     # -- life cycle ------------------------------------------------------------------------------
     def on_mount(self) -> None:
@@ -205,116 +206,68 @@ class TrainApp(App[int]):
             hangup.route_signals(self._on_terminate)
         opt = self.options
         if opt.attach is not None:
-            self.attach_run(opt.attach)
+            self.starter.attach(opt.attach)
         elif opt.live:
             self.pick_live_run(list(opt.live), on_cancel=lambda: self.exit(0, return_code=0))
         elif self.sweep is not None:
-            self.sweep.start()
-            self.push_screen(SweepScreen(self.sweep))
-            self.set_interval(SWEEP_WATCH, self._sweep_ended)
+            self.sweep_host.start()
         elif opt.runs_screen:
             self.show_runs(on_back=lambda: self.exit(0, return_code=0))
         elif opt.lr_find is not None:
-            launcher = self._launcher()
+            launcher = self.new_launcher()
             launcher.lr_options = dict(opt.lr_find)
             self.push_screen(launcher)
             launcher.call_after_refresh(launcher.action_find_lr, opt.config)
         elif opt.config is not None and opt.start_immediately:
             label = opt.preset or (f"resume {opt.resume.name}" if opt.resume else opt.config.name)
-            self.start_run(opt.config, label)
+            self.starter.start(opt.config, label)
         else:
-            self.push_screen(self._launcher())
+            self.push_screen(self.new_launcher())
 
     def on_unmount(self) -> None:
         # quitting the app ends in-thread training (STYLE.md habit 8); a trainer process is left
         # (detached) and goes on, or ends on its own after the Interrupt that Stop sent
         self.session.stop.set()
 
-    # -- starting runs ---------------------------------------------------------------------------
+    # -- starting runs (:class:`RunStarter`) and other screens -------------------------------------
     def on_launcher_screen_start_requested(self, message: LauncherScreen.StartRequested) -> None:
-        self.start_run(message.config, message.preset)
-
-    def start_run(self, config: RunConfig, preset: str) -> None:
-        """Show a fresh dashboard and start training in a daemon thread."""
-        if self.run_active:
-            self.notify("a run is already active", severity="warning")
-            return
-        config = cfgmod.replace(config, **{"train.on_nonfinite": "pause"})  # see NONFINITE_PAUSE
-        self.last_config, self.last_preset = config, preset
-        self._begin(DashboardScreen(preset, config, submit=self.submit), RunSession(lambda: self.trainer_factory(config, preset)))
+        self.starter.start(message.config, message.preset)
 
     @on(RunsScreen.OpenRun)
     def _open_run(self, message: RunsScreen.OpenRun) -> None:
         """Enter on the Runs screen: attach to a live run, replay a finished one."""
-        (self.attach_run if message.live else self.replay_run)(message.run_dir)
-
-    def attach_run(self, run_dir: Path, dashboard: type[DashboardScreen] = DashboardScreen) -> None:
-        """Show a fresh dashboard attached to the live run in ``run_dir``: its history, then the live
-        events (``dashboard``: a trial's, :class:`TrialDashboard`, from the Sweep screen)."""
-        run_dir = Path(run_dir)
-        self._begin(dashboard(run_dir.name, attached=True, submit=self.submit), RunSession(lambda: self.attach_factory(run_dir)))
-
-    def replay_run(self, run_dir: Path, dashboard: type[ReplayDashboard] = ReplayDashboard) -> None:
-        """Show a fresh dashboard replaying the finished run in ``run_dir`` from its files
-        (:class:`core.rundir.replay.ReplayTrainer`: its plots, epochs, events and final status; nothing to
-        steer); Esc there goes back (:meth:`close_replay`). ``dashboard``: a trial's, :class:`TrialReplay`."""
-        from tui_train.core.rundir.replay import ReplayTrainer
-
-        run_dir = Path(run_dir)
-        self._begin(dashboard(run_dir.name, submit=self.submit), RunSession(lambda: ReplayTrainer(run_dir), replay=True))
+        (self.starter.attach if message.live else self.starter.replay)(message.run_dir)
 
     @on(SweepScreen.OpenTrial)
     def _open_trial(self, message: SweepScreen.OpenTrial) -> None:
         """Enter on the Sweep screen: attach to a running trial, replay a finished one; Esc or q there comes back."""
         if message.live:
-            self.attach_run(message.run_dir, TrialDashboard)
+            self.starter.attach(message.run_dir, TrialDashboard)
         else:
-            self.replay_run(message.run_dir, TrialReplay)
+            self.starter.replay(message.run_dir, TrialReplay)
 
     @on(ReplayDashboard.Closed)
     @on(TrialDashboard.Closed)
     def close_replay(self) -> None:
-        """End the replay (it may still be sending), or leave the trial whose dashboard the Sweep
-        screen opened training (this viewer's connection closes; the sweep went on meanwhile), and
-        show the screen under its dashboard (the runs, the sweep): Esc on either, q or d on a trial's."""
-        dashboard, session = self.dashboard, self.session
-        if dashboard is None or not (session.replay or isinstance(dashboard, TrialDashboard)):
-            return
-        self.dashboard = None
-        session.detached = not session.replay  # a trial trains on: the stop event detaches from its process
-        session.stop_training(2.0)
-        self.pump_events()  # the thread's end: the app is idle again at once
-        if session.thread_done:  # else its late end is still taken for a replay's
-            self.session = RunSession()
-        if self.screen is dashboard:
-            self.pop_screen() if len(self.screen_stack) > 2 else self.switch_screen(self._launcher())
+        """Esc on a replay, Esc, q or d on a trial's dashboard: back to the screen under it (:meth:`RunStarter.close_replay`)."""
+        self.starter.close_replay()
 
-    def _begin(self, dashboard: DashboardScreen, session: RunSession, replace: bool = False) -> None:
-        """Make ``session`` the current one, show ``dashboard`` and start the session's thread
-        (``replace``: in place of the screen shown now, e.g. a fork's dashboard instead of its parent's);
-        a notice instead while a run is active."""
-        if self.run_active:
-            self.notify("a run is already active", severity="warning")
-            return
-        self.session, self.dashboard = session, dashboard
-        if replace or isinstance(self.screen, LauncherScreen):
-            self.switch_screen(dashboard)
-        else:
-            self.push_screen(dashboard)
-        session.start()
-        self._push_run_active()
+    @on(DashboardScreen.ForkRequested)
+    def _fork_requested(self) -> None:
+        """f: fork the paused run (:meth:`RunStarter.ask_fork`)."""
+        self.starter.ask_fork()
 
-    # -- other screens ---------------------------------------------------------------------------
     def show_launcher(self, message: str = "") -> None:
         """Back to the launcher (n), with the last run's config selected."""
         if self.run_active:
             self.notify("the run is still active: stop it first (e) or quit (q)", severity="warning")
             return
         self.dashboard = None
-        launcher = self._launcher(message)
+        launcher = self.new_launcher(message)
         self.switch_screen(launcher) if len(self.screen_stack) > 1 else self.push_screen(launcher)
 
-    def _launcher(self, message: str = "") -> LauncherScreen:
+    def new_launcher(self, message: str = "") -> LauncherScreen:
+        """A launcher showing the last run's config (and ``message``) and the live runs."""
         return LauncherScreen(presets_dirs=self.options.presets_dirs, config=self.last_config, preset=self.last_preset,
                               message=message, overrides=self.options.overrides, live=find_live_runs(self.options.runs_dir))
 
@@ -326,7 +279,7 @@ class TrainApp(App[int]):
         """Show the picker of ``runs``; attach to the one chosen (Esc: ``on_cancel``, else stay)."""
         def chosen(run_dir: Path | None) -> None:
             if run_dir is not None:
-                self.attach_run(run_dir)
+                self.starter.attach(run_dir)
             elif on_cancel is not None:
                 on_cancel()
 
@@ -345,47 +298,12 @@ class TrainApp(App[int]):
 
     @on(RunsScreen.OpenSweep)
     def _open_sweep(self, message: RunsScreen.OpenSweep) -> None:
-        """A trial's sweep, from the Runs screen: the one this app drives, else read-only from its
-        sweep.json (refreshed every second; the keys that need a driver say how to drive it)."""
-        sweep_dir = Path(message.sweep_dir)
-        session = self.sweep if self.sweep is not None and _same_path(self.sweep.sweep_dir, sweep_dir) else None
-        if session is None:
-            session = SweepSession(sweep_dir)
-            if not session.poll():
-                self.notify(printable(session.error or f"{sweep_dir}: no sweep record"), severity="error", markup=False)
-                return
-        self.push_screen(SweepScreen(session, closable=True))
+        """w on the Runs screen: a trial's sweep (:meth:`SweepHost.open`)."""
+        self.sweep_host.open(message.sweep_dir)
 
     @on(LauncherScreen.AttachRequested)
     def _attach_requested(self, message: LauncherScreen.AttachRequested) -> None:
         self.pick_live_run(message.runs)
-
-    # -- forking ---------------------------------------------------------------------------------
-    @on(DashboardScreen.ForkRequested)
-    def _fork_requested(self) -> None:
-        """f: a paused run of a process of its own is forked: ask for the changes, save a checkpoint
-        ('fork'), leave this run paused (it stays attachable) and start the fork from that checkpoint."""
-        session = self.session
-        if refused := session.fork_refusal():
-            self.notify(refused, severity="warning")
-            return
-
-        def answered(changes: list[str] | None) -> None:
-            if changes is None or not session.run_active:
-                return
-            session.ask_fork(changes)  # its checkpoint leaves the parent: _thread_ended then starts the fork
-            if self.dashboard is not None:
-                self.dashboard.note("fork: saving a checkpoint…")
-
-        step = self.dashboard.step if self.dashboard is not None else 0  # the latest step shown
-        self.push_screen(ForkDialog(Path(session.run_dir) if session.run_dir else None, step), answered)
-
-    def _start_fork(self, parent: RunSession) -> None:
-        """The parent's thread has ended (this app left it paused): the fork starts, on a new dashboard."""
-        make = self.fork_factory(parent.fork.checkpoint, list(parent.fork.changes))
-        self._begin(DashboardScreen(f"fork of {Path(str(parent.run_dir)).name}", submit=self.submit),
-                    RunSession(lambda: make(cfgmod.from_dict({}), "")), replace=True)
-        self.notify(printable(f"forked; the parent stays paused: tui-train attach {parent.run_dir}"), markup=False)
 
     # -- commands and events ---------------------------------------------------------------------
     def submit(self, command: C.Command) -> bool:
@@ -425,27 +343,27 @@ class TrainApp(App[int]):
             return
         session = self.session
         session.follow(ev)
-        self._push_run_active()
+        self.push_run_active()
         if self.dashboard is not None and self.dashboard.ready:
             self.dashboard.apply(ev)
         if session.quit_when_ended and type(ev) in QUIT_WAITS_FOR:
-            self._exit_now()
+            self.exit_now()
 
     def _thread_ended(self) -> None:
         session = self.session
         ending = session.thread_ended()
         if ending is Ending.FORK:
-            self._start_fork(session)
+            self.starter.start_fork(session)
             return
         if ending is Ending.DROPPED and self.dashboard is not None:
             self.dashboard.note("this viewer was disconnected; the run goes on: attach again", style="yellow")
         elif ending is Ending.UNREPORTED and self.dashboard is not None:
             self.dashboard.show_thread_ended(session.status)
-        self._push_run_active()
+        self.push_run_active()
         if session.quit_when_ended:
-            self._exit_now()
+            self.exit_now()
 
-    def _push_run_active(self) -> None:
+    def push_run_active(self) -> None:
         """Tell the dashboard whether commands can be sent now, and whether d can leave the run going."""
         if self.dashboard is not None:
             self.dashboard.set_run_active(self.run_active, self.detachable)
@@ -457,15 +375,10 @@ class TrainApp(App[int]):
         if isinstance(self.screen, QuitDialog | SweepQuitDialog):
             self.screen.dismiss(self.screen.default)  # q (or Ctrl+C) again: Detach or Leave when offered, else Stop
             return
-        sweep = self.sweep
-        if sweep is not None and sweep.running:
-            if sweep.quit_when_ended:  # asked to stop already: q again quits now (the trials end on their own)
-                self._exit_now()
-                return
-            self.push_screen(SweepQuitDialog(sweep.sweep_dir), self._sweep_quit_answered)
+        if self.sweep_host.ask_quit():  # the sweep's question (SweepHost.ask_quit)
             return
         if not self.run_active:
-            self._exit_now()
+            self.exit_now()
             return
 
         def answered(choice: str | None) -> None:
@@ -480,23 +393,6 @@ class TrainApp(App[int]):
         """ctrl+q and the palette's Quit go through the same question."""
         self.action_request_quit()
 
-    def _sweep_quit_answered(self, choice: str | None) -> None:
-        sweep = self.sweep
-        if sweep is None or choice is None:
-            return
-        if choice == LEAVE or not sweep.running:
-            sweep.left = sweep.running
-            self._exit_now()  # an attached trial's connection closes with the stop event: it trains on
-        elif refused := sweep.request_stop(quit_after=True):  # Stop sweep
-            self.notify(printable(refused), severity="warning", markup=False)
-        else:
-            self.notify("stopping the sweep: its running trials save and end; quitting once they have")
-
-    def _sweep_ended(self) -> None:
-        """The sweep's timer: quit once a sweep asked to stop on the way out has ended."""
-        if self.sweep is not None and self.sweep.quit_when_ended and self.sweep.ended:
-            self._exit_now()
-
     @on(DashboardScreen.DetachRequested)
     def detach(self) -> bool:
         """Quit and leave the run training (a detachable trainer only; d on the dashboard); False
@@ -505,7 +401,7 @@ class TrainApp(App[int]):
             self.notify(refused, severity="warning")
             return False
         self.session.detached = True
-        self._exit_now()  # the stop event detaches a trainer process: the connection closes, the run goes on
+        self.exit_now()  # the stop event detaches a trainer process: the connection closes, the run goes on
         return True
 
     def stop_and_quit(self, reason: str = "quit") -> None:
@@ -514,15 +410,16 @@ class TrainApp(App[int]):
         SAVE_BEFORE_QUIT_TIMEOUT anyway (it finishes saving on its own). An in-thread trainer's stop
         event does the same, so the app quits at once and run_tui waits for the thread."""
         if not (self.run_active and self.detachable):
-            self._exit_now()
+            self.exit_now()
             return
         self.session.request_stop(reason)
         if self.dashboard is not None:
             self.dashboard.note("stopping: saving a checkpoint…", style="yellow")
         self.notify("stopping: saving a checkpoint…")
-        self.set_timer(SAVE_BEFORE_QUIT_TIMEOUT, self._exit_now)
+        self.set_timer(SAVE_BEFORE_QUIT_TIMEOUT, self.exit_now)
 
-    def _exit_now(self) -> None:
+    def exit_now(self) -> None:
+        """Quit now with :meth:`exit_code` (the stop event ends an in-thread run, detaches from a process)."""
         self.session.stop.set()
         code = self.exit_code()
         self.exit(code, return_code=code)
@@ -539,19 +436,13 @@ class TrainApp(App[int]):
         # is left going (on_hangup 'detach') or sent Interrupt (on_hangup 'stop': the trainer
         # process saves and ends on its own, and the app quits once the pump sees that end, while
         # the deadline allows); an in-thread run is stopped by the stop event (the engine saves within a step).
-        if self.sweep is not None and self.sweep.running:
-            # as headless: the sweep is interrupted (its trials save and end; 130), and the process
-            # waits for its driver, which waits for them, up to STOP_WAIT
-            self.sweep.hang_up()
-            self.session.hang_up(stop=False)  # an attached trial is left to the driver's Interrupt
-            hangup.start_watchdog(self, time.monotonic() + STOP_WAIT + 2.0)
-            self._exit_now()
+        if self.sweep_host.hang_up():  # a sweep this app drives: interrupted, as headless (SweepHost.hang_up)
             return
         deadline = time.monotonic() + TERMINATE_DEADLINE
         stop_remote = self.session.hang_up(stop=self.options.on_hangup == "stop")
         hangup.start_watchdog(self, deadline, self.session.thread if stop_remote else None)
         if not stop_remote:
-            self._exit_now()
+            self.exit_now()
 
     # -- help and palette ------------------------------------------------------------------------
     def action_help(self) -> None:
@@ -659,11 +550,3 @@ def _say(line: str) -> None:
         print(line)
     except OSError:  # the terminal is gone (hang-up): the run is saved or goes on, say nothing
         pass
-
-
-def _same_path(a: Path, b: Path) -> bool:
-    """``a`` and ``b`` name the same folder (as given when either cannot be resolved)."""
-    try:
-        return Path(a).resolve() == Path(b).resolve()
-    except (OSError, ValueError):
-        return Path(a) == Path(b)
