@@ -8,7 +8,8 @@ then the live events, all through ``apply``: what it shows is the state the even
 The plots are a :class:`tui.widgets.run_plots.RunPlots` (a loop's own series among them, shown once
 they come); the dialogs its keys open are a
 :class:`tui.screens.run_dialogs.RunDialogs`; the question a non-finite pause asks is a
-:class:`tui.screens.nonfinite_dialog.NonFinitePrompt`.
+:class:`tui.screens.nonfinite_dialog.NonFinitePrompt`; its bounded redraw rates are a :class:`Redraws`;
+what t and g change is :mod:`tui.screens.dashboard_layout`'s.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from tui_train.core.config import RunConfig
 from tui_train.core.status import not_saved_text
 from tui_train.tui import keys
 from tui_train.tui.format import printable
+from tui_train.tui.screens.dashboard_layout import SHOW_SCALARS, cycle_details, toggle_plot
 from tui_train.tui.screens.nonfinite_dialog import NonFinitePrompt
 from tui_train.tui.screens.run_dialogs import RunDialogs
 from tui_train.tui.series import is_finite
@@ -59,17 +61,42 @@ NOT_SAVED_TIMEOUT = 24 * 3600.0
 FLUSH_FIRST = (E.EpochMetrics, E.TestMetrics)
 """Events that show the latest step's progress first (the epoch's end after its last step)."""
 
-DETAILS = ("", "-show-table", "-show-system")
-"""What the lower panel shows on a small terminal (t cycles): the event log, the epoch table, the
-system panel. From 120 columns the epochs are always shown and t switches the log and the system
-panel; from 160 columns all three are."""
 
-SHOW_SCALARS = "-scalars"
-"""The screen's class once a loop's own series came (Scalars): their plot is shown, beside the
-others from 120 columns, in the LR plot's place below (app.tcss)."""
+class Redraws:
+    """The dashboard's bounded redraw rates: the latest step's progress and current LR shown at most
+    PANEL_INTERVAL × :attr:`pace` apart (only the latest: :attr:`latest_step`), and the paced
+    widgets' own intervals (plots, table, log) stretched by :attr:`pace`."""
 
-SHOW_LR = "-show-lr"
-"""The screen's class under 120 columns when g brought the LR plot back in place of the loop's series."""
+    def __init__(self) -> None:
+        self.pace = 1
+        """Redraw intervals are multiplied by this: the number of viewers attached (at most
+        MAX_PACE), so that N dashboards on one machine cost about what one does. Keys, dialogs
+        and acknowledgements are not paced."""
+        self.latest_step: E.StepMetrics | None = None
+        """The latest step not shown yet (progress and panel show only the latest)."""
+        self._base_intervals: list[float] | None = None  # the paced widgets' own, before pacing
+        self._last_shown = 0.0
+
+    def set_pace(self, viewers: int, widgets: tuple) -> None:
+        """Pace ``widgets`` (each with a ``min_interval``) for ``viewers`` dashboards attached to the run."""
+        pace = max(1, min(MAX_PACE, int(viewers)))
+        if pace == self.pace:
+            return
+        if self._base_intervals is None:
+            self._base_intervals = [w.min_interval for w in widgets]
+        for widget, base in zip(widgets, self._base_intervals):
+            widget.min_interval = base * pace
+        self.pace = pace
+
+    def step_due(self, force: bool = False) -> E.StepMetrics | None:
+        """The latest step, taken, when it is to be shown now (``force``, or PANEL_INTERVAL × pace
+        after the last shown); else None."""
+        ev = self.latest_step
+        now = time.monotonic()
+        if ev is None or not (force or now - self._last_shown >= PANEL_INTERVAL * self.pace):
+            return None
+        self.latest_step, self._last_shown = None, now
+        return ev
 
 
 class DashboardScreen(Screen):
@@ -123,17 +150,7 @@ class DashboardScreen(Screen):
         """The run can be left going (d is offered), as the app last said."""
         self.confusion: E.ConfusionMatrix | None = None
         """The latest validation's confusion matrix and mistakes (what c shows)."""
-        self.breakpoints: tuple = ()
-        """The run's pending breakpoints, {id, spec} each (RunStarted, BreakpointsChanged): the header and p show them."""
-        self.length_policy = ""
-        """What a length change (E) does to the LR schedule by default, from RunStarted ('': the loop's own length)."""
-        self._latest_step: E.StepMetrics | None = None
-        self._last_panel_update = 0.0
-        self._base_intervals: list[float] | None = None  # the plots' and table's own, before pacing
-        self.pace = 1
-        """Redraw intervals are multiplied by this: the number of viewers attached (at most
-        MAX_PACE), so that N dashboards on one machine cost about what one does. Keys, dialogs
-        and acknowledgements are not paced."""
+        self._redraws = Redraws()  # the progress lines' rate, and the pace
         self._nonfinite = NonFinitePrompt(self, self._submit, asks=self.ASKS_ON_NONFINITE)  # shown by flush()
         self._dialogs = RunDialogs(self, self._submit)  # what l, L, h, e and c open
         self._handlers = self._event_handlers()
@@ -189,9 +206,7 @@ class DashboardScreen(Screen):
         self.query_one("#log").border_title = "events"
         self._system.border_title = "system"
         if self.config is not None:
-            c = self.config
-            self._panel.set_all(
-                {"optimizer": c.optim.name, "lr": c.optim.lr, "batch_size": c.data.batch_size, "epochs": c.train.epochs})
+            self._panel.show_config(self.config)
         self._header.set_status(self.status)
         self._log.say(f"attaching to {self.preset}…" if self.attached else f"starting {self.preset}…")
         self.ready = True
@@ -202,17 +217,15 @@ class DashboardScreen(Screen):
         """The plots (the last, a loop's own series, hidden until they come)."""
         return self._plots.plots
 
+    @property
+    def pace(self) -> int:
+        """Redraw intervals are multiplied by this: the viewers attached, at most MAX_PACE (:attr:`Redraws.pace`)."""
+        return self._redraws.pace
+
     def set_pace(self, viewers: int) -> None:
         """Pace the redraws for ``viewers`` dashboards attached to the run (see :attr:`pace`)."""
         self._header.set_viewers(max(1, int(viewers)))
-        pace = max(1, min(MAX_PACE, int(viewers)))
-        if pace == self.pace:
-            return
-        if self._base_intervals is None:
-            self._base_intervals = [w.min_interval for w in (*self.plots, self._table, self._log)]
-        for widget, base in zip((*self.plots, self._table, self._log), self._base_intervals):
-            widget.min_interval = base * pace
-        self.pace = pace
+        self._redraws.set_pace(viewers, (*self.plots, self._table, self._log))
 
     def refresh_plots(self, force: bool = False) -> None:
         """Redraw the plots whose data changed (rate-limited unless forced)."""
@@ -252,7 +265,7 @@ class DashboardScreen(Screen):
         if kind is E.StepMetrics:
             self._on_step(ev)
             return  # the hot path: no log line per step
-        if self._latest_step is not None and kind in FLUSH_FIRST:
+        if self._redraws.latest_step is not None and kind in FLUSH_FIRST:
             # keep the order: the epoch's end shows after its last step (only the progress: a
             # whole flush per epoch would cost an attached viewer replaying 1000s of epochs seconds)
             self._show_latest_step(force=True)
@@ -270,7 +283,7 @@ class DashboardScreen(Screen):
         device = ev.device if ev.world_size <= 1 else f"{ev.device} × {ev.world_size} processes"
         self._header.set_run(ev.preset, device, ev.run_dir)
         self._progress.set_plan(ev.epochs, ev.total_steps, ev.start_step, ev.start_epoch, ev.task, ev.steps_per_epoch, ev.max_steps)
-        self.length_policy = ev.length_policy
+        self._dialogs.length_policy = ev.length_policy
         self._show_breakpoints(ev.breakpoints)
         self._table.set_task(ev.task)
         self._plots.set_task(ev.task)
@@ -311,7 +324,7 @@ class DashboardScreen(Screen):
 
     def _on_step(self, ev: E.StepMetrics) -> None:
         self._plots.add_step(ev)
-        self._latest_step = ev  # progress and panel show only the latest: see flush()
+        self._redraws.latest_step = ev  # progress and panel show only the latest: see flush()
 
     def flush(self, force: bool = False) -> None:
         """After a drained batch: show the latest step's progress (at most PANEL_INTERVAL apart),
@@ -323,12 +336,9 @@ class DashboardScreen(Screen):
         self.refresh_plots()
 
     def _show_latest_step(self, force: bool = False) -> None:
-        """The latest step's progress and current LR (at most PANEL_INTERVAL apart unless forced)."""
-        ev = self._latest_step
-        now = time.monotonic()
-        if ev is not None and (force or now - self._last_panel_update >= PANEL_INTERVAL * self.pace):
-            self._latest_step = None
-            self._last_panel_update = now
+        """The latest step's progress and current LR (at most PANEL_INTERVAL × pace apart unless forced)."""
+        ev = self._redraws.step_due(force)
+        if ev is not None:
             self._progress.set_step(ev.step, ev.epoch, ev.epoch_progress, ev.samples_per_second, ev.elapsed)
             if is_finite(ev.lr):
                 self._panel.set_value("lr_now", ev.lr)
@@ -352,8 +362,8 @@ class DashboardScreen(Screen):
             self._progress.set_length(ev.key, int(ev.new))
 
     def _show_breakpoints(self, pending: tuple) -> None:
-        self.breakpoints = tuple(pending)
-        self._header.set_breakpoints(self.breakpoints)
+        self._dialogs.breakpoints = tuple(pending)  # what p shows
+        self._header.set_breakpoints(self._dialogs.breakpoints)
 
     # -- actions (they submit commands; the screen changes when events come back) ---------------
     def _submit(self, command: C.Command) -> None:
@@ -399,11 +409,11 @@ class DashboardScreen(Screen):
 
     def action_set_length(self) -> None:
         """E: change the run's length (epochs or max_steps) and the LR schedule's policy."""
-        self._dialogs.set_length({"epochs": self._progress.epochs, "max_steps": self._progress.max_steps}, self.length_policy)
+        self._dialogs.set_length({"epochs": self._progress.epochs, "max_steps": self._progress.max_steps})
 
     def action_breakpoints(self) -> None:
         """p: add a breakpoint, or clear the pending ones."""
-        self._dialogs.edit_breakpoints(self.breakpoints)
+        self._dialogs.edit_breakpoints()
 
     def action_early_stop(self) -> None:
         self._dialogs.confirm_early_stop()
@@ -413,24 +423,12 @@ class DashboardScreen(Screen):
         self._dialogs.show_confusion(self.confusion, self.run_task)
 
     def action_toggle_details(self) -> None:
-        """Small terminals show the log, the epoch table or the system panel; t cycles (see DETAILS)."""
-        shown = next((c for c in DETAILS if c and self.has_class(c)), "")
-        cycle = ("", "-show-system") if self.has_class("-wide") else DETAILS  # wide: the epochs are always there
-        following = cycle[(cycle.index(shown) + 1) % len(cycle)] if shown in cycle else ""
-        self.remove_class(*(c for c in DETAILS if c))
-        if following:
-            self.add_class(following)
+        """Small terminals show the log, the epoch table or the system panel; t cycles (:func:`dashboard_layout.cycle_details`)."""
+        cycle_details(self)
 
     def action_toggle_plot(self) -> None:
-        """g: under 120 columns, the LR plot or the loop's own series in the third place (see SHOW_LR)."""
-        if not self.has_class(SHOW_SCALARS):
-            self.app.notify("this run logs no series of its own (run.log names other than loss, accuracy, val_* "
-                            "and epoch): the learning rate stays", severity="information", markup=False)
-            return
-        if not self.has_class("-narrow"):
-            self.app.notify("from 120 columns the learning rate and your series are both shown", markup=False)
-            return
-        self.toggle_class(SHOW_LR)
+        """g: under 120 columns, the LR plot or the loop's own series in the third place (:func:`dashboard_layout.toggle_plot`)."""
+        toggle_plot(self)
 
     def action_new_run(self) -> None:
         self.post_message(self.NewRunRequested())

@@ -4,7 +4,8 @@ Each answer is submitted as the command it stands for (l: SetLearningRate, h: Se
 e: Stop, L: FindLearningRate then SetLearningRate, E: SetRunLength, p: AddBreakpoint or ClearBreakpoints);
 the screens that show something the run sends later (the LR range test's curve, the latest
 confusion matrix) are fed by the dashboard while open.
-The dashboard decides whether a key applies now (its ``check_action``); nothing here reads its state.
+The dashboard decides whether a key applies now (its ``check_action``); nothing here reads its state:
+it hands over what the dialogs open on (the pending breakpoints and the length policy, as events bring them).
 """
 
 from __future__ import annotations
@@ -25,8 +26,9 @@ from tui_train.tui.screens.lr_find_screen import LrFindScreen
 
 
 class RunDialogs:
-    """One dashboard's key dialogs: what each opens, which command its answer submits, and the
-    screens still waiting for the run (:attr:`lr_find`, :attr:`confusion`)."""
+    """One dashboard's key dialogs: what each opens, which command its answer submits, what p and E
+    open on (:attr:`breakpoints`, :attr:`length_policy`), and the screens still waiting for the run
+    (:attr:`lr_find`, :attr:`confusion`)."""
 
     def __init__(self, screen: Screen, submit: Callable[[C.Command], object]) -> None:
         self.screen = screen
@@ -37,6 +39,11 @@ class RunDialogs:
         """The LR range test's screen (L), while open: it waits for the run's curve."""
         self.confusion: ConfusionScreen | None = None
         """The confusion screen (c), while open: it follows each new validation."""
+        self.breakpoints: tuple = ()
+        """The run's pending breakpoints, {id, spec} each, as the dashboard last heard (RunStarted,
+        BreakpointsChanged): what p shows."""
+        self.length_policy = ""
+        """What a length change (E) does to the LR schedule by default, from RunStarted ('': the loop's own length)."""
 
     def set_learning_rate(self, base_lr: float | None) -> None:
         """l: ask for a new base learning rate (``base_lr`` shown first); submit SetLearningRate."""
@@ -78,20 +85,20 @@ class RunDialogs:
                 self.submit(C.SetHyperparameter(result[0], result[1]))
         self.screen.app.push_screen(HyperparameterDialog(values), done)
 
-    def set_length(self, current: dict, policy: str) -> None:
+    def set_length(self, current: dict) -> None:
         """E: the run's new length (``current``: its epochs and max_steps now) under a policy (the
-        run's default ``policy`` first); submit SetRunLength."""
+        run's default, :attr:`length_policy`, first); submit SetRunLength."""
         def done(result: tuple[str, int, str] | None) -> None:
             if result is not None:
                 self.submit(C.SetRunLength(*result))
-        self.screen.app.push_screen(LengthDialog(current, policy), done)
+        self.screen.app.push_screen(LengthDialog(current, self.length_policy), done)
 
-    def edit_breakpoints(self, pending: tuple) -> None:
-        """p: the ``pending`` breakpoints, and a line to add one or clear them; submit what was typed."""
+    def edit_breakpoints(self) -> None:
+        """p: the :attr:`breakpoints` pending, and a line to add one or clear them; submit what was typed."""
         def done(command: C.Command | None) -> None:
             if command is not None:
                 self.submit(command)
-        self.screen.app.push_screen(BreakpointsDialog(pending), done)
+        self.screen.app.push_screen(BreakpointsDialog(self.breakpoints), done)
 
     def confirm_early_stop(self) -> None:
         """e: ask first; submit Stop."""

@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from rich.table import Table
 from rich.text import Text
 from textual.widgets import Static
 
 from tui_train.tui import format as fmt
+
+if TYPE_CHECKING:
+    from tui_train.core.config import RunConfig
 
 LIVE_MARK = "✎"
 """Marks a hyperparameter that can be changed while training (keys l, [, ], h)."""
@@ -37,6 +42,10 @@ class HyperparameterPanel(Static):
         merged = {"lr_now": values.get("lr"), **values}
         self.values = {k: merged[k] for k in first if k in merged} | {k: v for k, v in merged.items() if k not in first}
         self._show()
+
+    def show_config(self, c: RunConfig) -> None:
+        """Before RunStarted: what the run's config says (optimizer, lr, batch size, epochs)."""
+        self.set_all({"optimizer": c.optim.name, "lr": c.optim.lr, "batch_size": c.data.batch_size, "epochs": c.train.epochs})
 
     def set_value(self, key: str, value: object) -> None:
         """One value changed (CommandApplied, StepMetrics)."""
