@@ -8,8 +8,8 @@ named in the info line), o or a header click sorts, g groups the rows by sweep, 
 (a live one attached, a finished one replayed from its files on a :class:`ReplayDashboard`), space
 marks runs for v (their curves on shared axes: :class:`tui.screens.overlay_screen.OverlayScreen`)
 and c (where their configs differ), w opens a trial's sweep (:class:`RunsScreen.OpenSweep`, for the
-app), N edits a run's tags and note (:class:`tui.screens.notes_dialog.NotesDialog`), x deletes a
-finished run after asking. Keys come from :data:`tui.keys.RUNS_KEYS`.
+app), N edits a run's tags and note, x deletes a finished run after asking (both
+:class:`tui.screens.run_edits.RunEdits`). Keys come from :data:`tui.keys.RUNS_KEYS`.
 """
 
 from __future__ import annotations
@@ -35,13 +35,12 @@ from textual.widgets import DataTable, Footer, Input, Label, Static
 from tui_train.core import commands as C
 from tui_train.core.headline import headline_value
 from tui_train.core.rundir.filters import Filter, FilterError, parse_filter, search_text
-from tui_train.core.rundir.notes import NotesError, read_notes, write_notes
-from tui_train.core.rundir.runs import RunRow, config_diff, delete_run, list_runs, read_row
+from tui_train.core.rundir.runs import RunRow, config_diff, list_runs, read_row
 from tui_train.core.sweep.record import SWEEP_FILE
 from tui_train.tui import format as fmt
 from tui_train.tui import keys
-from tui_train.tui.screens.confirm_dialog import YES, ConfirmDialog
 from tui_train.tui.screens.dashboard_screen import DashboardScreen
+from tui_train.tui.screens.run_edits import RunEdits
 
 COLUMNS: tuple[tuple[str, str, str], ...] = (
     ("", "mark", ""),
@@ -302,6 +301,7 @@ class RunsScreen(Screen[None]):
         self.reloads = 0
         """How many times the rows were read (tests wait on it)."""
         self._filter_timer = None
+        self._edits = RunEdits(self)  # what N and x change in a run's folder
 
     # -- layout and data ------------------------------------------------------------------------
     def compose(self) -> ComposeResult:
@@ -569,49 +569,11 @@ class RunsScreen(Screen[None]):
         self.post_message(self.OpenSweep(found))
 
     def action_edit_notes(self) -> None:
-        """N: edit the run's tags and note (a dialog); saved to its notes.json (live or finished alike)."""
-        from tui_train.tui.screens.notes_dialog import NotesDialog
-
-        row = self.selected
-        if row is None:
-            return
-        run_dir = Path(row.run_dir)
-        notes = read_notes(run_dir)
-
-        def answered(edit: tuple[tuple[str, ...], str] | None) -> None:
-            if edit is None:
-                return
-            try:
-                write_notes(run_dir, tags=edit[0], note=edit[1])
-            except (NotesError, OSError) as exc:
-                self.notify(fmt.printable(f"{row.name}: notes not saved: {str(exc).splitlines()[0]}"), severity="error",
-                            markup=False)
-                return
-            self.reload()
-
-        self.app.push_screen(NotesDialog(row.name, notes), answered)
+        """N: edit the run's tags and note (a dialog); saved to its notes.json (:meth:`RunEdits.edit_notes`)."""
+        if self.selected is not None:
+            self._edits.edit_notes(self.selected)
 
     def action_delete_run(self) -> None:
-        """x / delete: delete the run's folder after asking; a live run is refused."""
-        row = self.selected
-        if row is None:
-            return
-        if row.live:
-            self.notify(fmt.printable(f"{row.name} is live: stop it first (tui-train ctl {row.run_dir} stop)"), severity="warning",
-                        markup=False)
-            return
-
-        def answered(choice: str | None) -> None:
-            if choice != YES:
-                return
-            try:
-                delete_run(Path(row.run_dir))
-            except (ValueError, OSError) as exc:
-                self.notify(fmt.printable(str(exc).splitlines()[0]), severity="error", markup=False)
-            else:
-                self.notify(fmt.printable(f"deleted {row.name}"), markup=False)
-            self.reload()
-
-        self.app.push_screen(ConfirmDialog(
-            "Delete this run?", f"{row.name}: its folder and everything in it (checkpoints too) is removed. "
-            "This cannot be undone.", yes="Delete"), answered)
+        """x / delete: delete the run's folder after asking; a live run is refused (:meth:`RunEdits.delete`)."""
+        if self.selected is not None:
+            self._edits.delete(self.selected)
