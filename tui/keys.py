@@ -81,6 +81,8 @@ DASHBOARD_KEYS: tuple[KeyAction, ...] = (
     KeyAction("s", "save_checkpoint", "Save", "save a checkpoint now (the event log shows its path)",
               "Save checkpoint", "Save a checkpoint now", needs_run=True),
     KeyAction("v", "validate", "Val", "validate now", "Validate now", "Run validation now", needs_run=True),
+    KeyAction("N", "edit_notes", "Notes", "the run's tags and free-text note (kept in its notes.json; the Runs screen "
+              "shows and filters them: tag=NAME)", "Tags and note", "Edit the run's tags and note", show=False),
     KeyAction("e", "early_stop", "Stop", "early stop: finish the step, evaluate, save, end as EARLY STOPPED (asks first)",
               "Early stop", "Evaluate, save and end as early_stopped", needs_run=True),
     KeyAction("b", "rollback", "Roll back",

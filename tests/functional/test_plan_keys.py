@@ -76,3 +76,32 @@ async def test_e_changes_the_length_and_p_adds_and_clears_breakpoints(tmp_path):
         await pilot.press("enter")
         await wait_for(pilot, lambda: fake.commands[-1] == C.ClearBreakpoints(0))
         await wait_for(pilot, lambda: "⏸" not in header(app), what="no breakpoints pending")
+
+
+@run_async
+async def test_n_on_the_dashboard_edits_the_runs_tags_and_note(tmp_path):
+    """N (issue 24: 'a key in the dashboard and the Runs screen'): the run's notes.json, written by
+    core.rundir.notes; text from outside stays literal, a bad tag is refused in the dialog."""
+    from tui_train.core.rundir.notes import read_notes
+    from tui_train.tui.screens.notes_dialog import NotesDialog
+
+    run_dir = tmp_path / "runs" / "20260101-000000-tiny"
+    run_dir.mkdir(parents=True)
+    (run_dir / "config.toml").write_text("")
+    app, fakes = fake_app(tmp_path, epochs=3, steps_per_epoch=100, run_dir=str(run_dir))
+    async with app.run_test(size=SIZE) as pilot:
+        await started(pilot, fakes)
+        await pilot.press("N")
+        await wait_for(pilot, lambda: isinstance(app.screen, NotesDialog))
+        app.screen.query_one("#notes-tags", Input).value = "baseline " + "x" * 200  # longer than a tag may be
+        app.screen.query_one("#notes-tags", Input).focus()
+        await pilot.press("enter")
+        await settle(pilot)
+        assert isinstance(app.screen, NotesDialog)
+        assert "longer than" in str(app.screen.query_one("#notes-error", Static).render())
+        app.screen.query_one("#notes-tags", Input).value = "baseline warm"
+        app.screen.query_one("#notes-note", Input).value = "lr [/bold] too high?"
+        await pilot.press("enter")
+        await wait_for(pilot, lambda: not isinstance(app.screen, NotesDialog))
+    notes = read_notes(run_dir)
+    assert notes.tags == ("baseline", "warm") and notes.note == "lr [/bold] too high?"

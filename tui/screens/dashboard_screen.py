@@ -283,7 +283,7 @@ class DashboardScreen(Screen):
         device = ev.device if ev.world_size <= 1 else f"{ev.device} × {ev.world_size} processes"
         self._header.set_run(ev.preset, device, ev.run_dir)
         self._progress.set_plan(ev.epochs, ev.total_steps, ev.start_step, ev.start_epoch, ev.task, ev.steps_per_epoch, ev.max_steps)
-        self._dialogs.length_policy = ev.length_policy
+        self._dialogs.length_policy, self._dialogs.run_dir = ev.length_policy, ev.run_dir
         self._show_breakpoints(ev.breakpoints)
         self._table.set_task(ev.task)
         self._plots.set_task(ev.task)
@@ -414,6 +414,10 @@ class DashboardScreen(Screen):
     def action_breakpoints(self) -> None:
         """p: add a breakpoint, or clear the pending ones."""
         self._dialogs.edit_breakpoints()
+
+    def action_edit_notes(self) -> None:
+        """N: the run's tags and note (its notes.json; the Runs screen's N edits the same)."""
+        self._dialogs.edit_notes()
 
     def action_early_stop(self) -> None:
         self._dialogs.confirm_early_stop()

@@ -11,6 +11,7 @@ it hands over what the dialogs open on (the pending breakpoints and the length p
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
 
 from textual.screen import Screen
 
@@ -44,6 +45,8 @@ class RunDialogs:
         BreakpointsChanged): what p shows."""
         self.length_policy = ""
         """What a length change (E) does to the LR schedule by default, from RunStarted ('': the loop's own length)."""
+        self.run_dir = ""
+        """The run directory, from RunStarted: where N's tags and note are kept ('' before it)."""
 
     def set_learning_rate(self, base_lr: float | None) -> None:
         """l: ask for a new base learning rate (``base_lr`` shown first); submit SetLearningRate."""
@@ -99,6 +102,30 @@ class RunDialogs:
             if command is not None:
                 self.submit(command)
         self.screen.app.push_screen(BreakpointsDialog(self.breakpoints), done)
+
+    def edit_notes(self) -> None:
+        """N: edit the run's tags and note (:class:`tui.screens.notes_dialog.NotesDialog`), written
+        to its notes.json by :func:`core.rundir.notes.write_notes` (no trainer involved: a replay's
+        and a live run's alike); a failure to write is said, never raised."""
+        from tui_train.core.rundir.notes import NotesError, read_notes, write_notes
+        from tui_train.tui.screens.notes_dialog import NotesDialog
+
+        if not self.run_dir:
+            self.screen.notify("no run yet: tags and notes belong to a run directory", severity="warning")
+            return
+        run_dir = Path(self.run_dir)
+
+        def done(edit: tuple[tuple[str, ...], str] | None) -> None:
+            if edit is None:
+                return
+            try:
+                write_notes(run_dir, tags=edit[0], note=edit[1])
+            except (NotesError, OSError) as e:
+                self.screen.notify(f"notes not saved: {e}", severity="error", markup=False)
+                return
+            self.screen.notify(f"tags and note saved in {run_dir.name}", markup=False)
+
+        self.screen.app.push_screen(NotesDialog(run_dir.name, read_notes(run_dir)), done)
 
     def confirm_early_stop(self) -> None:
         """e: ask first; submit Stop."""
