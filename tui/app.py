@@ -30,6 +30,7 @@ sweeps (their screens, the quit question, a hang-up) is a :class:`tui.sweep_host
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import time
 from collections.abc import Callable, Iterable
@@ -273,7 +274,8 @@ class TrainApp(App[int]):
 
     def show_runs(self, on_back: Callable[[], object] | None = None) -> None:
         """Show the Runs screen (every run under the runs directory); Esc there: ``on_back``, else the screen under it."""
-        self.push_screen(RunsScreen(self.options.runs_dir), lambda _: on_back() if on_back is not None else None)
+        query, self.options = self.options.runs_query, dataclasses.replace(self.options, runs_query="")  # the first opening's
+        self.push_screen(RunsScreen(self.options.runs_dir, query=query), lambda _: on_back() if on_back is not None else None)
 
     def pick_live_run(self, runs: list, on_cancel: Callable[[], object] | None = None) -> None:
         """Show the picker of ``runs``; attach to the one chosen (Esc: ``on_cancel``, else stay)."""
@@ -461,7 +463,8 @@ def build_app(*, config: RunConfig | None = None, preset: str | None = None, run
               start_immediately: bool = False, resume: Path | None = None,
               overrides: list[str] | tuple = (), attach: Path | None = None, live: list | None = None,
               on_hangup: str = "detach", attach_factory: AttachFactory | None = None, runs_screen: bool = False,
-              lr_find: dict | None = None, sweep: Path | None = None, sweep_driver: DriverFactory | None = None) -> TrainApp:
+              lr_find: dict | None = None, sweep: Path | None = None, sweep_driver: DriverFactory | None = None,
+              runs_query: str = "") -> TrainApp:
     """The one factory: the app with its engine injected (``trainer_factory(config, preset)``).
 
     Without a config, or with ``start_immediately=False``, it opens on the launcher; with a config
@@ -472,7 +475,8 @@ def build_app(*, config: RunConfig | None = None, preset: str | None = None, run
     ``attach_factory(run_dir)`` (default: ``core.live.remote.RemoteTrainer(attach=run_dir)``); else
     ``live`` (live runs, e.g. ``core.run.endpoint.live_runs()``) opens on a picker of them (Esc quits).
     ``on_hangup`` ('detach' or 'stop') is what SIGHUP/SIGTERM does to a detachable run.
-    ``runs_screen`` (``tui-train runs``) opens on the Runs screen of ``runs_dir`` (Esc quits).
+    ``runs_screen`` (``tui-train runs``) opens on the Runs screen of ``runs_dir`` (Esc quits),
+    filtered by ``runs_query`` (``--filter``) as it opens.
     ``lr_find`` (``tui-train lr-find``: the sweep options) opens on the launcher with the LR range
     test of ``config`` running; Enter there puts its suggestion in the learning rate field.
     ``sweep`` (a sweep folder; ``tui-train sweep``) opens on its Sweep screen with the sweep driven
@@ -481,7 +485,8 @@ def build_app(*, config: RunConfig | None = None, preset: str | None = None, run
     """
     options = AppOptions(config=config, preset=preset, runs_dir=runs_dir, presets_dirs=presets_dirs,
                          start_immediately=start_immediately, resume=resume, overrides=overrides, attach=attach,
-                         live=live or (), on_hangup=on_hangup, runs_screen=runs_screen, lr_find=lr_find, sweep=sweep)
+                         live=live or (), on_hangup=on_hangup, runs_screen=runs_screen, lr_find=lr_find, sweep=sweep,
+                         runs_query=runs_query)
     return TrainApp(options, trainer_factory=trainer_factory, attach_factory=attach_factory, sweep_driver=sweep_driver)
 
 
@@ -489,7 +494,7 @@ def run_tui(*, config: RunConfig | None = None, preset: str | None = None, runs_
             presets_dirs: list[Path] | tuple = (), trainer_factory: TrainerFactory | None = None,
             start_immediately: bool = False, resume: Path | None = None, overrides: list[str] | tuple = (),
             attach: Path | None = None, live: list | None = None, on_hangup: str = "detach",
-            attach_factory: AttachFactory | None = None, runs_screen: bool = False, lr_find: dict | None = None,
+            attach_factory: AttachFactory | None = None, runs_screen: bool = False, runs_query: str = "", lr_find: dict | None = None,
             sweep: Path | None = None, sweep_driver: DriverFactory | None = None) -> int:
     """Run the app in this terminal until the user quits (see :func:`build_app` for the arguments).
 
@@ -501,7 +506,7 @@ def run_tui(*, config: RunConfig | None = None, preset: str | None = None, runs_
     app = build_app(config=config, preset=preset, runs_dir=runs_dir, presets_dirs=presets_dirs,
                     trainer_factory=trainer_factory, start_immediately=start_immediately, resume=resume,
                     overrides=overrides, attach=attach, live=live, on_hangup=on_hangup, attach_factory=attach_factory,
-                    runs_screen=runs_screen, lr_find=lr_find, sweep=sweep, sweep_driver=sweep_driver)
+                    runs_screen=runs_screen, lr_find=lr_find, sweep=sweep, sweep_driver=sweep_driver, runs_query=runs_query)
     app.handle_signals = True
     try:
         app.run()

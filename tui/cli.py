@@ -1110,9 +1110,9 @@ def runs(
     if as_json:
         typer.echo(json.dumps([r.to_json() for r in rows], indent=2))
         return
-    # --filter prints the table: the Runs screen takes its filter as typed (the app opens it unfiltered)
-    if not wanted and sys.stdout.isatty() and os.environ.get("TUI_TRAIN_RUNS_PLAIN", "") in ("", "0"):
-        raise typer.Exit(_run_tui(config=None, preset=None, runs_dir=runs_dir, runs_screen=True))
+    if sys.stdout.isatty() and os.environ.get("TUI_TRAIN_RUNS_PLAIN", "") in ("", "0"):  # the screen, filtered as asked
+        raise typer.Exit(_run_tui(config=None, preset=None, runs_dir=runs_dir, runs_screen=True,
+                                  runs_query=" ".join(filters or [])))
     if not rows:
         say(f"no run under {runs_dir} matches the filter" if wanted else f"no runs under {runs_dir}")
         return

@@ -46,6 +46,8 @@ class AppOptions:
     """'detach' (the run goes on) or 'stop' (Interrupt, save, end) when this terminal hangs up."""
     runs_screen: bool = False
     """Open on the Runs screen (``tui-train runs``; Esc there quits), when not ``attach`` or ``live``."""
+    runs_query: str = ""
+    """The Runs screen's filter as it opens (``tui-train runs --filter``)."""
     lr_find: dict | None = None
     """``tui-train lr-find`` on a terminal: the launcher opens with the LR range test of the
     given config running, with these sweep options (start_lr, end_lr, steps)."""

@@ -290,3 +290,17 @@ def test_log_ticks_are_powers_of_ten_or_one_two_five_steps():
     assert labels == ["0.5", "1"]
     ticks, labels = log_ticks(-12.0, 6.0, 4)
     assert len(ticks) <= 4 and labels[0] == "1e-12"
+
+
+@run_async
+async def test_runs_filter_on_a_terminal_opens_the_screen_filtered(sweeps):
+    """`tui-train runs --filter ...` on a terminal: the Runs screen opens with that filter applied
+    (AppOptions.runs_query), and shows it in its box."""
+    from tui_train.tui.app import build_app
+
+    root, plain, a0, a1, b0 = sweeps
+    app = build_app(runs_dir=root, runs_screen=True, runs_query="lr>=0.05 optimizer=sgd")
+    async with app.run_test(size=SIZE) as pilot:
+        screen = await on_runs(pilot)
+        await wait_for(pilot, lambda: sorted(names(screen)) == sorted([a1.name, b0.name]), what="the filtered rows")
+        assert screen.query_one("#runs-filter", Input).value == "lr>=0.05 optimizer=sgd"
