@@ -39,7 +39,7 @@ def load_into(run: Run, resume: Path) -> dict:
         if file is None:
             raise ValueError(f"tui_train.init(resume={str(resume)!r}): no checkpoint in {folder}")
     try:
-        payload = torch.load(file, map_location="cpu", weights_only=False)
+        payload = torch.load(file, map_location="cpu", weights_only=True)  # never unpickles code (STYLE habit 15)
     except Exception as e:  # noqa: BLE001 - any file torch cannot read (unpickling, truncation, I/O) is bad input
         raise ValueError(f"tui_train.init(resume={str(resume)!r}): cannot read {file}: {first_line(e)}") from None
     if not isinstance(payload, dict) or payload.get("format") != FORMAT:

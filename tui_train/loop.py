@@ -114,7 +114,8 @@ class Run:
         self.save_hook = save_hook
         """The loop's own way to save (see :func:`init`), or None."""
         self.state: dict = {}
-        """Yours: anything JSON- or torch-saveable you want in every checkpoint (and back on resume)."""
+        """Yours: plain values and tensors you want in every checkpoint (and back on resume); checkpoints
+        are read with ``torch.load(weights_only=True)``, which refuses arbitrary objects."""
         self.should_stop = False
         """A viewer asked to stop (early stop, ``ctl stop``, a signal): break out of the loop and call :meth:`finish`."""
         self.should_validate = False

@@ -194,8 +194,10 @@ def test_bad_input_is_one_line(tmp_path):
 
 SCRIPT = textwrap.dedent("""
     import sys, time, torch, tui_train
+    import core, tui  # the user's own packages of these names (issue 23: the example in a user project)
     from torch import nn
-    model = nn.Linear(4, 2)
+    from core.model import Net
+    model = Net()
     opt = torch.optim.SGD(model.parameters(), lr=0.1)
     run = tui_train.init(name="proc", model=model, optimizer=opt, runs_dir="runs", system_interval=0)
     print("textual" in sys.modules, "plotext" in sys.modules, flush=True)
@@ -205,17 +207,24 @@ SCRIPT = textwrap.dedent("""
         loss = nn.functional.cross_entropy(model(x), (x[:, 0] > 0).long())
         opt.zero_grad(); loss.backward(); opt.step()
         run.log({"loss": loss.item()})
+        open("steps.txt", "w").write(str(run.step))  # the user's own progress file: is the loop held?
         if run.should_stop:
             break
         time.sleep(0.002)
     run.finish()
-    print("finished", run.status, flush=True)
+    print("finished", run.status, core.WHO, tui.WHO, flush=True)
 """)
 
 
 def _start(tmp_path: Path) -> tuple[subprocess.Popen, Path]:
     (tmp_path / "train.py").write_text(SCRIPT)
-    proc = subprocess.Popen([sys.executable, "train.py"], cwd=tmp_path, stdout=subprocess.PIPE, text=True)
+    for pkg in ("core", "tui"):
+        (tmp_path / pkg).mkdir()
+        (tmp_path / pkg / "__init__.py").write_text(f"WHO = {'the user' + chr(39) + 's ' + pkg!r}\n")
+    (tmp_path / "core" / "model.py").write_text("from torch import nn\n\n\nclass Net(nn.Sequential):\n"
+                                                "    def __init__(self):\n        super().__init__(nn.Linear(4, 2))\n")
+    proc = subprocess.Popen([sys.executable, "train.py"], cwd=tmp_path, stdout=subprocess.PIPE, text=True,
+                            env={**os.environ, "PYTHONPATH": "."})
     assert proc.stdout.readline().split() == ["False", "False"]  # init imports no UI library
     run_dir = tmp_path / proc.stdout.readline().strip()
     return proc, run_dir
@@ -226,20 +235,62 @@ def _ctl(tmp_path: Path, *words: str) -> subprocess.CompletedProcess:
     return subprocess.run([str(exe), "ctl", *words], cwd=tmp_path, capture_output=True, text=True, timeout=60)
 
 
-def test_a_script_is_steered_with_ctl(tmp_path):
+def _steps(tmp_path: Path) -> int:
+    for _ in range(50):
+        try:
+            return int((tmp_path / "steps.txt").read_text())
+        except (OSError, ValueError):  # being rewritten
+            time.sleep(0.01)
+    raise AssertionError("steps.txt unreadable")
+
+
+def test_a_script_in_a_user_project_is_steered_with_ctl(tmp_path):
     proc, run_dir = _start(tmp_path)
     try:
+        assert _ctl(tmp_path, "pause").returncode == 0
+        held = _steps(tmp_path)
+        time.sleep(0.5)
+        assert _steps(tmp_path) == held  # pause holds the loop inside run.log
         lr = _ctl(tmp_path, "lr", "0.02")
         assert lr.returncode == 0 and "lr 0.1 -> 0.02" in lr.stdout
         clip = _ctl(tmp_path, "set", "grad_clip", "1")
         assert clip.returncode == 1 and "your loop's own" in clip.stdout + clip.stderr
+        saved = _ctl(tmp_path, "save")
+        assert saved.returncode == 0, saved.stdout + saved.stderr
+        assert _ctl(tmp_path, "resume").returncode == 0
+        deadline = time.monotonic() + 30
+        while _steps(tmp_path) == held and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert _steps(tmp_path) > held  # it trains again
         assert _ctl(tmp_path, "stop").returncode == 0
         out, _ = proc.communicate(timeout=60)
     finally:
         proc.kill()
-    assert "finished early_stopped" in out and proc.returncode == 0
+    assert "finished early_stopped the user's core the user's tui" in out and proc.returncode == 0
     summary = json.loads((run_dir / "summary.json").read_text())
     assert summary["status"] == "early_stopped" and summary["final_lr"] == pytest.approx(0.02)
+    manual = next((run_dir / "checkpoints").glob("*-manual.pt"))
+    payload = torch.load(manual, weights_only=True)  # safe to load: plain values and tensors
+    import importlib.util  # the user's class, from their project's file (a bare `import core` is theirs, not the test's)
+
+    spec = importlib.util.spec_from_file_location("users_core_model", tmp_path / "core" / "model.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    net = module.Net()
+    net.load_state_dict(payload["model"])
+    assert payload["optimizer"]["param_groups"][0]["lr"] == pytest.approx(0.02)
+
+
+def test_a_killed_script_leaves_a_run_listed_unfinished_and_attach_says_stale(tmp_path):
+    proc, run_dir = _start(tmp_path)
+    proc.kill()  # kill -9: nothing is finished for it
+    proc.wait(30)
+    exe = str(Path(sys.executable).with_name("tui-train"))
+    listed = subprocess.run([exe, "runs", "--json"], cwd=tmp_path, capture_output=True, text=True, timeout=60)
+    rows = json.loads(listed.stdout)
+    assert [(r["name"], r["status"]) for r in rows] == [(run_dir.name, "unfinished")]
+    attach = subprocess.run([exe, "attach", str(run_dir)], cwd=tmp_path, capture_output=True, text=True, timeout=60)
+    assert attach.returncode == 2 and "stale" in attach.stderr and "Traceback" not in attach.stderr, attach.stderr
 
 
 def test_sigterm_saves_and_ends_interrupted_with_130(tmp_path):
