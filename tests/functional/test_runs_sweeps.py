@@ -298,7 +298,7 @@ async def test_runs_filter_on_a_terminal_opens_the_screen_filtered(sweeps):
     (AppOptions.runs_query), and shows it in its box."""
     from tui_train.tui.app import build_app
 
-    root, plain, a0, a1, b0 = sweeps
+    root, _plain, _a0, a1, b0 = sweeps
     app = build_app(runs_dir=root, runs_screen=True, runs_query="lr>=0.05 optimizer=sgd")
     async with app.run_test(size=SIZE) as pilot:
         screen = await on_runs(pilot)
