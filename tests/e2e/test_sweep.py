@@ -105,22 +105,24 @@ def test_bad_input_is_one_line_and_exit_2(tmp_path):
 
 
 def test_median_pruning_stops_a_trial_that_cannot_keep_up(tmp_path):
-    res = sweep(tmp_path, "--grid", "optim.lr=0.05,0.04,0.000001", "--set", "train.epochs=40", "--prune", "median", "--headless")
+    res = sweep(tmp_path, "--grid", "optim.lr=0.05,0.04,0.000001", "--set", "train.epochs=100", "--prune", "median", "--headless")
     assert res.returncode == 0, res.stdout + res.stderr
     rec = R.load(sweep_dir(tmp_path))
     slow = rec.trials[2]
-    assert slow.status == "pruned" and "worse than the median" in slow.reason and slow.epoch < 40, slow
+    assert slow.status == "pruned" and "worse than the median" in slow.reason and slow.epoch < 100, slow
     assert [t.status for t in rec.trials[:2]] == ["completed", "completed"]
     assert "trial 2 pruned" in res.stdout
 
 
 def test_sigterm_then_resume_loses_and_repeats_nothing_and_a_trial_takes_ctl(tmp_path):
-    proc = start(tmp_path, "--grid", "optim.lr=0.01,0.02,0.03", "--set", "train.epochs=40")
+    # long enough trials that a pause sent after the first epoch finds the trial running on a loaded machine
+    proc = start(tmp_path, "--grid", "optim.lr=0.01,0.02", "--set", "train.epochs=150")
     try:
         trial = wait_for(lambda: running_trial(tmp_path), what="trial 0's first epoch")
         paused = subprocess.run(tui_cmd() + ["ctl", trial.run_dir, "pause"], capture_output=True, text=True, timeout=60)
         assert paused.returncode == 0 and "Pause" in paused.stdout, paused.stdout + paused.stderr
-        assert subprocess.run(tui_cmd() + ["ctl", trial.run_dir, "resume"], capture_output=True, timeout=60).returncode == 0
+        # paused, the trial cannot finish before the signal, however slow the machine: the sweep's
+        # Interrupt ends its pause and the run, saved
         proc.send_signal(signal.SIGTERM)
         out, _ = proc.communicate(timeout=120)
     finally:
@@ -134,15 +136,15 @@ def test_sigterm_then_resume_loses_and_repeats_nothing_and_a_trial_takes_ctl(tmp
                          cwd=tmp_path, timeout=300)
     assert res.returncode == 0, res.stdout + res.stderr
     rec = R.load(sweep_dir(tmp_path))
-    assert rec.state == "completed" and [t.status for t in rec.trials] == ["completed"] * 3
+    assert rec.state == "completed" and [t.status for t in rec.trials] == ["completed"] * 2
     assert Path(rec.trials[trial.number].run_dir) == first and f"trial {trial.number} resumed" in res.stdout  # not started again
     summary = json.loads((first / "summary.json").read_text())
-    assert summary["epochs_completed"] == 40 and summary["earlier"][0]["status"] == "interrupted"
-    assert len(trial_dirs(tmp_path)) == 3
+    assert summary["epochs_completed"] == 150 and summary["earlier"][0]["status"] == "interrupted"
+    assert len(trial_dirs(tmp_path)) == 2
 
 
 def test_a_killed_driver_leaves_its_trials_training_and_resume_adopts_them(tmp_path):
-    proc = start(tmp_path, "--grid", "optim.lr=0.01,0.02", "--set", "train.epochs=30")
+    proc = start(tmp_path, "--grid", "optim.lr=0.01,0.02", "--set", "train.epochs=150")  # seen mid-run however loaded
     try:
         trial = wait_for(lambda: running_trial(tmp_path), what="trial 0's first epoch")
         proc.kill()  # kill -9: no chance to stop anything
@@ -156,7 +158,7 @@ def test_a_killed_driver_leaves_its_trials_training_and_resume_adopts_them(tmp_p
     assert [t.status for t in rec.trials] == ["completed", "completed"]
     adopted = rec.trials[trial.number]
     assert adopted.run_dir == trial.run_dir and len(trial_dirs(tmp_path)) == 2
-    assert adopted.epoch == 30 and len(adopted.values) == 30  # every epoch's value, read again
+    assert adopted.epoch == 150 and len(adopted.values) == 150  # every epoch's value, read again
 
 
 def test_optuna_and_a_second_machine_joining_through_a_journal_file(tmp_path):
