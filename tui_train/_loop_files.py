@@ -4,7 +4,6 @@ config as TOML, the announce file and the script's output under ``tui-train watc
 from __future__ import annotations
 
 import atexit
-import json
 import math
 import os
 import sys
@@ -98,13 +97,6 @@ def _char(c: str) -> str:
     if c in '"\\':
         return "\\" + c
     return f"\\u{ord(c):04x}" if ord(c) < 0x20 or ord(c) == 0x7F else c
-
-
-def write_json(path: Path, value: dict) -> None:
-
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(value), encoding="utf-8")
-    os.replace(tmp, path)
 
 
 class Output:

@@ -39,13 +39,13 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from tui_train._loop_files import FORMAT, Output, config_toml, device_of, load_into, write_json
+from tui_train._loop_files import FORMAT, Output, config_toml, device_of, load_into
 from tui_train._loop_steering import LIVE_KEYS, Steering
 from tui_train.core import events as E
 from tui_train.core.errors import ConfigError, first_line
 from tui_train.core.protocol import MAX_ARG_CHARS, MAX_SCALARS
 from tui_train.core.run.announce import ANNOUNCE_ENV, OUTPUT_ENV
-from tui_train.core.run.checkpoints import run_dir_of
+from tui_train.core.run.checkpoints import run_dir_of, write_json
 from tui_train.core.run.endpoint import Endpoint, EndpointError
 from tui_train.core.run.headless import STOP_DEADLINE
 from tui_train.core.run.notify import Notifier, check_urls, from_env, merged

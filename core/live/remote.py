@@ -12,7 +12,6 @@ hanging. This module imports no torch: the viewer's process stays light.
 
 from __future__ import annotations
 
-import os
 import threading
 import time
 from pathlib import Path
@@ -22,7 +21,7 @@ from tui_train.core import events as E
 from tui_train.core import protocol as P
 from tui_train.core.contract import Sink
 from tui_train.core.live.spawn import spawn, spec_for
-from tui_train.core.run.endpoint import Connection, EndpointError, probe
+from tui_train.core.run.endpoint import Connection, EndpointError, pid_alive, probe
 
 
 class RemoteTrainer:
@@ -192,15 +191,8 @@ class RemoteTrainer:
 
 
 def _alive(pid: int, proc) -> bool:
-    if proc is not None:
-        return proc.poll() is None
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
+    """Our own child by its Popen (a zombie is dead), another process by its pid."""
+    return proc.poll() is None if proc is not None else pid_alive(pid)
 
 
 def _failed(sink: Sink, message: str) -> dict:

@@ -9,6 +9,7 @@ ever carries a final name. No torch.
 
 from __future__ import annotations
 
+import json
 import os
 import re
 from collections.abc import Callable
@@ -40,6 +41,13 @@ def write_atomic(path: Path, write: Callable[[IO[bytes]], None]) -> Path:
             pass
         raise
     return path
+
+
+def write_json(path: Path, value: dict, **dumps) -> Path:
+    """``value`` as a JSON file at ``path``, replaced atomically (:func:`write_atomic`): a reader
+    never sees half of it. ``dumps``: json.dumps options (indent, default...)."""
+    text = json.dumps(value, **dumps) + "\n"
+    return write_atomic(Path(path), lambda f: f.write(text.encode("utf-8")))
 
 
 def _fsync_dir(folder: Path) -> None:

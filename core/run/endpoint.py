@@ -134,7 +134,8 @@ def read_pointer(run_dir: Path) -> Pointer | None:
         return None
 
 
-def _pid_alive(pid: int) -> bool:
+def pid_alive(pid: int) -> bool:
+    """The process ``pid`` exists (a zombie child counts: reap your own with Popen.poll)."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -154,7 +155,7 @@ def probe(run_dir: Path, clean: bool = True) -> tuple[Pointer | None, str]:
     if ptr.host and ptr.host != socket.gethostname():
         return None, f"the run is live on another machine ({ptr.host})"
     why = ""
-    if not _pid_alive(ptr.pid):
+    if not pid_alive(ptr.pid):
         why = f"stale endpoint: trainer pid {ptr.pid} is gone"
     else:
         try:
@@ -167,7 +168,7 @@ def probe(run_dir: Path, clean: bool = True) -> tuple[Pointer | None, str]:
         return ptr, ""
     if clean:
         _unlink(Path(run_dir) / POINTER)
-        if not _pid_alive(ptr.pid):
+        if not pid_alive(ptr.pid):
             _unlink(ptr.socket)
         why += " (cleaned)"
     return None, why

@@ -38,7 +38,7 @@ from tui_train.core import commands as C
 from tui_train.core.config import ConfigError, load_config
 from tui_train.core.errors import first_line
 from tui_train.core.live.spawn import spawn, spec_for
-from tui_train.core.run.endpoint import Connection, EndpointError, probe
+from tui_train.core.run.endpoint import Connection, EndpointError, pid_alive, probe
 from tui_train.core.sweep import record as R
 from tui_train.core.sweep.space import Choice, Range, Space
 
@@ -221,7 +221,7 @@ class SweepDriver:
             summary = _summary(t)
             if summary is not None:
                 self._end(live, _final(summary, ""), str(summary.get("reason", "")), summary)
-            elif t.pid and _alive(t.pid):
+            elif t.pid and pid_alive(t.pid):
                 self._live[t.number] = live
                 self.say(f"trial {t.number} adopted: still training, {t.epoch} epoch(s) done ({t.run_dir})")
             else:
@@ -235,7 +235,7 @@ class SweepDriver:
             if summary is not None:
                 self._end(live, _final(summary, live.asked_stop), str(summary.get("reason", "")), summary)
                 continue
-            running = live.proc.poll() is None if live.proc is not None else _alive(t.pid)
+            running = live.proc.poll() is None if live.proc is not None else pid_alive(t.pid)
             if not running:
                 live.gone_since = live.gone_since or time.monotonic()
                 if time.monotonic() - live.gone_since > 2.0:  # a last look for the summary first
@@ -450,16 +450,6 @@ def _send(run_dir: str, command: C.Command) -> bool:
         return False
     finally:
         conn.close()
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def _size(path: Path) -> int:

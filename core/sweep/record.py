@@ -13,14 +13,14 @@ from __future__ import annotations
 
 import json
 import math
-import os
-import threading
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 # a trial's mark is read by the runs list too, which sits below the sweep layer: defined there, named here
+from tui_train.core.run.checkpoints import write_json as atomic_json
+from tui_train.core.run.runlog import new_run_dir
 from tui_train.core.rundir.runs import TRIAL_FILE as TRIAL_FILE
 from tui_train.core.rundir.runs import read_trial_mark as read_trial_mark
 
@@ -156,25 +156,14 @@ class SweepRecord:
 
 
 def new_sweep_dir(runs_dir: Path, preset: str) -> Path:
-    """Create ``<runs_dir>/<stamp>-sweep-<preset>`` (``-2``... when it exists)."""
-    stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
-    safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in Path(preset).stem)
-    base = Path(runs_dir) / f"{stamp}-sweep-{safe}"
-    path, i = base, 1
-    while True:
-        try:
-            path.mkdir(parents=True, exist_ok=False)
-            return path
-        except FileExistsError:
-            i += 1
-            path = Path(f"{base}-{i}")
+    """Create ``<runs_dir>/<stamp>-sweep-<preset>`` (``-2``... when it exists): a run directory's
+    name (:func:`tui_train.core.run.runlog.new_run_dir`) with ``sweep`` in it."""
+    return new_run_dir(Path(runs_dir), f"sweep-{Path(preset).stem}")
 
 
 def write_json(path: Path, value: dict) -> None:
-    """Replace ``path`` atomically (a temporary file beside it, then os.replace)."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
-    tmp.write_text(json.dumps(value, indent=1, default=str) + "\n", encoding="utf-8")
-    os.replace(tmp, path)
+    """Replace ``path`` atomically (:func:`tui_train.core.run.checkpoints.write_json`)."""
+    atomic_json(path, value, indent=1, default=str)
 
 
 def save(sweep_dir: Path, record: SweepRecord) -> None:
