@@ -155,10 +155,11 @@ def test_a_killed_driver_leaves_its_trials_training_and_resume_adopts_them(tmp_p
         proc.kill()
     assert res.returncode == 0, res.stdout + res.stderr
     rec = R.load(sweep_dir(tmp_path))
-    assert [t.status for t in rec.trials] == ["completed", "completed"]
+    seen = f"{[(t.number, t.status, t.epoch, len(t.values), t.run_dir, t.reason) for t in rec.trials]}\n{res.stdout}"
+    assert [t.status for t in rec.trials] == ["completed", "completed"], seen
     adopted = rec.trials[trial.number]
-    assert adopted.run_dir == trial.run_dir and len(trial_dirs(tmp_path)) == 2
-    assert adopted.epoch == 150 and len(adopted.values) == 150  # every epoch's value, read again
+    assert adopted.run_dir == trial.run_dir and len(trial_dirs(tmp_path)) == 2, (trial.number, trial.run_dir, seen)
+    assert adopted.epoch == 150 and len(adopted.values) == 150, seen  # every epoch's value, read again
 
 
 def test_optuna_and_a_second_machine_joining_through_a_journal_file(tmp_path):
