@@ -220,6 +220,7 @@ class SweepDriver:
             live.replaying = False
             summary = _summary(t)
             if summary is not None:
+                self._read_epochs(live)  # the last epoch may have come since the read above
                 self._end(live, _final(summary, ""), str(summary.get("reason", "")), summary)
             elif t.pid and pid_alive(t.pid):
                 self._live[t.number] = live
@@ -232,7 +233,8 @@ class SweepDriver:
             self._read_epochs(live)
             t = live.trial
             summary = _summary(t)
-            if summary is not None:
+            if summary is not None:  # the summary is written after the last epoch: that epoch may have come since the read
+                self._read_epochs(live)
                 self._end(live, _final(summary, live.asked_stop), str(summary.get("reason", "")), summary)
                 continue
             running = live.proc.poll() is None if live.proc is not None else pid_alive(t.pid)
